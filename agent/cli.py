@@ -1,0 +1,239 @@
+"""Command line: ``egov-agent run|once|check-config|demo|lab``.
+
+Exit codes scripts can rely on: 0 success, 1 a runtime failure (port in use, lab did not start),
+2 an invalid configuration or command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from agent import __version__
+from agent.config import load_config
+from agent.http import DEFAULT_PORT, AgentHTTPServer, Endpoints, parse_listen, serve_in_thread
+from agent.logs import setup_logging
+from agent.service import Agent, ProbeNotAllowed
+from agent.table import render_table
+from agent.yamlsource import ConfigError
+
+log = logging.getLogger("egov-agent")
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROVINCE = REPO_ROOT / "config" / "provinces" / "bac-giang.yml"
+
+
+def _load(path: str):
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} error(s)", file=sys.stderr)
+        return None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    loaded = _load(args.file)
+    if loaded is None:
+        return EXIT_CONFIG
+    c = loaded.config
+    units = sum(1 for _ in _iter_units(c.units))
+    print(f"{args.file}: OK — {c.province.name_vi} ({c.province.code}): {units} units, "
+          f"{len(c.targets)} targets, {len(c.collectors)} collectors, {len(c.kpis)} KPIs")
+    return EXIT_OK
+
+
+def _iter_units(units):
+    for unit in units:
+        yield unit
+        yield from _iter_units(unit.children)
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    if loaded is None:
+        return EXIT_CONFIG
+    agent = Agent(loaded)
+    asyncio.run(agent.collect_once())
+    if args.format == "prometheus":
+        body, _ = agent.exposition.render(None)
+        sys.stdout.write(body.decode())
+    elif args.format == "openmetrics":
+        body, _ = agent.exposition.render("application/openmetrics-text; version=1.0.0")
+        sys.stdout.write(body.decode())
+    else:
+        sys.stdout.write(render_table(agent.evaluate()))
+    return EXIT_OK
+
+
+def _serve(agent: Agent, listen: str) -> AgentHTTPServer | None:
+    host, port = parse_listen(listen)
+    ready = {"done": False}
+    title = f"{agent.loaded.config.province.name_vi} ({agent.loaded.config.province.code})"
+    endpoints = Endpoints(agent.exposition, title, lambda: ready["done"])
+    try:
+        server = AgentHTTPServer((host, port), endpoints)
+    except OSError as exc:
+        log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
+        return None
+    server.ready_flag = ready  # type: ignore[attr-defined]
+    serve_in_thread(server)
+    log.info("listening on http://%s:%d/metrics", host if ":" not in host else f"[{host}]", server.server_address[1])
+    return server
+
+
+async def _run_agent(agent: Agent, server: AgentHTTPServer) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    def first_round() -> None:
+        server.ready_flag["done"] = True  # type: ignore[attr-defined]
+
+    try:
+        await agent.run(stop, first_round)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def run_agent(config_path: str, listen: str) -> int:
+    loaded = _load(config_path)
+    if loaded is None:
+        return EXIT_CONFIG
+    try:
+        parse_listen(listen)
+    except ValueError as exc:
+        print(f"error: --listen: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    agent = Agent(loaded)
+    server = _serve(agent, listen)
+    if server is None:
+        return EXIT_FAILURE
+    try:
+        asyncio.run(_run_agent(agent, server))
+    finally:
+        server.shutdown()
+        server.server_close()
+    log.info("stopped")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return run_agent(args.config, args.listen)
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from agent.lab import run_lab
+
+    if _load(args.config) is None:
+        return EXIT_CONFIG
+    try:
+        control = parse_listen(args.control)
+    except ValueError as exc:
+        print(f"error: --control: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_lab(Path(args.config), Path(args.write_config), control, args.down_ratio, stop)
+
+    asyncio.run(main())
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start the lab for the simulated province, then the agent monitoring it."""
+    province = Path(args.province)
+    if not province.exists():
+        print(f"error: {province}: no such province configuration", file=sys.stderr)
+        return EXIT_CONFIG
+    workdir = Path(tempfile.mkdtemp(prefix="egov-demo-"))
+    agent_config = workdir / "agent.yml"
+    lab = subprocess.Popen([sys.executable, "-m", "agent.cli", "lab", "--config", str(province),
+                            "--write-config", str(agent_config), "--down-ratio", str(args.down_ratio),
+                            "--log-level", args.log_level])
+    try:
+        deadline = time.monotonic() + 60
+        while not agent_config.exists():
+            if lab.poll() is not None:
+                print(f"error: the lab exited with code {lab.returncode}", file=sys.stderr)
+                return EXIT_FAILURE
+            if time.monotonic() > deadline:
+                print("error: the lab did not start within 60 s", file=sys.stderr)
+                return EXIT_FAILURE
+            time.sleep(0.1)
+        log.info("demo: agent config %s; open http://%s/metrics", agent_config, args.listen)
+        return run_agent(str(agent_config), args.listen)
+    finally:
+        lab.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            lab.wait(10)
+        if lab.poll() is None:
+            lab.kill()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="egov-agent", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"egov-agent {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    common.add_argument("--log-format", default="plain", choices=["plain", "json"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", parents=[common], help="run the agent and serve /metrics")
+    p.add_argument("--config", required=True)
+    p.add_argument("--listen", default=f"0.0.0.0:{DEFAULT_PORT}", help=f"HOST:PORT (default :{DEFAULT_PORT})")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check-config", parents=[common], help="validate a configuration and list every error")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("once", parents=[common], help="collect once, print the KPI table or exposition")
+    p.add_argument("--config", required=True)
+    p.add_argument("--format", default="table", choices=["table", "prometheus", "openmetrics"])
+    p.set_defaults(func=cmd_once)
+
+    p = sub.add_parser("demo", parents=[common], help="the simulated province and an agent monitoring it")
+    p.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}")
+    p.add_argument("--province", default=str(DEFAULT_PROVINCE))
+    p.add_argument("--down-ratio", type=float, default=0.03, help="share of simulated targets down at start")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("lab", parents=[common], help="start the simulated province on loopback")
+    p.add_argument("--config", required=True, help="province configuration to simulate")
+    p.add_argument("--write-config", required=True, help="where to write the agent configuration")
+    p.add_argument("--control", default="127.0.0.1:0", help="HOST:PORT of the fault-injection API")
+    p.add_argument("--down-ratio", type=float, default=0.03)
+    p.set_defaults(func=cmd_lab)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    try:
+        return args.func(args)
+    except ProbeNotAllowed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,429 @@
+"""The province configuration: schema (pydantic), cross-checks, and located error reports.
+
+Everything province-specific lives here as data: the administrative hierarchy (any depth, any
+level names), the monitored targets attached to units, collector settings, and the KPIs with their
+citations and targets. ``load_config`` returns a validated :class:`Config` or raises
+:class:`ConfigError` listing every problem at once, each with file, line and key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator, model_validator
+
+from agent.yamlsource import ConfigError, Document, Path_, Problem, format_path, load_document
+from collectors import REGISTRY
+from collectors.base import StrictModel
+
+IDENT = r"^[a-z][a-z0-9_-]*$"
+LABEL_NAME = r"^[a-z][a-z0-9_]*$"
+# Labels the agent itself sets; a hierarchy level cannot reuse them.
+RESERVED_LABELS = frozenset(
+    {"unit", "level", "target", "collector", "kpi", "reason", "phase", "comparator", "origin", "bound",
+     "group", "group_level", "instance", "job", "le", "quantile", "unit_name"}
+)
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def _parse_duration(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 30s, 5m or 1d, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value.strip())):
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    else:
+        raise ValueError(f"expected a duration such as 30s, 5m or 1d, got {value!r}")
+    if seconds <= 0:
+        raise ValueError(f"expected a positive duration, got {value!r}")
+    return seconds
+
+
+def _parse_number(value: Any) -> float:
+    """Numbers as the plans write them: ``90%`` is the ratio 0.9, ``95`` is 95."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number or a percentage, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+        except ValueError:
+            pass
+    raise ValueError(f"expected a number or a percentage such as 90%, got {value!r}")
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+    return name
+
+
+Duration = Annotated[float, BeforeValidator(_parse_duration)]
+Number = Annotated[float, BeforeValidator(_parse_number)]
+Ident = Annotated[str, Field(pattern=IDENT, max_length=80)]
+
+
+class ProvinceSpec(StrictModel):
+    code: Ident
+    name_vi: str
+    name_en: str
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "Asia/Ho_Chi_Minh"
+
+
+class UnitSpec(StrictModel):
+    """An administrative unit or agency. ``generated`` marks names invented for lack of the official list."""
+
+    id: Ident
+    name_vi: str
+    name_en: str | None = None
+    level: str
+    generated: bool = False
+    children: list[UnitSpec] = Field(default_factory=list)
+
+
+class CollectorSpec(StrictModel):
+    interval: Duration = 60.0
+    timeout: Duration = 10.0
+    concurrency: int = Field(32, ge=1, le=10000)
+    jitter: float = Field(0.1, ge=0, le=1, description="Share of the interval used to spread probes.")
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> CollectorSpec:
+        if self.timeout > self.interval:
+            raise ValueError(f"timeout ({self.timeout:g}s) is longer than the interval ({self.interval:g}s)")
+        return self
+
+
+class TargetSpec(StrictModel):
+    id: Ident
+    unit: str
+    collector: str
+    name: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Citation(StrictModel):
+    document: str = Field(description="Document number, e.g. 59/KH-UBND")
+    date: dt.date
+    section: str
+    quote: str = Field(description="The target's text, verbatim from the document")
+    seed: str | None = Field(None, description="File under shared/seeds holding the document")
+
+
+Comparator = Literal[">=", ">", "=", "<=", "<", "range", "approx", "qualitative"]
+
+
+class KpiTarget(StrictModel):
+    """One phase's target. ``approx`` (the plans' «khoảng») is met at or above the value."""
+
+    phase: str
+    deadline: dt.date
+    comparator: Comparator
+    value: Number | None = None
+    low: Number | None = None
+    high: Number | None = None
+    text: str | None = Field(None, description="Qualitative target kept verbatim, e.g. «hầu hết»")
+    origin: Literal["plan", "ops"] = Field(
+        "plan", description="plan: quoted from the plan; ops: the operations team's own objective"
+    )
+
+    @model_validator(mode="after")
+    def _fields_match_comparator(self) -> KpiTarget:
+        if self.comparator == "range":
+            if self.low is None or self.high is None or self.value is not None:
+                raise ValueError("a range target needs low and high (and no value)")
+            if self.low > self.high:
+                raise ValueError("range low is above high")
+        elif self.comparator == "qualitative":
+            if not self.text or self.value is not None or self.low is not None or self.high is not None:
+                raise ValueError("a qualitative target keeps its words in text and has no number")
+        elif self.value is None or self.low is not None or self.high is not None:
+            raise ValueError(f"a {self.comparator!r} target needs a value (and no low/high)")
+        return self
+
+
+class Selector(StrictModel):
+    """Which targets a measure looks at."""
+
+    collector: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    level: str | None = Field(None, description="Count units at this level instead of targets")
+    under: str | None = Field(None, description="Only units below this unit id")
+
+
+class CoverageMeasure(StrictModel):
+    """Share of units at a level (or of targets) that are up: WAN to 230/230 communes."""
+
+    kind: Literal["coverage"]
+    select: Selector
+    unit_up: Literal["any", "all"] = "any"
+    group_by: str | None = Field(None, description="Also export the coverage per unit at this level")
+
+
+class AvailabilityMeasure(StrictModel):
+    kind: Literal["availability"]
+    select: Selector
+    window: Duration = 86400.0
+
+
+class CountMeasure(StrictModel):
+    """How many selected targets are up (the plan's «trên 95 hệ thống»)."""
+
+    kind: Literal["count"]
+    select: Selector
+
+
+class RatioMeasure(StrictModel):
+    kind: Literal["ratio"]
+    source: str = "manual"
+
+
+class ValueMeasure(StrictModel):
+    kind: Literal["value"]
+    source: str = "manual"
+
+
+Measure = Annotated[
+    CoverageMeasure | AvailabilityMeasure | CountMeasure | RatioMeasure | ValueMeasure,
+    Field(discriminator="kind"),
+]
+
+
+class KpiSpec(StrictModel):
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=80)]
+    kpi_class: Literal["direct", "from_system", "manual"] = Field(alias="class")
+    area: str = "other"
+    title_vi: str
+    title_en: str
+    unit: Literal["ratio", "count", "vnd", "value"] = "ratio"
+    citation: Citation | None = None
+    measure: Measure
+    targets: list[KpiTarget] = Field(default_factory=list)
+    stale_after: Duration | None = None
+
+    model_config = StrictModel.model_config | {"populate_by_name": True}
+
+    @field_validator("targets")
+    @classmethod
+    def _sorted_deadlines(cls, targets: list[KpiTarget]) -> list[KpiTarget]:
+        return sorted(targets, key=lambda t: t.deadline)
+
+
+class ManualSpec(StrictModel):
+    file: str
+    stale_after: Duration = 400 * 86400.0
+
+
+class Config(StrictModel):
+    province: ProvinceSpec
+    levels: list[Annotated[str, Field(pattern=LABEL_NAME)]]
+    units: list[UnitSpec]
+    collectors: dict[str, CollectorSpec] = Field(default_factory=dict)
+    targets: list[TargetSpec] = Field(default_factory=list)
+    kpis: list[KpiSpec] = Field(default_factory=list)
+    manual: ManualSpec | None = None
+
+
+# --- error formatting -------------------------------------------------------------------------
+
+_SHOW_INPUT = {"date_from_datetime_parsing", "date_parsing", "date_type", "datetime_parsing",
+               "int_parsing", "float_parsing", "int_type", "float_type", "bool_parsing", "literal_error",
+               "string_pattern_mismatch", "enum"}
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind.startswith("date"):
+        return f"expected a date (YYYY-MM-DD), got {value!r}"
+    if kind in ("int_parsing", "float_parsing", "int_type", "float_type"):
+        return f"expected a number, got {value!r}"
+    if kind == "string_pattern_mismatch":
+        return f"expected lower-case letters, digits, '_' or '-', got {value!r}"
+    if kind == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        return f"unknown kind {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind in _SHOW_INPUT and value is not None:
+        message += f", got {value!r}"
+    return message
+
+
+def _real_path(data: Any, loc: tuple[Any, ...]) -> Path_:
+    """Drop the tagged-union discriminators pydantic inserts into ``loc`` (they are not keys)."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if (isinstance(node, dict) and part in node) or in_list:
+            node = node[part]
+            out.append(part)
+        elif isinstance(node, dict) and isinstance(part, str) and node.get("kind") == part:
+            continue
+        else:
+            out.append(part)
+            node = None
+    return tuple(out)
+
+
+def _problems_from(exc: ValidationError, doc: Document, prefix: Path_ = ()) -> list[Problem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        path = _real_path(_at(doc.data, prefix), error["loc"])
+        full = (*prefix, *path)
+        file, line = doc.locate(full)
+        problems.append(Problem(file, line, format_path(full), _message(error)))
+    return problems
+
+
+def _at(data: Any, path: Path_) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+# --- cross-checks -----------------------------------------------------------------------------
+
+
+def _walk_units(units: list[UnitSpec], path: Path_):
+    for i, unit in enumerate(units):
+        here = (*path, i)
+        yield unit, here
+        yield from _walk_units(unit.children, (*here, "children"))
+
+
+def _duplicates(items: list[tuple[str, Path_]], what: str, doc: Document) -> list[Problem]:
+    counts = Counter(key for key, _ in items)
+    problems = []
+    for key, path in items:
+        if counts[key] > 1:
+            file, line = doc.locate((*path, "id"))
+            problems.append(Problem(file, line, format_path((*path, "id")), f"duplicate {what} id {key!r}"))
+    return problems
+
+
+def _cross_check(config: Config, doc: Document) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def bad(path: Path_, message: str) -> None:
+        file, line = doc.locate(path)
+        problems.append(Problem(file, line, format_path(path), message))
+
+    for i, level in enumerate(config.levels):
+        if level in RESERVED_LABELS:
+            bad(("levels", i), f"level name {level!r} is reserved for a label the agent sets")
+    if len(set(config.levels)) != len(config.levels):
+        bad(("levels",), "level names must be unique")
+
+    units = list(_walk_units(config.units, ("units",)))
+    problems += _duplicates([(u.id, p) for u, p in units], "unit", doc)
+    unit_ids = {u.id for u, _ in units}
+    for unit, path in units:
+        if unit.level not in config.levels:
+            bad((*path, "level"), f"unknown level {unit.level!r}; levels are {config.levels}")
+
+    for name in config.collectors:
+        if name not in REGISTRY:
+            bad(("collectors", name), f"unknown collector {name!r}; known: {sorted(REGISTRY)}")
+
+    problems += _duplicates([(t.id, ("targets", i)) for i, t in enumerate(config.targets)], "target", doc)
+    for i, target in enumerate(config.targets):
+        if target.unit not in unit_ids:
+            bad(("targets", i, "unit"), f"unknown unit {target.unit!r}")
+        if target.collector not in config.collectors:
+            bad(("targets", i, "collector"), f"collector {target.collector!r} is not configured under collectors")
+
+    problems += _duplicates([(k.id, ("kpis", i)) for i, k in enumerate(config.kpis)], "KPI", doc)
+    for i, kpi in enumerate(config.kpis):
+        here = ("kpis", i)
+        select = getattr(kpi.measure, "select", None)
+        if select is not None:
+            if select.collector is not None and select.collector not in config.collectors:
+                bad((*here, "measure", "select", "collector"),
+                    f"collector {select.collector!r} is not configured under collectors")
+            if select.level is not None and select.level not in config.levels:
+                bad((*here, "measure", "select", "level"), f"unknown level {select.level!r}")
+            if select.under is not None and select.under not in unit_ids:
+                bad((*here, "measure", "select", "under"), f"unknown unit {select.under!r}")
+        group_by = getattr(kpi.measure, "group_by", None)
+        if group_by is not None and group_by not in config.levels:
+            bad((*here, "measure", "group_by"), f"unknown level {group_by!r}")
+        source = getattr(kpi.measure, "source", None)
+        if source == "manual" and config.manual is None:
+            bad((*here, "measure", "source"), "source is manual but the configuration has no manual: section")
+        elif source is not None and source != "manual":
+            bad((*here, "measure", "source"), f"unknown source {source!r}")
+        if any(t.origin == "plan" for t in kpi.targets) and kpi.citation is None:
+            bad(here, "a KPI with plan targets needs a citation")
+    return problems
+
+
+def _validate_collectors(config: Config, doc: Document) -> tuple[dict[str, Any], dict[str, Any], list[Problem]]:
+    """Validate each collector's settings and each target's params with that collector's own models."""
+    problems: list[Problem] = []
+    settings: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    for name, spec in config.collectors.items():
+        if name not in REGISTRY:
+            continue
+        try:
+            settings[name] = REGISTRY[name].Settings.model_validate(spec.settings)
+        except ValidationError as exc:
+            problems += _problems_from(exc, doc, ("collectors", name, "settings"))
+    for i, target in enumerate(config.targets):
+        if target.collector not in REGISTRY:
+            continue
+        try:
+            params[target.id] = REGISTRY[target.collector].Params.model_validate(target.params)
+        except ValidationError as exc:
+            problems += _problems_from(exc, doc, ("targets", i, "params"))
+    return settings, params, problems
+
+
+class LoadedConfig:
+    """A validated configuration plus the typed collector settings and target params."""
+
+    def __init__(self, config: Config, source: Path, settings: dict[str, Any], params: dict[str, Any]) -> None:
+        self.config = config
+        self.source = source
+        self.collector_settings = settings
+        self.target_params = params
+
+    def resolve_path(self, name: str) -> Path:
+        """A file named in the configuration, relative to the configuration file."""
+        path = Path(name)
+        return path if path.is_absolute() else self.source.parent / path
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    doc = load_document(path)
+    try:
+        config = Config.model_validate(doc.data)
+    except ValidationError as exc:
+        raise ConfigError(_problems_from(exc, doc)) from None
+    problems = _cross_check(config, doc)
+    settings, params, more = _validate_collectors(config, doc)
+    problems += more
+    if problems:
+        raise ConfigError(problems)
+    return LoadedConfig(config, Path(path).resolve(), settings, params)
+
+
+__all__ = ["Config", "ConfigError", "KpiSpec", "KpiTarget", "LoadedConfig", "Problem", "load_config"]

@@ -1,0 +1,26 @@
+"""Loopback addresses for simulated devices: each unit of the lab province gets its own.
+
+All of 127.0.0.0/8 is local on Linux, so every simulated router or server can have a distinct
+address (and answer ICMP) without touching any real network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+LAB_NETWORK = ipaddress.ip_network("127.77.0.0/16")
+
+
+class AddressPool:
+    def __init__(self, network: ipaddress.IPv4Network = LAB_NETWORK) -> None:
+        self._hosts = network.hosts()
+        self.assigned: dict[str, str] = {}
+
+    def take(self, key: str) -> str:
+        """The same key always gets the same address within one lab."""
+        if key not in self.assigned:
+            try:
+                self.assigned[key] = str(next(self._hosts))
+            except StopIteration:
+                raise RuntimeError("the lab address pool is exhausted") from None
+        return self.assigned[key]

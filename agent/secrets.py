@@ -1,0 +1,74 @@
+"""Secret references (``env:NAME``, ``file:/path``) resolved when the configuration is loaded.
+
+The configuration never holds a secret itself, so it can live in git; the resolved value is
+wrapped in :class:`SecretValue`, whose ``repr`` and ``str`` hide it, so a stray log line or error
+message cannot print it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic_core import core_schema
+
+HIDDEN = "***"
+
+
+class SecretValue:
+    __slots__ = ("_reference", "_value")
+
+    def __init__(self, value: str, reference: str) -> None:
+        self._value = value
+        self._reference = reference
+
+    def reveal(self) -> str:
+        return self._value
+
+    @property
+    def reference(self) -> str:
+        """Where the secret comes from (``env:SNMP_COMMUNITY``): safe to show."""
+        return self._reference
+
+    def __repr__(self) -> str:
+        return f"SecretValue({self._reference!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretValue) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            resolve,
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda s: s.reference),
+        )
+
+
+def resolve(reference: object) -> SecretValue:
+    if isinstance(reference, SecretValue):
+        return reference
+    if not isinstance(reference, str):
+        raise ValueError("must be a secret reference: env:NAME or file:/path")
+    kind, _, name = reference.partition(":")
+    if kind == "env" and name:
+        value = os.environ.get(name)
+        if value is None:
+            raise ValueError(f"environment variable {name} is not set")
+        return SecretValue(value, reference)
+    if kind == "file" and name:
+        try:
+            value = Path(name).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"cannot read secret file {name}: {exc.strerror or exc}") from None
+        return SecretValue(value, reference)
+    # Never echo the value: it may be a secret written in the clear by mistake.
+    raise ValueError("must be a secret reference (env:NAME or file:/path), not a literal value")
+
+
+Secret = SecretValue

@@ -1,0 +1,120 @@
+"""The agent's latest results: written by probes, read by scrapes and the KPI engine.
+
+Probes run on the asyncio loop; scrapes are served from HTTP threads. A lock held only for a dict
+update or a shallow copy keeps the two apart, so a scrape never waits for a probe. Per target the
+store keeps monotonic probe counters (for availability and for Prometheus ``_total`` series) and a
+short, thinned history of them, so availability over a window can be answered without Prometheus.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from collectors.base import ProbeResult
+
+# Upper bounds of the per-collector probe duration histogram, in seconds.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+HISTORY_POINTS = 512  # snapshots kept per target for availability windows
+
+
+@dataclass
+class TargetState:
+    result: ProbeResult | None = None
+    last_probe_time: float = 0.0
+    last_duration: float = 0.0
+    probes_total: int = 0
+    up_total: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    # (unix time, probes_total, up_total), thinned so it spans the longest availability window.
+    history: deque[tuple[float, int, int]] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
+
+    def copy(self) -> TargetState:
+        return TargetState(self.result, self.last_probe_time, self.last_duration, self.probes_total,
+                           self.up_total, Counter(self.failures), self.history)
+
+
+@dataclass
+class CollectorStats:
+    probes_total: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    last_success_time: float = 0.0
+    bucket_counts: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS))
+    duration_sum: float = 0.0
+    skipped_total: int = 0
+
+    def copy(self) -> CollectorStats:
+        return CollectorStats(self.probes_total, Counter(self.errors), self.last_success_time,
+                              list(self.bucket_counts), self.duration_sum, self.skipped_total)
+
+
+class Store:
+    def __init__(self, history_span: float = 86400.0) -> None:
+        self._lock = threading.Lock()
+        self._targets: dict[str, TargetState] = {}
+        self._collectors: dict[str, CollectorStats] = {}
+        self._history_step = max(history_span / (HISTORY_POINTS - 2), 1.0)
+        self.version = 0  # bumped on every change, so renderers can cache
+
+    def record(self, target_id: str, collector: str, result: ProbeResult, duration: float,
+               finished_at: float | None = None) -> None:
+        now = time.time() if finished_at is None else finished_at
+        with self._lock:
+            state = self._targets.setdefault(target_id, TargetState())
+            state.result = result
+            state.last_probe_time = now
+            state.last_duration = duration
+            state.probes_total += 1
+            if result.up:
+                state.up_total += 1
+            else:
+                state.failures[result.reason or "unknown"] += 1
+            if not state.history or now - state.history[-1][0] >= self._history_step:
+                state.history.append((now, state.probes_total, state.up_total))
+
+            stats = self._collectors.setdefault(collector, CollectorStats())
+            stats.probes_total += 1
+            stats.duration_sum += duration
+            index = bisect.bisect_left(DURATION_BUCKETS, duration)
+            if index < len(DURATION_BUCKETS):
+                stats.bucket_counts[index] += 1
+            if result.up:
+                stats.last_success_time = now
+            else:
+                stats.errors[result.reason or "unknown"] += 1
+            self.version += 1
+
+    def record_skip(self, collector: str, missed: int) -> None:
+        """A probe overran its interval and ``missed`` scheduled probes were dropped."""
+        with self._lock:
+            self._collectors.setdefault(collector, CollectorStats()).skipped_total += missed
+            self.version += 1
+
+    def forget(self, keep: set[str]) -> None:
+        """Drop targets no longer configured (after a reload)."""
+        with self._lock:
+            for target_id in set(self._targets) - keep:
+                del self._targets[target_id]
+            self.version += 1
+
+    def snapshot(self) -> tuple[dict[str, TargetState], dict[str, CollectorStats]]:
+        with self._lock:
+            return ({k: v.copy() for k, v in self._targets.items()},
+                    {k: v.copy() for k, v in self._collectors.items()})
+
+
+def window_counts(state: TargetState, window: float, now: float) -> tuple[int, int]:
+    """(up probes, all probes) in the last ``window`` seconds, or since the agent started."""
+    start = now - window
+    baseline: tuple[float, int, int] | None = None
+    for point in state.history:
+        if point[0] <= start:
+            baseline = point
+        else:
+            break
+    if baseline is None:  # the agent has run for less than the window: count from the beginning
+        return (state.up_total, state.probes_total)
+    return (state.up_total - baseline[2], state.probes_total - baseline[1])

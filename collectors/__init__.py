@@ -1,0 +1,11 @@
+"""Registry of collector kinds: the configuration names a kind, the registry gives its class."""
+
+from __future__ import annotations
+
+from collectors.base import Collector
+from collectors.host import HostCollector
+from collectors.tcp import TcpCollector
+
+REGISTRY: dict[str, type[Collector]] = {cls.kind: cls for cls in (HostCollector, TcpCollector)}
+
+__all__ = ["REGISTRY", "Collector"]

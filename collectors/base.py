@@ -1,0 +1,89 @@
+"""The contract between the scheduler and every collector.
+
+A collector probes one kind of thing (a TCP port, a router over SNMP, a host's own resources).
+It is handed one configured target at a time and returns a :class:`ProbeResult`; it never touches
+Prometheus objects, so the exposition can be rendered from the agent's last results at any moment
+without waiting for a probe. The layout mirrors blackbox_exporter's ``prober/``: one file, one
+kind, one ``probe`` coroutine.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+MetricType = Literal["gauge", "counter", "info"]
+
+
+class StrictModel(BaseModel):
+    """Base for every configuration model: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def probe_hosts(self) -> list[str]:
+        """Addresses a probe with these parameters sends traffic to (for the safety allowlist)."""
+        host = getattr(self, "host", None)
+        return [str(host)] if host else []
+
+
+@dataclass(frozen=True)
+class Family:
+    """Metadata of one metric family a collector emits (name without the ``egov_`` prefix).
+
+    ``labels`` are the family's own label names; the scheduler adds the target's identity and
+    administrative hierarchy labels in front of them.
+    """
+
+    name: str
+    type: MetricType
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sample:
+    family: str
+    value: float
+    labels: tuple[str, ...] = ()  # values, in the order of Family.labels
+
+
+@dataclass
+class ProbeResult:
+    """What one probe of one target found.
+
+    ``up`` is the target's health as the KPI engine sees it; ``reason`` names why it is down
+    (``timeout``, ``refused``, ``snmp_no_such_object``...) and becomes a label, so it must be a short
+    fixed word, never free text from the device and never a secret.
+    """
+
+    up: bool
+    reason: str = ""
+    samples: list[Sample] = field(default_factory=list)
+    detail: str = ""  # free text for the log only
+
+
+class Collector(ABC):
+    """One kind of probe. Subclasses set ``kind``, ``Params`` and ``families`` and implement ``probe``.
+
+    ``Params`` validates a target's ``params`` mapping in the configuration; ``Settings`` validates
+    the collector-wide options beyond interval/timeout/concurrency. A collector whose ``probe``
+    blocks (psutil, file reads) must push the work to a thread itself.
+    """
+
+    kind: ClassVar[str]
+    Params: ClassVar[type[StrictModel]]
+    Settings: ClassVar[type[StrictModel]] = StrictModel
+    families: ClassVar[tuple[Family, ...]] = ()
+
+    def __init__(self, settings: StrictModel) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
+        """Probe one target; must return within ``timeout`` seconds or be cancelled."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, most collectors hold nothing
+        """Release sockets, engines and caches when the agent stops or reloads."""

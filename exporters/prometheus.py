@@ -1,0 +1,267 @@
+"""Prometheus exposition of the agent's last results, KPIs and self-metrics.
+
+A prometheus_client custom collector builds every family from a snapshot of the store, so a scrape
+never waits for a probe. The rendered text is cached per store version (and for a few seconds at
+most, since KPI targets and staleness depend on the clock), so many scrapers cost one rendering.
+"""
+
+from __future__ import annotations
+
+import platform
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+
+from agent import __version__
+from agent.kpi import Evaluation, deadline_timestamp
+from agent.store import DURATION_BUCKETS, CollectorStats, Store, TargetState
+from collectors.base import Family
+
+PREFIX = "egov_"
+CACHE_SECONDS = 5.0
+
+
+@dataclass
+class ConfigStatus:
+    """What the last configuration (re)load did, for the self-metrics."""
+
+    province: str = ""
+    source: str = ""
+    success: bool = False
+    success_time: float = 0.0
+    load_time: float = 0.0
+
+
+@dataclass(frozen=True)
+class TargetLabels:
+    collector: str
+    values: tuple[str, ...]  # values for AgentView.target_label_names
+
+
+class AgentView:
+    """Everything the exposition needs to know about the running configuration."""
+
+    def __init__(self, level_names: list[str], targets: dict[str, TargetLabels],
+                 families: dict[str, tuple[Family, ...]], timezone: str,
+                 evaluate: Callable[[dict[str, TargetState]], list[Evaluation]]) -> None:
+        self.target_label_names = ("collector", "target", "unit", "level", *level_names)
+        self.targets = targets
+        self.families = families
+        self.timezone = timezone
+        self.evaluate = evaluate
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+class EgovCollector:
+    """prometheus_client collector over the store; ``view`` is swapped atomically on reload."""
+
+    def __init__(self, store: Store, view: AgentView, status: ConfigStatus) -> None:
+        self.store = store
+        self.view = view
+        self.status = status
+
+    def collect(self) -> Iterator[Metric]:
+        view = self.view
+        states, collector_stats = self.store.snapshot()
+        yield from self._self_metrics(view, collector_stats)
+        yield from self._target_metrics(view, states)
+        yield from self._kpi_metrics(view, view.evaluate(states))
+
+    # -- self ------------------------------------------------------------------------------
+    def _self_metrics(self, view: AgentView, stats: dict[str, CollectorStats]) -> Iterator[Metric]:
+        info = InfoMetricFamily(PREFIX + "build", "Version of the agent.")
+        info.add_metric([], {"version": __version__, "python_version": platform.python_version()})
+        yield info
+        ok = GaugeMetricFamily(PREFIX + "config_last_reload_successful",
+                               "1 if the last configuration load succeeded.", labels=["province"])
+        ok.add_metric([self.status.province], 1.0 if self.status.success else 0.0)
+        yield ok
+        when = GaugeMetricFamily(PREFIX + "config_last_reload_success_timestamp_seconds",
+                                 "When the configuration was last loaded successfully.", labels=["province"])
+        when.add_metric([self.status.province], self.status.success_time)
+        yield when
+
+        kinds = sorted({t.collector for t in view.targets.values()} | set(stats))
+        counts = GaugeMetricFamily(PREFIX + "collector_targets", "Targets configured per collector.",
+                                   labels=["collector"])
+        probes = CounterMetricFamily(PREFIX + "collector_probes", "Probes run.", labels=["collector"])
+        errors = CounterMetricFamily(PREFIX + "collector_errors", "Failed probes by reason.",
+                                     labels=["collector", "reason"])
+        skipped = CounterMetricFamily(PREFIX + "collector_skipped_probes",
+                                      "Scheduled probes dropped because the previous one overran its interval.",
+                                      labels=["collector"])
+        last = GaugeMetricFamily(PREFIX + "collector_last_success_timestamp_seconds",
+                                 "When a probe of this collector last succeeded.", labels=["collector"])
+        duration = HistogramMetricFamily(PREFIX + "collector_probe_duration_seconds",
+                                         "Duration of each probe.", labels=["collector"])
+        for kind in kinds:
+            counts.add_metric([kind], float(sum(1 for t in view.targets.values() if t.collector == kind)))
+            s = stats.get(kind, CollectorStats())
+            probes.add_metric([kind], float(s.probes_total))
+            for reason, n in sorted(s.errors.items()):
+                errors.add_metric([kind, reason], float(n))
+            skipped.add_metric([kind], float(s.skipped_total))
+            last.add_metric([kind], s.last_success_time)
+            cumulative, buckets = 0, []
+            for bound, n in zip(DURATION_BUCKETS, s.bucket_counts, strict=True):
+                cumulative += n
+                buckets.append((_fmt(bound), float(cumulative)))
+            buckets.append(("+Inf", float(s.probes_total)))
+            duration.add_metric([kind], buckets, s.duration_sum)
+        yield from (counts, probes, errors, skipped, last, duration)
+
+    # -- targets -----------------------------------------------------------------------------
+    def _target_metrics(self, view: AgentView, states: dict[str, TargetState]) -> Iterator[Metric]:
+        names = list(view.target_label_names)
+        up = GaugeMetricFamily(PREFIX + "target_up", "1 if the target's last probe succeeded.", labels=names)
+        dur = GaugeMetricFamily(PREFIX + "target_probe_duration_seconds", "Duration of the last probe.",
+                                labels=names)
+        when = GaugeMetricFamily(PREFIX + "target_last_probe_timestamp_seconds",
+                                 "When the target was last probed.", labels=names)
+        total = CounterMetricFamily(PREFIX + "target_probes", "Probes of the target.", labels=names)
+        good = CounterMetricFamily(PREFIX + "target_probe_successes", "Successful probes of the target.",
+                                   labels=names)
+        fails = CounterMetricFamily(PREFIX + "target_probe_failures", "Failed probes of the target by reason.",
+                                    labels=[*names, "reason"])
+        own: dict[str, Metric] = {}
+        for target_id, labels in view.targets.items():
+            state = states.get(target_id)
+            if state is None or state.result is None:
+                continue
+            values = list(labels.values)
+            up.add_metric(values, 1.0 if state.result.up else 0.0)
+            dur.add_metric(values, state.last_duration)
+            when.add_metric(values, state.last_probe_time)
+            total.add_metric(values, float(state.probes_total))
+            good.add_metric(values, float(state.up_total))
+            for reason, n in sorted(state.failures.items()):
+                fails.add_metric([*values, reason], float(n))
+            if not state.result.samples:
+                continue
+            by_name = {f.name: f for f in view.families.get(labels.collector, ())}
+            for sample in state.result.samples:
+                family = by_name.get(sample.family)
+                if family is None:
+                    continue
+                metric = own.get(family.name)
+                if metric is None:
+                    metric = own[family.name] = _family(family, names)
+                metric.add_metric([*values, *sample.labels], sample.value)
+        yield from (up, dur, when, total, good, fails)
+        yield from own.values()
+
+    # -- KPIs --------------------------------------------------------------------------------
+    def _kpi_metrics(self, view: AgentView, evaluations: Iterable[Evaluation]) -> Iterator[Metric]:
+        info = InfoMetricFamily(PREFIX + "kpi", "A KPI of the plan: titles, class and citation.")
+        value = GaugeMetricFamily(PREFIX + "kpi_value", "The KPI's current value (ratios 0..1).", labels=["kpi"])
+        num = GaugeMetricFamily(PREFIX + "kpi_numerator", "Numerator of a ratio KPI.", labels=["kpi"])
+        den = GaugeMetricFamily(PREFIX + "kpi_denominator", "Denominator of a ratio KPI.", labels=["kpi"])
+        measured = GaugeMetricFamily(PREFIX + "kpi_value_timestamp_seconds",
+                                     "When the value was measured, or the date a manual figure refers to.",
+                                     labels=["kpi"])
+        stale = GaugeMetricFamily(PREFIX + "kpi_stale", "1 if the value is older than allowed.", labels=["kpi"])
+        target = GaugeMetricFamily(PREFIX + "kpi_target", "The active target's threshold (ratios 0..1).",
+                                   labels=["kpi", "phase", "comparator", "origin", "bound"])
+        target_info = InfoMetricFamily(PREFIX + "kpi_active_target",
+                                       "The active target, with qualitative words verbatim.", labels=["kpi"])
+        met = GaugeMetricFamily(PREFIX + "kpi_target_met", "1 if the KPI meets its active target.",
+                                labels=["kpi", "phase", "origin"])
+        deadline = GaugeMetricFamily(PREFIX + "kpi_target_deadline_timestamp_seconds",
+                                     "End of the active target's deadline day.", labels=["kpi", "phase", "origin"])
+        group_names = ["kpi", "group_level", "group"]
+        gvalue = GaugeMetricFamily(PREFIX + "kpi_group_value", "The KPI within one unit (e.g. per district).",
+                                   labels=group_names)
+        gnum = GaugeMetricFamily(PREFIX + "kpi_group_numerator", "Numerator within one unit.", labels=group_names)
+        gden = GaugeMetricFamily(PREFIX + "kpi_group_denominator", "Denominator within one unit.",
+                                 labels=group_names)
+        for ev in evaluations:
+            kpi = ev.kpi
+            c = kpi.citation
+            info.add_metric([kpi.id], {
+                "kpi": kpi.id, "class": kpi.kpi_class, "measure": kpi.measure.kind, "area": kpi.area,
+                "unit": kpi.unit, "title_vi": kpi.title_vi, "title_en": kpi.title_en,
+                "document": c.document if c else "", "document_date": c.date.isoformat() if c else "",
+                "section": c.section if c else "", "quote": c.quote if c else "",
+                "source": ev.source,
+            })
+            if ev.value is not None:
+                value.add_metric([kpi.id], ev.value)
+                stale.add_metric([kpi.id], 1.0 if ev.stale else 0.0)
+            if ev.numerator is not None and ev.denominator is not None:
+                num.add_metric([kpi.id], ev.numerator)
+                den.add_metric([kpi.id], ev.denominator)
+            if ev.measured_at is not None:
+                measured.add_metric([kpi.id], ev.measured_at)
+            for g in ev.groups:
+                labels = [kpi.id, ev.group_level, g.group]
+                gnum.add_metric(labels, g.numerator)
+                gden.add_metric(labels, g.denominator)
+                if g.denominator:
+                    gvalue.add_metric(labels, g.numerator / g.denominator)
+            active = ev.active
+            if active is None:
+                continue
+            base = [kpi.id, active.phase, active.comparator, active.origin]
+            if active.comparator == "range":
+                target.add_metric([*base, "lower"], active.low)
+                target.add_metric([*base, "upper"], active.high)
+            elif active.value is not None:
+                target.add_metric([*base, ""], active.value)
+            target_info.add_metric([kpi.id], {"phase": active.phase, "comparator": active.comparator,
+                                              "origin": active.origin, "text": active.text or ""})
+            deadline.add_metric([kpi.id, active.phase, active.origin],
+                                deadline_timestamp(active, view.timezone))
+            if ev.met is not None:
+                met.add_metric([kpi.id, active.phase, active.origin], 1.0 if ev.met else 0.0)
+        yield from (info, value, num, den, measured, stale, target, target_info, met, deadline,
+                    gvalue, gnum, gden)
+
+
+def _family(family: Family, target_labels: list[str]) -> Metric:
+    labels = [*target_labels, *family.labels]
+    name = PREFIX + family.name
+    if family.type == "counter":
+        return CounterMetricFamily(name, family.help, labels=labels)
+    return GaugeMetricFamily(name, family.help, labels=labels)
+
+
+class Exposition:
+    """Renders /metrics in the negotiated format, cached per store version and briefly in time."""
+
+    def __init__(self, collector: EgovCollector) -> None:
+        self.collector = collector
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(collector)
+        self.registry.register(ProcessCollector(registry=None))
+        self.registry.register(PlatformCollector(registry=None))
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[tuple[int, int], bytes]] = {}
+
+    def render(self, accept: str | None) -> tuple[bytes, str]:
+        encoder, content_type = choose_encoder(accept or "")
+        key = (self.collector.store.version, int(time.monotonic() // CACHE_SECONDS))
+        with self._lock:  # one rendering at a time; concurrent scrapes share it
+            cached = self._cache.get(content_type)
+            if cached is not None and cached[0] == key:
+                return cached[1], content_type
+            body = encoder(self.registry)
+            self._cache[content_type] = (key, body)
+        return body, content_type
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._cache.clear()
