@@ -134,12 +134,11 @@ class KpiEngine:
         level = measure.select.level
         if level is None:  # share of targets up
             members = {t.id: [t] for t in selected}
-        else:  # share of units at the level with a target up; a unit with no target is not covered
+        else:  # share of units at the level with a target of their own up; one without any is not covered
             members = {uid: [] for uid in self.units.at_level(level, measure.select.under)}
             for t in selected:
-                owner = self.units.ancestor_at(t.unit, level)
-                if owner in members:
-                    members[owner].append(t)
+                if t.unit in members:
+                    members[t.unit].append(t)
         combine = any if measure.unit_up == "any" else all
         covered = {
             member: bool(ts) and combine(states[t.id].result.up for t in ts) for member, ts in members.items()

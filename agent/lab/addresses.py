@@ -17,7 +17,8 @@ class AddressPool:
         self.assigned: dict[str, str] = {}
 
     def take(self, key: str) -> str:
-        """The same key always gets the same address within one lab."""
+        """The same key (a target's configured address) always gets the same loopback address, so
+        the ICMP and SNMP targets of one router share it, as they share the real router."""
         if key not in self.assigned:
             try:
                 self.assigned[key] = str(next(self._hosts))

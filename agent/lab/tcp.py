@@ -17,7 +17,7 @@ class TcpSimulator:
         self.addresses: dict[str, tuple[str, int]] = {}
 
     async def add(self, target_id: str, params: dict[str, Any], up: bool) -> dict[str, Any]:
-        host = self.pool.take(target_id)
+        host = self.pool.take(str(params.get("host", target_id)))
         server = await asyncio.start_server(_accept, host, 0)
         port = server.sockets[0].getsockname()[1]
         self.servers[target_id] = server
