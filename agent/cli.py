@@ -120,9 +120,11 @@ def run_agent(config_path: str, listen: str) -> int:
     server = _serve(agent, listen)
     if server is None:
         return EXIT_FAILURE
+    agent.exposition.start()
     try:
         asyncio.run(_run_agent(agent, server))
     finally:
+        agent.exposition.stop()
         server.shutdown()
         server.server_close()
     log.info("stopped")

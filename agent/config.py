@@ -300,98 +300,113 @@ def _at(data: Any, path: Path_) -> Any:
 
 
 # --- cross-checks -----------------------------------------------------------------------------
+# They read the raw data, tolerating wrong shapes (the schema reports those), so that reference
+# errors are listed in the same run as schema errors instead of only after the schema passes.
 
 
-def _walk_units(units: list[UnitSpec], path: Path_):
-    for i, unit in enumerate(units):
+def _dicts(value: Any) -> list[tuple[int, dict[str, Any]]]:
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _walk_units(units: Any, path: Path_):
+    for i, unit in _dicts(units):
         here = (*path, i)
         yield unit, here
-        yield from _walk_units(unit.children, (*here, "children"))
+        yield from _walk_units(unit.get("children"), (*here, "children"))
 
 
-def _duplicates(items: list[tuple[str, Path_]], what: str, doc: Document) -> list[Problem]:
+def _duplicates(items: list[tuple[Any, Path_]], what: str, doc: Document) -> list[Problem]:
     counts = Counter(key for key, _ in items)
     problems = []
     for key, path in items:
-        if counts[key] > 1:
+        if isinstance(key, str) and counts[key] > 1:
             file, line = doc.locate((*path, "id"))
             problems.append(Problem(file, line, format_path((*path, "id")), f"duplicate {what} id {key!r}"))
     return problems
 
 
-def _cross_check(config: Config, doc: Document) -> list[Problem]:
+def _cross_check(data: dict[str, Any], doc: Document) -> list[Problem]:
     problems: list[Problem] = []
 
     def bad(path: Path_, message: str) -> None:
         file, line = doc.locate(path)
         problems.append(Problem(file, line, format_path(path), message))
 
-    for i, level in enumerate(config.levels):
+    levels = [lv for lv in data.get("levels") or [] if isinstance(lv, str)] if isinstance(data.get("levels"), list) \
+        else []
+    for i, level in enumerate(levels):
         if level in RESERVED_LABELS:
             bad(("levels", i), f"level name {level!r} is reserved for a label the agent sets")
-    if len(set(config.levels)) != len(config.levels):
+    if len(set(levels)) != len(levels):
         bad(("levels",), "level names must be unique")
 
-    units = list(_walk_units(config.units, ("units",)))
-    problems += _duplicates([(u.id, p) for u, p in units], "unit", doc)
-    unit_ids = {u.id for u, _ in units}
+    units = list(_walk_units(data.get("units"), ("units",)))
+    problems += _duplicates([(u.get("id"), p) for u, p in units], "unit", doc)
+    unit_ids = {u.get("id") for u, _ in units}
     for unit, path in units:
-        if unit.level not in config.levels:
-            bad((*path, "level"), f"unknown level {unit.level!r}; levels are {config.levels}")
+        if isinstance(unit.get("level"), str) and levels and unit["level"] not in levels:
+            bad((*path, "level"), f"unknown level {unit['level']!r}; levels are {levels}")
 
-    for name in config.collectors:
+    collectors = data.get("collectors") if isinstance(data.get("collectors"), dict) else {}
+    for name in collectors:
         if name not in REGISTRY:
             bad(("collectors", name), f"unknown collector {name!r}; known: {sorted(REGISTRY)}")
 
-    problems += _duplicates([(t.id, ("targets", i)) for i, t in enumerate(config.targets)], "target", doc)
-    for i, target in enumerate(config.targets):
-        if target.unit not in unit_ids:
-            bad(("targets", i, "unit"), f"unknown unit {target.unit!r}")
-        if target.collector not in config.collectors:
-            bad(("targets", i, "collector"), f"collector {target.collector!r} is not configured under collectors")
+    targets = _dicts(data.get("targets"))
+    problems += _duplicates([(t.get("id"), ("targets", i)) for i, t in targets], "target", doc)
+    for i, target in targets:
+        if isinstance(target.get("unit"), str) and target["unit"] not in unit_ids:
+            bad(("targets", i, "unit"), f"unknown unit {target['unit']!r}")
+        if isinstance(target.get("collector"), str) and target["collector"] not in collectors:
+            bad(("targets", i, "collector"), f"collector {target['collector']!r} is not configured under collectors")
 
-    problems += _duplicates([(k.id, ("kpis", i)) for i, k in enumerate(config.kpis)], "KPI", doc)
-    for i, kpi in enumerate(config.kpis):
+    kpis = _dicts(data.get("kpis"))
+    problems += _duplicates([(k.get("id"), ("kpis", i)) for i, k in kpis], "KPI", doc)
+    for i, kpi in kpis:
         here = ("kpis", i)
-        select = getattr(kpi.measure, "select", None)
-        if select is not None:
-            if select.collector is not None and select.collector not in config.collectors:
-                bad((*here, "measure", "select", "collector"),
-                    f"collector {select.collector!r} is not configured under collectors")
-            if select.level is not None and select.level not in config.levels:
-                bad((*here, "measure", "select", "level"), f"unknown level {select.level!r}")
-            if select.under is not None and select.under not in unit_ids:
-                bad((*here, "measure", "select", "under"), f"unknown unit {select.under!r}")
-        group_by = getattr(kpi.measure, "group_by", None)
-        if group_by is not None and group_by not in config.levels:
-            bad((*here, "measure", "group_by"), f"unknown level {group_by!r}")
-        source = getattr(kpi.measure, "source", None)
-        if source == "manual" and config.manual is None:
-            bad((*here, "measure", "source"), "source is manual but the configuration has no manual: section")
-        elif source is not None and source != "manual":
-            bad((*here, "measure", "source"), f"unknown source {source!r}")
-        if any(t.origin == "plan" for t in kpi.targets) and kpi.citation is None:
+        measure = kpi.get("measure") if isinstance(kpi.get("measure"), dict) else {}
+        select = measure.get("select") if isinstance(measure.get("select"), dict) else {}
+        where = (*here, "measure", "select")
+        if isinstance(select.get("collector"), str) and select["collector"] not in collectors:
+            bad((*where, "collector"), f"collector {select['collector']!r} is not configured under collectors")
+        if isinstance(select.get("level"), str) and select["level"] not in levels:
+            bad((*where, "level"), f"unknown level {select['level']!r}")
+        if isinstance(select.get("under"), str) and select["under"] not in unit_ids:
+            bad((*where, "under"), f"unknown unit {select['under']!r}")
+        if isinstance(measure.get("group_by"), str) and measure["group_by"] not in levels:
+            bad((*here, "measure", "group_by"), f"unknown level {measure['group_by']!r}")
+        if measure.get("kind") in ("ratio", "value"):
+            source = measure.get("source", "manual")
+            if source == "manual" and not data.get("manual"):
+                bad((*here, "measure", "source"), "source is manual but the configuration has no manual: section")
+            elif source != "manual":
+                bad((*here, "measure", "source"), f"unknown source {source!r}")
+        targets_of_kpi = _dicts(kpi.get("targets"))
+        if any(t.get("origin", "plan") == "plan" for _, t in targets_of_kpi) and not kpi.get("citation"):
             bad(here, "a KPI with plan targets needs a citation")
     return problems
 
 
-def _validate_collectors(config: Config, doc: Document) -> tuple[dict[str, Any], dict[str, Any], list[Problem]]:
+def _validate_collectors(data: dict[str, Any], doc: Document) -> tuple[dict[str, Any], dict[str, Any], list[Problem]]:
     """Validate each collector's settings and each target's params with that collector's own models."""
     problems: list[Problem] = []
     settings: dict[str, Any] = {}
     params: dict[str, Any] = {}
-    for name, spec in config.collectors.items():
+    collectors = data.get("collectors") if isinstance(data.get("collectors"), dict) else {}
+    for name, spec in collectors.items():
         if name not in REGISTRY:
             continue
+        raw = spec.get("settings", {}) if isinstance(spec, dict) else {}
         try:
-            settings[name] = REGISTRY[name].Settings.model_validate(spec.settings)
+            settings[name] = REGISTRY[name].Settings.model_validate(raw)
         except ValidationError as exc:
             problems += _problems_from(exc, doc, ("collectors", name, "settings"))
-    for i, target in enumerate(config.targets):
-        if target.collector not in REGISTRY:
+    for i, target in _dicts(data.get("targets")):
+        kind = target.get("collector")
+        if not isinstance(kind, str) or kind not in REGISTRY:
             continue
         try:
-            params[target.id] = REGISTRY[target.collector].Params.model_validate(target.params)
+            params[str(target.get("id"))] = REGISTRY[kind].Params.model_validate(target.get("params") or {})
         except ValidationError as exc:
             problems += _problems_from(exc, doc, ("targets", i, "params"))
     return settings, params, problems
@@ -414,14 +429,16 @@ class LoadedConfig:
 
 def load_config(path: str | Path) -> LoadedConfig:
     doc = load_document(path)
+    problems: list[Problem] = []
     try:
         config = Config.model_validate(doc.data)
     except ValidationError as exc:
-        raise ConfigError(_problems_from(exc, doc)) from None
-    problems = _cross_check(config, doc)
-    settings, params, more = _validate_collectors(config, doc)
+        problems += _problems_from(exc, doc)
+    problems += _cross_check(doc.data, doc)
+    settings, params, more = _validate_collectors(doc.data, doc)
     problems += more
     if problems:
+        problems.sort(key=lambda p: (p.file, p.line or 0))
         raise ConfigError(problems)
     return LoadedConfig(config, Path(path).resolve(), settings, params)
 

@@ -67,7 +67,7 @@ class HostCollector(Collector):
     Params = HostParams
     families = (
         Family("host_cpu_seconds", "counter", "CPU time spent in each mode, all CPUs.", ("mode",)),
-        Family("host_cpu_count", "gauge", "Logical CPUs."),
+        Family("host_cpus", "gauge", "Logical CPUs."),
         Family("host_load1", "gauge", "1-minute load average."),
         Family("host_load5", "gauge", "5-minute load average."),
         Family("host_load15", "gauge", "15-minute load average."),
@@ -96,7 +96,7 @@ class HostCollector(Collector):
         add = samples.append
         for mode, seconds in psutil.cpu_times()._asdict().items():
             add(Sample("host_cpu_seconds", seconds, (mode,)))
-        add(Sample("host_cpu_count", float(psutil.cpu_count() or 0)))
+        add(Sample("host_cpus", float(psutil.cpu_count() or 0)))
         for name, value in zip(("host_load1", "host_load5", "host_load15"), os.getloadavg(), strict=True):
             add(Sample(name, value))
         memory, swap = psutil.virtual_memory(), psutil.swap_memory()

@@ -240,28 +240,68 @@ def _family(family: Family, target_labels: list[str]) -> Metric:
 
 
 class Exposition:
-    """Renders /metrics in the negotiated format, cached per store version and briefly in time."""
+    """Renders /metrics in the negotiated format from a cache a scrape never has to wait for.
 
-    def __init__(self, collector: EgovCollector) -> None:
+    Rendering 20,000 series through prometheus_client takes a few hundred milliseconds on this
+    class of machine, and probes change the store many times a second. So once ``start`` is called
+    a background thread re-renders each format that scrapers asked for, whenever the store changed,
+    at most every ``max(min_interval, 10 × last render time)`` (a 10 % CPU ceiling for rendering),
+    and a scrape is served the latest rendering at once: data at most a couple of seconds old,
+    never a scrape that waits on a render or a probe. Without ``start`` (``egov-agent once``)
+    every call renders fresh data.
+    """
+
+    def __init__(self, collector: EgovCollector, min_interval: float = 1.0) -> None:
         self.collector = collector
+        self.min_interval = min_interval
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(collector)
         self.registry.register(ProcessCollector(registry=None))
         self.registry.register(PlatformCollector(registry=None))
-        self._lock = threading.Lock()
+        self._render_lock = threading.Lock()
         self._cache: dict[str, tuple[tuple[int, int], bytes]] = {}
+        self._wanted: dict[str, tuple[Callable, float]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_render_seconds = 0.0
+
+    def _key(self) -> tuple[int, int]:
+        return (self.collector.store.version, int(time.monotonic() // CACHE_SECONDS))
+
+    def _render(self, content_type: str, encoder: Callable) -> bytes:
+        with self._render_lock:  # one rendering at a time; concurrent scrapes share it
+            key = self._key()
+            cached = self._cache.get(content_type)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            started = time.perf_counter()
+            body = encoder(self.registry)
+            self.last_render_seconds = time.perf_counter() - started
+            self._cache[content_type] = (key, body)
+            return body
 
     def render(self, accept: str | None) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept or "")
-        key = (self.collector.store.version, int(time.monotonic() // CACHE_SECONDS))
-        with self._lock:  # one rendering at a time; concurrent scrapes share it
-            cached = self._cache.get(content_type)
-            if cached is not None and cached[0] == key:
-                return cached[1], content_type
-            body = encoder(self.registry)
-            self._cache[content_type] = (key, body)
-        return body, content_type
+        self._wanted[content_type] = (encoder, time.monotonic())
+        cached = self._cache.get(content_type)
+        if self._thread is not None and cached is not None:
+            return cached[1], content_type
+        return self._render(content_type, encoder), content_type
 
-    def invalidate(self) -> None:
-        with self._lock:
-            self._cache.clear()
+    def start(self) -> None:
+        """Keep the renderings fresh in the background (the ``run`` command)."""
+        self._thread = threading.Thread(target=self._refresh_loop, name="render", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(max(self.min_interval, 10 * self.last_render_seconds)):
+            now = time.monotonic()
+            for content_type, (encoder, asked) in list(self._wanted.items()):
+                if now - asked > 600:  # nobody scraped this format for ten minutes: stop rendering it
+                    self._wanted.pop(content_type, None)
+                    self._cache.pop(content_type, None)
+                    continue
+                self._render(content_type, encoder)

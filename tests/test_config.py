@@ -1,0 +1,232 @@
+"""check-config: valid configurations pass; every kind of mistake is reported with file, line and key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import AGENT, REPO, write_config
+
+from agent.config import load_config
+from agent.yamlsource import ConfigError
+
+BASE = """\
+province: {code: test, name_vi: Tỉnh Thử, name_en: Test Province}
+levels: [province, district, commune]
+units:
+  - id: p
+    name_vi: Tỉnh Thử
+    level: province
+    children:
+      - id: d1
+        name_vi: Huyện Một
+        level: district
+        children:
+          - {id: c1, name_vi: Xã Một, level: commune}
+collectors:
+  tcp: {interval: 10s, timeout: 2s}
+targets:
+  - {id: t1, unit: c1, collector: tcp, params: {host: 127.0.0.1, port: 80}}
+"""
+
+
+def check(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*AGENT, "check-config", str(path)], capture_output=True, text=True, cwd=REPO,
+                          timeout=60)
+
+
+def errors_of(tmp_path: Path, body: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_config(tmp_path / "c.yml", body))
+    return [str(p) for p in caught.value.problems]
+
+
+def test_shipped_province_is_valid() -> None:
+    result = check(REPO / "config" / "provinces" / "bac-giang.yml")
+    assert result.returncode == 0, result.stderr
+    loaded = load_config(REPO / "config" / "provinces" / "bac-giang.yml")
+    levels = [u.level for u in _all_units(loaded.config.units)]
+    assert levels.count("district") == 10
+    assert levels.count("commune") == 230
+    assert levels.count("department") == 22
+    for kpi in loaded.config.kpis:
+        assert kpi.targets, kpi.id
+        assert all(t.deadline for t in kpi.targets)
+        if any(t.origin == "plan" for t in kpi.targets):
+            assert kpi.citation is not None and kpi.citation.quote
+
+
+def _all_units(units):
+    for unit in units:
+        yield unit
+        yield from _all_units(unit.children)
+
+
+def test_bad_date_is_reported_with_file_line_and_key(tmp_path: Path) -> None:
+    body = BASE + """\
+kpis:
+  - id: k1
+    class: direct
+    title_vi: a
+    title_en: b
+    measure: {kind: coverage, select: {collector: tcp, level: commune}}
+    targets:
+      - {phase: "2019-2020", deadline: 2020-13-01, comparator: ">=", value: 100%, origin: ops}
+"""
+    path = write_config(tmp_path / "bad.yml", body)
+    result = check(path)
+    assert result.returncode == 2
+    line = body.splitlines().index('      - {phase: "2019-2020", deadline: 2020-13-01, comparator: ">=", value: 100%, '
+                                   'origin: ops}') + 1
+    assert f"{path}:{line}: kpis[0].targets[0].deadline: expected a date (YYYY-MM-DD), got '2020-13-01'" \
+        in result.stderr
+
+
+def test_every_error_is_listed_at_once(tmp_path: Path) -> None:
+    body = BASE.replace("params: {host: 127.0.0.1, port: 80}", "params: {host: 127.0.0.1, port: 99999}") + """\
+  - {id: t1, unit: nowhere, collector: snmp}
+kpis:
+  - id: k1
+    class: direct
+    title_vi: a
+    title_en: b
+    colour: blue
+    measure: {kind: coverage, select: {collector: icmp, level: hamlet}, group_by: region}
+    targets: [{phase: x, deadline: 2020-01-01, comparator: ">=", value: 1}]
+  - id: k1
+    class: manual
+    title_vi: a
+    title_en: b
+    measure: {kind: ratio}
+"""
+    errors = errors_of(tmp_path, body)
+    text = "\n".join(errors)
+    assert "targets[0].params.port: Input should be less than or equal to 65535" in text
+    assert "targets[0].id: duplicate target id 't1'" in text
+    assert "targets[1].unit: unknown unit 'nowhere'" in text
+    assert "targets[1].collector: collector 'snmp' is not configured under collectors" in text
+    assert "kpis[0].colour: unknown key" in text
+    assert "kpis[0].measure.select.collector: collector 'icmp' is not configured under collectors" in text
+    assert "kpis[0].measure.select.level: unknown level 'hamlet'" in text
+    assert "kpis[0].measure.group_by: unknown level 'region'" in text
+    assert "kpis[0]: a KPI with plan targets needs a citation" in text
+    assert "kpis[1].id: duplicate KPI id 'k1'" in text
+    assert "kpis[1].measure.source: source is manual but the configuration has no manual: section" in text
+    assert all(e.startswith(str(tmp_path / "c.yml") + ":") for e in errors)
+
+
+def test_unknown_collector_kind_and_comparator(tmp_path: Path) -> None:
+    body = BASE.replace("  tcp: {interval: 10s, timeout: 2s}", "  tcp: {interval: 10s, timeout: 20s}\n  telnet: {}")
+    body += """\
+kpis:
+  - id: k1
+    class: direct
+    title_vi: a
+    title_en: b
+    measure: {kind: coverage, select: {collector: tcp}}
+    targets: [{phase: x, deadline: 2020-01-01, comparator: "≥", value: 1, origin: ops}]
+  - id: k2
+    class: direct
+    title_vi: a
+    title_en: b
+    measure: {kind: uptime}
+"""
+    text = "\n".join(errors_of(tmp_path, body))
+    assert "collectors.tcp: timeout (20s) is longer than the interval (10s)" in text
+    assert "kpis[0].targets[0].comparator: Input should be '>=', '>', '=', '<=', '<', 'range', 'approx' or " \
+           "'qualitative', got '≥'" in text
+    assert "kpis[1].measure: unknown kind 'uptime'" in text
+
+
+def test_target_comparator_fields_must_match(tmp_path: Path) -> None:
+    body = BASE + """\
+kpis:
+  - id: k1
+    class: direct
+    title_vi: a
+    title_en: b
+    measure: {kind: coverage, select: {collector: tcp}}
+    targets:
+      - {phase: a, deadline: 2020-01-01, comparator: range, value: 1, origin: ops}
+      - {phase: b, deadline: 2021-01-01, comparator: qualitative, value: 1, origin: ops}
+      - {phase: c, deadline: 2022-01-01, comparator: ">=", text: hầu hết, origin: ops}
+"""
+    text = "\n".join(errors_of(tmp_path, body))
+    assert "kpis[0].targets[0]: a range target needs low and high (and no value)" in text
+    assert "kpis[0].targets[1]: a qualitative target keeps its words in text and has no number" in text
+    assert "kpis[0].targets[2]: a '>=' target needs a value (and no low/high)" in text
+
+
+def test_include_errors_point_into_the_included_file(tmp_path: Path) -> None:
+    write_config(tmp_path / "more.yml", """\
+targets:
+  - id: t2
+    unit: c1
+    collector: tcp
+    params: {host: "not a host!", port: 80}
+""")
+    body = BASE + "include: [more.yml]\n"
+    errors = errors_of(tmp_path, body)
+    assert errors == [f"{tmp_path / 'more.yml'}:5: targets[1].params.host: "
+                      "expected an IP address or host name, got 'not a host!'"]
+
+
+def test_include_cycle_and_duplicate_yaml_keys(tmp_path: Path) -> None:
+    write_config(tmp_path / "a.yml", "include: [c.yml]\n")
+    text = "\n".join(errors_of(tmp_path, BASE + "include: [a.yml]\n"))
+    assert "include cycle through c.yml" in text
+    text = "\n".join(errors_of(tmp_path, BASE + "levels: [x]\n"))
+    assert "levels: duplicate key" in text
+
+
+def test_invalid_yaml_is_located(tmp_path: Path) -> None:
+    errors = errors_of(tmp_path, BASE + "kpis: [unclosed\n")
+    assert len(errors) == 1 and errors[0].startswith(f"{tmp_path / 'c.yml'}:") and "invalid YAML" in errors[0]
+
+
+def test_secret_literal_is_refused_without_echoing_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from agent.secrets import Secret
+    from collectors.base import StrictModel
+
+    class WithSecret(StrictModel):
+        password: Secret
+
+    with pytest.raises(ValidationError) as caught:
+        WithSecret.model_validate({"password": "hunter2-literal"})
+    assert "hunter2-literal" not in str(caught.value.errors(include_input=False))
+    monkeypatch.setenv("EGOV_TEST_SECRET", "s3cr3t-value")
+    model = WithSecret.model_validate({"password": "env:EGOV_TEST_SECRET"})
+    assert model.password.reveal() == "s3cr3t-value"
+    assert "s3cr3t-value" not in repr(model) and "s3cr3t-value" not in str(model.model_dump())
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-a-file\n")
+    assert WithSecret.model_validate({"password": f"file:{secret_file}"}).password.reveal() == "from-a-file"
+    with pytest.raises(ValidationError, match="environment variable EGOV_MISSING is not set"):
+        WithSecret.model_validate({"password": "env:EGOV_MISSING"})
+
+
+def test_check_config_exit_codes(tmp_path: Path) -> None:
+    good = write_config(tmp_path / "good.yml", BASE)
+    result = check(good)
+    assert result.returncode == 0 and "OK" in result.stdout
+    assert check(tmp_path / "missing.yml").returncode == 2
+    usage = subprocess.run([*AGENT, "check-config"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert usage.returncode == 2
+
+
+def test_probe_allowlist_refuses_real_network_addresses(tmp_path: Path) -> None:
+    """A province configuration validates here, but the agent refuses to probe its 10.x addresses."""
+    path = write_config(tmp_path / "real.yml", BASE.replace("127.0.0.1", "10.24.10.10"))
+    assert check(path).returncode == 0
+    result = subprocess.run([*AGENT, "once", "--config", str(path)], capture_output=True, text=True, cwd=REPO,
+                            timeout=60)
+    assert result.returncode == 2
+    assert "refusing to probe outside EGOV_AGENT_PROBE_ALLOW: target t1: address 10.24.10.10" in result.stderr
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__]))
