@@ -1,8 +1,10 @@
 """Resources of the data-centre server the agent runs on, read with psutil.
 
 Only the local host: remote THDL servers run their own agent (or node_exporter). The host is up
-when every process and systemd unit the configuration names is running, so "the QLVB application
-server is down" shows up as a failing target with reason ``process_down`` or ``unit_down``.
+when every process and systemd unit the configuration names is running and every mount point it
+names is mounted, so "the QLVB application server is down" shows up as a failing target with
+reason ``process_down``, ``unit_down``, ``mount_missing`` (or ``systemd_unavailable`` where
+systemd cannot be asked).
 """
 
 from __future__ import annotations
@@ -104,10 +106,12 @@ class HostCollector(Collector):
         add(Sample("host_memory_available_bytes", float(memory.available)))
         add(Sample("host_swap_total_bytes", float(swap.total)))
         add(Sample("host_swap_used_bytes", float(swap.used)))
-        self._filesystems(params, add)
+        reasons: list[str] = []
+        missing = self._filesystems(params, add)
+        if missing:
+            reasons.append("mount_missing")  # e.g. the SAN volume of the document archive is not mounted
         self._network(params, add)
 
-        reasons: list[str] = []
         for name, count in _process_counts(params.processes).items():
             add(Sample("host_process_running", float(count), (name,)))
             if count == 0:
@@ -124,7 +128,8 @@ class HostCollector(Collector):
         return ProbeResult(not reasons, reasons[0] if reasons else "", samples)
 
     @staticmethod
-    def _filesystems(params: HostParams, add) -> None:
+    def _filesystems(params: HostParams, add) -> set[str]:
+        """Report each filesystem; return the configured mount points that are not mounted."""
         wanted = set(params.mountpoints) if params.mountpoints is not None else None
         seen: set[str] = set()
         for part in psutil.disk_partitions(all=wanted is not None):
@@ -143,6 +148,7 @@ class HostCollector(Collector):
             add(Sample("host_filesystem_size_bytes", float(usage.total), labels))
             add(Sample("host_filesystem_free_bytes", float(usage.free), labels))
             add(Sample("host_filesystem_used_ratio", usage.percent / 100.0, labels))
+        return (wanted or set()) - seen
 
     @staticmethod
     def _network(params: HostParams, add) -> None:

@@ -205,3 +205,25 @@ def test_cli_once_version_and_exit_codes(province: Path, tmp_path: Path) -> None
         port = busy.getsockname()[1]
         taken = run("run", "--config", str(province), "--listen", f"127.0.0.1:{port}")
     assert taken.returncode == 1 and "cannot listen" in taken.stderr
+
+
+def test_host_collector_names_what_is_missing(tmp_path: Path) -> None:
+    """Checked in-process: a configured mount point that is absent, and systemd units where PID 1 may not be
+    systemd (then the reason says systemd cannot be asked, rather than claiming the unit is down)."""
+    import asyncio
+
+    from collectors.host import HostCollector, HostParams, _unit_states
+
+    collector = HostCollector(HostCollector.Settings())
+    result = asyncio.run(collector.probe("h", HostParams(mountpoints=["/", "/no/such/mount"]), 5.0))
+    assert (result.up, result.reason) == (False, "mount_missing")
+    mounts = {s.labels[0] for s in result.samples if s.family == "host_filesystem_size_bytes"}
+    assert mounts == {"/"}
+
+    result = asyncio.run(collector.probe("h", HostParams(systemd_units=["egov-no-such.service"]), 5.0))
+    states = _unit_states(["egov-no-such.service"], 5.0)
+    if states is None:
+        assert (result.up, result.reason) == (False, "systemd_unavailable")
+    else:
+        assert (result.up, result.reason) == (False, "unit_down")
+        assert [s.value for s in result.samples if s.family == "host_systemd_unit_active"] == [0.0]
