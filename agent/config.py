@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator, model_validator
 
+from agent.secrets import RESOLVE_SECRETS
 from agent.yamlsource import ConfigError, Document, Path_, Problem, format_path, load_document
 from collectors import REGISTRY
 from collectors.base import StrictModel
@@ -427,7 +428,16 @@ class LoadedConfig:
         return path if path.is_absolute() else self.source.parent / path
 
 
-def load_config(path: str | Path) -> LoadedConfig:
+def load_config(path: str | Path, resolve_secrets: bool = True) -> LoadedConfig:
+    """Load and validate; with ``resolve_secrets=False`` secret references are checked for form only."""
+    token = RESOLVE_SECRETS.set(resolve_secrets)
+    try:
+        return _load_config(path)
+    finally:
+        RESOLVE_SECRETS.reset(token)
+
+
+def _load_config(path: str | Path) -> LoadedConfig:
     doc = load_document(path)
     problems: list[Problem] = []
     try:

@@ -7,6 +7,7 @@ message cannot print it.
 
 from __future__ import annotations
 
+import contextvars
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from typing import Any
 from pydantic_core import core_schema
 
 HIDDEN = "***"
+# Off while validating a configuration for a task that needs no secret (generating rules, checking a
+# file on a workstation): references are then checked for form only and resolve to nothing.
+RESOLVE_SECRETS: contextvars.ContextVar[bool] = contextvars.ContextVar("resolve_secrets", default=True)
 
 
 class SecretValue:
@@ -56,6 +60,8 @@ def resolve(reference: object) -> SecretValue:
     if not isinstance(reference, str):
         raise ValueError("must be a secret reference: env:NAME or file:/path")
     kind, _, name = reference.partition(":")
+    if kind in ("env", "file") and name and not RESOLVE_SECRETS.get():
+        return SecretValue("", reference)
     if kind == "env" and name:
         value = os.environ.get(name)
         if value is None:

@@ -47,6 +47,8 @@ class ConfigStatus:
 class TargetLabels:
     collector: str
     values: tuple[str, ...]  # values for AgentView.target_label_names
+    name: str = ""
+    tags: tuple[str, ...] = ()
 
 
 class AgentView:
@@ -137,8 +139,14 @@ class EgovCollector:
                                    labels=names)
         fails = CounterMetricFamily(PREFIX + "target_probe_failures", "Failed probes of the target by reason.",
                                     labels=[*names, "reason"])
+        info = GaugeMetricFamily(
+            PREFIX + "target_info",
+            "Configured target: its name and tags (as ',a,b,' so rules can match one tag with a regex).",
+            labels=[*names, "name", "tags"])
         own: dict[str, Metric] = {}
         for target_id, labels in view.targets.items():
+            info.add_metric([*labels.values, labels.name, "," + ",".join(labels.tags) + "," if labels.tags else ""],
+                            1.0)
             state = states.get(target_id)
             if state is None or state.result is None:
                 continue
@@ -161,7 +169,7 @@ class EgovCollector:
                 if metric is None:
                     metric = own[family.name] = _family(family, names)
                 metric.add_metric([*values, *sample.labels], sample.value)
-        yield from (up, dur, when, total, good, fails)
+        yield from (info, up, dur, when, total, good, fails)
         yield from own.values()
 
     # -- KPIs --------------------------------------------------------------------------------
@@ -287,6 +295,11 @@ class Exposition:
         if self._thread is not None and cached is not None:
             return cached[1], content_type
         return self._render(content_type, encoder), content_type
+
+    def invalidate(self) -> None:
+        """Drop cached renderings (after a reload): the next scrape shows the new configuration."""
+        with self._render_lock:
+            self._cache.clear()
 
     def start(self) -> None:
         """Keep the renderings fresh in the background (the ``run`` command)."""

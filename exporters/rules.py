@@ -1,0 +1,313 @@
+"""Prometheus recording and alerting rules generated from the province configuration.
+
+The rules are generated, not hand-written, so they follow the configuration: which KPIs exist,
+which of them measure coverage at which level (a commune's link down, a whole district down),
+which carry an availability objective (multi-window multi-burn-rate alerts, as Sloth generates
+them), each collector's interval (staleness), and the province's reporting quarters.
+
+Province-wide KPIs are sums of numerators over sums of denominators across every agent, so
+shards and sites add up. Every alert has Vietnamese and English summaries, a runbook hint, and the ``unit`` and
+hierarchy labels (``district``...) of what it is about, for routing; province-wide alerts (a KPI
+below target, the agent down) have none, since Prometheus drops empty labels.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from agent.config import CoverageMeasure, KpiSpec, LoadedConfig, Selector
+
+# Sloth's defaults for a 30-day objective: (long window, short window, burn factor, severity).
+BURN_ALERTS = (
+    ("1h", "5m", 14.4, "critical"), ("6h", "30m", 6.0, "critical"),
+    ("1d", "2h", 3.0, "warning"), ("3d", "6h", 1.0, "warning"),
+)
+SLI_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+AVAILABILITY_WINDOWS = ("1d", "7d", "30d")
+QUARTERS_GENERATED = 8  # regenerate the rules within two years
+
+
+def _matchers(selector: Selector, loaded: LoadedConfig, level: str | None = None) -> str:
+    """PromQL label matchers for the targets a KPI selects (tags go through egov_target_info)."""
+    parts = []
+    if selector.collector:
+        parts.append(f'collector="{selector.collector}"')
+    if level:
+        parts.append(f'level="{level}"')
+    if selector.under:
+        under_level = _unit_level(loaded, selector.under)
+        parts.append(f'{under_level}="{selector.under}"')
+    return ",".join(parts)
+
+
+def _unit_level(loaded: LoadedConfig, unit_id: str) -> str:
+    from agent.units import UnitIndex
+
+    return UnitIndex(loaded.config).units[unit_id].level
+
+
+def _selected(metric: str, selector: Selector, loaded: LoadedConfig, level: str | None = None,
+              inner: str | None = None) -> str:
+    """``metric`` for the selected targets; ``inner`` wraps the selector (e.g. ``increase(%s[1h])``)."""
+    series = f"{metric}{{{_matchers(selector, loaded, level)}}}"
+    if inner:
+        series = inner % series
+    if not selector.tags:
+        return series
+    # One matcher per tag: Prometheus accepts several on one label, and all must hold.
+    info = "egov_target_info{" + ",".join(f'tags=~".*,{tag},.*"' for tag in selector.tags) + "}"
+    return f"({series} * on(target) group_left() {info})"
+
+
+def _alert(name: str, expr: str, severity: str, summary_vi: str, summary_en: str, runbook: str,
+           for_: str = "5m", labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": for_,
+        "labels": {"severity": severity, **(labels or {})},
+        "annotations": {"summary_vi": summary_vi, "summary_en": summary_en, "summary": summary_en,
+                        "runbook": runbook},
+    }
+
+
+def quarter_starts(now: dt.date, first_month: int, first_day: int, count: int) -> list[dt.date]:
+    """Starts of ``count`` + 1 reporting quarters from the one holding ``now``.
+
+    A quarter starts every three months on ``first_day`` of ``first_month`` (and the months three,
+    six and nine after it). Bắc Giang: 10 December, 10 March, 10 June, 10 September.
+    """
+    months = sorted({(first_month - 1 + 3 * i) % 12 + 1 for i in range(4)})
+    starts = [dt.date(year, m, first_day) for year in (now.year - 1, now.year, now.year + 1, now.year + 2,
+                                                        now.year + 3) for m in months]
+    current = max(s for s in starts if s <= now)
+    index = starts.index(current)
+    return starts[index:index + count + 1]
+
+
+def _kpi_group(loaded: LoadedConfig) -> dict[str, Any]:
+    value = "kpi:egov_kpi_value:province"
+    target = "kpi:egov_kpi_target:max"
+    rules: list[dict[str, Any]] = [
+        {"record": "kpi:egov_kpi_numerator:sum", "expr": "sum by (kpi) (egov_kpi_numerator)"},
+        {"record": "kpi:egov_kpi_denominator:sum", "expr": "sum by (kpi) (egov_kpi_denominator)"},
+        {"record": value, "expr": (
+            "kpi:egov_kpi_numerator:sum / (kpi:egov_kpi_denominator:sum > 0)\n"
+            "or sum by (kpi) (egov_kpi_value unless on(kpi) egov_kpi_denominator)")},
+        {"record": target, "expr": "max by (kpi, phase, comparator, origin, bound) (egov_kpi_target)"},
+        {"record": "kpi:egov_kpi_target_deadline:max",
+         "expr": "max by (kpi) (egov_kpi_target_deadline_timestamp_seconds)"},
+        {"record": "kpi_group:egov_kpi_group_numerator:sum",
+         "expr": "sum by (kpi, group_level, group) (egov_kpi_group_numerator)"},
+        {"record": "kpi_group:egov_kpi_group_denominator:sum",
+         "expr": "sum by (kpi, group_level, group) (egov_kpi_group_denominator)"},
+        {"record": "kpi_group:egov_kpi_group_value:ratio",
+         "expr": "kpi_group:egov_kpi_group_numerator:sum / (kpi_group:egov_kpi_group_denominator:sum > 0)"},
+        # How far a KPI is from its active target, present only while the target is not met.
+        {"record": "kpi:egov_kpi_shortfall:abs", "expr": (
+            f'(max by (kpi) ({target}{{comparator=~">=|approx|="}}) - on(kpi) {value}) > 1e-9\n'
+            f'or (max by (kpi) ({target}{{comparator=">"}}) - on(kpi) {value}) >= 0\n'
+            f'or ({value} - on(kpi) max by (kpi) ({target}{{comparator="<="}})) > 1e-9\n'
+            f'or ({value} - on(kpi) max by (kpi) ({target}{{comparator="<"}})) >= 0\n'
+            f'or (max by (kpi) ({target}{{bound="lower"}}) - on(kpi) {value}) > 1e-9\n'
+            f'or ({value} - on(kpi) max by (kpi) ({target}{{bound="upper"}})) > 1e-9')},
+    ]
+    info = "group_left(title_vi, title_en, document, section) max by (kpi, title_vi, title_en, document, section) " \
+           "(egov_kpi_info)"
+    overdue = "(kpi:egov_kpi_target_deadline:max < time())"
+    far = "(kpi:egov_kpi_shortfall:abs / on(kpi) (max by (kpi) (kpi:egov_kpi_target:max) > 0) >= 0.1)"
+    below = f"kpi:egov_kpi_shortfall:abs * on(kpi) {info}"
+    runbook = ("Xem egov_kpi_info để biết chỉ tiêu và trích dẫn; tìm đơn vị kém nhất trên bảng KPI / "
+               "See egov_kpi_info for the target and its citation; find the worst units on the KPI dashboard.")
+    rules += [
+        _alert("EgovKpiBelowTargetCritical", f"{below}\nand on(kpi) ({overdue} or {far})", "critical",
+               "KPI {{ $labels.kpi }} ({{ $labels.title_vi }}) dưới chỉ tiêu: thiếu {{ $value | humanize }} "
+               "(đã quá hạn hoặc thiếu từ 10% chỉ tiêu)",
+               "KPI {{ $labels.kpi }} ({{ $labels.title_en }}) is below its target by {{ $value | humanize }} "
+               "(deadline passed or short by 10% of the target or more)", runbook, "15m"),
+        _alert("EgovKpiBelowTarget", f"{below}\nunless on(kpi) ({overdue} or {far})", "warning",
+               "KPI {{ $labels.kpi }} ({{ $labels.title_vi }}) dưới chỉ tiêu: thiếu {{ $value | humanize }}",
+               "KPI {{ $labels.kpi }} ({{ $labels.title_en }}) is below its target by {{ $value | humanize }}",
+               runbook, "15m"),
+        _alert("EgovKpiStale", "max by (kpi) (egov_kpi_stale) == 1", "warning",
+               "Số liệu KPI {{ $labels.kpi }} đã cũ, cần cập nhật", "KPI {{ $labels.kpi }} data is stale",
+               "Cập nhật tệp số liệu thủ công hoặc kiểm tra nguồn dữ liệu / Update the manual data file or "
+               "check the data source.", "1h"),
+    ]
+    return {"name": "egov_kpi", "interval": "1m", "rules": rules}
+
+
+def _coverage_group(loaded: LoadedConfig) -> dict[str, Any] | None:
+    """Per-unit state of every coverage KPI at a level, a unit-down alert, and one alert per group
+    (district) whose units are all down at once: the district uplink, one alert rather than 23."""
+    levels = loaded.config.levels
+    rules: list[dict[str, Any]] = []
+    for kpi in loaded.config.kpis:
+        measure = kpi.measure
+        if not isinstance(measure, CoverageMeasure) or measure.select.level is None:
+            continue
+        level = measure.select.level
+        by = ", ".join(["unit", *levels])
+        combine = "min" if measure.unit_up == "all" else "max"
+        record = "unit:egov_kpi_unit_up:bool"
+        rules.append({"record": record, "labels": {"kpi": kpi.id},
+                      "expr": f"{combine} by ({by}) ({_selected('egov_target_up', measure.select, loaded, level)})"})
+        rules.append(_alert(
+            "EgovUnitDown", f'{record}{{kpi="{kpi.id}"}} == 0', "warning",
+            f"{level} {{{{ $labels.unit }}}} mất kết nối ({kpi.title_vi})",
+            f"{level} {{{{ $labels.unit }}}} is down ({kpi.title_en})",
+            "Kiểm tra đường truyền và thiết bị định tuyến của đơn vị (ping, SNMP ifOperStatus) / Check the unit's "
+            "link and router (ping, SNMP ifOperStatus).", "5m", {"kpi": kpi.id}))
+        group = measure.group_by
+        if group and group in levels:
+            down = f'count by (kpi, {group}) ({record}{{kpi="{kpi.id}"}} == 0)'
+            total = f'count by (kpi, {group}) ({record}{{kpi="{kpi.id}"}})'
+            rules.append(_alert(
+                "EgovGroupAllDown", f"({down} == {total}) and {total} > 1", "critical",
+                f"Toàn bộ {{{{ $value }}}} {level} của {group} {{{{ $labels.{group} }}}} mất kết nối: nghi sự cố "
+                f"đường truyền cấp {group}",
+                f"All {{{{ $value }}}} {level} units of {group} {{{{ $labels.{group} }}}} are down: suspect the "
+                f"{group} uplink", "Kiểm tra đường trục tới trung tâm huyện trước / Check the district uplink "
+                "first; the unit alerts are inhibited meanwhile.", "3m",
+                {"kpi": kpi.id}))
+    if not rules:
+        return None
+    return {"name": "egov_coverage", "interval": "30s", "rules": rules}
+
+
+def _availability_group(loaded: LoadedConfig, now: dt.date) -> dict[str, Any]:
+    rules: list[dict[str, Any]] = [
+        {"record": "target:egov_probe_successes:increase1h", "expr": "increase(egov_target_probe_successes_total[1h])"},
+        {"record": "target:egov_probes:increase1h", "expr": "increase(egov_target_probes_total[1h])"},
+    ]
+    for window in AVAILABILITY_WINDOWS:
+        rules.append({"record": f"target:egov_availability:ratio_{window}", "expr": (
+            f"increase(egov_target_probe_successes_total[{window}])\n"
+            f"/ (increase(egov_target_probes_total[{window}]) > 0)")})
+    # The reporting quarter: hourly increases summed over the steps since the quarter's start, one rule
+    # per quarter, each active only inside its quarter (PromQL ranges are constants; time() inside a
+    # subquery is the step's time). increase() absorbs the agent's restarts.
+    tz = ZoneInfo(loaded.config.province.timezone)
+    starts = quarter_starts(now, *loaded_reporting(loaded), QUARTERS_GENERATED)
+    for start, end in zip(starts, starts[1:], strict=False):
+        t0 = int(dt.datetime.combine(start, dt.time(), tz).timestamp())
+        t1 = int(dt.datetime.combine(end, dt.time(), tz).timestamp())
+        since = f"and on() (vector(time()) >= {t0})"
+        rules.append({
+            "record": "target:egov_availability:ratio_quarter",
+            "labels": {"quarter_start": start.isoformat()},
+            "expr": (f"sum_over_time((target:egov_probe_successes:increase1h {since})[92d:1h])\n"
+                     f"/ (sum_over_time((target:egov_probes:increase1h {since})[92d:1h]) > 0)\n"
+                     f"and on() (vector(time()) >= {t0} < {t1})"),
+        })
+    return {"name": "egov_availability", "interval": "1m", "rules": rules}
+
+
+def loaded_reporting(loaded: LoadedConfig) -> tuple[int, int]:
+    """(first month, day) of the reporting quarters; calendar quarters unless configured."""
+    reporting = getattr(loaded.config, "reporting", None)
+    if reporting is not None:
+        return (getattr(reporting, "quarter_start_month", 1), getattr(reporting, "quarter_start_day", 1))
+    return (1, 1)
+
+
+def _objective(kpi: KpiSpec) -> float | None:
+    targets = [t for t in kpi.targets if t.comparator in (">=", ">", "approx") and t.value is not None]
+    return targets[-1].value if targets else None
+
+
+def _slo_group(loaded: LoadedConfig) -> dict[str, Any] | None:
+    rules: list[dict[str, Any]] = []
+    for kpi in loaded.config.kpis:
+        if kpi.measure.kind != "availability":
+            continue
+        objective = _objective(kpi)
+        if objective is None or not 0 < objective < 1:
+            continue
+        budget = 1 - objective
+        select = kpi.measure.select
+        for window in SLI_WINDOWS:
+            good = _selected("egov_target_probe_successes_total", select, loaded, inner=f"increase(%s[{window}])")
+            total = _selected("egov_target_probes_total", select, loaded, inner=f"increase(%s[{window}])")
+            rules.append({"record": f"kpi:egov_sli_error:ratio_rate{window}", "labels": {"kpi": kpi.id},
+                          "expr": f"1 - (sum({good}) / (sum({total}) > 0))"})
+        for long, short, factor, severity in BURN_ALERTS:
+            threshold = round(factor * budget, 10)
+            expr = (f'kpi:egov_sli_error:ratio_rate{long}{{kpi="{kpi.id}"}} > {threshold}\n'
+                    f'and kpi:egov_sli_error:ratio_rate{short}{{kpi="{kpi.id}"}} > {threshold}')
+            rules.append(_alert(
+                "EgovAvailabilityBurnRate", expr, severity,
+                f"{kpi.title_vi}: ngân sách lỗi tiêu hao nhanh gấp {factor:g} lần ({long}/{short})",
+                f"{kpi.title_en}: error budget burning {factor:g}x too fast ({long}/{short} windows)",
+                "Mục tiêu vận hành (không phải chỉ tiêu kế hoạch); xem bảng điều khiển THDL / An operations "
+                "objective, not a plan target; see the data-centre dashboard.",
+                "2m" if severity == "critical" else "15m",
+                {"kpi": kpi.id, "window": f"{long}/{short}"}))
+    if not rules:
+        return None
+    return {"name": "egov_slo", "interval": "30s", "rules": rules}
+
+
+def _targets_group(loaded: LoadedConfig) -> dict[str, Any]:
+    collectors = loaded.config.collectors
+    rules: list[dict[str, Any]] = []
+    if "http" in collectors:
+        rules.append(_alert(
+            "EgovPortalDown", 'egov_target_up{collector="http"} == 0', "critical",
+            "Cổng {{ $labels.target }} không truy cập được", "Portal {{ $labels.target }} is down",
+            "Xem egov_target_probe_failures_total{reason} để biết nguyên nhân (TLS, mã trạng thái, nội dung) / "
+            "See egov_target_probe_failures_total by reason (TLS, status, content).", "5m"))
+        rules.append(_alert(
+            "EgovTlsCertificateExpiring", "(egov_http_tls_cert_expiry_timestamp_seconds - time()) < 14 * 86400",
+            "warning",
+            "Chứng thư TLS của {{ $labels.target }} hết hạn trong {{ $value | humanizeDuration }}",
+            "TLS certificate of {{ $labels.target }} expires in {{ $value | humanizeDuration }}",
+            "Gia hạn chứng thư số cho cổng / Renew the portal's certificate.", "1h"))
+    if "tcp" in collectors:
+        rules.append(_alert(
+            "EgovHostedSystemDown", 'egov_target_up{collector="tcp"} == 0', "warning",
+            "Hệ thống {{ $labels.target }} tại THDL không phản hồi", "Hosted system {{ $labels.target }} is down",
+            "Kiểm tra máy chủ ứng dụng và cổng dịch vụ / Check the application server and its port.", "5m"))
+    for name, spec in collectors.items():
+        stale_after = int(3 * spec.interval + spec.timeout)
+        rules.append(_alert(
+            "EgovCollectorStale",
+            f'time() - egov_collector_last_success_timestamp_seconds{{collector="{name}"}} > {stale_after}',
+            "warning",
+            f"Bộ thu thập {name} không có lần đo thành công nào trong {stale_after} giây",
+            f"Collector {name} has had no successful probe for {stale_after} s",
+            "Xem nhật ký của egov-agent (journalctl -u egov-agent) / Check the agent's log.", "5m",
+            {"collector": name}))
+    rules.append(_alert(
+        "EgovCollectorFailing",
+        "sum by (collector) (rate(egov_collector_errors_total[10m]))\n"
+        "/ (sum by (collector) (rate(egov_collector_probes_total[10m])) > 0) > 0.5",
+        "warning", "Hơn một nửa số lần đo của bộ thu thập {{ $labels.collector }} thất bại",
+        "More than half of collector {{ $labels.collector }}'s probes fail",
+        "Một sự cố chung (mạng, thông tin xác thực SNMP)? / A shared fault (network, SNMP credentials)?", "15m",
+))
+    return {"name": "egov_targets", "interval": "30s", "rules": rules}
+
+
+def _agent_group(job: str) -> dict[str, Any]:
+    return {"name": "egov_agent", "rules": [
+        _alert("EgovAgentDown", f'up{{job="{job}"}} == 0 or absent(up{{job="{job}"}})', "critical",
+               "Tác tử giám sát egov-agent không hoạt động: mọi KPI ngừng cập nhật",
+               "egov-agent is down: no KPI is being updated",
+               "systemctl status egov-agent; journalctl -u egov-agent", "5m"),
+        _alert("EgovConfigReloadFailed", "egov_config_last_reload_successful == 0", "warning",
+               "Tải lại cấu hình thất bại: cấu hình cũ vẫn đang dùng",
+               "Configuration reload failed: the previous configuration stays in force",
+               "egov-agent check-config /etc/egov-agent/config.yml", "5m"),
+    ]}
+
+
+def build_rules(loaded: LoadedConfig, job: str = "egov-agent", now: float | None = None) -> dict[str, Any]:
+    today = dt.datetime.fromtimestamp(time.time() if now is None else now,
+                                      ZoneInfo(loaded.config.province.timezone)).date()
+    groups = [_kpi_group(loaded), _coverage_group(loaded), _availability_group(loaded, today), _slo_group(loaded),
+              _targets_group(loaded), _agent_group(job)]
+    return {"groups": [g for g in groups if g is not None]}

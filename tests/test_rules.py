@@ -1,0 +1,262 @@
+"""Generated rules: promtool accepts them, and promtool's unit tests show each alert firing when it should."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import textwrap
+from pathlib import Path
+
+import yaml
+from conftest import REPO, promtool, write_config
+
+from agent.config import load_config
+from exporters.rules import build_rules, quarter_starts
+
+PROVINCE = """\
+province: {code: t, name_vi: Tỉnh Thử, name_en: Test}
+levels: [province, district, commune, site]
+units:
+  - id: p
+    name_vi: P
+    level: province
+    children:
+      - id: d1
+        name_vi: Huyện Một
+        level: district
+        children:
+          - {id: c1, name_vi: Xã 1, level: commune}
+          - {id: c2, name_vi: Xã 2, level: commune}
+      - id: d2
+        name_vi: Huyện Hai
+        level: district
+        children:
+          - {id: c3, name_vi: Xã 3, level: commune}
+          - {id: thdl, name_vi: THDL, level: site}
+collectors:
+  tcp: {interval: 30s, timeout: 5s}
+targets:
+  - {id: c1-link, unit: c1, collector: tcp, tags: [wan_link], params: {host: 127.0.0.1, port: 1}}
+  - {id: c2-link, unit: c2, collector: tcp, tags: [wan_link], params: {host: 127.0.0.1, port: 1}}
+  - {id: c3-link, unit: c3, collector: tcp, tags: [wan_link], params: {host: 127.0.0.1, port: 1}}
+  - {id: sys1, unit: thdl, collector: tcp, tags: [thdl], params: {host: 127.0.0.1, port: 1}}
+kpis:
+  - id: communes
+    class: direct
+    title_vi: Xã kết nối
+    title_en: Communes connected
+    citation: {document: 59/KH-UBND, date: 2019-03-29, section: II.1.2.1, quote: "100% các xã"}
+    measure: {kind: coverage, select: {tags: [wan_link], level: commune}, unit_up: all, group_by: district}
+    targets: [{phase: "2019-2020", deadline: 2020-12-31, comparator: "=", value: 100%}]
+  - id: systems_availability
+    class: direct
+    title_vi: Sẵn sàng
+    title_en: Availability
+    measure: {kind: availability, select: {collector: tcp, tags: [thdl]}, window: 30d}
+    targets: [{phase: ops, deadline: 2030-12-31, comparator: ">=", value: 99%, origin: ops}]
+"""
+
+TARGET_LABELS = 'collector="tcp",level="commune",province="p",site=""'
+
+
+def generated(tmp_path: Path) -> Path:
+    loaded = load_config(write_config(tmp_path / "province.yml", PROVINCE), resolve_secrets=False)
+    path = tmp_path / "rules.yml"
+    path.write_text(yaml.safe_dump(build_rules(loaded), allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([promtool(), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_generated_rules_pass_promtool_check(tmp_path: Path) -> None:
+    result = run_promtool("check", "rules", str(generated(tmp_path)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    loaded = load_config(REPO / "config" / "provinces" / "bac-giang.yml", resolve_secrets=False)
+    path = tmp_path / "bg.yml"
+    path.write_text(yaml.safe_dump(build_rules(loaded), allow_unicode=True), encoding="utf-8")
+    result = run_promtool("check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_is_bilingual_and_routable(tmp_path: Path) -> None:
+    rules = yaml.safe_load(generated(tmp_path).read_text())
+    alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
+    assert {a["alert"] for a in alerts} >= {"EgovKpiBelowTarget", "EgovKpiBelowTargetCritical", "EgovUnitDown",
+                                             "EgovGroupAllDown", "EgovAvailabilityBurnRate", "EgovAgentDown",
+                                             "EgovCollectorStale", "EgovHostedSystemDown", "EgovKpiStale"}
+    for alert in alerts:
+        assert alert["annotations"]["summary_vi"] and alert["annotations"]["summary_en"], alert["alert"]
+        assert alert["annotations"]["runbook"], alert["alert"]
+        assert alert["labels"]["severity"] in ("warning", "critical")
+
+
+def test_quarters_follow_the_province_definition() -> None:
+    import datetime as dt
+
+    starts = quarter_starts(dt.date(2027, 1, 5), 12, 10, 3)
+    assert starts == [dt.date(2026, 12, 10), dt.date(2027, 3, 10), dt.date(2027, 6, 10), dt.date(2027, 9, 10)]
+    assert quarter_starts(dt.date(2027, 3, 9), 12, 10, 0) == [dt.date(2026, 12, 10)]
+    assert quarter_starts(dt.date(2027, 3, 10), 12, 10, 0) == [dt.date(2027, 3, 10)]
+
+
+VALUES = {"EgovKpiBelowTarget": "50m", "EgovKpiBelowTargetCritical": "50m", "EgovGroupAllDown": "2"}
+
+
+def with_annotations(tests: dict, rules_path: Path) -> dict:
+    """promtool compares annotations too: render each expected alert's from the generated rule.
+
+    Only ``{{ $labels.x }}`` and the value placeholder occur in our templates; the value each case
+    expects is in VALUES (or written out in the case itself)."""
+    rules = yaml.safe_load(rules_path.read_text())
+    alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
+    for case in tests["tests"]:
+        for check in case.get("alert_rule_test", []):
+            for alert in check.get("exp_alerts", []):
+                if "exp_annotations" in alert:
+                    continue
+                labels = alert["exp_labels"]
+                rule = next(r for r in alerts if r["alert"] == check["alertname"]
+                            and all(labels.get(k) == v for k, v in r["labels"].items()))
+                rendered = {}
+                for key, template in rule["annotations"].items():
+                    text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: str(labels.get(m.group(1), "")), template)
+                    text = re.sub(r"\{\{ \$value[^}]*\}\}", VALUES.get(check["alertname"], ""), text)
+                    rendered[key] = text
+                alert["exp_annotations"] = rendered
+    return tests
+
+
+def test_alerts_fire_under_promtool(tmp_path: Path) -> None:
+    rules = generated(tmp_path)
+    kpi_info = ('egov_kpi_info{kpi="communes",title_vi="Xã kết nối",title_en="Communes connected",'
+                'document="59/KH-UBND",section="II.1.2.1"}')
+    tests = textwrap.dedent(f"""\
+    rule_files: [{rules.name}]
+    evaluation_interval: 1m
+    tests:
+      # 2 of 3 communes connected against 100%, deadline far ahead (t=0 is 1970): short by 1/3 -> critical.
+      - interval: 1m
+        input_series:
+          - series: 'egov_kpi_numerator{{kpi="communes"}}'
+            values: '2x30'
+          - series: 'egov_kpi_denominator{{kpi="communes"}}'
+            values: '3x30'
+          - series: 'egov_kpi_target{{kpi="communes",phase="2019-2020",comparator="=",origin="plan",bound=""}}'
+            values: '1x30'
+          - series: 'egov_kpi_target_deadline_timestamp_seconds{{kpi="communes",phase="2019-2020",origin="plan"}}'
+            values: '1609434000x30'
+          - series: '{kpi_info}'
+            values: '1x30'
+        alert_rule_test:
+          - eval_time: 20m
+            alertname: EgovKpiBelowTargetCritical
+            exp_alerts:
+              - exp_labels: {{severity: critical, kpi: communes, title_vi: "Xã kết nối",
+                              title_en: "Communes connected", document: "59/KH-UBND", section: "II.1.2.1"}}
+                exp_annotations:
+                  summary_vi: "KPI communes (Xã kết nối) dưới chỉ tiêu: thiếu 333.3m (đã quá hạn hoặc thiếu từ 10% chỉ tiêu)"
+                  summary_en: "KPI communes (Communes connected) is below its target by 333.3m (deadline passed or short by 10% of the target or more)"
+                  summary: "KPI communes (Communes connected) is below its target by 333.3m (deadline passed or short by 10% of the target or more)"
+                  runbook: "Xem egov_kpi_info để biết chỉ tiêu và trích dẫn; tìm đơn vị kém nhất trên bảng KPI / See egov_kpi_info for the target and its citation; find the worst units on the KPI dashboard."
+          - eval_time: 20m
+            alertname: EgovKpiBelowTarget
+            exp_alerts: []
+      # 19 of 20 against 100% before the deadline (25 min): short by 5% -> warning; 15 min after it -> critical.
+      - interval: 1m
+        input_series:
+          - series: 'egov_kpi_numerator{{kpi="communes"}}'
+            values: '19x50'
+          - series: 'egov_kpi_denominator{{kpi="communes"}}'
+            values: '20x50'
+          - series: 'egov_kpi_target{{kpi="communes",phase="2019-2020",comparator="=",origin="plan",bound=""}}'
+            values: '1x50'
+          - series: 'egov_kpi_target_deadline_timestamp_seconds{{kpi="communes",phase="2019-2020",origin="plan"}}'
+            values: '1500x50'
+          - series: '{kpi_info}'
+            values: '1x50'
+        alert_rule_test:
+          - eval_time: 20m
+            alertname: EgovKpiBelowTarget
+            exp_alerts:
+              - exp_labels: {{severity: warning, kpi: communes, title_vi: "Xã kết nối",
+                              title_en: "Communes connected", document: "59/KH-UBND", section: "II.1.2.1"}}
+          - eval_time: 20m
+            alertname: EgovKpiBelowTargetCritical
+            exp_alerts: []
+          - eval_time: 45m
+            alertname: EgovKpiBelowTargetCritical
+            exp_alerts:
+              - exp_labels: {{severity: critical, kpi: communes, title_vi: "Xã kết nối",
+                              title_en: "Communes connected", document: "59/KH-UBND", section: "II.1.2.1"}}
+      # Commune c1 loses its link: one EgovUnitDown. Then all of d1 goes down: EgovGroupAllDown for d1.
+      - interval: 1m
+        input_series:
+          - series: 'egov_target_up{{{TARGET_LABELS},target="c1-link",unit="c1",district="d1",commune="c1"}}'
+            values: '1 1 0x30'
+          - series: 'egov_target_up{{{TARGET_LABELS},target="c2-link",unit="c2",district="d1",commune="c2"}}'
+            values: '1x12 0x20'
+          - series: 'egov_target_up{{{TARGET_LABELS},target="c3-link",unit="c3",district="d2",commune="c3"}}'
+            values: '1x32'
+          - series: 'egov_target_info{{{TARGET_LABELS},target="c1-link",unit="c1",district="d1",commune="c1",name="",tags=",wan_link,"}}'
+            values: '1x32'
+          - series: 'egov_target_info{{{TARGET_LABELS},target="c2-link",unit="c2",district="d1",commune="c2",name="",tags=",wan_link,"}}'
+            values: '1x32'
+          - series: 'egov_target_info{{{TARGET_LABELS},target="c3-link",unit="c3",district="d2",commune="c3",name="",tags=",wan_link,"}}'
+            values: '1x32'
+        alert_rule_test:
+          - eval_time: 10m
+            alertname: EgovUnitDown
+            exp_alerts:
+              - exp_labels: {{severity: warning, kpi: communes, unit: c1, province: p, district: d1, commune: c1}}
+          - eval_time: 10m
+            alertname: EgovGroupAllDown
+            exp_alerts: []
+          - eval_time: 20m
+            alertname: EgovGroupAllDown
+            exp_alerts:
+              - exp_labels: {{severity: critical, kpi: communes, district: d1}}
+      # The hosted system fails half of its probes: every window burns far faster than 14.4 x 1%.
+      - interval: 1m
+        input_series:
+          - series: 'egov_target_probes_total{{collector="tcp",target="sys1",unit="thdl",level="site",province="p",district="d2",commune="",site="thdl"}}'
+            values: '0+10x90'
+          - series: 'egov_target_probe_successes_total{{collector="tcp",target="sys1",unit="thdl",level="site",province="p",district="d2",commune="",site="thdl"}}'
+            values: '0+5x90'
+          - series: 'egov_target_info{{collector="tcp",target="sys1",unit="thdl",level="site",province="p",district="d2",commune="",site="thdl",name="",tags=",thdl,"}}'
+            values: '1x90'
+        alert_rule_test:
+          - eval_time: 80m
+            alertname: EgovAvailabilityBurnRate
+            exp_alerts:
+              - exp_labels: {{severity: critical, kpi: systems_availability, window: "1h/5m"}}
+              - exp_labels: {{severity: critical, kpi: systems_availability, window: "6h/30m"}}
+              - exp_labels: {{severity: warning, kpi: systems_availability, window: "1d/2h"}}
+              - exp_labels: {{severity: warning, kpi: systems_availability, window: "3d/6h"}}
+      # The agent stops answering scrapes.
+      - interval: 1m
+        input_series:
+          - series: 'up{{job="egov-agent",instance="thdl:9747"}}'
+            values: '1 1 0x10'
+        alert_rule_test:
+          - eval_time: 9m
+            alertname: EgovAgentDown
+            exp_alerts:
+              - exp_labels: {{severity: critical, job: egov-agent, instance: "thdl:9747"}}
+    """)
+    test_file = tmp_path / "alerts.test.yml"
+    test_file.write_text(yaml.safe_dump(with_annotations(yaml.safe_load(tests), rules), allow_unicode=True),
+                         encoding="utf-8")
+    result = run_promtool("test", "rules", str(test_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_example_alertmanager_configuration_is_valid() -> None:
+    import shutil
+
+    amtool = shutil.which("amtool")
+    assert amtool, "amtool not found: install Debian's prometheus-alertmanager (scripts/test does)"
+    result = subprocess.run([amtool, "check-config", str(REPO / "config" / "alertmanager" / "alertmanager.example.yml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
