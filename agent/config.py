@@ -295,8 +295,12 @@ def _problems_from(exc: ValidationError, doc: Document, prefix: Path_ = ()) -> l
 
 
 def _at(data: Any, path: Path_) -> Any:
+    """The value at ``path``, or None where the raw data has no such key (a missing ``params:``)."""
     for part in path:
-        data = data[part]
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
     return data
 
 

@@ -174,23 +174,26 @@ class EgovCollector:
 
     # -- KPIs --------------------------------------------------------------------------------
     def _kpi_metrics(self, view: AgentView, evaluations: Iterable[Evaluation]) -> Iterator[Metric]:
-        info = InfoMetricFamily(PREFIX + "kpi", "A KPI of the plan: titles, class and citation.")
-        value = GaugeMetricFamily(PREFIX + "kpi_value", "The KPI's current value (ratios 0..1).", labels=["kpi"])
-        num = GaugeMetricFamily(PREFIX + "kpi_numerator", "Numerator of a ratio KPI.", labels=["kpi"])
-        den = GaugeMetricFamily(PREFIX + "kpi_denominator", "Denominator of a ratio KPI.", labels=["kpi"])
+        province = self.status.province  # one Prometheus may scrape several provinces' agents
+        by_kpi = ["province", "kpi"]
+        info = InfoMetricFamily(PREFIX + "kpi", "A KPI of the plan: titles, class and citation.",
+                                labels=["province"])
+        value = GaugeMetricFamily(PREFIX + "kpi_value", "The KPI's current value (ratios 0..1).", labels=by_kpi)
+        num = GaugeMetricFamily(PREFIX + "kpi_numerator", "Numerator of a ratio KPI.", labels=by_kpi)
+        den = GaugeMetricFamily(PREFIX + "kpi_denominator", "Denominator of a ratio KPI.", labels=by_kpi)
         measured = GaugeMetricFamily(PREFIX + "kpi_value_timestamp_seconds",
                                      "When the value was measured, or the date a manual figure refers to.",
-                                     labels=["kpi"])
-        stale = GaugeMetricFamily(PREFIX + "kpi_stale", "1 if the value is older than allowed.", labels=["kpi"])
+                                     labels=by_kpi)
+        stale = GaugeMetricFamily(PREFIX + "kpi_stale", "1 if the value is older than allowed.", labels=by_kpi)
         target = GaugeMetricFamily(PREFIX + "kpi_target", "The active target's threshold (ratios 0..1).",
-                                   labels=["kpi", "phase", "comparator", "origin", "bound"])
+                                   labels=[*by_kpi, "phase", "comparator", "origin", "bound"])
         target_info = InfoMetricFamily(PREFIX + "kpi_active_target",
-                                       "The active target, with qualitative words verbatim.", labels=["kpi"])
+                                       "The active target, with qualitative words verbatim.", labels=by_kpi)
         met = GaugeMetricFamily(PREFIX + "kpi_target_met", "1 if the KPI meets its active target.",
-                                labels=["kpi", "phase", "origin"])
+                                labels=[*by_kpi, "phase", "origin"])
         deadline = GaugeMetricFamily(PREFIX + "kpi_target_deadline_timestamp_seconds",
-                                     "End of the active target's deadline day.", labels=["kpi", "phase", "origin"])
-        group_names = ["kpi", "group_level", "group"]
+                                     "End of the active target's deadline day.", labels=[*by_kpi, "phase", "origin"])
+        group_names = ["province", "kpi", "group_level", "group"]
         gvalue = GaugeMetricFamily(PREFIX + "kpi_group_value", "The KPI within one unit (e.g. per district).",
                                    labels=group_names)
         gnum = GaugeMetricFamily(PREFIX + "kpi_group_numerator", "Numerator within one unit.", labels=group_names)
@@ -199,7 +202,7 @@ class EgovCollector:
         for ev in evaluations:
             kpi = ev.kpi
             c = kpi.citation
-            info.add_metric([kpi.id], {
+            info.add_metric([province], {
                 "kpi": kpi.id, "class": kpi.kpi_class, "measure": kpi.measure.kind, "area": kpi.area,
                 "unit": kpi.unit, "title_vi": kpi.title_vi, "title_en": kpi.title_en,
                 "document": c.document if c else "", "document_date": c.date.isoformat() if c else "",
@@ -207,15 +210,15 @@ class EgovCollector:
                 "source": ev.source,
             })
             if ev.value is not None:
-                value.add_metric([kpi.id], ev.value)
-                stale.add_metric([kpi.id], 1.0 if ev.stale else 0.0)
+                value.add_metric([province, kpi.id], ev.value)
+                stale.add_metric([province, kpi.id], 1.0 if ev.stale else 0.0)
             if ev.numerator is not None and ev.denominator is not None:
-                num.add_metric([kpi.id], ev.numerator)
-                den.add_metric([kpi.id], ev.denominator)
+                num.add_metric([province, kpi.id], ev.numerator)
+                den.add_metric([province, kpi.id], ev.denominator)
             if ev.measured_at is not None:
-                measured.add_metric([kpi.id], ev.measured_at)
+                measured.add_metric([province, kpi.id], ev.measured_at)
             for g in ev.groups:
-                labels = [kpi.id, ev.group_level, g.group]
+                labels = [province, kpi.id, ev.group_level, g.group]
                 gnum.add_metric(labels, g.numerator)
                 gden.add_metric(labels, g.denominator)
                 if g.denominator:
@@ -223,18 +226,18 @@ class EgovCollector:
             active = ev.active
             if active is None:
                 continue
-            base = [kpi.id, active.phase, active.comparator, active.origin]
+            base = [province, kpi.id, active.phase, active.comparator, active.origin]
             if active.comparator == "range":
                 target.add_metric([*base, "lower"], active.low)
                 target.add_metric([*base, "upper"], active.high)
             elif active.value is not None:
                 target.add_metric([*base, ""], active.value)
-            target_info.add_metric([kpi.id], {"phase": active.phase, "comparator": active.comparator,
+            target_info.add_metric([province, kpi.id], {"phase": active.phase, "comparator": active.comparator,
                                               "origin": active.origin, "text": active.text or ""})
-            deadline.add_metric([kpi.id, active.phase, active.origin],
+            deadline.add_metric([province, kpi.id, active.phase, active.origin],
                                 deadline_timestamp(active, view.timezone))
             if ev.met is not None:
-                met.add_metric([kpi.id, active.phase, active.origin], 1.0 if ev.met else 0.0)
+                met.add_metric([province, kpi.id, active.phase, active.origin], 1.0 if ev.met else 0.0)
         yield from (info, value, num, den, measured, stale, target, target_info, met, deadline,
                     gvalue, gnum, gden)
 

@@ -14,6 +14,7 @@ below target, the agent down) have none, since Prometheus drops empty labels.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -92,47 +93,48 @@ def _kpi_group(loaded: LoadedConfig) -> dict[str, Any]:
     value = "kpi:egov_kpi_value:province"
     target = "kpi:egov_kpi_target:max"
     rules: list[dict[str, Any]] = [
-        {"record": "kpi:egov_kpi_numerator:sum", "expr": "sum by (kpi) (egov_kpi_numerator)"},
-        {"record": "kpi:egov_kpi_denominator:sum", "expr": "sum by (kpi) (egov_kpi_denominator)"},
+        {"record": "kpi:egov_kpi_numerator:sum", "expr": "sum by (province, kpi) (egov_kpi_numerator)"},
+        {"record": "kpi:egov_kpi_denominator:sum", "expr": "sum by (province, kpi) (egov_kpi_denominator)"},
         {"record": value, "expr": (
             "kpi:egov_kpi_numerator:sum / (kpi:egov_kpi_denominator:sum > 0)\n"
-            "or sum by (kpi) (egov_kpi_value unless on(kpi) egov_kpi_denominator)")},
-        {"record": target, "expr": "max by (kpi, phase, comparator, origin, bound) (egov_kpi_target)"},
+            "or sum by (province, kpi) (egov_kpi_value unless on(province, kpi) egov_kpi_denominator)")},
+        {"record": target, "expr": "max by (province, kpi, phase, comparator, origin, bound) (egov_kpi_target)"},
         {"record": "kpi:egov_kpi_target_deadline:max",
-         "expr": "max by (kpi) (egov_kpi_target_deadline_timestamp_seconds)"},
+         "expr": "max by (province, kpi) (egov_kpi_target_deadline_timestamp_seconds)"},
         {"record": "kpi_group:egov_kpi_group_numerator:sum",
-         "expr": "sum by (kpi, group_level, group) (egov_kpi_group_numerator)"},
+         "expr": "sum by (province, kpi, group_level, group) (egov_kpi_group_numerator)"},
         {"record": "kpi_group:egov_kpi_group_denominator:sum",
-         "expr": "sum by (kpi, group_level, group) (egov_kpi_group_denominator)"},
+         "expr": "sum by (province, kpi, group_level, group) (egov_kpi_group_denominator)"},
         {"record": "kpi_group:egov_kpi_group_value:ratio",
          "expr": "kpi_group:egov_kpi_group_numerator:sum / (kpi_group:egov_kpi_group_denominator:sum > 0)"},
         # How far a KPI is from its active target, present only while the target is not met.
         {"record": "kpi:egov_kpi_shortfall:abs", "expr": (
-            f'(max by (kpi) ({target}{{comparator=~">=|approx|="}}) - on(kpi) {value}) > 1e-9\n'
-            f'or (max by (kpi) ({target}{{comparator=">"}}) - on(kpi) {value}) >= 0\n'
-            f'or ({value} - on(kpi) max by (kpi) ({target}{{comparator="<="}})) > 1e-9\n'
-            f'or ({value} - on(kpi) max by (kpi) ({target}{{comparator="<"}})) >= 0\n'
-            f'or (max by (kpi) ({target}{{bound="lower"}}) - on(kpi) {value}) > 1e-9\n'
-            f'or ({value} - on(kpi) max by (kpi) ({target}{{bound="upper"}})) > 1e-9')},
+            f'(max by (province, kpi) ({target}{{comparator=~">=|approx|="}}) - on(province, kpi) {value}) > 1e-9\n'
+            f'or (max by (province, kpi) ({target}{{comparator=">"}}) - on(province, kpi) {value}) >= 0\n'
+            f'or ({value} - on(province, kpi) max by (province, kpi) ({target}{{comparator="<="}})) > 1e-9\n'
+            f'or ({value} - on(province, kpi) max by (province, kpi) ({target}{{comparator="<"}})) >= 0\n'
+            f'or (max by (province, kpi) ({target}{{bound="lower"}}) - on(province, kpi) {value}) > 1e-9\n'
+            f'or ({value} - on(province, kpi) max by (province, kpi) ({target}{{bound="upper"}})) > 1e-9')},
     ]
-    info = "group_left(title_vi, title_en, document, section) max by (kpi, title_vi, title_en, document, section) " \
-           "(egov_kpi_info)"
+    info = ("group_left(title_vi, title_en, document, section) "
+            "max by (province, kpi, title_vi, title_en, document, section) (egov_kpi_info)")
     overdue = "(kpi:egov_kpi_target_deadline:max < time())"
-    far = "(kpi:egov_kpi_shortfall:abs / on(kpi) (max by (kpi) (kpi:egov_kpi_target:max) > 0) >= 0.1)"
-    below = f"kpi:egov_kpi_shortfall:abs * on(kpi) {info}"
+    far = ("(kpi:egov_kpi_shortfall:abs / on(province, kpi) (max by (province, kpi) (kpi:egov_kpi_target:max) > 0)"
+           " >= 0.1)")
+    below = f"kpi:egov_kpi_shortfall:abs * on(province, kpi) {info}"
     runbook = ("Xem egov_kpi_info để biết chỉ tiêu và trích dẫn; tìm đơn vị kém nhất trên bảng KPI / "
                "See egov_kpi_info for the target and its citation; find the worst units on the KPI dashboard.")
     rules += [
-        _alert("EgovKpiBelowTargetCritical", f"{below}\nand on(kpi) ({overdue} or {far})", "critical",
+        _alert("EgovKpiBelowTargetCritical", f"{below}\nand on(province, kpi) ({overdue} or {far})", "critical",
                "KPI {{ $labels.kpi }} ({{ $labels.title_vi }}) dưới chỉ tiêu: thiếu {{ $value | humanize }} "
                "(đã quá hạn hoặc thiếu từ 10% chỉ tiêu)",
                "KPI {{ $labels.kpi }} ({{ $labels.title_en }}) is below its target by {{ $value | humanize }} "
                "(deadline passed or short by 10% of the target or more)", runbook, "15m"),
-        _alert("EgovKpiBelowTarget", f"{below}\nunless on(kpi) ({overdue} or {far})", "warning",
+        _alert("EgovKpiBelowTarget", f"{below}\nunless on(province, kpi) ({overdue} or {far})", "warning",
                "KPI {{ $labels.kpi }} ({{ $labels.title_vi }}) dưới chỉ tiêu: thiếu {{ $value | humanize }}",
                "KPI {{ $labels.kpi }} ({{ $labels.title_en }}) is below its target by {{ $value | humanize }}",
                runbook, "15m"),
-        _alert("EgovKpiStale", "max by (kpi) (egov_kpi_stale) == 1", "warning",
+        _alert("EgovKpiStale", "max by (province, kpi) (egov_kpi_stale) == 1", "warning",
                "Số liệu KPI {{ $labels.kpi }} đã cũ, cần cập nhật", "KPI {{ $labels.kpi }} data is stale",
                "Cập nhật tệp số liệu thủ công hoặc kiểm tra nguồn dữ liệu / Update the manual data file or "
                "check the data source.", "1h"),
@@ -192,7 +194,7 @@ def _availability_group(loaded: LoadedConfig, now: dt.date) -> dict[str, Any]:
     # subquery is the step's time). increase() absorbs the agent's restarts.
     tz = ZoneInfo(loaded.config.province.timezone)
     starts = quarter_starts(now, *loaded_reporting(loaded), QUARTERS_GENERATED)
-    for start, end in zip(starts, starts[1:], strict=False):
+    for start, end in itertools.pairwise(starts):
         t0 = int(dt.datetime.combine(start, dt.time(), tz).timestamp())
         t1 = int(dt.datetime.combine(end, dt.time(), tz).timestamp())
         since = f"and on() (vector(time()) >= {t0})"

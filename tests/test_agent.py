@@ -118,7 +118,10 @@ def test_exposition_passes_promtool_and_openmetrics_is_negotiated(province: Path
     assert status == 200
     assert content_type.startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
-    assert b'egov_kpi_value{kpi="systems_up"} 0.75' in body
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+
+    values = {(m.name, s.labels.get("kpi")): s.value for m in parse_openmetrics(body.decode()) for s in m.samples}
+    assert values[("egov_kpi_value", "systems_up")] == 0.75
 
     status, content_type, body = http_get(agent.base + "/")
     assert status == 200 and content_type.startswith("text/html")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import textwrap
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -57,6 +58,9 @@ kpis:
 """
 
 TARGET_LABELS = 'collector="tcp",level="commune",province="p",site=""'
+SYS1 = 'collector="tcp",target="sys1",unit="thdl",level="site",province="p",district="d2",commune="",site="thdl"'
+C = {i: f'{TARGET_LABELS},target="c{i}-link",unit="c{i}",district="d{1 if i < 3 else 2}",commune="c{i}"'
+     for i in (1, 2, 3)}
 
 
 def generated(tmp_path: Path) -> Path:
@@ -104,25 +108,28 @@ def test_quarters_follow_the_province_definition() -> None:
 VALUES = {"EgovKpiBelowTarget": "50m", "EgovKpiBelowTargetCritical": "50m", "EgovGroupAllDown": "2"}
 
 
+def _label(labels: dict, match: re.Match) -> str:
+    return str(labels.get(match.group(1), ""))
+
+
 def with_annotations(tests: dict, rules_path: Path) -> dict:
     """promtool compares annotations too: render each expected alert's from the generated rule.
 
     Only ``{{ $labels.x }}`` and the value placeholder occur in our templates; the value each case
-    expects is in VALUES (or written out in the case itself)."""
+    expects is in VALUES, or in a ``value:`` key of the expected alert (removed before promtool)."""
     rules = yaml.safe_load(rules_path.read_text())
     alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
     for case in tests["tests"]:
         for check in case.get("alert_rule_test", []):
             for alert in check.get("exp_alerts", []):
-                if "exp_annotations" in alert:
-                    continue
                 labels = alert["exp_labels"]
+                value = alert.pop("value", VALUES.get(check["alertname"], ""))
                 rule = next(r for r in alerts if r["alert"] == check["alertname"]
                             and all(labels.get(k) == v for k, v in r["labels"].items()))
                 rendered = {}
                 for key, template in rule["annotations"].items():
-                    text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: str(labels.get(m.group(1), "")), template)
-                    text = re.sub(r"\{\{ \$value[^}]*\}\}", VALUES.get(check["alertname"], ""), text)
+                    text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", partial(_label, labels), template)
+                    text = re.sub(r"\{\{ \$value[^}]*\}\}", value, text)
                     rendered[key] = text
                 alert["exp_annotations"] = rendered
     return tests
@@ -155,11 +162,7 @@ def test_alerts_fire_under_promtool(tmp_path: Path) -> None:
             exp_alerts:
               - exp_labels: {{severity: critical, kpi: communes, title_vi: "Xã kết nối",
                               title_en: "Communes connected", document: "59/KH-UBND", section: "II.1.2.1"}}
-                exp_annotations:
-                  summary_vi: "KPI communes (Xã kết nối) dưới chỉ tiêu: thiếu 333.3m (đã quá hạn hoặc thiếu từ 10% chỉ tiêu)"
-                  summary_en: "KPI communes (Communes connected) is below its target by 333.3m (deadline passed or short by 10% of the target or more)"
-                  summary: "KPI communes (Communes connected) is below its target by 333.3m (deadline passed or short by 10% of the target or more)"
-                  runbook: "Xem egov_kpi_info để biết chỉ tiêu và trích dẫn; tìm đơn vị kém nhất trên bảng KPI / See egov_kpi_info for the target and its citation; find the worst units on the KPI dashboard."
+                value: 333.3m
           - eval_time: 20m
             alertname: EgovKpiBelowTarget
             exp_alerts: []
@@ -193,17 +196,17 @@ def test_alerts_fire_under_promtool(tmp_path: Path) -> None:
       # Commune c1 loses its link: one EgovUnitDown. Then all of d1 goes down: EgovGroupAllDown for d1.
       - interval: 1m
         input_series:
-          - series: 'egov_target_up{{{TARGET_LABELS},target="c1-link",unit="c1",district="d1",commune="c1"}}'
+          - series: 'egov_target_up{{{C[1]}}}'
             values: '1 1 0x30'
-          - series: 'egov_target_up{{{TARGET_LABELS},target="c2-link",unit="c2",district="d1",commune="c2"}}'
+          - series: 'egov_target_up{{{C[2]}}}'
             values: '1x12 0x20'
-          - series: 'egov_target_up{{{TARGET_LABELS},target="c3-link",unit="c3",district="d2",commune="c3"}}'
+          - series: 'egov_target_up{{{C[3]}}}'
             values: '1x32'
-          - series: 'egov_target_info{{{TARGET_LABELS},target="c1-link",unit="c1",district="d1",commune="c1",name="",tags=",wan_link,"}}'
+          - series: 'egov_target_info{{{C[1]},name="",tags=",wan_link,"}}'
             values: '1x32'
-          - series: 'egov_target_info{{{TARGET_LABELS},target="c2-link",unit="c2",district="d1",commune="c2",name="",tags=",wan_link,"}}'
+          - series: 'egov_target_info{{{C[2]},name="",tags=",wan_link,"}}'
             values: '1x32'
-          - series: 'egov_target_info{{{TARGET_LABELS},target="c3-link",unit="c3",district="d2",commune="c3",name="",tags=",wan_link,"}}'
+          - series: 'egov_target_info{{{C[3]},name="",tags=",wan_link,"}}'
             values: '1x32'
         alert_rule_test:
           - eval_time: 10m
@@ -220,11 +223,11 @@ def test_alerts_fire_under_promtool(tmp_path: Path) -> None:
       # The hosted system fails half of its probes: every window burns far faster than 14.4 x 1%.
       - interval: 1m
         input_series:
-          - series: 'egov_target_probes_total{{collector="tcp",target="sys1",unit="thdl",level="site",province="p",district="d2",commune="",site="thdl"}}'
+          - series: 'egov_target_probes_total{{{SYS1}}}'
             values: '0+10x90'
-          - series: 'egov_target_probe_successes_total{{collector="tcp",target="sys1",unit="thdl",level="site",province="p",district="d2",commune="",site="thdl"}}'
+          - series: 'egov_target_probe_successes_total{{{SYS1}}}'
             values: '0+5x90'
-          - series: 'egov_target_info{{collector="tcp",target="sys1",unit="thdl",level="site",province="p",district="d2",commune="",site="thdl",name="",tags=",thdl,"}}'
+          - series: 'egov_target_info{{{SYS1},name="",tags=",thdl,"}}'
             values: '1x90'
         alert_rule_test:
           - eval_time: 80m
@@ -257,6 +260,6 @@ def test_example_alertmanager_configuration_is_valid() -> None:
 
     amtool = shutil.which("amtool")
     assert amtool, "amtool not found: install Debian's prometheus-alertmanager (scripts/test does)"
-    result = subprocess.run([amtool, "check-config", str(REPO / "config" / "alertmanager" / "alertmanager.example.yml")],
-                            capture_output=True, text=True, timeout=60)
+    example = REPO / "config" / "alertmanager" / "alertmanager.example.yml"
+    result = subprocess.run([amtool, "check-config", str(example)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
