@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collectors.base import Collector
 from collectors.host import HostCollector
+from collectors.http import HttpCollector
 from collectors.tcp import TcpCollector
 
-REGISTRY: dict[str, type[Collector]] = {cls.kind: cls for cls in (HostCollector, TcpCollector)}
+REGISTRY: dict[str, type[Collector]] = {cls.kind: cls for cls in (HostCollector, HttpCollector, TcpCollector)}
 
 __all__ = ["REGISTRY", "Collector"]

@@ -24,6 +24,7 @@ import yaml
 
 from agent.config import load_config
 from agent.lab.addresses import AddressPool
+from agent.lab.http import HttpSimulator
 from agent.lab.tcp import TcpSimulator
 from agent.yamlsource import load_document
 
@@ -37,6 +38,7 @@ class Lab:
         self.random = random.Random(seed)
         self.pool = AddressPool()
         self.simulators = {"tcp": TcpSimulator(self.pool)}
+        self.simulators["http"] = HttpSimulator(self.pool)
         self.owner: dict[str, Any] = {}  # target id -> simulator
 
     async def start(self) -> dict[str, Any]:
