@@ -5,8 +5,11 @@ from __future__ import annotations
 from collectors.base import Collector
 from collectors.host import HostCollector
 from collectors.http import HttpCollector
+from collectors.icmp import IcmpCollector
 from collectors.tcp import TcpCollector
 
-REGISTRY: dict[str, type[Collector]] = {cls.kind: cls for cls in (HostCollector, HttpCollector, TcpCollector)}
+REGISTRY: dict[str, type[Collector]] = {
+    cls.kind: cls for cls in (HostCollector, HttpCollector, IcmpCollector, TcpCollector)
+}
 
 __all__ = ["REGISTRY", "Collector"]

@@ -25,6 +25,7 @@ import yaml
 from agent.config import load_config
 from agent.lab.addresses import AddressPool
 from agent.lab.http import HttpSimulator
+from agent.lab.icmp import IcmpSimulator
 from agent.lab.tcp import TcpSimulator
 from agent.yamlsource import load_document
 
@@ -39,23 +40,43 @@ class Lab:
         self.pool = AddressPool()
         self.simulators = {"tcp": TcpSimulator(self.pool)}
         self.simulators["http"] = HttpSimulator(self.pool)
+        self.simulators["icmp"] = IcmpSimulator(self.pool)
+        self._fates: dict[str, bool] = {}
         self.owner: dict[str, Any] = {}  # target id -> simulator
 
     async def start(self) -> dict[str, Any]:
         """Start every simulator; return the agent configuration (as data) pointing at them."""
         loaded = load_config(self.province_config)  # refuse to simulate an invalid province
         data = load_document(self.province_config).data
+        self._plan_fates(data.get("targets", []))
         for target in data.get("targets", []):
             simulator = self.simulators.get(target["collector"])
             if simulator is None:
                 continue
-            up = self.random.random() >= self.down_ratio
+            up = self._fate(target)
             target["params"] = await simulator.add(target["id"], dict(target.get("params", {})), up)
             self.owner[target["id"]] = simulator
         manual = data.get("manual")
         if manual:
             manual["file"] = str(loaded.resolve_path(manual["file"]))
         return data
+
+    def _plan_fates(self, targets: list[dict[str, Any]]) -> None:
+        """Choose which addresses start down: round(down_ratio × n) of each collector's addresses, so the
+        demo's figures do not swing with the draw. Fates are per address: a router's ICMP and SNMP
+        targets share it, so a dead router takes both down and its unit's link with them."""
+        groups: dict[str, list[str]] = {}
+        for target in targets:
+            key = _address_key(target)
+            if target["collector"] in self.simulators and key not in self._fates:
+                self._fates[key] = True
+                groups.setdefault(target["collector"], []).append(key)
+        for keys in groups.values():
+            for key in self.random.sample(keys, round(self.down_ratio * len(keys))):
+                self._fates[key] = False
+
+    def _fate(self, target: dict[str, Any]) -> bool:
+        return self._fates.get(_address_key(target), True)
 
     async def set_state(self, target_id: str, state: str) -> None:
         simulator = self.owner.get(target_id)
@@ -73,6 +94,10 @@ class Lab:
     async def close(self) -> None:
         for simulator in self.simulators.values():
             await simulator.close()
+
+
+def _address_key(target: dict[str, Any]) -> str:
+    return str((target.get("params") or {}).get("host") or target["id"])
 
 
 def write_config(data: dict[str, Any], path: Path) -> None:
