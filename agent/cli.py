@@ -206,6 +206,14 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dashboards(args: argparse.Namespace) -> int:
+    from exporters.grafana import write_all
+
+    for path in write_all(Path(args.output)):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="egov-agent", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"egov-agent {__version__}")
@@ -235,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", default="-", help="file to write (default: standard output)")
     p.add_argument("--job", default="egov-agent", help="the Prometheus job that scrapes the agents")
     p.set_defaults(func=cmd_rules)
+
+    p = sub.add_parser("dashboards", parents=[common], help="write the Grafana dashboards and provisioning files")
+    p.add_argument("--output", "-o", default=str(REPO_ROOT / "dashboards" / "grafana"))
+    p.set_defaults(func=cmd_dashboards)
 
     p = sub.add_parser("demo", parents=[common], help="the simulated province and an agent monitoring it")
     p.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}")

@@ -1,0 +1,418 @@
+"""Grafana dashboards (JSON, Grafana 10+) generated from code, so panels, units and queries stay consistent.
+
+No province's numbers are written into a dashboard: titles, targets, citations and deadlines come
+from the agent's series (``egov_kpi_info``, ``kpi:egov_kpi_target:max``...), and the province and
+district are template variables. ``egov-agent dashboards`` writes the JSON and the provisioning
+files into ``dashboards/grafana/``; a test checks the committed files equal what this code writes,
+and the end-to-end test runs every panel query against a real Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DS = {"type": "prometheus", "uid": "${datasource}"}
+SCHEMA_VERSION = 39  # Grafana 10.4
+
+
+@dataclass
+class Query:
+    expr: str
+    legend: str = ""
+    instant: bool = False
+    table: bool = False
+
+
+@dataclass
+class Panel:
+    title: str
+    kind: str  # timeseries | stat | table | bargauge | row
+    queries: list[Query] = field(default_factory=list)
+    width: int = 12
+    height: int = 8
+    unit: str = ""
+    description: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    field_config: dict[str, Any] = field(default_factory=dict)
+    transformations: list[dict[str, Any]] = field(default_factory=list)
+    repeat: str = ""
+    links: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _variable_datasource() -> dict[str, Any]:
+    return {"name": "datasource", "label": "Nguồn dữ liệu / Data source", "type": "datasource",
+            "query": "prometheus", "current": {}, "hide": 0, "refresh": 1, "options": []}
+
+
+def _variable(name: str, label: str, query: str, multi: bool = False, include_all: bool = False) -> dict[str, Any]:
+    return {
+        "name": name, "label": label, "type": "query", "datasource": DS,
+        "query": {"query": query, "refId": f"var-{name}", "qryType": 1},
+        "definition": query, "refresh": 2, "sort": 1, "multi": multi, "includeAll": include_all,
+        "allValue": ".*" if include_all else None, "current": {}, "hide": 0, "options": [],
+    }
+
+
+def _mappings_met() -> list[dict[str, Any]]:
+    return [{"type": "value", "options": {
+        "1": {"text": "Đạt / met", "color": "green", "index": 0},
+        "0": {"text": "Chưa đạt / below", "color": "red", "index": 1},
+    }}]
+
+
+def _mappings_up() -> list[dict[str, Any]]:
+    return [{"type": "value", "options": {
+        "1": {"text": "Hoạt động / up", "color": "green", "index": 0},
+        "0": {"text": "Mất kết nối / down", "color": "red", "index": 1},
+    }}]
+
+
+def _panel_json(panel: Panel, pid: int, x: int, y: int) -> dict[str, Any]:
+    if panel.kind == "row":
+        out = {"type": "row", "title": panel.title, "id": pid, "collapsed": False, "panels": [],
+               "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}}
+        if panel.repeat:
+            out["repeat"] = panel.repeat
+        return out
+    targets = []
+    for i, q in enumerate(panel.queries):
+        target = {"refId": chr(ord("A") + i), "datasource": DS, "expr": q.expr, "legendFormat": q.legend,
+                  "range": not q.instant, "instant": q.instant, "editorMode": "code"}
+        if q.table:
+            target["format"] = "table"
+        targets.append(target)
+    defaults: dict[str, Any] = {"unit": panel.unit} if panel.unit else {}
+    defaults.update(panel.field_config.get("defaults", {}))
+    out = {
+        "type": panel.kind, "title": panel.title, "id": pid, "datasource": DS, "targets": targets,
+        "gridPos": {"h": panel.height, "w": panel.width, "x": x, "y": y},
+        "fieldConfig": {"defaults": defaults, "overrides": panel.field_config.get("overrides", [])},
+        "options": panel.options, "transformations": panel.transformations,
+    }
+    if panel.description:
+        out["description"] = panel.description
+    if panel.links:
+        out["links"] = panel.links
+    return out
+
+
+def dashboard(uid: str, title: str, panels: list[Panel], variables: list[dict[str, Any]],
+              tags: list[str], links: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    laid, x, y, row_height, pid = [], 0, 0, 0, 1
+    for panel in panels:
+        if panel.kind == "row" or x + panel.width > 24:
+            x, y, row_height = 0, y + row_height, 0
+        laid.append(_panel_json(panel, pid, x, y))
+        pid += 1
+        if panel.kind == "row":
+            y += 1
+            continue
+        x += panel.width
+        row_height = max(row_height, panel.height)
+    return {
+        "uid": uid, "title": title, "tags": ["egov-agent", *tags], "timezone": "browser",
+        "schemaVersion": SCHEMA_VERSION, "version": 1, "editable": True, "graphTooltip": 1,
+        "time": {"from": "now-24h", "to": "now"}, "refresh": "1m",
+        "templating": {"list": variables}, "annotations": {"list": []},
+        "links": links or [{"type": "dashboards", "tags": ["egov-agent"], "asDropdown": True,
+                            "title": "egov-agent", "includeVars": True, "keepTime": True}],
+        "panels": laid,
+    }
+
+
+PROVINCE = 'province="$province"'
+INFO = f'max by (province, kpi, title_vi, title_en, area) (egov_kpi_info{{{PROVINCE}, area=~"$area"}})'
+
+
+def kpi_overview() -> dict[str, Any]:
+    """Each KPI against its active target, met or not, deadline and trend, grouped by plan area."""
+    in_area = f"* on(province, kpi) group_left() max by (province, kpi) (egov_kpi_info{{{PROVINCE}, area=~\"$area\"}})"
+    table = Panel(
+        "Chỉ tiêu $area / KPIs: $area", "table", width=24, height=10,
+        description="Mỗi chỉ tiêu so với mục tiêu đang áp dụng / each KPI against its active target",
+        queries=[
+            Query(INFO, instant=True, table=True),
+            Query(f"kpi:egov_kpi_value:province{{{PROVINCE}}} {in_area}", instant=True, table=True),
+            Query(f"max by (province, kpi, phase, comparator, origin) (kpi:egov_kpi_target:max{{{PROVINCE}}})"
+                  f" {in_area}", instant=True, table=True),
+            Query(f"max by (province, kpi) (egov_kpi_target_met{{{PROVINCE}}}) {in_area}", instant=True, table=True),
+            Query(f"max by (province, kpi) (kpi:egov_kpi_target_deadline:max{{{PROVINCE}}}) * 1000 {in_area}",
+                  instant=True, table=True),
+        ],
+        transformations=[
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {
+                "excludeByName": {"Time": True, "Value #A": True, "province": True, "area": True},
+                "renameByName": {"kpi": "KPI", "title_vi": "Chỉ tiêu", "title_en": "Indicator",
+                                 "Value #B": "Giá trị / Value", "phase": "Giai đoạn / Phase",
+                                 "comparator": "So sánh", "origin": "Nguồn mục tiêu / Origin",
+                                 "Value #C": "Mục tiêu / Target", "Value #D": "Đạt / Met",
+                                 "Value #E": "Hạn / Deadline"}}},
+        ],
+        field_config={"overrides": [
+            {"matcher": {"id": "byName", "options": "Giá trị / Value"},
+             "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 1}]},
+            {"matcher": {"id": "byName", "options": "Mục tiêu / Target"},
+             "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 1}]},
+            {"matcher": {"id": "byName", "options": "Đạt / Met"},
+             "properties": [{"id": "mappings", "value": _mappings_met()},
+                            {"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
+            {"matcher": {"id": "byName", "options": "Hạn / Deadline"},
+             "properties": [{"id": "unit", "value": "dateTimeAsIsoNoDateIfToday"}]},
+        ]},
+        options={"showHeader": True, "cellHeight": "sm", "footer": {"show": False}},
+    )
+    panels = [
+        Panel("Tổng quan / Summary", "row"),
+        Panel("KPI đạt mục tiêu / KPIs meeting their target", "stat", width=6, height=5, unit="percentunit",
+              queries=[Query(f"sum(egov_kpi_target_met{{{PROVINCE}}}) / count(egov_kpi_target_met{{{PROVINCE}}})",
+                             instant=True)],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"},
+              field_config={"defaults": {"thresholds": {"mode": "absolute", "steps": [
+                  {"color": "red", "value": None}, {"color": "orange", "value": 0.5},
+                  {"color": "green", "value": 0.9}]}}}),
+        Panel("KPI chưa đạt / KPIs below target", "stat", width=6, height=5,
+              queries=[Query(f"count(egov_kpi_target_met{{{PROVINCE}}} == 0) or vector(0)", instant=True)],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}),
+        Panel("Số liệu cũ / Stale KPI data", "stat", width=6, height=5,
+              queries=[Query(f"count(egov_kpi_stale{{{PROVINCE}}} == 1) or vector(0)", instant=True)],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}),
+        Panel("Tác tử hoạt động / Agents up", "stat", width=6, height=5,
+              queries=[Query(f"count(egov_config_last_reload_successful{{{PROVINCE}}})", instant=True)],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}}),
+        Panel("Lĩnh vực: $area / Area: $area", "row", repeat="area"),
+        table,
+        Panel("Xu hướng $area / Trend: $area", "timeseries", width=24, height=8, unit="percentunit",
+              queries=[Query(f"kpi:egov_kpi_value:province{{{PROVINCE}}} * on(province, kpi) group_left(title_vi) "
+                             f"max by (province, kpi, title_vi) (egov_kpi_info{{{PROVINCE}, area=~\"$area\", "
+                             f"unit=\"ratio\"}})", legend="{{title_vi}}")]),
+    ]
+    variables = [_variable_datasource(),
+                 _variable("province", "Tỉnh / Province", "label_values(egov_kpi_info, province)"),
+                 _variable("area", "Lĩnh vực / Area", "label_values(egov_kpi_info{province=\"$province\"}, area)",
+                           multi=True, include_all=True)]
+    return dashboard("egov-kpi-overview", "egov-agent — Chỉ tiêu kế hoạch / Plan KPIs", panels, variables, ["kpi"])
+
+
+def wan() -> dict[str, Any]:
+    """Coverage by district, drill-down to the commune, loss and RTT, uplink utilisation."""
+    sel = 'province="$province", district=~"$district"'
+    wan_link = 'egov_target_info{tags=~".*,wan_link,.*"}'
+    panels = [
+        Panel("Độ phủ / Coverage", "row"),
+        Panel("$kpi", "stat", width=8, height=5, unit="percentunit",
+              queries=[Query(f'kpi:egov_kpi_value:province{{{PROVINCE}, kpi="$kpi"}}', instant=True)],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"},
+              field_config={"defaults": {"thresholds": {"mode": "absolute", "steps": [
+                  {"color": "red", "value": None}, {"color": "orange", "value": 0.95},
+                  {"color": "green", "value": 1}]}}}),
+        Panel("Đơn vị kết nối / Units connected", "stat", width=8, height=5,
+              queries=[Query(f'kpi:egov_kpi_numerator:sum{{{PROVINCE}, kpi="$kpi"}}', instant=True, legend="up"),
+                       Query(f'kpi:egov_kpi_denominator:sum{{{PROVINCE}, kpi="$kpi"}}', instant=True, legend="all")],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "value_and_name"}),
+        Panel("Mục tiêu / Target", "stat", width=8, height=5, unit="percentunit",
+              queries=[Query(f'max(kpi:egov_kpi_target:max{{{PROVINCE}, kpi="$kpi"}})', instant=True)],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}}),
+        Panel("Độ phủ theo huyện / Coverage by district", "bargauge", width=12, height=10, unit="percentunit",
+              queries=[Query(f'kpi_group:egov_kpi_group_value:ratio{{{PROVINCE}, kpi="$kpi", group_level="district"}}',
+                             legend="{{group}}", instant=True)],
+              options={"orientation": "horizontal", "displayMode": "gradient",
+                       "reduceOptions": {"calcs": ["lastNotNull"]}},
+              field_config={"defaults": {"min": 0, "max": 1, "links": [{
+                  "title": "Xem các xã / Show its communes",
+                  "url": "/d/egov-wan?var-province=$province&var-kpi=$kpi&var-district=${__field.labels.group}"}]}}),
+        Panel("Đơn vị mất kết nối / Units down ($district)", "table", width=12, height=10,
+              queries=[Query(f'unit:egov_kpi_unit_up:bool{{kpi="$kpi", {sel}}} == 0', instant=True, table=True)],
+              transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True}}}],
+              field_config={"overrides": [{"matcher": {"id": "byName", "options": "Value"},
+                                           "properties": [{"id": "mappings", "value": _mappings_up()}]}]}),
+        Panel("Chất lượng đường truyền / Link quality ($district)", "row"),
+        Panel("Mất gói ICMP / ICMP loss", "timeseries", width=12, unit="percentunit",
+              queries=[Query(f"egov_icmp_loss_ratio{{{sel}}} * on(target) group_left() {wan_link}",
+                             legend="{{unit}}")]),
+        Panel("Độ trễ ICMP / ICMP round-trip time", "timeseries", width=12, unit="s",
+              queries=[Query(f'egov_icmp_rtt_seconds{{stat="avg", {sel}}}', legend="{{unit}}")]),
+        Panel("Tải đường lên / Uplink utilisation", "timeseries", width=12, unit="percentunit",
+              queries=[Query(f'egov_snmp_if_utilisation_ratio{{role="uplink", {sel}}}', legend="{{unit}}")]),
+        Panel("Lưu lượng đường lên / Uplink traffic", "timeseries", width=12, unit="bps",
+              queries=[Query(f'8 * rate(egov_snmp_if_in_octets_total{{role="uplink", {sel}}}[$__rate_interval])',
+                             legend="{{unit}} in"),
+                       Query(f'-8 * rate(egov_snmp_if_out_octets_total{{role="uplink", {sel}}}[$__rate_interval])',
+                             legend="{{unit}} out")]),
+        Panel("Khởi động lại thiết bị (24h) / Device reboots (24h)", "table", width=12, height=8,
+              queries=[Query(f"increase(egov_snmp_reboots_total{{{sel}}}[1d]) > 0", instant=True, table=True)],
+              transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True}}}]),
+        Panel("Lỗi giao diện / Interface errors", "timeseries", width=12, height=8, unit="pps",
+              queries=[Query(f'rate(egov_snmp_if_in_errors_total{{role="uplink", {sel}}}[$__rate_interval])'
+                             f' + rate(egov_snmp_if_out_errors_total{{role="uplink", {sel}}}[$__rate_interval])',
+                             legend="{{unit}}")]),
+    ]
+    variables = [
+        _variable_datasource(),
+        _variable("province", "Tỉnh / Province", "label_values(egov_kpi_info, province)"),
+        _variable("kpi", "Chỉ tiêu / KPI",
+                  'label_values(kpi_group:egov_kpi_group_value:ratio{province="$province"}, kpi)'),
+        _variable("district", "Huyện / District",
+                  'label_values(egov_target_up{province="$province", level="commune"}, district)',
+                  multi=True, include_all=True),
+    ]
+    return dashboard("egov-wan", "egov-agent — Mạng WAN / WAN links", panels, variables, ["wan"])
+
+
+def portals() -> dict[str, Any]:
+    sel = 'province="$province", collector="http"'
+    panels = [
+        Panel("Cổng thông tin / Portals", "row"),
+        Panel("Cổng hoạt động / Portals up", "stat", width=8, height=5, unit="percentunit",
+              queries=[Query(f"avg(egov_target_up{{{sel}}})", instant=True)],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"}),
+        Panel("Sẵn sàng 30 ngày / 30-day availability", "stat", width=8, height=5, unit="percentunit",
+              queries=[Query(f"sum(increase(egov_target_probe_successes_total{{{sel}}}[30d])) / "
+                             f"sum(increase(egov_target_probes_total{{{sel}}}[30d]))", instant=True)],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}}),
+        Panel("Chứng thư sắp hết hạn (ngày) / Certificates expiring (days)", "stat", width=8, height=5, unit="d",
+              queries=[Query(f"min((egov_http_tls_cert_expiry_timestamp_seconds{{{sel}}} - time()) / 86400)",
+                             instant=True)],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}},
+              field_config={"defaults": {"thresholds": {"mode": "absolute", "steps": [
+                  {"color": "red", "value": None}, {"color": "orange", "value": 14},
+                  {"color": "green", "value": 30}]}}}),
+        Panel("Trạng thái từng cổng / Each portal", "table", width=24, height=12,
+              queries=[Query(f"egov_target_up{{{sel}}}", instant=True, table=True),
+                       Query(f"target:egov_availability:ratio_30d{{{sel}}}", instant=True, table=True),
+                       Query(f"egov_http_total_seconds{{{sel}}}", instant=True, table=True),
+                       Query(f"(egov_http_tls_cert_expiry_timestamp_seconds{{{sel}}} - time()) / 86400",
+                             instant=True, table=True)],
+              transformations=[
+                  {"id": "merge", "options": {}},
+                  {"id": "organize", "options": {
+                      "indexByName": {"target": 0, "unit": 1},
+                      "excludeByName": {"Time": True, "__name__": True, "collector": True, "level": True,
+                                        "province": True, "commune": True, "site": True, "department": True,
+                                        "district": True},
+                      "renameByName": {"Value #A": "Hoạt động / Up", "Value #B": "Sẵn sàng 30 ngày / 30 d",
+                                       "Value #C": "Thời gian / Time (s)", "Value #D": "Chứng thư / Cert (days)"}}}],
+              field_config={"overrides": [
+                  {"matcher": {"id": "byName", "options": "Hoạt động / Up"},
+                   "properties": [{"id": "mappings", "value": _mappings_up()},
+                                  {"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
+                  {"matcher": {"id": "byName", "options": "Sẵn sàng 30 ngày / 30 d"},
+                   "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 2}]},
+              ]}),
+        Panel("Thời gian phản hồi / Response time", "timeseries", width=12, unit="s",
+              queries=[Query(f"egov_http_total_seconds{{{sel}}}", legend="{{target}}")]),
+        Panel("Các pha / Phases (all portals)", "timeseries", width=12, unit="s",
+              options={"legend": {"displayMode": "list"}},
+              field_config={"defaults": {"custom": {"stacking": {"mode": "normal"}, "fillOpacity": 30}}},
+              queries=[Query(f"avg by (phase) (egov_http_phase_seconds{{{sel}}})", legend="{{phase}}")]),
+        Panel("Lỗi theo nguyên nhân / Failures by reason", "timeseries", width=24, unit="short",
+              queries=[Query(f"sum by (reason) (increase(egov_target_probe_failures_total{{{sel}}}[$__rate_interval]))",
+                             legend="{{reason}}")]),
+    ]
+    variables = [_variable_datasource(),
+                 _variable("province", "Tỉnh / Province", "label_values(egov_kpi_info, province)")]
+    return dashboard("egov-portals", "egov-agent — Cổng thông tin / Portals", panels, variables, ["portals"])
+
+
+def datacentre() -> dict[str, Any]:
+    host = 'province="$province", collector="host"'
+    tcp = 'province="$province", collector="tcp"'
+    panels = [
+        Panel("Hệ thống tại THDL / Systems hosted at the THDL", "row"),
+        Panel("Hệ thống hoạt động / Systems up", "stat", width=8, height=5,
+              queries=[Query(f"sum(egov_target_up{{{tcp}}})", instant=True, legend="up"),
+                       Query(f"count(egov_target_up{{{tcp}}})", instant=True, legend="all")],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "value_and_name"}),
+        Panel("Sẵn sàng 30 ngày / 30-day availability", "stat", width=8, height=5, unit="percentunit",
+              queries=[Query(f"sum(increase(egov_target_probe_successes_total{{{tcp}}}[30d])) / "
+                             f"sum(increase(egov_target_probes_total{{{tcp}}}[30d]))", instant=True)],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}}),
+        Panel("Hệ thống không phản hồi / Systems down", "table", width=8, height=5,
+              queries=[Query(f"egov_target_up{{{tcp}}} == 0", instant=True, table=True)],
+              transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True}}}]),
+        Panel("Máy chủ / Servers", "row"),
+        Panel("CPU", "timeseries", width=12, unit="percentunit",
+              queries=[Query(f'sum by (target) (rate(egov_host_cpu_seconds_total{{{host}, mode!="idle"}}'
+                             f'[$__rate_interval])) / on(target) max by (target) (egov_host_cpus{{{host}}})',
+                             legend="{{target}}")]),
+        Panel("Bộ nhớ / Memory used", "timeseries", width=12, unit="percentunit",
+              queries=[Query(f"1 - egov_host_memory_available_bytes{{{host}}} / egov_host_memory_total_bytes{{{host}}}",
+                             legend="{{target}}")]),
+        Panel("Ổ đĩa / Filesystems used", "bargauge", width=12, unit="percentunit",
+              queries=[Query(f"egov_host_filesystem_used_ratio{{{host}}}", instant=True,
+                             legend="{{target}} {{mountpoint}}")],
+              options={"orientation": "horizontal", "displayMode": "gradient",
+                       "reduceOptions": {"calcs": ["lastNotNull"]}},
+              field_config={"defaults": {"min": 0, "max": 1, "thresholds": {"mode": "absolute", "steps": [
+                  {"color": "green", "value": None}, {"color": "orange", "value": 0.8},
+                  {"color": "red", "value": 0.9}]}}}),
+        Panel("Tải / Load (1 min)", "timeseries", width=12, unit="short",
+              queries=[Query(f"egov_host_load1{{{host}}}", legend="{{target}}")]),
+        Panel("Mạng / Network", "timeseries", width=12, unit="Bps",
+              queries=[Query(f"rate(egov_host_network_receive_bytes_total{{{host}}}[$__rate_interval])",
+                             legend="{{target}} {{interface}} in"),
+                       Query(f"-rate(egov_host_network_transmit_bytes_total{{{host}}}[$__rate_interval])",
+                             legend="{{target}} {{interface}} out")]),
+        Panel("Tiến trình / Processes running", "table", width=12, height=8,
+              queries=[Query(f"egov_host_process_running{{{host}}}", instant=True, table=True)],
+              transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True}}}]),
+    ]
+    variables = [_variable_datasource(),
+                 _variable("province", "Tỉnh / Province", "label_values(egov_kpi_info, province)")]
+    return dashboard("egov-datacentre", "egov-agent — Trung tâm THDL / Data centre", panels, variables,
+                     ["datacentre"])
+
+
+DASHBOARDS = {"egov-kpi-overview.json": kpi_overview, "egov-wan.json": wan, "egov-portals.json": portals,
+              "egov-datacentre.json": datacentre}
+
+PROVISIONING_DASHBOARDS = """\
+# Grafana provisioning: copy to /etc/grafana/provisioning/dashboards/egov-agent.yml and the JSON
+# files to /var/lib/grafana/dashboards/egov-agent/.
+apiVersion: 1
+providers:
+  - name: egov-agent
+    folder: egov-agent
+    type: file
+    disableDeletion: false
+    allowUiUpdates: false
+    options:
+      path: /var/lib/grafana/dashboards/egov-agent
+"""
+
+PROVISIONING_DATASOURCE = """\
+# Grafana provisioning: copy to /etc/grafana/provisioning/datasources/egov-prometheus.yml and set the URL.
+apiVersion: 1
+datasources:
+  - name: Prometheus (egov)
+    type: prometheus
+    access: proxy
+    url: http://127.0.0.1:9090
+    isDefault: true
+"""
+
+
+def render_all() -> dict[str, str]:
+    """File name (relative to dashboards/grafana/) -> content."""
+    files = {name: json.dumps(build(), ensure_ascii=False, indent=2) + "\n" for name, build in DASHBOARDS.items()}
+    files["provisioning/dashboards/egov-agent.yml"] = PROVISIONING_DASHBOARDS
+    files["provisioning/datasources/egov-prometheus.yml"] = PROVISIONING_DATASOURCE
+    return files
+
+
+def write_all(directory: Path) -> list[Path]:
+    written = []
+    for name, content in render_all().items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def panel_queries(board: dict[str, Any]) -> list[tuple[str, str]]:
+    """(panel title, expr) of every query in a dashboard, for the end-to-end check."""
+    return [(p["title"], t["expr"]) for p in board["panels"] for t in p.get("targets", [])]
