@@ -29,12 +29,13 @@ class TargetState:
     probes_total: int = 0
     up_total: int = 0
     failures: Counter[str] = field(default_factory=Counter)
+    down_since: float = 0.0  # when the current failure run began; 0 while up
     # (unix time, probes_total, up_total), thinned so it spans the longest availability window.
     history: deque[tuple[float, int, int]] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
 
     def copy(self) -> TargetState:
         return TargetState(self.result, self.last_probe_time, self.last_duration, self.probes_total,
-                           self.up_total, Counter(self.failures), self.history)
+                           self.up_total, Counter(self.failures), self.down_since, self.history)
 
 
 @dataclass
@@ -64,6 +65,10 @@ class Store:
         now = time.time() if finished_at is None else finished_at
         with self._lock:
             state = self._targets.setdefault(target_id, TargetState())
+            if result.up:
+                state.down_since = 0.0
+            elif state.down_since == 0.0:
+                state.down_since = now
             state.result = result
             state.last_probe_time = now
             state.last_duration = duration

@@ -307,9 +307,20 @@ def _agent_group(job: str) -> dict[str, Any]:
     ]}
 
 
-def build_rules(loaded: LoadedConfig, job: str = "egov-agent", now: float | None = None) -> dict[str, Any]:
+def build_rules(loaded: LoadedConfig, job: str = "egov-agent", now: float | None = None,
+                evaluation_interval: str | None = None, alert_for: str | None = None) -> dict[str, Any]:
+    """The rule groups. ``evaluation_interval`` and ``alert_for`` override every group's interval and
+    every alert's ``for`` (a demonstration or an end-to-end test cannot wait fifteen minutes)."""
     today = dt.datetime.fromtimestamp(time.time() if now is None else now,
                                       ZoneInfo(loaded.config.province.timezone)).date()
     groups = [_kpi_group(loaded), _coverage_group(loaded), _availability_group(loaded, today), _slo_group(loaded),
               _targets_group(loaded), _agent_group(job)]
-    return {"groups": [g for g in groups if g is not None]}
+    groups = [g for g in groups if g is not None]
+    for group in groups:
+        if evaluation_interval:
+            group["interval"] = evaluation_interval
+        if alert_for:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    rule["for"] = alert_for
+    return {"groups": groups}
