@@ -145,9 +145,9 @@ def render(province_vi: str, province_en: str, timezone: str, evaluations: list[
 <style>{CSS}</style></head>
 <body>
 <h1>egov-agent — {html.escape(province_vi)} <span class="en">/ {html.escape(province_en)}</span></h1>
-<p class="sub">Giám sát hạ tầng Chính quyền điện tử so với chỉ tiêu kế hoạch CNTT · Monitoring against the IT plan's KPIs
-· {local} · <a href="/metrics">/metrics</a> · phiên bản / version {html.escape(__version__)}
-· cấu hình nạp lúc / configuration loaded {loaded}</p>
+<p class="sub">Giám sát hạ tầng Chính quyền điện tử so với chỉ tiêu kế hoạch CNTT
+· Monitoring against the IT plan's KPIs · {local} · <a href="/metrics">/metrics</a>
+· phiên bản / version {html.escape(__version__)} · cấu hình nạp lúc / configuration loaded {loaded}</p>
 <div class="cards">
 <div class="card">Chỉ tiêu đạt / KPIs met<b>{met}/{judged}</b></div>
 <div class="card">Mục tiêu giám sát / Targets up<b>{sum(up.values())}/{len(targets)}</b></div>
