@@ -136,8 +136,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
-    from agent.lab import run_lab
+    from agent.lab import prepare_environment, run_lab
 
+    prepare_environment()  # the lab provides the secrets it simulates (EGOV_SNMP_COMMUNITY)
     if _load(args.config) is None:
         return EXIT_CONFIG
     try:

@@ -6,7 +6,12 @@ departments (KH59 §I.1). Commune names and most system names are placeholders m
 ``generated: true`` until the province's official lists replace them. Addresses are in 10.0.0.0/8
 and stand for the province's real network: they are validated, never probed from a test machine.
 
-Run: python3 scripts/gen_bac_giang.py  (rewrites units.yml and thdl.yml)
+The WAN inventory (wan.yml) gives every commune, district and department one router with two
+targets sharing its address: ``<unit>-icmp`` (reachability) and ``<unit>-snmp`` (the uplink's IF-MIB
+counters and oper status, community from ``env:EGOV_SNMP_COMMUNITY``). Both carry the tag
+``wan_link``; the coverage KPIs count a unit's link up when all of its wan_link targets are up.
+
+Run: python3 scripts/gen_bac_giang.py  (rewrites units.yml, thdl.yml and wan.yml)
 """
 
 from __future__ import annotations
@@ -105,6 +110,36 @@ def thdl_targets() -> dict:
     return {"targets": targets}
 
 
+UPLINK = "GigabitEthernet0/0/0"  # the WAN interface of the routers the province rents (ifName)
+
+
+def wan_routers() -> list[tuple[str, str, str]]:
+    """(unit id, unit name, router address) for every department, district and commune.
+
+    Addresses: departments 10.20.1.x, district centres 10.21.<district>.1, communes 10.21.<district>.<10+n>.
+    """
+    routers = [(f"bg-{code}", name, f"10.20.1.{10 + i}") for i, (code, name) in enumerate(DEPARTMENTS)]
+    for d, (code, name_vi, _name_en, communes) in enumerate(DISTRICTS, start=1):
+        routers.append((f"bg-{code}", name_vi, f"10.21.{d}.1"))
+        short = name_vi.removeprefix("Huyện ")
+        routers += [(f"bg-{code}-{i:02d}", f"Xã số {i:02d} ({short})", f"10.21.{d}.{10 + i}")
+                    for i in range(1, communes + 1)]
+    return routers
+
+
+def wan_targets() -> dict:
+    targets = []
+    for unit, name, address in wan_routers():
+        targets.append({"id": f"{unit}-icmp", "unit": unit, "collector": "icmp",
+                        "name": f"Đường truyền WAN: {name} (ICMP)", "tags": ["wan_link"],
+                        "params": {"host": address}})
+        targets.append({"id": f"{unit}-snmp", "unit": unit, "collector": "snmp",
+                        "name": f"Bộ định tuyến WAN: {name} (SNMP)", "tags": ["wan_link"],
+                        "params": {"host": address, "community": "env:EGOV_SNMP_COMMUNITY",
+                                   "interface": {"name": UPLINK}}})
+    return {"targets": targets}
+
+
 def write(name: str, data: dict, header: str) -> None:
     path = OUT / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,4 +154,7 @@ if __name__ == "__main__":
     write("units.yml", units(), note)
     write("thdl.yml", thdl_targets(),
           note + "# Addresses stand for the province's network: never probe them from a test machine.\n")
-    print(f"wrote {OUT}/units.yml and thdl.yml")
+    write("wan.yml", wan_targets(),
+          note + "# Addresses stand for the province's network: never probe them from a test machine.\n"
+          "# One router per unit: <unit>-icmp and <unit>-snmp share its address (tag wan_link).\n")
+    print(f"wrote {OUT}/units.yml, thdl.yml and wan.yml")

@@ -26,6 +26,7 @@ from agent.config import load_config
 from agent.lab.addresses import AddressPool
 from agent.lab.http import HttpSimulator
 from agent.lab.icmp import IcmpSimulator
+from agent.lab.snmp import SnmpSimulator, ensure_community
 from agent.lab.tcp import TcpSimulator
 from agent.yamlsource import load_document
 
@@ -41,11 +42,13 @@ class Lab:
         self.simulators = {"tcp": TcpSimulator(self.pool)}
         self.simulators["http"] = HttpSimulator(self.pool)
         self.simulators["icmp"] = IcmpSimulator(self.pool)
+        self.simulators["snmp"] = SnmpSimulator(self.pool, seed)
         self._fates: dict[str, bool] = {}
         self.owner: dict[str, Any] = {}  # target id -> simulator
 
     async def start(self) -> dict[str, Any]:
         """Start every simulator; return the agent configuration (as data) pointing at them."""
+        prepare_environment()
         loaded = load_config(self.province_config)  # refuse to simulate an invalid province
         data = load_document(self.province_config).data
         self._plan_fates(data.get("targets", []))
@@ -94,6 +97,11 @@ class Lab:
     async def close(self) -> None:
         for simulator in self.simulators.values():
             await simulator.close()
+
+
+def prepare_environment() -> None:
+    """Secrets the province configuration names and the lab itself provides: its SNMP community."""
+    ensure_community()
 
 
 def _address_key(target: dict[str, Any]) -> str:
