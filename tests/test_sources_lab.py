@@ -1,0 +1,170 @@
+"""Bắc Giang's application KPIs (config/provinces/bac-giang/apps.yml) against the lab's simulated systems.
+
+The lab serves the QLVB and one-stop APIs and a public-service database, and drops monthly reports;
+the agent reads all four sources as configured for the province, and its KPI numbers must equal
+the figures computed straight from the lab's database and files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, parse_samples, sample, write_config
+from openpyxl import load_workbook
+
+from agent.config import load_config
+from agent.lab import Lab
+from agent.lab import write_config as write_lab_config
+from agent.periods import current_periods
+from agent.service import Agent
+
+APPS = REPO / "config" / "provinces" / "bac-giang" / "apps.yml"
+SEEDS = REPO.parent / "shared" / "seeds"
+
+
+def test_every_quote_is_verbatim_in_its_seed() -> None:
+    if not SEEDS.is_dir():
+        pytest.skip(f"{SEEDS} (the plans' text) is not beside the repository")
+    kpis = yaml.safe_load(APPS.read_text(encoding="utf-8"))["kpis"]
+    assert len(kpis) == 12
+    for kpi in kpis:
+        citation = kpi["citation"]
+        text = (SEEDS / citation["seed"]).read_text(encoding="utf-8")
+        assert citation["quote"] in text, f"{kpi['id']}: quote not found verbatim in {citation['seed']}"
+
+
+PROVINCE = f"""\
+province: {{code: bg-lab, name_vi: Tỉnh Thử, name_en: Lab Province}}
+levels: [province, district, commune, department]
+include: [{APPS}]
+units:
+  - id: bg
+    name_vi: Tỉnh Thử
+    level: province
+    children:
+      - {{id: bg-so-a, name_vi: Sở A, level: department}}
+      - {{id: bg-so-b, name_vi: Sở B, level: department}}
+      - id: bg-h1
+        name_vi: Huyện Một
+        level: district
+        children:
+          - {{id: bg-h1-x1, name_vi: Xã Một, level: commune}}
+          - {{id: bg-h1-x2, name_vi: Xã Hai, level: commune}}
+      - id: bg-h2
+        name_vi: Huyện Hai
+        level: district
+        children:
+          - {{id: bg-h2-x1, name_vi: Xã Ba, level: commune}}
+"""
+LEVELS = {"bg": "province", "bg-so-a": "department", "bg-so-b": "department", "bg-h1": "district",
+          "bg-h2": "district", "bg-h1-x1": "commune", "bg-h1-x2": "commune", "bg-h2-x1": "commune"}
+
+
+def db_ratio(db: Path, table: str, numerator: str, denominator: str, kind: str = "year") -> tuple[int, int]:
+    period = current_periods(load_config_reporting(), "Asia/Ho_Chi_Minh")[kind]
+    with sqlite3.connect(db) as con:
+        return con.execute(f"SELECT SUM({numerator}), SUM({denominator}) FROM {table} WHERE thang >= ? AND thang < ?",
+                           (period.start.isoformat(), period.end.isoformat())).fetchone()
+
+
+def load_config_reporting():
+    from agent.periods import ReportingSpec
+    return ReportingSpec(**yaml.safe_load(APPS.read_text(encoding="utf-8"))["reporting"])
+
+
+def report_rows(folder: Path) -> list[tuple[str, str, object, object]]:
+    rows = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".csv":
+            with path.open(encoding="utf-8") as f:
+                rows += [(r["ma_don_vi"], r["ky_bao_cao"], r["ho_so_xu_ly_tren_mang"], r["tong_ho_so_cong_viec"])
+                         for r in csv.DictReader(f)]
+        else:
+            sheet = load_workbook(path, read_only=True).worksheets[0]
+            rows += [tuple(r) for r in list(sheet.iter_rows(values_only=True))[1:]]
+    return rows
+
+
+def test_the_lab_serves_bac_giang_application_kpis(tmp_path: Path) -> None:
+    province = write_config(tmp_path / "province.yml", PROVINCE)
+
+    async def main():
+        lab = Lab(province, down_ratio=0)
+        try:
+            data = await lab.start()
+            agent_config = tmp_path / "lab" / "agent.yml"
+            write_lab_config(data, agent_config)
+            generated = yaml.safe_load(agent_config.read_text(encoding="utf-8"))
+            agent = Agent(load_config(agent_config))
+            await agent.collect_once()
+            body, _ = agent.exposition.render(None)
+            service = lab.services[0]
+            db = service.database
+            folder = Path(next(s["folder"] for s in generated["sources"] if s["kind"] == "file_drop"))
+            figures = {  # straight from the lab's database, before the lab removes it
+                "edoc_exchange_rate_2020_kh59": db_ratio(db, "van_ban_thang", "van_ban_di_dien_tu", "van_ban_di"),
+                "edoc_signed_rate_2020": db_ratio(db, "van_ban_thang", "van_ban_ky_so", "van_ban_di"),
+                "one_stop_dossier_share_2020": db_ratio(db, "ho_so_thang", "qua_mot_cua", "da_giai_quyet"),
+                "online_dossier_share_2020": db_ratio(db, "ho_so_thang", "giai_quyet_truc_tuyen", "da_giai_quyet"),
+                "online_dossier_l34_share_2025": db_ratio(db, "ho_so_thang", "giai_quyet_muc_do_3_4",
+                                                          "da_giai_quyet"),
+            }
+            return generated, parse_samples(body.decode()), figures, report_rows(folder), service.workdir
+        finally:
+            await lab.close()
+
+    generated, samples, figures, rows, workdir = asyncio.run(main())
+    assert not workdir.exists(), "the lab removes its databases, reports and secrets when it stops"
+
+    # The lab never writes a credential into the agent configuration: references to 0600 files.
+    by_id = {s["id"]: s for s in generated["sources"]}
+    token_ref = by_id["qlvb"]["auth"]["bearer"]
+    assert token_ref.startswith("file:")
+    assert by_id["motcua"]["auth"]["basic"]["password"].startswith("file:")
+    assert by_id["dvc_csdl"]["url"].startswith("sqlite:///") and "password" not in by_id["dvc_csdl"]
+    assert all(by_id[s]["url"].startswith("http://127.77.") for s in ("qlvb", "motcua"))
+
+    for source in ("qlvb", "motcua", "dvc_csdl", "bao_cao_thang"):
+        assert sample(samples, "egov_source_up", source=source) == 1
+
+    def kpi(name: str) -> tuple[float, float]:
+        return (sample(samples, "egov_kpi_numerator", kpi=name), sample(samples, "egov_kpi_denominator", kpi=name))
+
+    for kpi_id, (numerator, denominator) in figures.items():
+        assert kpi(kpi_id) == (numerator, denominator), kpi_id
+    # Work files from the dropped reports, per level, skipping the malformed row the lab plants.
+    year = current_periods(load_config_reporting(), "Asia/Ho_Chi_Minh")["year"]
+    for kpi_id, levels in (("work_files_online_province_2020", {"province", "department"}),
+                           ("work_files_online_district_2025", {"district"}),
+                           ("work_files_online_commune_2020", {"commune"})):
+        chosen = [r for r in rows if LEVELS[r[0]] in levels and year.contains(dt.date.fromisoformat(str(r[1]) + "-01"))
+                  and str(r[2]).isdigit()]
+        assert kpi(kpi_id) == (sum(int(r[2]) for r in chosen), sum(int(r[3]) for r in chosen)), kpi_id
+    assert sample(samples, "egov_source_skipped_rows", source="bao_cao_thang") == 1
+    # Rates are plausible and the targets are judged: e-documents well above 80 %, level-3/4 below 50 %.
+    assert sample(samples, "egov_kpi_target_met", kpi="edoc_exchange_rate_2020_q472") == 1
+    assert sample(samples, "egov_kpi_target_met", kpi="online_dossier_l34_share_2025") == 0
+    assert sample(samples, "egov_kpi_group_value", kpi="one_stop_dossier_share_2020", group="bg-h1") > 0.85
+
+
+def test_lab_secret_files_are_private(tmp_path: Path) -> None:
+    province = write_config(tmp_path / "province.yml", PROVINCE)
+
+    async def main():
+        lab = Lab(province, down_ratio=0)
+        try:
+            data = await lab.start()
+            ref = next(s for s in data["sources"] if s["id"] == "qlvb")["auth"]["bearer"]
+            mode = Path(ref.removeprefix("file:")).stat().st_mode
+            return stat.S_IMODE(mode)
+        finally:
+            await lab.close()
+
+    assert asyncio.run(main()) == 0o600
