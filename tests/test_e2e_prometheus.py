@@ -1,0 +1,177 @@
+"""Proof against the real thing: Debian's Prometheus and Alertmanager, the generated rules and dashboards,
+the agent monitoring the simulated Bắc Giang, and faults injected through the lab.
+
+One agent is scraped by one Prometheus (which alerts through Alertmanager to a webhook receiver);
+two agents started with --shard 1/2 and 2/2 on the same configuration are scraped by a second
+Prometheus with the same rules, and both must give the same province-wide KPIs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import AGENT, REPO, AgentProcess
+from realstack import Alertmanager, Prometheus, Webhook
+
+from exporters.grafana import DASHBOARDS, panel_queries
+
+PROVINCE = REPO / "config" / "provinces" / "bac-giang.yml"
+COVERAGE = "wan_commune_coverage_2020"
+PORTAL = "portal-noi-vu"
+DOWN_COMMUNES = ["bg-hh-01", "bg-hh-02", "bg-lg-03", "bg-sd-04", "bg-yt-05"]
+FAST = {"interval": "10s", "timeout": "8s"}  # the test cannot wait 30 s per probe round
+
+
+class Lab:
+    def __init__(self, tmp: Path) -> None:
+        self.config = tmp / "agent.yml"
+        self.log = (tmp / "lab.log").open("wb")
+        self.proc = subprocess.Popen([*AGENT, "lab", "--config", str(PROVINCE), "--write-config", str(self.config),
+                                      "--down-ratio", "0"], stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
+        deadline = time.monotonic() + 120
+        while not self.config.exists():
+            assert self.proc.poll() is None, (tmp / "lab.log").read_text()
+            assert time.monotonic() < deadline, "the lab did not start in 120 s"
+            time.sleep(0.2)
+        self.control = (tmp / "agent.yml.control").read_text().strip()
+
+    def set(self, target: str, state: str) -> None:
+        request = urllib.request.Request(f"{self.control}/targets/{target}/{state}", method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=45) as response:
+            assert response.status == 200
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def speed_up(config: Path) -> None:
+    """Probe every 10 s with timeouts that fit (three agents share two cores with the lab and two
+    Prometheus servers); the lab's generated configuration is the test's to change."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    for name, spec in data["collectors"].items():
+        spec.update(FAST)
+        if name == "snmp":
+            spec.setdefault("settings", {}).update({"timeout": 3, "retries": 1})
+    config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def substitute(expr: str, district: str) -> str:
+    values = {"province": "bg", "kpi": COVERAGE, "district": district, "area": ".*", "__rate_interval": "30s"}
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: values.get(m.group(1), m.group(0)), expr)
+
+
+@pytest.fixture
+def stack(tmp_path: Path):
+    started: list = []
+    try:
+        lab = Lab(tmp_path)
+        started.append(lab)
+        speed_up(lab.config)
+        rules = tmp_path / "rules.yml"
+        subprocess.run([*AGENT, "rules", "--config", str(lab.config), "-o", str(rules), "--evaluation-interval", "2s",
+                        "--alert-for", "4s"], check=True, cwd=REPO, capture_output=True, timeout=60)
+        single = AgentProcess(lab.config, tmp_path)
+        shards = [AgentProcess(lab.config, tmp_path, ["--shard", f"{i}/2"]) for i in (1, 2)]
+        started += [single, *shards]
+        for agent in (single, *shards):
+            agent.wait_ready(timeout=90)
+        webhook = Webhook()
+        started.append(webhook)
+        alertmanager = Alertmanager(tmp_path, webhook.url)
+        started.append(alertmanager)
+        whole = Prometheus(tmp_path, "whole", {"egov-agent": [f"127.0.0.1:{single.port}"]}, rules,
+                           alertmanager.address)
+        started.append(whole)
+        sharded = Prometheus(tmp_path, "sharded", {"egov-agent": [f"127.0.0.1:{a.port}" for a in shards]}, rules)
+        started.append(sharded)
+        yield lab, whole, sharded, webhook
+    finally:
+        for part in reversed(started):
+            part.stop() if hasattr(part, "stop") else part.close()
+
+
+def test_end_to_end(stack) -> None:
+    lab, whole, sharded, webhook = stack
+    value = f'kpi:egov_kpi_value:province{{kpi="{COVERAGE}"}}'
+    numerator = f'kpi:egov_kpi_numerator:sum{{kpi="{COVERAGE}"}}'
+    assert whole.wait_for(numerator, lambda v: v == 230, 120, "all 230 communes up") == 230
+    assert whole.value(f'kpi:egov_kpi_denominator:sum{{kpi="{COVERAGE}"}}') == 230
+
+    # Five communes lose their link (router silent); a hosted system stops; a router reboots.
+    for unit in DOWN_COMMUNES:
+        lab.set(f"{unit}-snmp", "down")
+    lab.set("thdl-he-thong-01", "down")
+    lab.set("bg-hh-10-snmp", "reboot")  # in the district the panels are checked for
+    lab.set("bg-hh-01-vc-sip", "down")
+    lab.set("bg-hh-vc-sip", "down")  # a district endpoint the MCU is expected to list as registered
+    lab.set(PORTAL, "error")
+    assert whole.wait_for(numerator, lambda v: v == 225, 90, "five communes down") == 225
+    assert whole.value(value) == pytest.approx(225 / 230)
+    firing = webhook.wait("firing", 60, alertname="EgovKpiBelowTargetCritical", kpi=COVERAGE)
+    assert firing["annotations"]["summary_vi"] and firing["annotations"]["summary_en"]
+    assert webhook.wait("firing", 60, alertname="EgovUnitDown", unit="bg-hh-01", district="bg-hh")
+
+    # Every panel query of every dashboard returns data through Prometheus's HTTP API.
+    whole.wait_for("sum(increase(egov_snmp_reboots_total[1d]))", lambda v: v > 0, 60, "the reboot is seen")
+    queries = [(name, title, expr) for name, build in DASHBOARDS.items() for title, expr in panel_queries(build())]
+    deadline = time.monotonic() + 150  # new counters need two scrapes before increase() sees them
+    while True:
+        empty = [f"{name}: {title}: {expr}" for name, title, expr in queries
+                 if not whole.query(substitute(expr, "bg-hh"))]
+        if not empty or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert not empty, "panels without data:\n" + "\n".join(empty)
+
+    # Restored: back to 230/230 and the alert resolves.
+    for unit in DOWN_COMMUNES:
+        lab.set(f"{unit}-snmp", "up")
+    lab.set("thdl-he-thong-01", "up")
+    lab.set("bg-hh-01-vc-sip", "up")
+    lab.set("bg-hh-vc-sip", "up")
+    lab.set(PORTAL, "up")
+    assert whole.wait_for(numerator, lambda v: v == 230, 90, "communes restored") == 230
+    webhook.wait("resolved", 60, alertname="EgovKpiBelowTargetCritical", kpi=COVERAGE)
+
+    # Two shards give, through the recording rules, the same province-wide KPIs as one agent.
+    def kpis(prometheus: Prometheus) -> dict[str, tuple[float, float]]:
+        out = {}
+        for expr in ("kpi:egov_kpi_numerator:sum", "kpi:egov_kpi_denominator:sum"):
+            for series in prometheus.query(expr):
+                kpi = series["metric"]["kpi"]
+                out.setdefault(kpi, [0.0, 0.0])[expr.endswith("denominator:sum")] = float(series["value"][1])
+        return {k: tuple(v) for k, v in out.items()}
+
+    sharded.wait_for(numerator, lambda v: v == 230, 90, "the shards see the restore")
+    time.sleep(12)  # one more probe round, scrape and evaluation on both sides
+    one, two = kpis(whole), kpis(sharded)
+    assert set(one) == set(two)
+    for kpi, (num, den) in one.items():
+        if "availability" in kpi:
+            # Each agent counts its own probes, and independent probes of a loaded machine do not time
+            # out at the same moments: here the claim is the aggregation, the shards' sums.
+            raw = [sharded.value(f'sum(egov_kpi_{part}{{kpi="{kpi}"}})') for part in ("numerator", "denominator")]
+            assert two[kpi] == pytest.approx(tuple(raw), rel=0.02), kpi  # one evaluation apart
+        else:
+            assert two[kpi] == (num, den), kpi
+    values_one = {s["metric"]["kpi"]: float(s["value"][1]) for s in whole.query("kpi:egov_kpi_value:province")}
+    values_two = {s["metric"]["kpi"]: float(s["value"][1]) for s in sharded.query("kpi:egov_kpi_value:province")}
+    assert set(values_one) == set(values_two)
+    for kpi, v in values_one.items():
+        if "availability" not in kpi:
+            assert values_two[kpi] == pytest.approx(v, abs=1e-9), kpi
+        else:
+            assert values_two[kpi] == pytest.approx(two[kpi][0] / two[kpi][1]), kpi
+    print(json.dumps({"kpis": len(values_one), "notifications": len(webhook.notifications)}))
