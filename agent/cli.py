@@ -19,9 +19,10 @@ from pathlib import Path
 
 from agent import __version__
 from agent.config import load_config
-from agent.http import DEFAULT_PORT, AgentHTTPServer, Endpoints, parse_listen, serve_in_thread
-from agent.logs import setup_logging
+from agent.http import DEFAULT_PORT, parse_listen
+from agent.logs import DEFAULT_RATE, setup_logging
 from agent.service import Agent, ProbeNotAllowed
+from agent.sharding import Shard
 from agent.table import render_table
 from agent.yamlsource import ConfigError
 
@@ -43,8 +44,12 @@ def _load(path: str, resolve_secrets: bool = True):
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     loaded = _load(args.file, resolve_secrets=not args.skip_secrets)
-    if loaded is None:
+    web = _load_web(args.web_config_file) if args.web_config_file else None
+    if loaded is None or (args.web_config_file and web is None):
         return EXIT_CONFIG
+    if web is not None:
+        print(f"{args.web_config_file}: OK — {web.settings.scheme.upper()}, basic auth "
+              f"{'on' if web.settings.auth else 'off'}")
     c = loaded.config
     units = sum(1 for _ in _iter_units(c.units))
     print(f"{args.file}: OK — {c.province.name_vi} ({c.province.code}): {units} units, "
@@ -58,11 +63,23 @@ def _iter_units(units):
         yield from _iter_units(unit.children)
 
 
+def _shard(text: str | None) -> Shard | bool | None:
+    """The --shard argument; False (after printing why) when it is malformed."""
+    if not text:
+        return None
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        print(f"error: --shard: {exc}", file=sys.stderr)
+        return False
+
+
 def cmd_once(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
-    if loaded is None:
+    shard = _shard(args.shard)
+    if loaded is None or shard is False:
         return EXIT_CONFIG
-    agent = Agent(loaded)
+    agent = Agent(loaded, shard)
     asyncio.run(agent.collect_once())
     if args.format == "prometheus":
         body, _ = agent.exposition.render(None)
@@ -75,70 +92,67 @@ def cmd_once(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _serve(agent: Agent, listen: str) -> AgentHTTPServer | None:
-    host, port = parse_listen(listen)
-    ready = {"done": False}
-    title = f"{agent.loaded.config.province.name_vi} ({agent.loaded.config.province.code})"
-    endpoints = Endpoints(agent.exposition, title, lambda: ready["done"])
-    try:
-        server = AgentHTTPServer((host, port), endpoints)
-    except OSError as exc:
-        log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
-        return None
-    server.ready_flag = ready  # type: ignore[attr-defined]
-    serve_in_thread(server)
-    log.info("listening on http://%s:%d/metrics", host if ":" not in host else f"[{host}]", server.server_address[1])
-    return server
-
-
-async def _run_agent(agent: Agent, server: AgentHTTPServer) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-
-    def first_round() -> None:
-        server.ready_flag["done"] = True  # type: ignore[attr-defined]
-
-    try:
-        await agent.run(stop, first_round)
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-
-
-def run_agent(config_path: str, listen: str) -> int:
+def run_agent(config_path: str, listen: str, web_config: str | None = None, shard_text: str | None = None) -> int:
     loaded = _load(config_path)
-    if loaded is None:
+    shard = _shard(shard_text)
+    if loaded is None or shard is False:
         return EXIT_CONFIG
     try:
         parse_listen(listen)
     except ValueError as exc:
         print(f"error: --listen: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    agent = Agent(loaded)
-    server = _serve(agent, listen)
-    if server is None:
-        return EXIT_FAILURE
-    agent.exposition.start()
+    web = _load_web(web_config)
+    if web is None:
+        return EXIT_CONFIG
+    from agent import daemon
+
+    return EXIT_OK if daemon.serve(Agent(loaded, shard), listen, web) else EXIT_FAILURE
+
+
+def _load_web(path: str | None):
+    from agent.webconfig import WebConfigSource
+
     try:
-        asyncio.run(_run_agent(agent, server))
-    finally:
-        agent.exposition.stop()
-        server.shutdown()
-        server.server_close()
-    log.info("stopped")
+        return WebConfigSource(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} error(s)", file=sys.stderr)
+        return None
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    """A bcrypt hash for basic_auth_users, from a password typed twice (or one line on stdin)."""
+    import getpass
+
+    from agent.webconfig import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("error: the passwords differ", file=sys.stderr)
+            return EXIT_CONFIG
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("error: empty password", file=sys.stderr)
+        return EXIT_CONFIG
+    print(hash_password(password, args.cost))
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return run_agent(args.config, args.listen)
+    return run_agent(args.config, args.listen, args.web_config_file, args.shard)
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
-    from agent.lab import prepare_environment, run_lab
+    import ipaddress
 
-    prepare_environment()  # the lab provides the secrets it simulates (EGOV_SNMP_COMMUNITY)
+    from agent.lab import prepare_environment, run_lab
+    from agent.lab.addresses import AddressPool
+
+    prepare_environment(Path(args.config))  # the lab provides the secrets it simulates (EGOV_SNMP_COMMUNITY...)
     if _load(args.config) is None:
         return EXIT_CONFIG
     try:
@@ -146,13 +160,19 @@ def cmd_lab(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: --control: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    try:
+        network = ipaddress.ip_network(args.network)
+        AddressPool(network)
+    except ValueError as exc:
+        print(f"error: --network: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_lab(Path(args.config), Path(args.write_config), control, args.down_ratio, stop)
+        await run_lab(Path(args.config), Path(args.write_config), control, args.down_ratio, stop, network)
 
     asyncio.run(main())
     return EXIT_OK
@@ -222,22 +242,34 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     common.add_argument("--log-format", default="plain", choices=["plain", "json"])
+    common.add_argument("--log-rate-limit", default=DEFAULT_RATE, metavar="BURST/WINDOW",
+                        help=f"at most BURST similar messages per WINDOW, then a summary "
+                             f"(default {DEFAULT_RATE}; 0: off)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", parents=[common], help="run the agent and serve /metrics")
     p.add_argument("--config", required=True)
     p.add_argument("--listen", default=f"0.0.0.0:{DEFAULT_PORT}", help=f"HOST:PORT (default :{DEFAULT_PORT})")
+    p.add_argument("--shard", metavar="I/N", help="probe only shard I of N of the units (the sums add up)")
+    p.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
+                   help="TLS and basic authentication, in the Prometheus exporter-toolkit format")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("check-config", parents=[common], help="validate a configuration and list every error")
     p.add_argument("file")
     p.add_argument("--skip-secrets", action="store_true",
                    help="check secret references for form only, without reading the variables and files")
+    p.add_argument("--web.config.file", dest="web_config_file", metavar="FILE", help="also check this web config")
     p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("hash-password", parents=[common], help="bcrypt hash for basic_auth_users of the web config")
+    p.add_argument("--cost", type=int, default=10, choices=range(4, 16), metavar="4..15")
+    p.set_defaults(func=cmd_hash_password)
 
     p = sub.add_parser("once", parents=[common], help="collect once, print the KPI table or exposition")
     p.add_argument("--config", required=True)
     p.add_argument("--format", default="table", choices=["table", "prometheus", "openmetrics"])
+    p.add_argument("--shard", metavar="I/N", help="probe only shard I of N of the units")
     p.set_defaults(func=cmd_once)
 
     p = sub.add_parser("rules", parents=[common], help="write Prometheus recording and alerting rules")
@@ -262,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="province configuration to simulate")
     p.add_argument("--write-config", required=True, help="where to write the agent configuration")
     p.add_argument("--control", default="127.0.0.1:0", help="HOST:PORT of the fault-injection API")
+    p.add_argument("--network", default="127.77.0.0/16", help="loopback range for the simulated devices")
     p.add_argument("--down-ratio", type=float, default=0.03)
     p.set_defaults(func=cmd_lab)
     return parser
@@ -269,7 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level, args.log_format)
+    try:
+        setup_logging(args.log_level, args.log_format, args.log_rate_limit)
+    except ValueError as exc:
+        print(f"error: --log-rate-limit: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         return args.func(args)
     except ProbeNotAllowed as exc:

@@ -17,7 +17,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator, model_validator
 
+from agent.periods import PeriodKind, ReportingSpec
 from agent.secrets import RESOLVE_SECRETS
+from agent.sources import KINDS as SOURCE_KINDS
+from agent.sources import source_class
+from agent.sources.checks import check_sources
 from agent.yamlsource import ConfigError, Document, Path_, Problem, format_path, load_document
 from collectors import REGISTRY
 from collectors.base import StrictModel
@@ -188,14 +192,23 @@ class CountMeasure(StrictModel):
     select: Selector
 
 
-class RatioMeasure(StrictModel):
+class _Imported(StrictModel):
+    """A ratio or value from the manual data file, or from a series of a configured source."""
+
+    source: str = "manual"
+    series: str | None = Field(None, description="The source's series (sources: ... series:)")
+    levels: list[str] = Field(default_factory=list, description="Only units at these levels (default: all)")
+    under: str | None = Field(None, description="Only units below this unit id")
+    group_by: str | None = Field(None, description="Also export the KPI per unit at this level")
+    period: PeriodKind = Field("year", description="Reporting period giving the headline value (year to date)")
+
+
+class RatioMeasure(_Imported):
     kind: Literal["ratio"]
-    source: str = "manual"
 
 
-class ValueMeasure(StrictModel):
+class ValueMeasure(_Imported):
     kind: Literal["value"]
-    source: str = "manual"
 
 
 Measure = Annotated[
@@ -237,6 +250,8 @@ class Config(StrictModel):
     targets: list[TargetSpec] = Field(default_factory=list)
     kpis: list[KpiSpec] = Field(default_factory=list)
     manual: ManualSpec | None = None
+    reporting: ReportingSpec = Field(default_factory=ReportingSpec)
+    sources: list[dict[str, Any]] = Field(default_factory=list, description="Validated per kind: agent/sources")
 
 
 # --- error formatting -------------------------------------------------------------------------
@@ -380,15 +395,10 @@ def _cross_check(data: dict[str, Any], doc: Document) -> list[Problem]:
             bad((*where, "under"), f"unknown unit {select['under']!r}")
         if isinstance(measure.get("group_by"), str) and measure["group_by"] not in levels:
             bad((*here, "measure", "group_by"), f"unknown level {measure['group_by']!r}")
-        if measure.get("kind") in ("ratio", "value"):
-            source = measure.get("source", "manual")
-            if source == "manual" and not data.get("manual"):
-                bad((*here, "measure", "source"), "source is manual but the configuration has no manual: section")
-            elif source != "manual":
-                bad((*here, "measure", "source"), f"unknown source {source!r}")
         targets_of_kpi = _dicts(kpi.get("targets"))
         if any(t.get("origin", "plan") == "plan" for _, t in targets_of_kpi) and not kpi.get("citation"):
             bad(here, "a KPI with plan targets needs a citation")
+    check_sources(data, levels, unit_ids, bad)
     return problems
 
 
@@ -417,14 +427,32 @@ def _validate_collectors(data: dict[str, Any], doc: Document) -> tuple[dict[str,
     return settings, params, problems
 
 
+def _validate_sources(data: dict[str, Any], doc: Document) -> tuple[dict[str, Any], list[Problem]]:
+    """Validate each source with its kind's own model (agent/sources/<kind>.py)."""
+    problems: list[Problem] = []
+    specs: dict[str, Any] = {}
+    for i, raw in _dicts(data.get("sources")):
+        if raw.get("kind") not in SOURCE_KINDS:
+            continue  # the cross-check reports it
+        try:
+            spec = source_class(raw["kind"]).Spec.model_validate(raw)
+        except ValidationError as exc:
+            problems += _problems_from(exc, doc, ("sources", i))
+            continue
+        specs.setdefault(spec.id, spec)
+    return specs, problems
+
+
 class LoadedConfig:
     """A validated configuration plus the typed collector settings and target params."""
 
-    def __init__(self, config: Config, source: Path, settings: dict[str, Any], params: dict[str, Any]) -> None:
+    def __init__(self, config: Config, source: Path, settings: dict[str, Any], params: dict[str, Any],
+                 source_specs: dict[str, Any] | None = None) -> None:
         self.config = config
         self.source = source
         self.collector_settings = settings
         self.target_params = params
+        self.source_specs = source_specs or {}  # source id -> its kind's Spec (agent/sources)
 
     def resolve_path(self, name: str) -> Path:
         """A file named in the configuration, relative to the configuration file."""
@@ -451,10 +479,12 @@ def _load_config(path: str | Path) -> LoadedConfig:
     problems += _cross_check(doc.data, doc)
     settings, params, more = _validate_collectors(doc.data, doc)
     problems += more
+    source_specs, more = _validate_sources(doc.data, doc)
+    problems += more
     if problems:
         problems.sort(key=lambda p: (p.file, p.line or 0))
         raise ConfigError(problems)
-    return LoadedConfig(config, Path(path).resolve(), settings, params)
+    return LoadedConfig(config, Path(path).resolve(), settings, params, source_specs)
 
 
 __all__ = ["Config", "ConfigError", "KpiSpec", "KpiTarget", "LoadedConfig", "Problem", "load_config"]

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 from agent.config import Config, KpiSpec, KpiTarget, Selector, TargetSpec
 from agent.manual import ManualData
+from agent.periods import PeriodValue
+from agent.sharding import Shard
 from agent.store import TargetState, window_counts
 from agent.units import UnitIndex
 
@@ -72,6 +74,7 @@ class Evaluation:
     pending: str = ""  # why there is no value yet
     groups: list[GroupValue] = field(default_factory=list)
     group_level: str = ""
+    periods: list[PeriodValue] = field(default_factory=list)  # per reporting period (source-backed KPIs)
 
     @property
     def met(self) -> bool | None:
@@ -82,10 +85,12 @@ class Evaluation:
 
 class KpiEngine:
     def __init__(self, config: Config, units: UnitIndex, manual: ManualData | None,
-                 owned_targets: set[str] | None = None) -> None:
+                 owned_targets: set[str] | None = None, sources=None, shard: Shard | None = None) -> None:
         self.config = config
         self.units = units
         self.manual = manual
+        self.shard = shard
+        self.sources = sources  # agent.sources.runner.SourceRunner, if the configuration has sources
         owned = owned_targets
         self.targets = [t for t in config.targets if owned is None or t.id in owned]
 
@@ -109,7 +114,15 @@ class KpiEngine:
         ev = Evaluation(kpi, active_target(kpi.targets, today))
         measure = kpi.measure
         if measure.kind in ("ratio", "value"):
-            self._from_manual(ev, now)
+            if self.shard is not None and not self.shard.first:
+                ev.pending = f"evaluated by shard 1/{self.shard.count}"
+                return ev
+            if measure.source == "manual":
+                self._from_manual(ev, now)
+            else:
+                from agent.sources.evaluate import evaluate_source  # SQLAlchemy & co. only when sources exist
+
+                evaluate_source(ev, self.sources, self.units, now)
             return ev
         selected = self.select(measure.select)
         missing = [t.id for t in selected if t.id not in states or states[t.id].result is None]
@@ -135,7 +148,8 @@ class KpiEngine:
         if level is None:  # share of targets up
             members = {t.id: [t] for t in selected}
         else:  # share of units at the level with a target of their own up; one without any is not covered
-            members = {uid: [] for uid in self.units.at_level(level, measure.select.under)}
+            members = {uid: [] for uid in self.units.at_level(level, measure.select.under)
+                       if self.shard is None or self.shard.owns_unit(uid)}
             for t in selected:
                 if t.unit in members:
                     members[t.unit].append(t)

@@ -30,11 +30,14 @@ class Scheduler:
         self.targets = targets
         specs = loaded.config.collectors
         self._slots = {name: asyncio.Semaphore(spec.concurrency) for name, spec in specs.items()}
+        self._by_id = {t.id: t for t in targets}
         self._pending = {t.id for t in targets}
         self.first_round = asyncio.Event()
         if not self._pending:
             self.first_round.set()
         self._last_up: dict[str, bool] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._failure: asyncio.Future | None = None
 
     async def probe(self, target: TargetSpec) -> ProbeResult:
         spec = self.loaded.config.collectors[target.collector]
@@ -48,7 +51,10 @@ class Scheduler:
             except TimeoutError:
                 result = ProbeResult(False, "timeout", detail=f"no answer within {spec.timeout:g}s")
             except Exception as exc:  # a collector bug must not stop the other targets
-                log.exception("collector=%s target=%s: probe raised", target.collector, target.id)
+                # Rate-limited per collector and exception type: one bug, not one traceback per target.
+                log.exception("collector=%s target=%s: probe raised", target.collector, target.id,
+                              extra={"collector": target.collector, "target": target.id, "reason": "internal_error",
+                                     "limit_key": (target.collector, type(exc).__name__)})
                 result = ProbeResult(False, "internal_error", detail=type(exc).__name__)
             duration = time.perf_counter() - started
         self.store.record(target.id, target.collector, result, duration)
@@ -62,11 +68,14 @@ class Scheduler:
         if before is None and result.up:
             pass
         elif before != result.up:
+            fields = {"collector": target.collector, "target": target.id, "unit": target.unit}
             if result.up:
-                log.info("target up: collector=%s target=%s unit=%s", target.collector, target.id, target.unit)
+                log.info("target up: collector=%s target=%s unit=%s", target.collector, target.id, target.unit,
+                         extra=fields)
             else:
                 log.warning("target down: collector=%s target=%s unit=%s reason=%s%s", target.collector,
-                            target.id, target.unit, result.reason, f" ({result.detail})" if result.detail else "")
+                            target.id, target.unit, result.reason, f" ({result.detail})" if result.detail else "",
+                            extra={**fields, "reason": result.reason})
         self._pending.discard(target.id)
         if not self._pending:
             self.first_round.set()
@@ -76,21 +85,83 @@ class Scheduler:
         await asyncio.gather(*(self.probe(t) for t in self.targets))
 
     async def run_forever(self) -> None:
-        tasks = [asyncio.create_task(self._loop(t), name=f"probe:{t.id}") for t in self.targets]
+        """Run every target's loop until cancelled; a loop that crashes ends it with that exception."""
+        self._failure = asyncio.get_running_loop().create_future()
+        for target in self.targets:
+            self._start(target)
         try:
-            await asyncio.gather(*tasks)
+            await self._failure
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._stop(list(self._tasks))
 
-    async def _loop(self, target: TargetSpec) -> None:
+    def _start(self, target: TargetSpec) -> None:
+        task = asyncio.create_task(self._loop(target.id), name=f"probe:{target.id}")
+        task.add_done_callback(self._loop_ended)
+        self._tasks[target.id] = task
+
+    def _loop_ended(self, task: asyncio.Task) -> None:
+        """A loop that crashed ends ``run_forever`` (and the agent: systemd restarts it); a stopped one is fine."""
+        if task.cancelled() or self._failure is None or self._failure.done() or task.exception() is None:
+            return
+        self._failure.set_exception(task.exception())  # type: ignore[arg-type]
+
+    async def _stop(self, target_ids: list[str]) -> None:
+        """Cancel these targets' loops and wait until they have ended.
+
+        Python 3.11's ``asyncio.wait_for`` loses a cancellation that arrives as the awaited probe
+        completes (it returns the result instead), so a single ``cancel()`` may not end a loop: the soak
+        caught a reload waiting forever on one. Cancel again until every loop is gone; a loop also ends
+        by itself once it sees it is no longer the target's registered task.
+        """
+        pending = {self._tasks.pop(i) for i in target_ids if i in self._tasks}
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)
+
+    async def update(self, loaded: LoadedConfig, collectors: dict[str, Collector], targets: list[TargetSpec]) -> None:
+        """Swap in a reloaded configuration. Loops of targets whose probe is unchanged (same collector
+        instance and settings, same params) keep running undisturbed; the others are restarted, removed
+        targets stopped. Names, units and tags take effect at the next probe either way."""
+        old_loaded, old_collectors = self.loaded, self.collectors
+
+        def probe_key(cfg: LoadedConfig, instances: dict[str, Collector], target: TargetSpec) -> tuple:
+            return (target.collector, cfg.config.collectors[target.collector], cfg.target_params[target.id],
+                    id(instances[target.collector]))
+
+        old_keys = {t.id: probe_key(old_loaded, old_collectors, t) for t in self.targets}
+        changed = [t for t in targets if old_keys.get(t.id) != probe_key(loaded, collectors, t)]
+        new_ids = {t.id for t in targets}
+        gone = [i for i in old_keys if i not in new_ids]
+        await self._stop(gone + [t.id for t in changed if t.id in self._tasks])
+        for name, spec in loaded.config.collectors.items():
+            if name not in self._slots or old_loaded.config.collectors.get(name) != spec:
+                self._slots[name] = asyncio.Semaphore(spec.concurrency)
+        self.loaded, self.collectors, self.targets = loaded, collectors, targets
+        self._by_id = {t.id: t for t in targets}
+        for target_id in gone:
+            self._last_up.pop(target_id, None)
+        self._pending &= new_ids
+        if not self.first_round.is_set():
+            self._pending |= {t.id for t in changed}
+        if not self._pending:
+            self.first_round.set()
+        if self._failure is not None:
+            for target in changed:
+                self._start(target)
+        log.info("configuration applied: %d targets, %d restarted, %d removed", len(targets), len(changed), len(gone))
+
+    async def _loop(self, target_id: str) -> None:
+        target = self._by_id[target_id]
         spec = self.loaded.config.collectors[target.collector]
         loop = asyncio.get_running_loop()
         await asyncio.sleep(random.uniform(0, spec.interval * spec.jitter))
         next_at = loop.time()
         while True:
+            target = self._by_id[target_id]  # the current spec: a reload may have renamed or moved it
             await self.probe(target)
+            if self._tasks.get(target_id) is not asyncio.current_task():
+                return  # stopped, though the cancellation was lost (see _stop)
             next_at += spec.interval
             now = loop.time()
             if next_at < now:  # the probe overran its interval: skip the missed ticks, do not pile up

@@ -7,10 +7,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from agent.config import LoadedConfig
+from agent.config import LoadedConfig, load_config
 from agent.kpi import Evaluation, KpiEngine
 from agent.manual import ManualData
 from agent.scheduler import Scheduler
+from agent.sharding import Shard
+from agent.sources.runner import SourceRunner, source_hosts
 from agent.store import Store, TargetState
 from agent.units import UnitIndex
 from collectors import REGISTRY
@@ -19,6 +21,7 @@ from collectors.netaddr import ALLOW_ENV, check_allowed
 from exporters.prometheus import AgentView, ConfigStatus, EgovCollector, Exposition, TargetLabels
 
 log = logging.getLogger(__name__)
+CLOSE_TIMEOUT = 5.0  # seconds each collector gets to close its sockets and sessions
 
 
 def longest_window(loaded: LoadedConfig) -> float:
@@ -38,40 +41,100 @@ def check_probe_allowlist(loaded: LoadedConfig) -> None:
                 check_allowed(host)
             except ValueError as exc:
                 problems.append(f"target {target.id}: {exc}")
+    for source_id, host in source_hosts(loaded):
+        try:
+            check_allowed(host)
+        except ValueError as exc:
+            problems.append(f"source {source_id}: {exc}")
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise ProbeNotAllowed(f"refusing to probe outside {ALLOW_ENV}: " + "; ".join(problems[:5]) + more)
 
 
 class Agent:
-    """One configuration's worth of collection; ``collect_once`` and ``run`` drive it."""
+    """One configuration's worth of collection; ``collect_once`` and ``run`` drive it, ``reload`` swaps it."""
 
-    def __init__(self, loaded: LoadedConfig) -> None:
+    def __init__(self, loaded: LoadedConfig, shard: Shard | None = None) -> None:
         check_probe_allowlist(loaded)
-        self.loaded = loaded
-        config = loaded.config
-        self.units = UnitIndex(config)
-        manual_path = loaded.resolve_path(config.manual.file) if config.manual else None
-        self.manual = ManualData(manual_path) if manual_path else None
-        self.targets = list(config.targets)
-        self.engine = KpiEngine(config, self.units, self.manual, {t.id for t in self.targets})
+        self.shard = shard  # this agent probes only its share of the units (agent/sharding.py)
+        self._apply(loaded, self._collectors_for(loaded, {}))
         self.store = Store(history_span=longest_window(loaded))
-        self.collectors: dict[str, Collector] = {
-            name: REGISTRY[name](loaded.collector_settings[name]) for name in config.collectors
-        }
-        self.status = ConfigStatus(config.province.code, str(loaded.source), True, time.time(), time.time())
+        self.status = ConfigStatus(loaded.config.province.code, str(loaded.source), True, time.time(), time.time())
         self.exposition = Exposition(EgovCollector(self.store, self._view(), self.status))
         self.scheduler: Scheduler | None = None
+        self._reload_lock = asyncio.Lock()
+
+    def _apply(self, loaded: LoadedConfig, collectors: dict[str, Collector]) -> None:
+        """Build everything derived from a configuration, then assign it (so a failure changes nothing)."""
+        config = loaded.config
+        units = UnitIndex(config)
+        manual_path = loaded.resolve_path(config.manual.file) if config.manual else None
+        manual = ManualData(manual_path) if manual_path else None
+        targets = [t for t in config.targets if self.shard is None or self.shard.owns_unit(t.unit)]
+        sources = SourceRunner.from_config(loaded, set(units.units), getattr(self, "sources", None))
+        engine = KpiEngine(config, units, manual, {t.id for t in targets}, sources, self.shard)
+        self.sources = sources  # application KPI sources (agent/sources), fetched on their own schedules
+        self.loaded, self.units, self.manual, self.targets, self.engine = loaded, units, manual, targets, engine
+        self.collectors = collectors
+
+    @staticmethod
+    def _collectors_for(loaded: LoadedConfig, current: dict[str, Collector]) -> dict[str, Collector]:
+        """Keep a running collector (its sessions, engines, caches) when its settings are unchanged."""
+        out = {}
+        for name in loaded.config.collectors:
+            settings = loaded.collector_settings[name]
+            running = current.get(name)
+            out[name] = running if running is not None and running.settings == settings else REGISTRY[name](settings)
+        return out
+
+    async def reload(self) -> LoadedConfig:
+        """Re-read the configuration file and swap it in; on any error raise it and keep the running one.
+
+        Counters of targets that stay are kept by the store; removed targets are forgotten; loops of
+        unchanged targets go on undisturbed. ``egov_config_last_reload_successful`` says how it went.
+        """
+        async with self._reload_lock:
+            source = self.loaded.source
+            old = self.collectors
+            old_sources = self.sources
+            collectors: dict[str, Collector] = {}
+            try:
+                loaded = await asyncio.to_thread(load_config, source)
+                check_probe_allowlist(loaded)
+                collectors = self._collectors_for(loaded, old)
+                self._apply(loaded, collectors)
+            except Exception:
+                await self._close([c for c in collectors.values() if c not in old.values()])
+                self.status.success = False
+                self.status.load_time = time.time()
+                self.exposition.invalidate()
+                raise
+            if self.scheduler is not None:
+                await self.scheduler.update(loaded, collectors, self.targets)
+            await self._swap_sources(old_sources)
+            self.store.forget({t.id for t in self.targets})
+            self.store.set_history_span(longest_window(loaded))
+            await self._close([c for name, c in old.items() if collectors.get(name) is not c])
+            now = time.time()
+            self.status.province = loaded.config.province.code
+            self.status.source = str(loaded.source)
+            self.status.success, self.status.success_time, self.status.load_time = True, now, now
+            self.exposition.collector.view = self._view()
+            self.exposition.invalidate()
+            log.info("configuration reloaded from %s: %d targets, %d KPIs", source, len(self.targets),
+                     len(loaded.config.kpis))
+            return loaded
 
     def _view(self) -> AgentView:
         labels = {
             t.id: TargetLabels(t.collector, (t.collector, t.id, t.unit, self.units.units[t.unit].level,
-                                             *self.units.hierarchy_values(t.unit)))
+                                             *self.units.hierarchy_values(t.unit)), t.name or "", tuple(t.tags))
             for t in self.targets
         }
         families = {name: REGISTRY[name].families for name in self.loaded.config.collectors}
         return AgentView(self.loaded.config.levels, labels, families, self.loaded.config.province.timezone,
-                         self.engine.evaluate)
+                         self.engine.evaluate, self.sources.statuses if self.sources else None,
+                         self.loaded.config.reporting)
 
     def evaluate(self) -> list[Evaluation]:
         states, _ = self.store.snapshot()
@@ -83,7 +146,7 @@ class Agent:
     async def collect_once(self) -> None:
         scheduler = Scheduler(self.loaded, self.store, self.collectors, self.targets)
         try:
-            await scheduler.run_once()
+            await asyncio.gather(scheduler.run_once(), *([self.sources.fetch_all()] if self.sources else []))
         finally:
             await self.close()
 
@@ -91,6 +154,7 @@ class Agent:
                   ) -> None:
         self.scheduler = Scheduler(self.loaded, self.store, self.collectors, self.targets)
         probing = asyncio.create_task(self.scheduler.run_forever(), name="scheduler")
+        self._start_sources()
         first = asyncio.create_task(self.scheduler.first_round.wait())
         stopping = asyncio.create_task(stop.wait())
         try:
@@ -107,12 +171,45 @@ class Agent:
         finally:
             for task in (probing, first, stopping):
                 task.cancel()
-            await asyncio.gather(probing, first, stopping, return_exceptions=True)
+            # A probe that ignores its cancellation must not hold up the stop: wait a bounded time.
+            _, stuck = await asyncio.wait({probing, first, stopping}, timeout=CLOSE_TIMEOUT)
+            if stuck:
+                log.error("probe loops did not stop within %gs; closing the collectors anyway", CLOSE_TIMEOUT)
+            await self._stop_sources()
             await self.close()
 
+    def _start_sources(self) -> None:
+        if self.sources is not None:
+            self.sources.on_fetch = self.exposition.invalidate  # new figures show at the next scrape
+            self._sources_task = asyncio.create_task(self.sources.run_forever(), name="sources")
+
+    async def _stop_sources(self) -> None:
+        task, self._sources_task = getattr(self, "_sources_task", None), None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _swap_sources(self, old: SourceRunner | None) -> None:
+        """After a reload: run the new sources (unchanged ones keep their values), close the dropped ones."""
+        if old is self.sources:
+            return
+        running = getattr(self, "_sources_task", None) is not None
+        await self._stop_sources()
+        if old is not None:
+            await old.close(keep=self.sources)
+        if running:
+            self._start_sources()
+
     async def close(self) -> None:
-        for collector in self.collectors.values():
+        await self._close(list(self.collectors.values()))
+        if self.sources is not None:
+            await self.sources.close()
+
+    @staticmethod
+    async def _close(collectors: list[Collector]) -> None:
+        """Release sockets and sessions, each collector within CLOSE_TIMEOUT so a stop stays prompt."""
+        for collector in collectors:
             try:
-                await collector.close()
+                await asyncio.wait_for(collector.close(), CLOSE_TIMEOUT)
             except Exception:  # closing must not hide the reason we are stopping
-                log.exception("closing collector %s", collector.kind)
+                log.exception("closing collector %s", collector.kind, extra={"collector": collector.kind})

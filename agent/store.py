@@ -105,6 +105,11 @@ class Store:
                 del self._targets[target_id]
             self.version += 1
 
+    def set_history_span(self, history_span: float) -> None:
+        """After a reload changed the longest availability window: thin new history points to fit it."""
+        with self._lock:
+            self._history_step = max(history_span / (HISTORY_POINTS - 2), 1.0)
+
     def snapshot(self) -> tuple[dict[str, TargetState], dict[str, CollectorStats]]:
         with self._lock:
             return ({k: v.copy() for k, v in self._targets.items()},

@@ -366,8 +366,112 @@ def datacentre() -> dict[str, Any]:
                      ["datacentre"])
 
 
+def videoconference() -> dict[str, Any]:
+    """Endpoints (điểm cầu) ready by level and district, why the others are not, the MCU's load and meetings."""
+    sip = 'province="$province", collector="sip"'
+    sel = f'{sip}, district=~"$district"'
+    mcu = 'province="$province", collector="mcu"'
+    stat = {"reduceOptions": {"calcs": ["lastNotNull"]}}
+    ratio_steps = {"defaults": {"min": 0, "max": 1, "thresholds": {"mode": "absolute", "steps": [
+        {"color": "red", "value": None}, {"color": "orange", "value": 0.95}, {"color": "green", "value": 0.98}]}}}
+    panels = [
+        Panel("Điểm cầu sẵn sàng / Endpoints ready", "row"),
+        Panel("$kpi", "stat", width=6, height=5, unit="percentunit",
+              description="Chỉ tiêu hội nghị truyền hình đã chọn / the selected video-conference KPI",
+              queries=[Query(f'kpi:egov_kpi_value:province{{{PROVINCE}, kpi="$kpi"}}', instant=True)],
+              options={**stat, "colorMode": "background"}, field_config=ratio_steps),
+        Panel("Mục tiêu / Target", "stat", width=6, height=5, unit="percentunit",
+              queries=[Query(f'max(kpi:egov_kpi_target:max{{{PROVINCE}, kpi="$kpi"}})', instant=True)],
+              options=stat),
+        Panel("Điểm cầu trả lời SIP / Endpoints answering SIP", "stat", width=6, height=5,
+              queries=[Query(f"sum(egov_target_up{{{sip}}})", instant=True, legend="ready"),
+                       Query(f"count(egov_target_up{{{sip}}})", instant=True, legend="all")],
+              options={**stat, "textMode": "value_and_name"}),
+        Panel("Sẵn sàng theo cấp / Ready by level", "bargauge", width=6, height=5, unit="percentunit",
+              queries=[Query(f"avg by (level) (egov_target_up{{{sip}}})", legend="{{level}}", instant=True)],
+              options={**stat, "orientation": "horizontal", "displayMode": "gradient"}, field_config=ratio_steps),
+        Panel("Điểm cầu xã sẵn sàng theo huyện / Commune endpoints ready by district", "bargauge", width=12,
+              height=10, unit="percentunit",
+              queries=[Query(f'avg by (district) (egov_target_up{{{sip}, level="commune"}})', legend="{{district}}",
+                             instant=True)],
+              options={**stat, "orientation": "horizontal", "displayMode": "gradient"},
+              field_config={"defaults": {**ratio_steps["defaults"], "links": [{
+                  "title": "Xem các điểm cầu / Show its endpoints",
+                  "url": "/d/egov-videoconference?var-province=$province&var-kpi=$kpi"
+                         "&var-district=${__field.labels.district}"}]}}),
+        Panel("Điểm cầu chưa sẵn sàng / Endpoints not ready ($district)", "table", width=12, height=10,
+              queries=[Query(f"egov_target_up{{{sel}}} == 0", instant=True, table=True),
+                       Query(f"egov_sip_status_code{{{sel}}} and on(target) (egov_target_up{{{sel}}} == 0)",
+                             instant=True, table=True)],
+              transformations=[
+                  {"id": "merge", "options": {}},
+                  {"id": "organize", "options": {
+                      "excludeByName": {"Time": True, "__name__": True, "collector": True, "province": True,
+                                        "department": True, "site": True, "Value #A": True},
+                      "renameByName": {"Value #B": "Mã SIP / SIP status"}}}]),
+        Panel("Lỗi theo nguyên nhân / Failures by reason ($district)", "timeseries", width=12, unit="short",
+              queries=[Query(f"sum by (reason) (increase(egov_target_probe_failures_total{{{sel}}}"
+                             f"[$__rate_interval]))", legend="{{reason}}")]),
+        Panel("Thời gian trả lời SIP / SIP response time ($district)", "timeseries", width=12, unit="s",
+              queries=[Query(f"quantile by (level) (0.95, egov_sip_response_seconds{{{sel}}})",
+                             legend="p95 {{level}}"),
+                       Query(f"max(egov_sip_response_seconds{{{sel}}})", legend="max")]),
+        Panel("Mã trả lời SIP / SIP status codes", "bargauge", width=12, height=6,
+              description="0: không có trả lời / no answer",
+              queries=[Query(f'count_values("code", egov_sip_status_code{{{sel}}})', legend="{{code}}",
+                             instant=True)],
+              options={**stat, "orientation": "horizontal"}),
+        Panel("Gửi lại qua UDP / UDP retransmissions", "timeseries", width=12, height=6, unit="short",
+              queries=[Query(f"sum(egov_sip_retransmissions{{{sel}}})", legend="retransmissions")]),
+        Panel("MCU", "row"),
+        Panel("MCU hoạt động / MCU up", "stat", width=4, height=5,
+              queries=[Query(f"egov_target_up{{{mcu}}}", instant=True, legend="{{target}}")],
+              options={**stat, "colorMode": "background"},
+              field_config={"defaults": {"mappings": _mappings_up()}}),
+        Panel("Phiên họp đang diễn ra / Conferences in progress", "stat", width=4, height=5,
+              queries=[Query(f"sum(egov_mcu_active_conferences{{{mcu}}})", instant=True)], options=stat),
+        Panel("Cổng đang dùng / Ports in use", "stat", width=4, height=5,
+              queries=[Query(f"sum(egov_mcu_ports_in_use{{{mcu}}})", instant=True, legend="in use"),
+                       Query(f"sum(egov_mcu_ports_total{{{mcu}}})", instant=True, legend="total")],
+              options={**stat, "textMode": "value_and_name"}),
+        Panel("Điểm cầu đăng ký / Endpoints registered", "stat", width=4, height=5,
+              queries=[Query(f"sum(egov_mcu_registered_endpoints{{{mcu}}})", instant=True)], options=stat),
+        Panel("Cuộc họp (24h) / Meetings held (24 h)", "stat", width=4, height=5,
+              queries=[Query(f"sum(increase(egov_mcu_meetings_held_total{{{mcu}}}[1d]))", instant=True)],
+              options=stat, field_config={"defaults": {"decimals": 0}}),
+        Panel("MCU khởi động lại (24h) / MCU restarts (24 h)", "stat", width=4, height=5,
+              queries=[Query(f"sum(increase(egov_mcu_counter_resets_total{{{mcu}}}[1d]))", instant=True)],
+              options=stat, field_config={"defaults": {"decimals": 0}}),
+        Panel("Phiên họp và cổng / Conferences and ports", "timeseries", width=12, unit="short",
+              queries=[Query(f"sum(egov_mcu_active_conferences{{{mcu}}})", legend="conferences"),
+                       Query(f"sum(egov_mcu_ports_in_use{{{mcu}}})", legend="ports in use"),
+                       Query(f"sum(egov_mcu_largest_conference_participants{{{mcu}}})", legend="largest conference"),
+                       Query(f"sum(egov_mcu_registered_endpoints{{{mcu}}})", legend="registered")]),
+        Panel("Tải cổng MCU / MCU port utilisation", "timeseries", width=12, unit="percentunit",
+              queries=[Query(f"egov_mcu_port_utilisation_ratio{{{mcu}}}", legend="{{target}}")],
+              field_config={"defaults": {"min": 0, "max": 1}}),
+        Panel("Cuộc họp mỗi giờ / Meetings per hour", "timeseries", width=12, unit="short",
+              description="Từ bộ đếm của MCU, cộng dồn qua các lần MCU khởi động lại / from the MCU's counter",
+              queries=[Query(f"sum(increase(egov_mcu_meetings_held_total{{{mcu}}}[1h]))", legend="meetings")]),
+        Panel("Điểm cầu chưa đăng ký / Expected endpoints not registered", "table", width=12, height=8,
+              queries=[Query(f"egov_mcu_endpoint_registered{{{mcu}}} == 0", instant=True, table=True)],
+              transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True}}}]),
+    ]
+    variables = [
+        _variable_datasource(),
+        _variable("province", "Tỉnh / Province", "label_values(egov_kpi_info, province)"),
+        _variable("kpi", "Chỉ tiêu / KPI", 'label_values(egov_kpi_info{province="$province", '
+                                          'area="video_conference"}, kpi)'),
+        _variable("district", "Huyện / District",
+                  'label_values(egov_target_up{province="$province", collector="sip"}, district)',
+                  multi=True, include_all=True),
+    ]
+    return dashboard("egov-videoconference", "egov-agent — Hội nghị truyền hình / Video conference", panels,
+                     variables, ["videoconference"])
+
+
 DASHBOARDS = {"egov-kpi-overview.json": kpi_overview, "egov-wan.json": wan, "egov-portals.json": portals,
-              "egov-datacentre.json": datacentre}
+              "egov-datacentre.json": datacentre, "egov-videoconference.json": videoconference}
 
 PROVISIONING_DASHBOARDS = """\
 # Grafana provisioning: copy to /etc/grafana/provisioning/dashboards/egov-agent.yml and the JSON

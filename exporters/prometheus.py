@@ -27,6 +27,7 @@ from agent import __version__
 from agent.kpi import Evaluation, deadline_timestamp
 from agent.store import DURATION_BUCKETS, CollectorStats, Store, TargetState
 from collectors.base import Family
+from exporters.apps import app_metrics
 
 PREFIX = "egov_"
 CACHE_SECONDS = 5.0
@@ -56,12 +57,15 @@ class AgentView:
 
     def __init__(self, level_names: list[str], targets: dict[str, TargetLabels],
                  families: dict[str, tuple[Family, ...]], timezone: str,
-                 evaluate: Callable[[dict[str, TargetState]], list[Evaluation]]) -> None:
+                 evaluate: Callable[[dict[str, TargetState]], list[Evaluation]],
+                 sources: Callable[[], list] | None = None, reporting: object | None = None) -> None:
         self.target_label_names = ("collector", "target", "unit", "level", *level_names)
         self.targets = targets
         self.families = families
         self.timezone = timezone
         self.evaluate = evaluate
+        self.sources = sources  # -> agent.sources.runner.SourceStatus per source (exporters/apps.py)
+        self.reporting = reporting  # agent.periods.ReportingSpec
 
 
 def _fmt(value: float) -> str:
@@ -81,7 +85,9 @@ class EgovCollector:
         states, collector_stats = self.store.snapshot()
         yield from self._self_metrics(view, collector_stats)
         yield from self._target_metrics(view, states)
-        yield from self._kpi_metrics(view, view.evaluate(states))
+        evaluations = view.evaluate(states)
+        yield from self._kpi_metrics(view, evaluations)
+        yield from app_metrics(self.status.province, evaluations, view)
 
     # -- self ------------------------------------------------------------------------------
     def _self_metrics(self, view: AgentView, stats: dict[str, CollectorStats]) -> Iterator[Metric]:

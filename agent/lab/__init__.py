@@ -10,6 +10,7 @@ how tests and the demo inject faults.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -23,9 +24,13 @@ from typing import Any
 import yaml
 
 from agent.config import load_config
-from agent.lab.addresses import AddressPool
+from agent.lab.addresses import LAB_NETWORK, AddressPool
+from agent.lab.apps import AppsLab, ensure_source_secrets
+from agent.lab.host import HostSimulator
 from agent.lab.http import HttpSimulator
 from agent.lab.icmp import IcmpSimulator
+from agent.lab.mcu import McuSimulator
+from agent.lab.sip import SipSimulator
 from agent.lab.snmp import SnmpSimulator, ensure_community
 from agent.lab.tcp import TcpSimulator
 from agent.yamlsource import load_document
@@ -34,21 +39,27 @@ log = logging.getLogger(__name__)
 
 
 class Lab:
-    def __init__(self, province_config: Path, down_ratio: float = 0.03, seed: int = 59) -> None:
+    def __init__(self, province_config: Path, down_ratio: float = 0.03, seed: int = 59,
+                 network: ipaddress.IPv4Network = LAB_NETWORK) -> None:
         self.province_config = province_config
         self.down_ratio = down_ratio
         self.random = random.Random(seed)
-        self.pool = AddressPool()
+        self.pool = AddressPool(network)  # labs side by side need their own ranges (their nftables rules)
         self.simulators = {"tcp": TcpSimulator(self.pool)}
         self.simulators["http"] = HttpSimulator(self.pool)
+        self.simulators["host"] = HostSimulator()
         self.simulators["icmp"] = IcmpSimulator(self.pool)
         self.simulators["snmp"] = SnmpSimulator(self.pool, seed)
+        self.simulators["sip"] = sip = SipSimulator(self.pool)
+        self.simulators["mcu"] = McuSimulator(self.pool, seed, registered=sip.registered)
         self._fates: dict[str, bool] = {}
         self.owner: dict[str, Any] = {}  # target id -> simulator
+        # Lab services stand in for what is not a target: the systems behind the province's sources:.
+        self.services = [AppsLab(self.pool, seed)]
 
     async def start(self) -> dict[str, Any]:
         """Start every simulator; return the agent configuration (as data) pointing at them."""
-        prepare_environment()
+        prepare_environment(self.province_config)
         loaded = load_config(self.province_config)  # refuse to simulate an invalid province
         data = load_document(self.province_config).data
         self._plan_fates(data.get("targets", []))
@@ -59,6 +70,8 @@ class Lab:
             up = self._fate(target)
             target["params"] = await simulator.add(target["id"], dict(target.get("params", {})), up)
             self.owner[target["id"]] = simulator
+        for service in self.services:
+            await service.start(data, loaded.source.parent)
         manual = data.get("manual")
         if manual:
             manual["file"] = str(loaded.resolve_path(manual["file"]))
@@ -97,15 +110,19 @@ class Lab:
     async def close(self) -> None:
         for simulator in self.simulators.values():
             await simulator.close()
-
-
-def prepare_environment() -> None:
-    """Secrets the province configuration names and the lab itself provides: its SNMP community."""
-    ensure_community()
+        for service in self.services:
+            await service.close()
 
 
 def _address_key(target: dict[str, Any]) -> str:
     return str((target.get("params") or {}).get("host") or target["id"])
+
+
+def prepare_environment(province_config: Path | None = None) -> None:
+    """Secrets the province configuration names and the lab itself provides: its SNMP community, and
+    the credentials of the application systems its sources read."""
+    ensure_community()
+    ensure_source_secrets(province_config)
 
 
 def write_config(data: dict[str, Any], path: Path) -> None:
@@ -147,11 +164,14 @@ class _ControlHandler(BaseHTTPRequestHandler):
             return
         future = asyncio.run_coroutine_threadsafe(self.lab.set_state(parts[1], parts[2]), self.loop)
         try:
-            future.result(timeout=10)
+            future.result(timeout=30)  # the lab's loop may be busy serving several agents
         except KeyError:
             self._reply(404, {"error": f"no simulated target {parts[1]!r}"})
         except ValueError as exc:
             self._reply(400, {"error": str(exc)})
+        except Exception as exc:  # a simulator failed: answer, rather than drop the connection
+            log.exception("lab control: setting %s to %s failed", parts[1], parts[2])
+            self._reply(500, {"error": f"{type(exc).__name__}: {exc}"})
         else:
             self._reply(200, {parts[1]: parts[2]})
 
@@ -165,8 +185,8 @@ def start_control(lab: Lab, loop: asyncio.AbstractEventLoop, host: str, port: in
 
 
 async def run_lab(province_config: Path, write_to: Path, control: tuple[str, int], down_ratio: float,
-                  stop: asyncio.Event) -> None:
-    lab = Lab(province_config, down_ratio)
+                  stop: asyncio.Event, network: ipaddress.IPv4Network = LAB_NETWORK) -> None:
+    lab = Lab(province_config, down_ratio, network=network)
     data = await lab.start()
     server = start_control(lab, asyncio.get_running_loop(), *control)
     host, port = server.server_address[:2]

@@ -111,7 +111,7 @@ class IcmpSimulator:
         if self.faults is None:
             reason = self._unavailable or faults_unavailable()
             if reason is None:
-                faults = NftFaults(self.lossy_percent, self.slow_delay, self.flap_seconds)
+                faults = NftFaults(self.lossy_percent, self.slow_delay, self.flap_seconds, self.pool.network)
                 try:
                     await faults.start()
                     self.faults = faults
