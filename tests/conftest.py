@@ -20,7 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 # Tests only ever probe loopback: a configuration naming any other address is refused by the agent.
 os.environ["EGOV_AGENT_PROBE_ALLOW"] = "127.0.0.0/8,::1/128"
 # ... and the credentials of its application sources (config/provinces/bac-giang/apps.yml).
-for _name in ("EGOV_BG_QLVB_TOKEN", "EGOV_BG_MOTCUA_PASSWORD", "EGOV_BG_DVC_DB_PASSWORD"):
+for _name in ("EGOV_BG_QLVB_TOKEN", "EGOV_BG_MOTCUA_PASSWORD", "EGOV_BG_DVC_DB_PASSWORD", "EGOV_BG_MAIL_TOKEN",
+              "EGOV_BG_HOP_TOKEN", "EGOV_BG_TINH_UY_TOKEN", "EGOV_BG_SSO_TOKEN", "EGOV_BG_LGSP_TOKEN",
+              "EGOV_BG_BAO_CAO_TOKEN"):
     os.environ.setdefault(_name, "test-" + _name.lower())
 AGENT = [sys.executable, "-m", "agent.cli"]
 

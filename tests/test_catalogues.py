@@ -1,0 +1,114 @@
+"""The province catalogues: each validates, and every KPI citation quotes its seed document verbatim.
+
+A citation that drifts from the plan text (a typo fixed, a number rounded) would show operators a
+target the plan never set; this keeps every quote tied to ../shared/seeds/. Whitespace runs are
+compared as one space (the seeds wrap some paragraphs), nothing else is normalised.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agent.config import load_config
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDS = REPO.parent / "shared" / "seeds"
+PROVINCES = sorted((REPO / "config" / "provinces").glob("*.yml"))
+CLI = [sys.executable, "-c", "from agent.cli import main; raise SystemExit(main())"]
+
+
+def _flat(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+@pytest.fixture(scope="module", params=PROVINCES, ids=lambda p: p.stem)
+def province(request):
+    return request.param, load_config(request.param, resolve_secrets=False).config
+
+
+def test_there_are_four_catalogues():
+    assert {p.stem for p in PROVINCES} >= {"bac-giang", "tien-giang", "hung-yen", "kien-giang"}
+
+
+@pytest.mark.parametrize("path", PROVINCES, ids=lambda p: p.stem)
+def test_check_config_passes(path: Path):
+    done = subprocess.run([*CLI, "check-config", "--skip-secrets", str(path)], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK" in done.stdout
+
+
+def test_kpi_ids_unique(province):
+    _path, config = province
+    counts = Counter(k.id for k in config.kpis)
+    assert [k for k, n in counts.items() if n > 1] == []
+
+
+def test_plan_targets_have_deadline_and_citation(province):
+    _path, config = province
+    for kpi in config.kpis:
+        plan = [t for t in kpi.targets if t.origin == "plan"]
+        if not plan:
+            continue
+        assert kpi.citation is not None, f"{kpi.id}: plan targets without a citation"
+        c = kpi.citation
+        assert c.document and c.section and c.quote.strip() and c.seed, f"{kpi.id}: incomplete citation"
+        for target in plan:
+            assert target.deadline is not None, f"{kpi.id}: {target.phase} has no deadline"
+
+
+def test_quotes_appear_verbatim_in_their_seed(province):
+    if not SEEDS.is_dir():
+        pytest.skip(f"the seed documents are not at {SEEDS} (shared/ must sit beside the checkout)")
+    _path, config = province
+    texts: dict[str, str] = {}
+    missing = []
+    for kpi in config.kpis:
+        c = kpi.citation
+        if c is None:
+            continue
+        assert c.seed, f"{kpi.id}: the citation names no seed file"
+        seed = SEEDS / c.seed
+        assert seed.is_file(), f"{kpi.id}: seed {c.seed} not found in {SEEDS}"
+        if c.seed not in texts:
+            texts[c.seed] = _flat(seed.read_text(encoding="utf-8"))
+        if _flat(c.quote) not in texts[c.seed]:
+            missing.append(f"{kpi.id}: {c.quote!r} not in {c.seed}")
+    assert missing == []
+
+
+INCLUDES = sorted((REPO / "config" / "provinces").glob("*/*.yml"))
+
+
+@pytest.mark.parametrize("path", INCLUDES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_include_file_quotes_appear_verbatim(path: Path):
+    """The same check on each include file's own KPIs, even one its province does not include yet."""
+    if not SEEDS.is_dir():
+        pytest.skip(f"the seed documents are not at {SEEDS} (shared/ must sit beside the checkout)")
+    kpis = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("kpis") or []
+    missing = []
+    for kpi in kpis:
+        citation = kpi.get("citation")
+        if not citation:
+            continue
+        text = _flat((SEEDS / citation["seed"]).read_text(encoding="utf-8"))
+        if _flat(citation["quote"]) not in text:
+            missing.append(f"{kpi['id']}: {citation['quote']!r} not in {citation['seed']}")
+    assert missing == []
+
+
+def test_quote_check_catches_a_drifted_quote():
+    """The comparison is not vacuous: a one-character change to a real quote is not found."""
+    if not SEEDS.is_dir():
+        pytest.skip(f"the seed documents are not at {SEEDS}")
+    text = _flat((SEEDS / "002_d3ae2d6843e41982.txt").read_text(encoding="utf-8"))
+    quote = "65% dân số sử dụng các trang thiết bị kết nối Internet"
+    assert quote in text
+    assert quote.replace("65%", "66%") not in text
