@@ -273,6 +273,30 @@ def _targets_group(loaded: LoadedConfig) -> dict[str, Any]:
             "EgovHostedSystemDown", 'egov_target_up{collector="tcp"} == 0', "warning",
             "Hệ thống {{ $labels.target }} tại THDL không phản hồi", "Hosted system {{ $labels.target }} is down",
             "Kiểm tra máy chủ ứng dụng và cổng dịch vụ / Check the application server and its port.", "5m"))
+    if "power" in collectors:
+        from collectors.power import PowerSettings  # its thresholds are the power collector's settings
+
+        power = PowerSettings.model_validate(collectors["power"].settings)
+        rules.append(_alert(
+            "EgovUpsOnBattery", "egov_ups_on_battery == 1", "critical",
+            "UPS {{ $labels.target }} đang chạy bằng ắc quy (mất điện lưới)",
+            "UPS {{ $labels.target }} is on battery (mains lost)",
+            "Kiểm tra điện lưới, ATS và máy phát; theo dõi egov_ups_battery_runtime_seconds / "
+            "Check mains, the ATS and the generator; watch egov_ups_battery_runtime_seconds.", "1m"))
+        rules.append(_alert(
+            "EgovUpsLowRuntime", f"egov_ups_battery_runtime_seconds < {power.runtime_low_seconds:g}", "critical",
+            "UPS {{ $labels.target }} chỉ còn {{ $value | humanizeDuration }} thời gian lưu điện",
+            "UPS {{ $labels.target }} has {{ $value | humanizeDuration }} of battery runtime left",
+            "Chuẩn bị tắt có kiểm soát các hệ thống không thiết yếu; kiểm tra ắc quy / "
+            "Prepare a controlled shutdown of non-essential systems; check the batteries.", "1m"))
+        rules.append(_alert(
+            "EgovTemperatureHigh", f"egov_env_temperature_celsius > {power.temperature_high_celsius:g}", "warning",
+            "Nhiệt độ tại {{ $labels.target }} ({{ $labels.sensor }}) là {{ $value }} °C, "
+            f"vượt ngưỡng {power.temperature_high_celsius:g} °C",
+            "Temperature at {{ $labels.target }} ({{ $labels.sensor }}) is {{ $value }} °C, "
+            f"above {power.temperature_high_celsius:g} °C",
+            "Kiểm tra điều hòa chính xác và luồng gió của phòng máy / "
+            "Check the precision air conditioning and the room's airflow.", "10m"))
     for name, spec in collectors.items():
         stale_after = int(3 * spec.interval + spec.timeout)
         rules.append(_alert(

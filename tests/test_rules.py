@@ -36,7 +36,9 @@ units:
           - {id: thdl, name_vi: THDL, level: site}
 collectors:
   tcp: {interval: 30s, timeout: 5s}
+  power: {interval: 30s, timeout: 5s, settings: {temperature_high_celsius: 28}}
 targets:
+  - {id: ups1, unit: thdl, collector: power, params: {host: 127.0.0.1, profile: ups_mib, community: "env:NONE"}}
   - {id: c1-link, unit: c1, collector: tcp, tags: [wan_link], params: {host: 127.0.0.1, port: 1}}
   - {id: c2-link, unit: c2, collector: tcp, tags: [wan_link], params: {host: 127.0.0.1, port: 1}}
   - {id: c3-link, unit: c3, collector: tcp, tags: [wan_link], params: {host: 127.0.0.1, port: 1}}
@@ -59,6 +61,8 @@ kpis:
 
 TARGET_LABELS = 'collector="tcp",level="commune",province="p",site=""'
 SYS1 = 'collector="tcp",target="sys1",unit="thdl",level="site",province="p",district="d2",commune="",site="thdl"'
+UPS1 = 'collector="power",target="ups1",unit="thdl",level="site",province="p",district="d2",commune="",site="thdl"'
+UPS1_LABELS = "collector: power, target: ups1, unit: thdl, level: site, province: p, district: d2, site: thdl"
 C = {i: f'{TARGET_LABELS},target="c{i}-link",unit="c{i}",district="d{1 if i < 3 else 2}",commune="c{i}"'
      for i in (1, 2, 3)}
 
@@ -89,7 +93,8 @@ def test_every_alert_is_bilingual_and_routable(tmp_path: Path) -> None:
     alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
     assert {a["alert"] for a in alerts} >= {"EgovKpiBelowTarget", "EgovKpiBelowTargetCritical", "EgovUnitDown",
                                              "EgovGroupAllDown", "EgovAvailabilityBurnRate", "EgovAgentDown",
-                                             "EgovCollectorStale", "EgovHostedSystemDown", "EgovKpiStale"}
+                                             "EgovCollectorStale", "EgovHostedSystemDown", "EgovKpiStale",
+                                             "EgovUpsOnBattery", "EgovUpsLowRuntime", "EgovTemperatureHigh"}
     for alert in alerts:
         assert alert["annotations"]["summary_vi"] and alert["annotations"]["summary_en"], alert["alert"]
         assert alert["annotations"]["runbook"], alert["alert"]
@@ -237,6 +242,39 @@ def test_alerts_fire_under_promtool(tmp_path: Path) -> None:
               - exp_labels: {{severity: critical, kpi: systems_availability, window: "6h/30m"}}
               - exp_labels: {{severity: warning, kpi: systems_availability, window: "1d/2h"}}
               - exp_labels: {{severity: warning, kpi: systems_availability, window: "3d/6h"}}
+      # UPS ups1 loses mains at 2m, its runtime falls under 10 minutes at 12m; the room passes the 28 °C set here.
+      - interval: 1m
+        input_series:
+          - series: 'egov_ups_on_battery{{{UPS1}}}'
+            values: '0 0 1x20'
+          - series: 'egov_ups_battery_runtime_seconds{{{UPS1}}}'
+            values: '2400x5 900x5 300x12'
+          - series: 'egov_env_temperature_celsius{{{UPS1},sensor="internal-1"}}'
+            values: '25x5 28.5x20'
+        alert_rule_test:
+          - eval_time: 1m
+            alertname: EgovUpsOnBattery
+            exp_alerts: []
+          - eval_time: 5m
+            alertname: EgovUpsOnBattery
+            exp_alerts:
+              - exp_labels: {{severity: critical, {UPS1_LABELS}}}
+          - eval_time: 9m
+            alertname: EgovUpsLowRuntime
+            exp_alerts: []
+          - eval_time: 15m
+            alertname: EgovUpsLowRuntime
+            exp_alerts:
+              - exp_labels: {{severity: critical, {UPS1_LABELS}}}
+                value: 5m 0s
+          - eval_time: 12m
+            alertname: EgovTemperatureHigh
+            exp_alerts: []
+          - eval_time: 20m
+            alertname: EgovTemperatureHigh
+            exp_alerts:
+              - exp_labels: {{severity: warning, sensor: internal-1, {UPS1_LABELS}}}
+                value: "28.5"
       # The agent stops answering scrapes.
       - interval: 1m
         input_series:

@@ -33,6 +33,7 @@ from agent.lab.mcu import McuSimulator
 from agent.lab.sip import SipSimulator
 from agent.lab.snmp import SnmpSimulator, ensure_community
 from agent.lab.tcp import TcpSimulator
+from agent.lab.ups import PowerSimulator
 from agent.yamlsource import load_document
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class Lab:
         self.simulators["snmp"] = SnmpSimulator(self.pool, seed)
         self.simulators["sip"] = sip = SipSimulator(self.pool)
         self.simulators["mcu"] = McuSimulator(self.pool, seed, registered=sip.registered)
+        self.simulators["power"] = PowerSimulator(self.pool, seed)
         self._fates: dict[str, bool] = {}
         self.owner: dict[str, Any] = {}  # target id -> simulator
         # Lab services stand in for what is not a target: the systems behind the province's sources:.
