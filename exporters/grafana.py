@@ -320,6 +320,7 @@ def portals() -> dict[str, Any]:
 def datacentre() -> dict[str, Any]:
     host = 'province="$province", collector="host"'
     tcp = 'province="$province", collector="tcp"'
+    power = 'province="$province", collector="power"'
     panels = [
         Panel("Hệ thống tại THDL / Systems hosted at the THDL", "row"),
         Panel("Hệ thống hoạt động / Systems up", "stat", width=8, height=5,
@@ -359,6 +360,21 @@ def datacentre() -> dict[str, Any]:
         Panel("Tiến trình / Processes running", "table", width=12, height=8,
               queries=[Query(f"egov_host_process_running{{{host}}}", instant=True, table=True)],
               transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True}}}]),
+        Panel("Nguồn điện và môi trường / Power and environment", "row"),
+        Panel("UPS chạy bằng ắc quy / UPS on battery", "stat", width=6, height=5,
+              queries=[Query(f"sum(egov_ups_on_battery{{{power}}})", instant=True)],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"},
+              field_config={"defaults": {"thresholds": {"mode": "absolute", "steps": [
+                  {"color": "green", "value": None}, {"color": "red", "value": 1}]}}}),
+        Panel("Thời gian lưu điện / Battery runtime", "stat", width=6, height=5, unit="s",
+              queries=[Query(f"min(egov_ups_battery_runtime_seconds{{{power}}})", instant=True)],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}}),
+        Panel("Nhiệt độ phòng máy / Room temperature", "timeseries", width=12, height=5, unit="celsius",
+              queries=[Query(f"egov_env_temperature_celsius{{{power}}}", legend="{{target}} {{sensor}}")]),
+        Panel("Tải UPS / UPS load", "timeseries", width=12, unit="percentunit",
+              queries=[Query(f"egov_ups_load_ratio{{{power}}}", legend="{{target}} {{line}}")]),
+        Panel("Dòng điện PDU / PDU current", "timeseries", width=12, unit="amp",
+              queries=[Query(f"egov_pdu_current_amperes{{{power}}}", legend="{{target}} {{phase}}/{{bank}}")]),
     ]
     variables = [_variable_datasource(),
                  _variable("province", "Tỉnh / Province", "label_values(egov_kpi_info, province)")]
