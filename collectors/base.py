@@ -65,6 +65,15 @@ class ProbeResult:
     detail: str = ""  # free text for the log only
 
 
+class ProbeFailure(Exception):
+    """Raised inside a collector to end a probe with a labelled reason (and a detail for the log)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
 class Collector(ABC):
     """One kind of probe. Subclasses set ``kind``, ``Params`` and ``families`` and implement ``probe``.
 

@@ -44,7 +44,8 @@ from pysnmp.proto.rfc1902 import ObjectName
 
 from agent import __version__
 from agent.secrets import HIDDEN, Secret, SecretValue
-from collectors.base import Collector, Family, ProbeResult, Sample, StrictModel
+from collectors.base import Collector, Family, ProbeFailure, ProbeResult, Sample, StrictModel
+from collectors.http import BasicAuth, BearerAuth
 from collectors.netaddr import Host
 from collectors.snmp import V3Auth
 
@@ -118,17 +119,6 @@ def _endpoint_id(value: str) -> str:
 Oid = Annotated[tuple[int, ...], BeforeValidator(_oid)]
 FieldPath = Annotated[str, AfterValidator(_field_path)]
 EndpointId = Annotated[str, AfterValidator(_endpoint_id)]
-
-
-class BasicAuth(StrictModel):
-    kind: Literal["basic"]
-    username: str
-    password: Secret
-
-
-class BearerAuth(StrictModel):
-    kind: Literal["bearer"]
-    token: Secret
 
 
 _SNMP_ONLY = ("host", "port", "community", "v3", "oids", "retries")
@@ -213,13 +203,6 @@ class McuSettings(StrictModel):
     user_agent: str = f"egov-agent/{__version__}"
 
 
-class McuFailure(Exception):
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.detail = detail
-
-
 @dataclass
 class _Counter:
     """The MCU's meetings counter made monotonic across its restarts."""
@@ -264,7 +247,7 @@ def resolve_path(body: Any, path: str) -> Any:
             out = []
             for node in nodes:
                 if not isinstance(node, list):
-                    raise McuFailure("wrong_type", f"{path}: '*' needs a list")
+                    raise ProbeFailure("wrong_type", f"{path}: '*' needs a list")
                 out.extend(node)
             nodes = out
         else:
@@ -275,41 +258,41 @@ def resolve_path(body: Any, path: str) -> Any:
 def _step(node: Any, key: str, path: str) -> Any:
     if isinstance(node, dict):
         if key not in node:
-            raise McuFailure("missing_field", f"{path}: no {key!r}")
+            raise ProbeFailure("missing_field", f"{path}: no {key!r}")
         return node[key]
     if isinstance(node, list) and key.isdigit():
         if int(key) >= len(node):
-            raise McuFailure("missing_field", f"{path}: index {key} past the list's end")
+            raise ProbeFailure("missing_field", f"{path}: index {key} past the list's end")
         return node[int(key)]
-    raise McuFailure("missing_field" if node is None else "wrong_type", f"{path}: cannot take {key!r}")
+    raise ProbeFailure("missing_field" if node is None else "wrong_type", f"{path}: cannot take {key!r}")
 
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or value is None:
-        raise McuFailure("wrong_type", f"{what}: expected a number, got {type(value).__name__}")
+        raise ProbeFailure("wrong_type", f"{what}: expected a number, got {type(value).__name__}")
     if isinstance(value, int | float):
         number = float(value)
     elif isinstance(value, str):
         try:
             number = float(value.strip())
         except ValueError:
-            raise McuFailure("wrong_type", f"{what}: expected a number, got text") from None
+            raise ProbeFailure("wrong_type", f"{what}: expected a number, got text") from None
     else:
-        raise McuFailure("wrong_type", f"{what}: expected a number, got {type(value).__name__}")
+        raise ProbeFailure("wrong_type", f"{what}: expected a number, got {type(value).__name__}")
     if not math.isfinite(number) or number < 0:
-        raise McuFailure("wrong_type", f"{what}: expected a non-negative number")
+        raise ProbeFailure("wrong_type", f"{what}: expected a non-negative number")
     return number
 
 
 def _ids(value: Any, what: str) -> list[str]:
     if not isinstance(value, list):
-        raise McuFailure("wrong_type", f"{what}: expected a list of endpoint ids")
+        raise ProbeFailure("wrong_type", f"{what}: expected a list of endpoint ids")
     if len(value) > MAX_ENDPOINTS:
-        raise McuFailure("wrong_type", f"{what}: more than {MAX_ENDPOINTS} endpoints")
+        raise ProbeFailure("wrong_type", f"{what}: more than {MAX_ENDPOINTS} endpoints")
     out = []
     for item in value:
         if isinstance(item, bool) or not isinstance(item, str | int):
-            raise McuFailure("wrong_type", f"{what}: an endpoint id is text or a number")
+            raise ProbeFailure("wrong_type", f"{what}: an endpoint id is text or a number")
         out.append(str(item))
     return out
 
@@ -367,7 +350,7 @@ class McuCollector(Collector):
         except TimeoutError:
             reason = "snmp_timeout" if params.adapter == "snmp" else "timeout"
             return ProbeResult(False, reason, detail=f"no complete answer within {timeout:g}s")
-        except McuFailure as failure:
+        except ProbeFailure as failure:
             return ProbeResult(False, failure.reason, detail=_redact(failure.detail, params))
         return ProbeResult(True, "", self._samples(target_id, params, reading, time.perf_counter() - started))
 
@@ -427,22 +410,22 @@ class McuCollector(Collector):
         try:
             async with client.stream("GET", params.url) as response:
                 if response.status_code in (401, 403):
-                    raise McuFailure("auth_error", f"HTTP {response.status_code}: the MCU refused the credentials")
+                    raise ProbeFailure("auth_error", f"HTTP {response.status_code}: the MCU refused the credentials")
                 if not 200 <= response.status_code < 300:
-                    raise McuFailure("http_status", f"HTTP {response.status_code}")
+                    raise ProbeFailure("http_status", f"HTTP {response.status_code}")
                 async for chunk in response.aiter_bytes():
                     body += chunk
                     if len(body) > params.max_body_bytes:
-                        raise McuFailure("bad_response", f"body larger than {params.max_body_bytes} bytes")
+                        raise ProbeFailure("bad_response", f"body larger than {params.max_body_bytes} bytes")
         except httpx.TimeoutException:
             raise TimeoutError from None
         except httpx.HTTPError as exc:
-            raise McuFailure(_http_reason(exc), f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            raise ProbeFailure(_http_reason(exc), f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                              if str(exc) else type(exc).__name__) from None
         try:
             document = json.loads(bytes(body))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise McuFailure("bad_response", f"the body is not JSON: {exc.__class__.__name__}") from None
+            raise ProbeFailure("bad_response", f"the body is not JSON: {exc.__class__.__name__}") from None
         values: dict[str, float] = {}
         ids: list[str] | None = None
         for quantity, path in params.quantities().items():
@@ -498,16 +481,16 @@ class McuCollector(Collector):
             indication, status, index, answered = await command(engine, auth, transport, v3arch.ContextData(),
                                                                 *varbinds, lookupMib=False)
         except Exception as exc:  # pysnmp raises for answers it cannot make sense of
-            raise McuFailure("snmp_error", type(exc).__name__) from None
+            raise ProbeFailure("snmp_error", type(exc).__name__) from None
         if indication:
             if isinstance(indication, errind.RequestTimedOut):
-                raise McuFailure("snmp_timeout", str(indication))
+                raise ProbeFailure("snmp_timeout", str(indication))
             if isinstance(indication, _AUTH_ERRORS):
-                raise McuFailure("snmp_auth_error", type(indication).__name__)
-            raise McuFailure("snmp_error", type(indication).__name__)
+                raise ProbeFailure("snmp_auth_error", type(indication).__name__)
+            raise ProbeFailure("snmp_error", type(indication).__name__)
         if status and int(status) != 0:
             reason = "snmp_auth_error" if int(status) == 16 else "snmp_error"
-            raise McuFailure(reason, f"error-status {int(status)} at varbind {index}")
+            raise ProbeFailure(reason, f"error-status {int(status)} at varbind {index}")
         return list(answered)
 
     async def _read_snmp(self, target_id: str, params: McuParams, timeout: float) -> _Reading:
@@ -519,15 +502,15 @@ class McuCollector(Collector):
         if scalars:
             answered = await self._snmp(v3arch.get_cmd, auth, transport, list(scalars.values()))
             if len(answered) != len(scalars):
-                raise McuFailure("snmp_error", f"{len(answered)} varbinds in the answer to a GET of {len(scalars)}")
+                raise ProbeFailure("snmp_error", f"{len(answered)} varbinds in the answer to a GET of {len(scalars)}")
             for (quantity, oid), (name, value) in zip(scalars.items(), answered, strict=True):
                 what = f"{quantity} ({'.'.join(map(str, oid))})"
                 if tuple(name) != oid:
-                    raise McuFailure("snmp_error", f"{what}: the answer names {tuple(name)}")
+                    raise ProbeFailure("snmp_error", f"{what}: the answer names {tuple(name)}")
                 if value.tagSet in _MISSING:
-                    raise McuFailure("snmp_no_such_object", what)
+                    raise ProbeFailure("snmp_no_such_object", what)
                 if value.tagSet not in _NUMERIC:
-                    raise McuFailure("snmp_wrong_type", f"{what}: got {type(value).__name__}")
+                    raise ProbeFailure("snmp_wrong_type", f"{what}: got {type(value).__name__}")
                 values[quantity] = float(int(value))
         ids = None
         column = params.oids.get("endpoint_ids")
@@ -545,12 +528,12 @@ class McuCollector(Collector):
             if value.tagSet in _MISSING or oid[:len(column)] != column:
                 return ids
             if oid <= cursor:
-                raise McuFailure("snmp_error", "OIDs not increasing in the walk of endpoint_ids")
+                raise ProbeFailure("snmp_error", "OIDs not increasing in the walk of endpoint_ids")
             if value.tagSet != rfc1902.OctetString.tagSet:
-                raise McuFailure("snmp_wrong_type", f"endpoint_ids: got {type(value).__name__}")
+                raise ProbeFailure("snmp_wrong_type", f"endpoint_ids: got {type(value).__name__}")
             ids.append(bytes(value).decode("utf-8", "replace"))
             cursor = oid
-        raise McuFailure("snmp_error", f"more than {MAX_ENDPOINTS} endpoint ids")
+        raise ProbeFailure("snmp_error", f"more than {MAX_ENDPOINTS} endpoint ids")
 
 
 def _http_reason(exc: httpx.HTTPError) -> str:

@@ -35,9 +35,9 @@ from pydantic import BeforeValidator, Field, model_validator
 from pysnmp.proto import rfc1902, rfc1905
 
 from agent.secrets import Secret
-from collectors.base import Family, ProbeResult, Sample, StrictModel
+from collectors.base import Family, ProbeFailure, ProbeResult, Sample, StrictModel
 from collectors.netaddr import Host
-from collectors.snmp import Oid, SnmpCollector, SnmpFailure, SnmpSettings, V3Auth
+from collectors.snmp import Oid, SnmpCollector, SnmpSettings, V3Auth
 
 Profile = Literal["ups_mib", "xups", "apc_rpdu", "geist"]
 _NUMERIC = (rfc1902.Integer32.tagSet, rfc1902.Gauge32.tagSet)
@@ -129,10 +129,10 @@ def _number(what: str, value: Any, required: bool = True) -> int | None:
     """An INTEGER or Gauge32 as int; a missing object is None unless required; any other type fails."""
     if value.tagSet in _MISSING:
         if required:
-            raise SnmpFailure("snmp_no_such_object", f"{what}: {type(value).__name__}")
+            raise ProbeFailure("snmp_no_such_object", f"{what}: {type(value).__name__}")
         return None
     if value.tagSet not in _NUMERIC:
-        raise SnmpFailure("snmp_wrong_type", f"{what}: got {type(value).__name__}")
+        raise ProbeFailure("snmp_wrong_type", f"{what}: got {type(value).__name__}")
     return int(value)
 
 
@@ -187,7 +187,7 @@ class PowerCollector(SnmpCollector):
                 return ProbeResult(True, "", await reader(session))
         except TimeoutError:
             return ProbeResult(False, "snmp_timeout", detail=f"no complete answer within {timeout:g}s")
-        except SnmpFailure as failure:
+        except ProbeFailure as failure:
             return ProbeResult(False, failure.reason, detail=f"{params.profile}: {failure.detail}")
 
     async def _table(self, session: Any, columns: list[Oid]) -> dict[Oid, dict[int, Any]]:
@@ -251,7 +251,7 @@ class PowerCollector(SnmpCollector):
                                             RPDU2_SENSOR_TEMP, RPDU2_SENSOR_HUMIDITY])
         load = _column(found, RPDU_LOAD, "rPDULoadStatusLoad")
         if not load:
-            raise SnmpFailure("snmp_no_such_object", "rPDULoadStatusLoad: the PDU reports no phase or bank")
+            raise ProbeFailure("snmp_no_such_object", "rPDULoadStatusLoad: the PDU reports no phase or bank")
         state = _column(found, RPDU_LOAD_STATE, "rPDULoadStatusLoadState")
         phase = _column(found, RPDU_LOAD_PHASE, "rPDULoadStatusPhaseNumber")
         bank = _column(found, RPDU_LOAD_BANK, "rPDULoadStatusBankNumber")
@@ -300,5 +300,5 @@ class PowerCollector(SnmpCollector):
             if avail.get(i, 1):
                 out.append(Sample("env_humidity_ratio", percent / 100, (f"internal-{i}",)))
         if not out:
-            raise SnmpFailure("snmp_no_such_object", "no available Geist temperature sensor")
+            raise ProbeFailure("snmp_no_such_object", "no available Geist temperature sensor")
         return out

@@ -40,7 +40,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from agent import __version__
-from collectors.base import Collector, Family, ProbeResult, Sample, StrictModel
+from collectors.base import Collector, Family, ProbeFailure, ProbeResult, Sample, StrictModel
 from collectors.netaddr import Host
 
 MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 §8.1.1.7: a branch starting with it marks an RFC 3261 transaction
@@ -210,13 +210,6 @@ def _os_reason(exc: OSError) -> str:
     return "network_error"
 
 
-class _Failure(Exception):
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.detail = detail
-
-
 @dataclass
 class _Outcome:
     response: Response
@@ -255,7 +248,7 @@ class SipCollector(Collector):
                 outcome = await self._udp(params, self.settings, deadline)
             else:
                 outcome = await self._tcp(params, self.settings, deadline)
-        except _Failure as failure:
+        except ProbeFailure as failure:
             return ProbeResult(False, failure.reason, [Sample("sip_status_code", 0.0)], failure.detail)
         status = outcome.response.status
         samples = [Sample("sip_status_code", float(status)), Sample("sip_response_seconds", outcome.seconds)]
@@ -274,7 +267,7 @@ class SipCollector(Collector):
             transport, protocol = await loop.create_datagram_endpoint(
                 _UdpProtocol, remote_addr=(str(params.host), params.port))
         except OSError as exc:  # connect() on a UDP socket looks the route up
-            raise _Failure(_os_reason(exc), exc.strerror or str(exc)) from None
+            raise ProbeFailure(_os_reason(exc), exc.strerror or str(exc)) from None
         try:
             local = transport.get_extra_info("sockname")
             request = build_options(params, settings, (str(local[0]), int(local[1])))
@@ -285,7 +278,7 @@ class SipCollector(Collector):
             while True:
                 now = time.monotonic()
                 if now >= deadline:
-                    raise _Failure("bad_response" if mismatched else "timeout",
+                    raise ProbeFailure("bad_response" if mismatched else "timeout",
                                    "only responses of other transactions" if mismatched
                                    else f"no final response after {sent_again} retransmissions")
                 if now >= resend_at:
@@ -298,12 +291,12 @@ class SipCollector(Collector):
                 except TimeoutError:
                     continue
                 if isinstance(item, OSError):
-                    raise _Failure(_os_reason(item), item.strerror or str(item))
+                    raise ProbeFailure(_os_reason(item), item.strerror or str(item))
                 try:
                     head = split_head(item)  # a datagram is one whole message: tolerate a missing blank line
                     response = parse_head(head[0] if head is not None else item.rstrip(b"\r\n"))
                 except BadMessage as exc:
-                    raise _Failure("bad_response", str(exc)) from None
+                    raise ProbeFailure("bad_response", str(exc)) from None
                 if response is None:
                     continue  # a request from the peer: not ours to answer here
                 if not matches(response, request):
@@ -327,7 +320,7 @@ class SipCollector(Collector):
                     reader, writer = await asyncio.open_connection(str(params.host), params.port,
                                                                    limit=MAX_MESSAGE_BYTES)
                 except OSError as exc:
-                    raise _Failure(_os_reason(exc), exc.strerror or str(exc)) from None
+                    raise ProbeFailure(_os_reason(exc), exc.strerror or str(exc)) from None
                 local = writer.get_extra_info("sockname")
                 request = build_options(params, settings, (str(local[0]), int(local[1])))
                 started = time.monotonic()
@@ -339,9 +332,9 @@ class SipCollector(Collector):
                         continue
                     return _Outcome(response, time.monotonic() - started)
         except TimeoutError:
-            raise _Failure("timeout", "no final response within the timeout") from None
+            raise ProbeFailure("timeout", "no final response within the timeout") from None
         except OSError as exc:
-            raise _Failure(_os_reason(exc), exc.strerror or str(exc)) from None
+            raise ProbeFailure(_os_reason(exc), exc.strerror or str(exc)) from None
         finally:
             if writer is not None:
                 writer.close()
@@ -360,12 +353,12 @@ class SipCollector(Collector):
             if length:
                 await reader.readexactly(length)
         except asyncio.IncompleteReadError as exc:
-            raise _Failure("bad_response", "connection closed " + (
+            raise ProbeFailure("bad_response", "connection closed " + (
                 "inside a message" if exc.partial.strip() else "without a response")) from None
         except asyncio.LimitOverrunError:
-            raise _Failure("bad_response", f"headers longer than {MAX_MESSAGE_BYTES} bytes") from None
+            raise ProbeFailure("bad_response", f"headers longer than {MAX_MESSAGE_BYTES} bytes") from None
         except BadMessage as exc:
-            raise _Failure("bad_response", str(exc)) from None
+            raise ProbeFailure("bad_response", str(exc)) from None
         return response
 
 

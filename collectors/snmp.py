@@ -55,7 +55,7 @@ from pysnmp.proto.error import ProtocolError
 from pysnmp.proto.rfc1902 import ObjectName
 
 from agent.secrets import Secret
-from collectors.base import Collector, Family, ProbeResult, Sample, StrictModel
+from collectors.base import Collector, Family, ProbeFailure, ProbeResult, Sample, StrictModel
 from collectors.netaddr import Host
 
 Oid = tuple[int, ...]
@@ -147,13 +147,6 @@ class SnmpSettings(StrictModel):
     names_refresh: float = Field(3600.0, gt=0, description="Seconds before ifName/ifAlias are read again")
 
 
-class SnmpFailure(Exception):
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.detail = detail
-
-
 @dataclass
 class _Session:
     params: SnmpParams
@@ -183,10 +176,10 @@ class _Row:
     values: dict[str, Any]
 
 
-def _value_error(what: str, value: Any) -> SnmpFailure:
+def _value_error(what: str, value: Any) -> ProbeFailure:
     if value.tagSet in _MISSING or value.tagSet == _END:
-        return SnmpFailure("snmp_no_such_object", f"{what}: {type(value).__name__}")
-    return SnmpFailure("snmp_wrong_type", f"{what}: got {type(value).__name__}")
+        return ProbeFailure("snmp_no_such_object", f"{what}: {type(value).__name__}")
+    return ProbeFailure("snmp_wrong_type", f"{what}: got {type(value).__name__}")
 
 
 def safe_label(text: str) -> str:
@@ -344,7 +337,7 @@ class SnmpCollector(Collector):
 
     async def _request(self, session: _Session, oids: list[Oid], bulk: tuple[int, int] | None = None,
                        ) -> list[tuple[Any, Any]]:
-        """One GET (or GETBULK with ``bulk = (non-repeaters, max-repetitions)``); errors become SnmpFailure."""
+        """One GET (or GETBULK with ``bulk = (non-repeaters, max-repetitions)``); errors become ProbeFailure."""
         varbinds = [(ObjectName(oid), rfc1902.Null()) for oid in oids]
         started = time.monotonic()
         try:
@@ -363,12 +356,12 @@ class SnmpCollector(Collector):
                 else:
                     answer = await v1arch.bulk_cmd(dispatcher, session.auth, session.target, *bulk, *varbinds,
                                                    lookupMib=False)
-        except SnmpFailure:
+        except ProbeFailure:
             raise
         except (PyAsn1Error, ProtocolError) as exc:
-            raise SnmpFailure("snmp_malformed", type(exc).__name__) from None
+            raise ProbeFailure("snmp_malformed", type(exc).__name__) from None
         except Exception as exc:  # pysnmp raises for answers it cannot make sense of
-            raise SnmpFailure("snmp_error", type(exc).__name__) from None
+            raise ProbeFailure("snmp_error", type(exc).__name__) from None
         indication, status, index, answered = answer
         self._check(session, started, indication, status, index)
         return list(answered)
@@ -378,26 +371,26 @@ class SnmpCollector(Collector):
         if error_indication:
             if isinstance(error_indication, errind.RequestTimedOut):
                 if self._malformed.get(session.address, -math.inf) >= started:
-                    raise SnmpFailure("snmp_malformed", "the device answered with an undecodable message")
-                raise SnmpFailure("snmp_timeout", str(error_indication))
+                    raise ProbeFailure("snmp_malformed", "the device answered with an undecodable message")
+                raise ProbeFailure("snmp_timeout", str(error_indication))
             if isinstance(error_indication, _AUTH_ERRORS):
-                raise SnmpFailure("snmp_auth_error", type(error_indication).__name__)
+                raise ProbeFailure("snmp_auth_error", type(error_indication).__name__)
             if isinstance(error_indication, _MALFORMED):
-                raise SnmpFailure("snmp_malformed", type(error_indication).__name__)
-            raise SnmpFailure("snmp_error", type(error_indication).__name__)
+                raise ProbeFailure("snmp_malformed", type(error_indication).__name__)
+            raise ProbeFailure("snmp_error", type(error_indication).__name__)
         if error_status and int(error_status) != 0:
             status = error_status.prettyPrint() if hasattr(error_status, "prettyPrint") else str(error_status)
             reason = "snmp_auth_error" if int(error_status) == 16 else "snmp_error"  # 16: authorizationError
-            raise SnmpFailure(reason, f"error-status {status} at varbind {error_index}")
+            raise ProbeFailure(reason, f"error-status {status} at varbind {error_index}")
 
     async def _get(self, session: _Session, oids: list[Oid]) -> list[Any]:
         varbinds = await self._request(session, oids)
         if len(varbinds) != len(oids):
-            raise SnmpFailure("snmp_error", f"{len(varbinds)} varbinds in the answer to a GET of {len(oids)}")
+            raise ProbeFailure("snmp_error", f"{len(varbinds)} varbinds in the answer to a GET of {len(oids)}")
         values = []
         for oid, (name, value) in zip(oids, varbinds, strict=True):
             if tuple(name) != oid:
-                raise SnmpFailure("snmp_error", f"asked {oid}, answer names {tuple(name)}")
+                raise ProbeFailure("snmp_error", f"asked {oid}, answer names {tuple(name)}")
             values.append(value)
         return values
 
@@ -415,7 +408,7 @@ class SnmpCollector(Collector):
             asked = first + [cursor[c] for c in active]
             varbinds = await self._request(session, asked, (len(first), repetitions))
             if len(varbinds) < len(asked):
-                raise SnmpFailure("snmp_error", f"GETBULK answer has {len(varbinds)} varbinds for {len(asked)}")
+                raise ProbeFailure("snmp_error", f"GETBULK answer has {len(varbinds)} varbinds for {len(asked)}")
             if first:
                 heads, varbinds = list(varbinds[:len(first)]), varbinds[len(first):]
                 first = []
@@ -430,14 +423,14 @@ class SnmpCollector(Collector):
                         done.add(column)
                         continue
                     if oid <= cursor[column]:
-                        raise SnmpFailure("snmp_error", f"OIDs not increasing in the walk of {column}")
+                        raise ProbeFailure("snmp_error", f"OIDs not increasing in the walk of {column}")
                     cursor[column] = oid
                     if len(oid) == len(column) + 1:
                         found[column][oid[-1]] = value
             active = [c for c in active if c not in done]
             if not active:
                 return heads, found
-        raise SnmpFailure("snmp_error", f"walk longer than {_WALK_ROUNDS} GETBULK rounds")
+        raise ProbeFailure("snmp_error", f"walk longer than {_WALK_ROUNDS} GETBULK rounds")
 
     # -- interfaces ---------------------------------------------------------------------------
 
@@ -477,7 +470,7 @@ class SnmpCollector(Collector):
             await self._load_names(session, device)
             device.uplink = self._find_uplink(device, session.params.interface)
         if device.uplink is None:
-            raise SnmpFailure("interface_not_found", f"no interface matches {session.params.interface}")
+            raise ProbeFailure("interface_not_found", f"no interface matches {session.params.interface}")
         return device.uplink
 
     # -- the probe ----------------------------------------------------------------------------
@@ -490,7 +483,7 @@ class SnmpCollector(Collector):
                 return await self._probe(session, self._devices.setdefault(target_id, _Device()))
         except TimeoutError:
             return ProbeResult(False, "snmp_timeout", detail=f"no complete answer within {timeout:g}s")
-        except SnmpFailure as failure:
+        except ProbeFailure as failure:
             return ProbeResult(False, failure.reason, detail=failure.detail)
 
     async def _probe(self, session: _Session, device: _Device) -> ProbeResult:
@@ -500,7 +493,7 @@ class SnmpCollector(Collector):
                 heads, found = await self._walk(session, [c for c, _ in COLUMNS.values()],
                                                 len(device.names or {}) + 1, [SYS_UPTIME[:-1]])
                 if not heads or tuple(heads[0][0]) != SYS_UPTIME:
-                    raise SnmpFailure("snmp_no_such_object", "sysUpTime.0")
+                    raise ProbeFailure("snmp_no_such_object", "sysUpTime.0")
                 uptime = heads[0][1]
                 rows = [_Row(i, {k: found[c].get(i) for k, (c, _) in COLUMNS.items()})
                         for i in sorted(found[COLUMNS["oper"][0]])]
