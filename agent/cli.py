@@ -32,13 +32,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROVINCE = REPO_ROOT / "config" / "provinces" / "bac-giang.yml"
 
 
+def _report(exc: ConfigError, path: str | None) -> None:
+    """Every problem of a configuration or web configuration file on stderr, then the count."""
+    for problem in exc.problems:
+        print(f"error: {problem}", file=sys.stderr)
+    print(f"{path}: {len(exc.problems)} error(s)", file=sys.stderr)
+
+
 def _load(path: str, resolve_secrets: bool = True):
     try:
         return load_config(path, resolve_secrets)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        print(f"{path}: {len(exc.problems)} error(s)", file=sys.stderr)
+        _report(exc, path)
         return None
 
 
@@ -116,9 +121,7 @@ def _load_web(path: str | None):
     try:
         return WebConfigSource(path)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        print(f"{path}: {len(exc.problems)} error(s)", file=sys.stderr)
+        _report(exc, path)
         return None
 
 
