@@ -78,8 +78,10 @@ class Prometheus(Process):
                           "--web.enable-lifecycle"], directory / "prometheus.log")
         _wait_http(self.url + "/-/ready", self.proc, self.log)
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        url = self.url + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query, evaluated now or at the Unix time ``at``."""
+        params = {"query": expr} | ({"time": repr(at)} if at is not None else {})
+        url = self.url + "/api/v1/query?" + urllib.parse.urlencode(params)
         with urllib.request.urlopen(url, timeout=10) as response:
             body = json.load(response)
         assert body["status"] == "success", body
