@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from agent.periods import PeriodKind, ReportingSpec
 from agent.secrets import RESOLVE_SECRETS
@@ -24,7 +32,7 @@ from agent.sources import source_class
 from agent.sources.checks import check_sources
 from agent.yamlsource import ConfigError, Document, Path_, Problem, format_path, load_document
 from collectors import REGISTRY
-from collectors.base import StrictModel
+from collectors.base import Share, StrictModel
 
 IDENT = r"^[a-z][a-z0-9_-]*$"
 LABEL_NAME = r"^[a-z][a-z0-9_]*$"
@@ -102,7 +110,7 @@ class CollectorSpec(StrictModel):
     interval: Duration = 60.0
     timeout: Duration = 10.0
     concurrency: int = Field(32, ge=1, le=10000)
-    jitter: float = Field(0.1, ge=0, le=1, description="Share of the interval used to spread probes.")
+    jitter: Share = Field(0.1, description="Share of the interval used to spread probes (10% or 0.1).")
     settings: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -126,6 +134,9 @@ class Citation(StrictModel):
     date: dt.date
     section: str
     quote: str = Field(description="The target's text, verbatim from the document")
+    heading: str | None = Field(None, description="The heading a listed target sits under, verbatim, when the "
+                                                  "number is stated there («Thực hiện đạt tỷ lệ 100% đối với "
+                                                  "các chỉ tiêu sau đây»)")
     seed: str | None = Field(None, description="File under shared/seeds holding the document")
 
 
@@ -141,7 +152,8 @@ class KpiTarget(StrictModel):
     value: Number | None = None
     low: Number | None = None
     high: Number | None = None
-    text: str | None = Field(None, description="Qualitative target kept verbatim, e.g. «hầu hết»")
+    text: str | None = Field(None, description="The plan's words kept verbatim: the whole target when "
+                                               "qualitative («hầu hết»), beside the number otherwise («tất cả» = 100%)")
     origin: Literal["plan", "ops"] = Field(
         "plan", description="plan: quoted from the plan; ops: the operations team's own objective"
     )
@@ -160,6 +172,9 @@ class KpiTarget(StrictModel):
             raise ValueError(f"a {self.comparator!r} target needs a value (and no low/high)")
         return self
 
+    def bounds(self) -> list[float]:
+        return [v for v in (self.value, self.low, self.high) if v is not None]
+
 
 class Selector(StrictModel):
     """Which targets a measure looks at."""
@@ -170,13 +185,87 @@ class Selector(StrictModel):
     under: str | None = Field(None, description="Only units below this unit id")
 
 
+class InventoryExclusion(StrictModel):
+    """A unit the plan itself leaves out of an inventory, with the plan's words that say so."""
+
+    unit: str
+    reason: str = Field(description="Why, verbatim from the plan where it says so («thanh tra tỉnh không có "
+                                    "thủ tục hành chính»)")
+    assumed: bool = Field(False, description="The plan names no such unit: this exclusion is the configuration's "
+                                             "reading, shown as an assumption")
+
+
+class InventorySpec(StrictModel):
+    """The units a plan sentence counts («22 sở, ngành», «230 xã», «100% trạm y tế xã»): a KPI's denominator.
+
+    Members are every unit at ``levels`` (below ``under``), plus ``units``, minus ``exclude``.
+    ``expected`` is the plan's own count: the configuration must match it. An inventory whose real
+    list is not known is declared ``complete: false`` with the reason; KPIs over it stay pending
+    instead of dividing by whatever examples are configured.
+    """
+
+    id: Ident
+    title_vi: str
+    title_en: str
+    levels: list[str] = Field(default_factory=list)
+    under: str | None = None
+    units: list[str] = Field(default_factory=list)
+    exclude: list[InventoryExclusion] = Field(default_factory=list)
+    expected: int | None = Field(None, ge=0, description="How many units the plan counts")
+    complete: bool = True
+    incomplete_reason: str | None = Field(None, description="Why the list is not the real one (required when "
+                                                            "complete is false)")
+
+    @model_validator(mode="after")
+    def _reason_when_incomplete(self) -> InventorySpec:
+        if not self.complete and not self.incomplete_reason:
+            raise ValueError("an incomplete inventory needs incomplete_reason: say what is missing")
+        if not self.levels and not self.units:
+            raise ValueError("an inventory needs levels or units")
+        return self
+
+
 class CoverageMeasure(StrictModel):
-    """Share of units at a level (or of targets) that are up: WAN to 230/230 communes."""
+    """Share of an inventory's units (or of the selected targets) that are up: WAN to 230/230 communes.
+
+    Units are up by their own probes (``select``), or by a yes/no a source reports per unit
+    (``source`` and ``series``: the unit counts when its value is above 0). The denominator is the
+    inventory: ``select.level`` (every unit at that level) or a declared ``inventory``; a unit
+    without data counts as not covered.
+    """
 
     kind: Literal["coverage"]
-    select: Selector
+    select: Selector = Field(default_factory=Selector)
+    inventory: str | None = Field(None, description="Declared inventory (inventories:) giving the denominator")
+    source: str | None = Field(None, description="A source reporting a yes/no (0/1) per unit, instead of probes")
+    series: str | None = None
+    period: PeriodKind = Field("year", description="With source: the reporting period giving the value")
     unit_up: Literal["any", "all"] = "any"
     group_by: str | None = Field(None, description="Also export the coverage per unit at this level")
+    connected_min_up: Share | None = Field(None, description="Period form: a unit counts as connected in a "
+                                                             "period when up at least this share of it (an ops "
+                                                             "threshold; default reporting.connected_min_up)")
+
+    @model_validator(mode="after")
+    def _one_way_to_count(self) -> CoverageMeasure:
+        if self.inventory is not None and self.select.level is not None:
+            raise ValueError("give the denominator once: select.level or inventory, not both")
+        if (self.source is None) != (self.series is None):
+            raise ValueError("a coverage read from a source needs both source and series")
+        if self.source is not None:
+            if self.inventory is None and self.select.level is None:
+                raise ValueError("a coverage read from a source counts the units of an inventory: give inventory")
+            if self.select.collector or self.select.tags:
+                raise ValueError("a coverage read from a source selects no targets (drop select.collector/tags)")
+        return self
+
+    @property
+    def from_source(self) -> bool:
+        return self.source is not None
+
+    @property
+    def over_units(self) -> bool:
+        return self.inventory is not None or self.select.level is not None
 
 
 class AvailabilityMeasure(StrictModel):
@@ -223,7 +312,8 @@ class KpiSpec(StrictModel):
     area: str = "other"
     title_vi: str
     title_en: str
-    unit: Literal["ratio", "count", "vnd", "value"] = "ratio"
+    unit: Literal["ratio", "count", "vnd", "value", "yes_no"] = Field(
+        "ratio", description="ratio (0..1, written 90%), count, vnd, value, or yes_no (1 yes, 0 no)")
     citation: Citation | None = None
     measure: Measure
     targets: list[KpiTarget] = Field(default_factory=list)
@@ -233,7 +323,15 @@ class KpiSpec(StrictModel):
 
     @field_validator("targets")
     @classmethod
-    def _sorted_deadlines(cls, targets: list[KpiTarget]) -> list[KpiTarget]:
+    def _sorted_deadlines(cls, targets: list[KpiTarget], info: ValidationInfo) -> list[KpiTarget]:
+        unit = info.data.get("unit")
+        for target in targets:
+            out_of_range = [v for v in target.bounds() if not 0.0 <= v <= 1.0]
+            if unit == "ratio" and out_of_range:
+                raise ValueError(f"target {target.phase!r}: a ratio lies between 0% and 100%, got "
+                                 f"{out_of_range[0] * 100:g}%")
+            if unit == "yes_no" and (out_of_range or any(v not in (0.0, 1.0) for v in target.bounds())):
+                raise ValueError(f"target {target.phase!r}: a yes/no target is 1 (yes) or 0 (no)")
         return sorted(targets, key=lambda t: t.deadline)
 
 
@@ -248,6 +346,7 @@ class Config(StrictModel):
     units: list[UnitSpec]
     collectors: dict[str, CollectorSpec] = Field(default_factory=dict)
     targets: list[TargetSpec] = Field(default_factory=list)
+    inventories: list[InventorySpec] = Field(default_factory=list)
     kpis: list[KpiSpec] = Field(default_factory=list)
     manual: ManualSpec | None = None
     reporting: ReportingSpec = Field(default_factory=ReportingSpec)
@@ -380,11 +479,20 @@ def _cross_check(data: dict[str, Any], doc: Document) -> list[Problem]:
         if isinstance(target.get("collector"), str) and target["collector"] not in collectors:
             bad(("targets", i, "collector"), f"collector {target['collector']!r} is not configured under collectors")
 
+    unit_levels = {u.get("id"): u.get("level") for u, _ in units}
+    inventories = _check_inventories(data, levels, unit_levels, units, bad, doc)
+    problems += _duplicates([(inv.get("id"), ("inventories", i)) for i, inv in _dicts(data.get("inventories"))],
+                            "inventory", doc)
+
     kpis = _dicts(data.get("kpis"))
     problems += _duplicates([(k.get("id"), ("kpis", i)) for i, k in kpis], "KPI", doc)
     for i, kpi in kpis:
         here = ("kpis", i)
         measure = kpi.get("measure") if isinstance(kpi.get("measure"), dict) else {}
+        if isinstance(measure.get("inventory"), str) and measure["inventory"] not in inventories:
+            known = ", ".join(sorted(inventories)) or "none declared"
+            bad((*here, "measure", "inventory"), f"unknown inventory {measure['inventory']!r} (inventories: {known})")
+        _check_class(kpi, measure, here, bad)
         select = measure.get("select") if isinstance(measure.get("select"), dict) else {}
         where = (*here, "measure", "select")
         if isinstance(select.get("collector"), str) and select["collector"] not in collectors:
@@ -400,6 +508,80 @@ def _cross_check(data: dict[str, Any], doc: Document) -> list[Problem]:
             bad(here, "a KPI with plan targets needs a citation")
     check_sources(data, levels, unit_ids, bad)
     return problems
+
+
+def _check_inventories(data: dict[str, Any], levels: list[str], unit_levels: dict[Any, Any],
+                       units: list[tuple[dict[str, Any], Path_]], bad, doc: Document) -> set[str]:
+    """References of each inventory, and its size against the plan's own count (``expected``)."""
+    parents: dict[Any, Any] = {}
+    for unit, _ in units:
+        for child in unit.get("children") or []:
+            if isinstance(child, dict):
+                parents[child.get("id")] = unit.get("id")
+
+    def is_under(uid: Any, ancestor: Any) -> bool:
+        seen = 0
+        while uid is not None and seen < 100:
+            if uid == ancestor:
+                return True
+            uid, seen = parents.get(uid), seen + 1
+        return False
+
+    ids: set[str] = set()
+    for i, inv in _dicts(data.get("inventories")):
+        here: Path_ = ("inventories", i)
+        if isinstance(inv.get("id"), str):
+            ids.add(inv["id"])
+        inv_levels = [lv for lv in inv.get("levels") or [] if isinstance(lv, str)] \
+            if isinstance(inv.get("levels"), list) else []
+        for j, level in enumerate(inv_levels):
+            if level not in levels:
+                bad((*here, "levels", j), f"unknown level {level!r}; levels are {levels}")
+        under = inv.get("under")
+        if isinstance(under, str) and under not in unit_levels:
+            bad((*here, "under"), f"unknown unit {under!r}")
+        listed = [u for u in inv.get("units") or [] if isinstance(u, str)] if isinstance(inv.get("units"), list) \
+            else []
+        for j, uid in enumerate(listed):
+            if uid not in unit_levels:
+                bad((*here, "units", j), f"unknown unit {uid!r}")
+        members = {uid for uid, level in unit_levels.items()
+                   if level in inv_levels and (not isinstance(under, str) or is_under(uid, under))}
+        members |= {uid for uid in listed if uid in unit_levels}
+        for j, exclusion in _dicts(inv.get("exclude")):
+            uid = exclusion.get("unit")
+            if isinstance(uid, str) and uid not in members:
+                bad((*here, "exclude", j, "unit"), f"unit {uid!r} is not a member of this inventory")
+            members.discard(uid)
+        expected = inv.get("expected")
+        if isinstance(expected, int) and not isinstance(expected, bool) and len(members) != expected:
+            bad((*here, "expected"), f"the inventory has {len(members)} units, the plan counts {expected}: "
+                                     f"add or exclude units (with the plan's reason) until they agree")
+    return ids
+
+
+_CLASS_WORDS = {"direct": "probes infrastructure", "from_system": "reads an application system",
+                "manual": "imports figures a person supplies"}
+
+
+def _check_class(kpi: dict[str, Any], measure: dict[str, Any], here: Path_, bad) -> None:
+    """The KPI's declared class says where its numbers come from: the measure must agree."""
+    kpi_class = kpi.get("class")
+    kind = measure.get("kind")
+    if kpi_class not in _CLASS_WORDS or not isinstance(kind, str):
+        return
+    if kind in ("ratio", "value"):
+        source = measure.get("source", "manual")
+        actual = "manual" if source == "manual" else "from_system"
+    elif kind == "coverage" and measure.get("source") is not None:
+        actual = "from_system"
+    else:
+        actual = "direct"
+    if actual != kpi_class:
+        reads = {"manual": "the manual data file (source: manual)", "from_system": f"source {measure.get('source')!r}",
+                 "direct": f"probes ({kind} of targets)"}[actual]
+        bad((*here, "class"), f"class {kpi_class} {_CLASS_WORDS[kpi_class]}, but the measure reads {reads}: "
+                              f"make the class {actual} or change the measure")
 
 
 def _validate_collectors(data: dict[str, Any], doc: Document) -> tuple[dict[str, Any], dict[str, Any], list[Problem]]:

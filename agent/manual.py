@@ -4,6 +4,10 @@ Each row carries the KPI id, the value (or numerator and denominator), the date 
 to and its source, so the dashboard can say "92% — Cục Thuế report, 2026-06-30". A malformed row
 is reported with its file and row number and skipped; the other rows are kept. The file is re-read
 only when it changes.
+
+A row marked as an example (``note`` «example» / «ví dụ», or a true ``example`` column) shows
+the file's form, never a figure: it is kept apart, so its KPI shows "example data only" instead of
+being judged met on invented numbers. A real row always wins over an example row.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ import yaml
 
 log = logging.getLogger(__name__)
 FIELDS = ("kpi", "date", "source", "value", "numerator", "denominator")
+EXTRA_FIELDS = ("note", "example")
+EXAMPLE_NOTES = ("example", "ví dụ")
+TRUE_WORDS = ("true", "yes", "1", "x", "có")
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,7 @@ class ManualValue:
     value: float
     numerator: float | None
     denominator: float | None
+    example: bool = False
 
 
 def _number(raw: object, name: str) -> float | None:
@@ -45,7 +53,7 @@ def _number(raw: object, name: str) -> float | None:
 
 
 def parse_row(row: dict[str, object]) -> ManualValue:
-    unknown = sorted(set(row) - set(FIELDS) - {"note"})
+    unknown = sorted(set(row) - set(FIELDS) - set(EXTRA_FIELDS))
     if unknown:
         raise ValueError(f"unknown column {unknown[0]!r}")
     kpi = str(row.get("kpi") or "").strip()
@@ -73,7 +81,15 @@ def parse_row(row: dict[str, object]) -> ManualValue:
         value = ratio
     if value is None:
         raise ValueError("value: missing (give value, or numerator and denominator)")
-    return ManualValue(kpi, date, source, value, numerator, denominator)
+    return ManualValue(kpi, date, source, value, numerator, denominator, is_example(row))
+
+
+def is_example(row: dict[str, object]) -> bool:
+    """A row that shows the form of the file, not a figure."""
+    note = str(row.get("note") or "").strip().casefold()
+    flag = row.get("example")
+    flagged = flag is True or str(flag if flag is not None else "").strip().casefold() in TRUE_WORDS
+    return note in EXAMPLE_NOTES or flagged
 
 
 class ManualData:
@@ -83,6 +99,7 @@ class ManualData:
         self.path = path
         self._mtime: float | None = None
         self.values: dict[str, ManualValue] = {}
+        self.examples: dict[str, ManualValue] = {}  # KPIs that have example rows only
         self.problems: list[str] = []
         self.loaded_ok = False
 
@@ -106,6 +123,7 @@ class ManualData:
             self.loaded_ok = False
             return
         values: dict[str, ManualValue] = {}
+        examples: dict[str, ManualValue] = {}
         problems = []
         for where, row in rows:
             try:
@@ -113,11 +131,13 @@ class ManualData:
             except ValueError as exc:
                 problems.append(f"{self.path}:{where}: {exc}")
                 continue
-            if item.kpi not in values or item.date >= values[item.kpi].date:
-                values[item.kpi] = item
+            chosen = examples if item.example else values
+            if item.kpi not in chosen or item.date >= chosen[item.kpi].date:
+                chosen[item.kpi] = item
         for problem in problems:
             log.warning("manual data row skipped: %s", problem)
-        self.values, self.problems, self.loaded_ok = values, problems, True
+        examples = {kpi: item for kpi, item in examples.items() if kpi not in values}
+        self.values, self.examples, self.problems, self.loaded_ok = values, examples, problems, True
 
     def _rows(self):
         text = self.path.read_text(encoding="utf-8-sig")

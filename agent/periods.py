@@ -2,10 +2,16 @@
 
 Plans report on their own calendars: Bắc Giang's 59/KH-UBND counts quarters from the 10th to the
 9th (Q1 = 10 December of the previous year to 9 March), so «quý I» is not January–March. A period
-is a half-open range of days ``[start, end)`` in the province's time zone; the year is the four
-quarters from Q1's start, so "year to date" follows the same calendar as the quarterly reports.
-Application KPIs are computed per period from their sources (``agent/sources``) and exported as
-``egov_kpi_period_*`` series labelled with the period's first day.
+is a half-open range of days ``[start, end)`` in the province's time zone. The year is the
+calendar year unless configured otherwise: «đến năm 2020» means 31 December 2020, not the end of
+the fourth reporting quarter (9 December). Application KPIs are computed per period from their
+sources (``agent/sources``) and exported as ``egov_kpi_period_*`` series labelled with the
+period's first day.
+
+A source declares the granularity of its data. Daily and per-event data can be cut at any day;
+monthly figures cannot be cut at the 10th, so a monthly source against 10th-to-9th quarters is a
+configuration error unless the operator accepts approximate periods (a month then counts in the
+period holding most of its days, and every surface says "approximate").
 """
 
 from __future__ import annotations
@@ -18,11 +24,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
-from collectors.base import StrictModel
+from collectors.base import Share, StrictModel
 
 PeriodKind = Literal["month", "quarter", "year"]
 PERIOD_KINDS: tuple[PeriodKind, ...] = ("month", "quarter", "year")
-_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 
 
 class ReportingSpec(StrictModel):
@@ -37,8 +42,18 @@ class ReportingSpec(StrictModel):
     quarter_start_month: int = Field(1, ge=1, le=12, description="Month in which Q1 begins (12: December "
                                                                  "of the previous year)")
     quarter_start_day: int = Field(1, ge=1, le=28, description="Day of that month on which Q1 begins")
+    year_start_month: int = Field(1, ge=1, le=12, description="Month in which the year begins (1: calendar year)")
+    year_start_day: int = Field(1, ge=1, le=28, description="Day of that month on which the year begins")
     periods: list[PeriodKind] = Field(default_factory=lambda: list(PERIOD_KINDS),
                                       description="Which periods sources fetch and the agent exports")
+    connected_min_up: Share = Field(0.95, description="Period form of coverage KPIs: a unit counts as connected "
+                                                      "in a period when its link was up at least this share of it "
+                                                      "(an ops threshold: the plans set none)")
+
+    def boundary_day(self, kind: str) -> int:
+        """The day of the month on which periods of this kind begin."""
+        return {"month": self.month_start_day, "quarter": self.quarter_start_day,
+                "year": self.year_start_day}[kind]
 
 
 @dataclass(frozen=True)
@@ -90,12 +105,19 @@ def period_containing(kind: str, day: dt.date, spec: ReportingSpec) -> Period:
     if kind == "month":
         start = _latest_boundary(day, 1, spec.month_start_day, 1)
         return Period("month", start, add_months(start, 1))
-    if kind not in ("quarter", "year"):
+    if kind == "year":
+        start = _latest_boundary(day, spec.year_start_month, spec.year_start_day, 12)
+        return Period("year", start, add_months(start, 12))
+    if kind != "quarter":
         raise ValueError(f"unknown period {kind!r}; expected one of {PERIOD_KINDS}")
-    step = _MONTHS[kind]
-    start = _latest_boundary(day, spec.quarter_start_month, spec.quarter_start_day, step)
-    number = ((start.month - spec.quarter_start_month) % 12) // 3 + 1 if kind == "quarter" else 0
-    return Period(kind, start, add_months(start, step), number)
+    start = _latest_boundary(day, spec.quarter_start_month, spec.quarter_start_day, 3)
+    number = ((start.month - spec.quarter_start_month) % 12) // 3 + 1
+    return Period(kind, start, add_months(start, 3), number)
+
+
+def cuts_months(spec: ReportingSpec, kind: str) -> bool:
+    """Whether periods of ``kind`` begin on the 1st, so that monthly figures add up to them exactly."""
+    return spec.boundary_day(kind) == 1
 
 
 def today_in(timezone: str, now: float | None = None) -> dt.date:
@@ -117,3 +139,4 @@ class PeriodValue:
     value: float | None
     numerator: float | None = None
     denominator: float | None = None
+    approximate: bool = False  # monthly figures in a period that does not begin on the 1st

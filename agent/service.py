@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from agent.config import LoadedConfig, load_config
 from agent.kpi import Evaluation, KpiEngine
 from agent.manual import ManualData
+from agent.member_clock import MemberClock
 from agent.scheduler import Scheduler
 from agent.sharding import Shard
 from agent.sources.runner import SourceRunner, source_hosts
@@ -22,6 +23,7 @@ from exporters.prometheus import AgentView, ConfigStatus, EgovCollector, Exposit
 
 log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 5.0  # seconds each collector gets to close its sockets and sessions
+MEMBER_TICK = 5.0  # seconds between observations of coverage members (the period form's counters)
 
 
 def longest_window(loaded: LoadedConfig) -> float:
@@ -57,6 +59,7 @@ class Agent:
     def __init__(self, loaded: LoadedConfig, shard: Shard | None = None) -> None:
         check_probe_allowlist(loaded)
         self.shard = shard  # this agent probes only its share of the units (agent/sharding.py)
+        self.clock = MemberClock()  # up time of each coverage member, kept across reloads
         self._apply(loaded, self._collectors_for(loaded, {}))
         self.store = Store(history_span=longest_window(loaded))
         self.status = ConfigStatus(loaded.config.province.code, str(loaded.source), True, time.time(), time.time())
@@ -72,7 +75,7 @@ class Agent:
         manual = ManualData(manual_path) if manual_path else None
         targets = [t for t in config.targets if self.shard is None or self.shard.owns_unit(t.unit)]
         sources = SourceRunner.from_config(loaded, set(units.units), getattr(self, "sources", None))
-        engine = KpiEngine(config, units, manual, {t.id for t in targets}, sources, self.shard)
+        engine = KpiEngine(config, units, manual, {t.id for t in targets}, sources, self.shard, self.clock)
         self.sources = sources  # application KPI sources (agent/sources), fetched on their own schedules
         self.loaded, self.units, self.manual, self.targets, self.engine = loaded, units, manual, targets, engine
         self.collectors = collectors
@@ -113,6 +116,7 @@ class Agent:
                 await self.scheduler.update(loaded, collectors, self.targets)
             await self._swap_sources(old_sources)
             self.store.forget({t.id for t in self.targets})
+            self.clock.forget({(k.id, u) for k in loaded.config.kpis for u in self._member_units(k)})
             self.store.set_history_span(longest_window(loaded))
             await self._close([c for name, c in old.items() if collectors.get(name) is not c])
             now = time.time()
@@ -125,6 +129,20 @@ class Agent:
                      len(loaded.config.kpis))
             return loaded
 
+    def _member_units(self, kpi) -> tuple[str, ...]:
+        measure = kpi.measure
+        if measure.kind != "coverage" or not measure.over_units:
+            return ()
+        inventory = self.engine.inventory_of(measure)
+        return inventory.members if inventory is not None else ()
+
+    async def _observe_members(self) -> None:
+        """Every few seconds, credit each coverage member's state to the clock (egov_kpi_member_*_seconds)."""
+        while True:
+            states, _ = self.store.snapshot()
+            self.engine.observe_members(states)
+            await asyncio.sleep(MEMBER_TICK)
+
     def _view(self) -> AgentView:
         labels = {
             t.id: TargetLabels(t.collector, (t.collector, t.id, t.unit, self.units.units[t.unit].level,
@@ -134,7 +152,7 @@ class Agent:
         families = {name: REGISTRY[name].families for name in self.loaded.config.collectors}
         return AgentView(self.loaded.config.levels, labels, families, self.loaded.config.province.timezone,
                          self.engine.evaluate, self.sources.statuses if self.sources else None,
-                         self.loaded.config.reporting)
+                         self.loaded.config.reporting, self.units, self.clock.snapshot)
 
     def evaluate(self) -> list[Evaluation]:
         states, _ = self.store.snapshot()
@@ -155,6 +173,7 @@ class Agent:
         self.scheduler = Scheduler(self.loaded, self.store, self.collectors, self.targets)
         probing = asyncio.create_task(self.scheduler.run_forever(), name="scheduler")
         self._start_sources()
+        observing = asyncio.create_task(self._observe_members(), name="member-clock")
         first = asyncio.create_task(self.scheduler.first_round.wait())
         stopping = asyncio.create_task(stop.wait())
         try:
@@ -169,10 +188,10 @@ class Agent:
             if probing.done() and not probing.cancelled() and probing.exception():
                 raise probing.exception()  # type: ignore[misc]
         finally:
-            for task in (probing, first, stopping):
+            for task in (probing, first, stopping, observing):
                 task.cancel()
             # A probe that ignores its cancellation must not hold up the stop: wait a bounded time.
-            _, stuck = await asyncio.wait({probing, first, stopping}, timeout=CLOSE_TIMEOUT)
+            _, stuck = await asyncio.wait({probing, first, stopping, observing}, timeout=CLOSE_TIMEOUT)
             if stuck:
                 log.error("probe loops did not stop within %gs; closing the collectors anyway", CLOSE_TIMEOUT)
             await self._stop_sources()

@@ -11,11 +11,34 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 MetricType = Literal["gauge", "counter", "info"]
+
+
+def parse_share(value: Any) -> float:
+    """A share of a whole, written as the README says percentages are written (``50%``) or as ``0.5``."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a share such as 50% or 0.5, got {value!r}")
+    if isinstance(value, int | float):
+        share = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            share = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+        except ValueError:
+            raise ValueError(f"expected a share such as 50% or 0.5, got {value!r}") from None
+    else:
+        raise ValueError(f"expected a share such as 50% or 0.5, got {value!r}")
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"expected a share between 0% and 100%, got {value!r}")
+    return share
+
+
+# Shares (loss, jitter, thresholds): 0..1, also written as percentages.
+Share = Annotated[float, BeforeValidator(parse_share)]
 
 
 class StrictModel(BaseModel):

@@ -68,7 +68,7 @@ from icmplib import (
 from icmplib.utils import unique_identifier
 from pydantic import Field
 
-from collectors.base import Collector, Family, ProbeResult, Sample, StrictModel
+from collectors.base import Collector, Family, ProbeResult, Sample, Share, StrictModel
 from collectors.netaddr import Host
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class IcmpParams(StrictModel):
 class UpRule(StrictModel):
     """Up while the echo loss over the last ``over_probes`` probes is below ``max_loss``."""
 
-    max_loss: float = Field(0.5, gt=0, le=1)
+    max_loss: Share = Field(0.5, gt=0)
     over_probes: int = Field(3, ge=1, le=100)
 
 

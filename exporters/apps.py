@@ -2,7 +2,8 @@
 
 Kept apart from ``exporters.prometheus`` (which calls it) so the existing families stay as they
 are: source-backed KPIs still have ``egov_kpi_value`` (their headline period) and gain
-``egov_kpi_period_*`` series labelled with the period's kind and first day; each source reports
+``egov_kpi_period_*`` series labelled with the period's kind and first day (and ``approximate="true"``
+where monthly figures fill a period that does not begin on the 1st); each source reports
 whether its last fetch worked, when one last did, its errors by reason and how long it took.
 """
 
@@ -21,7 +22,7 @@ PREFIX = "egov_"
 
 def period_metrics(province: str, evaluations: Iterable[Evaluation], reporting: ReportingSpec | None,
                    timezone: str, now: float | None = None) -> Iterator[Metric]:
-    labels = ["province", "kpi", "period", "period_start"]
+    labels = ["province", "kpi", "period", "period_start", "approximate"]
     value = GaugeMetricFamily(PREFIX + "kpi_period_value",
                               "The KPI within the current reporting period (month, quarter, year to date).",
                               labels=labels)
@@ -30,7 +31,8 @@ def period_metrics(province: str, evaluations: Iterable[Evaluation], reporting: 
                             labels=labels)
     for ev in evaluations:
         for pv in ev.periods:
-            key = [province, ev.kpi.id, pv.period.kind, pv.period.start.isoformat()]
+            key = [province, ev.kpi.id, pv.period.kind, pv.period.start.isoformat(),
+                   "true" if pv.approximate else "false"]
             if pv.value is not None:
                 value.add_metric(key, pv.value)
             if pv.numerator is not None and pv.denominator is not None:

@@ -25,7 +25,10 @@ from prometheus_client.exposition import choose_encoder
 
 from agent import __version__
 from agent.kpi import Evaluation, deadline_timestamp
+from agent.member_clock import MemberTime
+from agent.periods import ReportingSpec
 from agent.store import DURATION_BUCKETS, CollectorStats, Store, TargetState
+from agent.units import UnitIndex
 from collectors.base import Family
 from exporters.apps import app_metrics
 
@@ -58,14 +61,19 @@ class AgentView:
     def __init__(self, level_names: list[str], targets: dict[str, TargetLabels],
                  families: dict[str, tuple[Family, ...]], timezone: str,
                  evaluate: Callable[[dict[str, TargetState]], list[Evaluation]],
-                 sources: Callable[[], list] | None = None, reporting: object | None = None) -> None:
+                 sources: Callable[[], list] | None = None, reporting: ReportingSpec | None = None,
+                 units: UnitIndex | None = None,
+                 member_times: Callable[[], dict[tuple[str, str], MemberTime]] | None = None) -> None:
         self.target_label_names = ("collector", "target", "unit", "level", *level_names)
+        self.level_names = tuple(level_names)
         self.targets = targets
         self.families = families
         self.timezone = timezone
         self.evaluate = evaluate
         self.sources = sources  # -> agent.sources.runner.SourceStatus per source (exporters/apps.py)
-        self.reporting = reporting  # agent.periods.ReportingSpec
+        self.reporting = reporting
+        self.units = units
+        self.member_times = member_times  # agent.member_clock.MemberClock.snapshot
 
 
 def _fmt(value: float) -> str:
@@ -87,6 +95,7 @@ class EgovCollector:
         yield from self._target_metrics(view, states)
         evaluations = view.evaluate(states)
         yield from self._kpi_metrics(view, evaluations)
+        yield from self._member_metrics(view, evaluations)
         yield from app_metrics(self.status.province, evaluations, view)
 
     # -- self ------------------------------------------------------------------------------
@@ -199,6 +208,11 @@ class EgovCollector:
                                 labels=[*by_kpi, "phase", "origin"])
         deadline = GaugeMetricFamily(PREFIX + "kpi_target_deadline_timestamp_seconds",
                                      "End of the active target's deadline day.", labels=[*by_kpi, "phase", "origin"])
+        pending = GaugeMetricFamily(PREFIX + "kpi_pending", "1 while the KPI has no value, with the reason why.",
+                                    labels=[*by_kpi, "reason"])
+        approximate = GaugeMetricFamily(PREFIX + "kpi_value_approximate",
+                                        "1 if the value puts monthly figures into a period that does not begin "
+                                        "on the 1st (accepted with approximate_periods).", labels=by_kpi)
         group_names = ["province", "kpi", "group_level", "group"]
         gvalue = GaugeMetricFamily(PREFIX + "kpi_group_value", "The KPI within one unit (e.g. per district).",
                                    labels=group_names)
@@ -213,11 +227,16 @@ class EgovCollector:
                 "unit": kpi.unit, "title_vi": kpi.title_vi, "title_en": kpi.title_en,
                 "document": c.document if c else "", "document_date": c.date.isoformat() if c else "",
                 "section": c.section if c else "", "quote": c.quote if c else "",
-                "source": ev.source,
+                "heading": (c.heading or "") if c else "", "source": ev.source,
+                "inventory": ev.inventory.id if ev.inventory is not None and ev.inventory.declared else "",
             })
+            if ev.pending_reason:
+                pending.add_metric([province, kpi.id, ev.pending_reason], 1.0)
             if ev.value is not None:
                 value.add_metric([province, kpi.id], ev.value)
                 stale.add_metric([province, kpi.id], 1.0 if ev.stale else 0.0)
+                if ev.approximate:
+                    approximate.add_metric([province, kpi.id], 1.0)
             if ev.numerator is not None and ev.denominator is not None:
                 num.add_metric([province, kpi.id], ev.numerator)
                 den.add_metric([province, kpi.id], ev.denominator)
@@ -244,8 +263,49 @@ class EgovCollector:
                                 deadline_timestamp(active, view.timezone))
             if ev.met is not None:
                 met.add_metric([province, kpi.id, active.phase, active.origin], 1.0 if ev.met else 0.0)
-        yield from (info, value, num, den, measured, stale, target, target_info, met, deadline,
-                    gvalue, gnum, gden)
+        yield from (info, value, num, den, measured, stale, pending, approximate, target, target_info, met,
+                    deadline, gvalue, gnum, gden)
+
+    def _member_metrics(self, view: AgentView, evaluations: Iterable[Evaluation]) -> Iterator[Metric]:
+        """Each coverage KPI's members: up now, and for how long (the counters of the period form)."""
+        if view.units is None:
+            return
+        province = self.status.province
+        levels = [lv for lv in view.level_names if lv != "province"]
+        names = ["province", "kpi", "unit", *levels]
+        up = GaugeMetricFamily(PREFIX + "kpi_member_up", "1 if this unit of the KPI's inventory is covered now.",
+                               labels=names)
+        up_seconds = CounterMetricFamily(PREFIX + "kpi_member_up_seconds",
+                                         "Seconds this unit was observed covered (increase() over a period).",
+                                         labels=names)
+        observed = CounterMetricFamily(PREFIX + "kpi_member_observed_seconds",
+                                       "Seconds this unit was observed at all (the period form's denominator).",
+                                       labels=names)
+        threshold = GaugeMetricFamily(PREFIX + "kpi_connected_min_up_ratio",
+                                      "Share of a period a unit must be up to count as connected in it "
+                                      "(an operations threshold, not a plan target).",
+                                      labels=["province", "kpi", "origin"])
+        times = view.member_times() if view.member_times is not None else {}
+        index = {lv: i for i, lv in enumerate(view.level_names)}
+        default_min = view.reporting.connected_min_up if view.reporting is not None else 0.95
+        for ev in evaluations:
+            if not ev.members:
+                continue
+            measure = ev.kpi.measure
+            timed = False
+            for member in ev.members:
+                hierarchy = view.units.hierarchy_values(member.unit)
+                labels = [province, ev.kpi.id, member.unit, *(hierarchy[index[lv]] for lv in levels)]
+                up.add_metric(labels, 1.0 if member.up else 0.0)
+                spent = times.get((ev.kpi.id, member.unit))
+                if spent is not None:
+                    timed = True
+                    up_seconds.add_metric(labels, spent.up_seconds)
+                    observed.add_metric(labels, spent.observed_seconds)
+            if timed:
+                minimum = getattr(measure, "connected_min_up", None)
+                threshold.add_metric([province, ev.kpi.id, "ops"], minimum if minimum is not None else default_min)
+        yield from (up, up_seconds, observed, threshold)
 
 
 def _family(family: Family, target_labels: list[str]) -> Metric:

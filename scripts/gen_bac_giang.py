@@ -74,6 +74,18 @@ NAMED_SYSTEMS = [
 HOSTED_SYSTEMS = 98  # the plan: «trên 95 hệ thống»
 
 
+# Sites below departments: the THDL, and two examples of the «đơn vị trực thuộc» KH59 Phụ lục I.2 wants
+# connected (the plan lists none, so the inventory of subordinate units is declared incomplete).
+SITES = {
+    "tt-tt": [{"id": "bg-thdl", "name_vi": "Trung tâm Tích hợp dữ liệu tỉnh (THDL)",
+               "name_en": "Provincial data integration centre", "level": "site"}],
+    "y-te": [{"id": "bg-y-te-bvdk", "name_vi": "Bệnh viện Đa khoa tỉnh (đơn vị trực thuộc, ví dụ)",
+              "level": "site", "generated": True}],
+    "gd-dt": [{"id": "bg-gd-dt-thpt", "name_vi": "Trường THPT chuyên Bắc Giang (đơn vị trực thuộc, ví dụ)",
+               "level": "site", "generated": True}],
+}
+
+
 def units() -> dict:
     districts = []
     for code, name_vi, name_en, communes in DISTRICTS:
@@ -87,9 +99,7 @@ def units() -> dict:
         })
     departments = [
         {"id": f"bg-{code}", "name_vi": name, "level": "department", "generated": True,
-         **({"children": [{"id": "bg-thdl", "name_vi": "Trung tâm Tích hợp dữ liệu tỉnh (THDL)",
-                           "name_en": "Provincial data integration centre", "level": "site"}]}
-            if code == "tt-tt" else {})}
+         **({"children": SITES[code]} if code in SITES else {})}
         for code, name in DEPARTMENTS
     ]
     return {"units": [{"id": "bg", "name_vi": "Tỉnh Bắc Giang", "name_en": "Bac Giang Province",
@@ -107,6 +117,10 @@ def thdl_targets() -> dict:
         targets.append({"id": f"thdl-{code}", "unit": "bg-thdl", "collector": "tcp", "name": name,
                         "tags": ["thdl_system"],
                         "params": {"host": f"10.24.{10 + i // 200}.{10 + i % 200}", "port": port}})
+    # KH59 Phụ lục I.1: «Xây dựng hệ thống giám sát an toàn thông tin tỉnh Bắc Giang»; its console answers.
+    targets.append({"id": "thdl-giam-sat-attt", "unit": "bg-thdl", "collector": "tcp",
+                    "name": "Hệ thống giám sát an toàn thông tin tỉnh (bảng điều khiển; tên giả lập)",
+                    "tags": ["security_monitoring"], "params": {"host": "10.24.9.10", "port": 443}})
     return {"targets": targets}
 
 

@@ -32,10 +32,15 @@ def test_bac_giang_quarters_run_from_the_10th_to_the_9th(day, start, end, number
     assert quarter.last_day == D(end) - dt.timedelta(days=1)
 
 
-def test_bac_giang_year_to_date_starts_with_q1() -> None:
+def test_the_year_is_the_calendar_year_even_with_10th_to_9th_quarters() -> None:
+    """«Đến năm 2020» ends on 31 December: 10 December belongs to the year it falls in, not to the next."""
     year = period_containing("year", D("2027-01-05"), BG)
-    assert (year.start, year.end, year.name) == (D("2026-12-10"), D("2027-12-10"), "2027")
-    assert period_containing("year", D("2026-12-09"), BG).start == D("2025-12-10")
+    assert (year.start, year.end, year.name) == (D("2027-01-01"), D("2028-01-01"), "2027")
+    assert period_containing("year", D("2026-12-10"), BG).start == D("2026-01-01")
+    assert period_containing("year", D("2026-12-31"), BG).end == D("2027-01-01")
+    # A province that reports on another year says so.
+    shifted = ReportingSpec(quarter_start_month=12, quarter_start_day=10, year_start_month=12, year_start_day=10)
+    assert period_containing("year", D("2026-12-10"), shifted).start == D("2026-12-10")
     # Months stay calendar months unless month_start_day says otherwise.
     month = period_containing("month", D("2027-01-05"), BG)
     assert (month.start, month.end, month.name) == (D("2027-01-01"), D("2027-02-01"), "2027-01")

@@ -12,6 +12,7 @@ from agent.config import ConfigError, load_config
 GOOD_SOURCE = """\
   - id: qlvb
     kind: http_json
+    granularity: daily
     url: https://qlvb.example.gov.vn/api
     auth: {bearer: "env:EGOV_TEST_TOKEN"}
     params: {tu_ngay: "{period_start}"}
@@ -43,6 +44,7 @@ def test_reference_mistakes_are_listed_together(tmp_path: Path, monkeypatch) -> 
     kind: ftp
   - id: files
     kind: file_drop
+    granularity: monthly
     folder: bao-cao
     columns: {unit: u, date: d}
     unit_map: {"000.00.12.H03": no-such-unit}
@@ -81,6 +83,7 @@ def test_kind_settings_are_validated_with_their_location(tmp_path: Path, monkeyp
     found = problems(tmp_path, """\
   - id: api
     kind: http_json
+    granularity: daily
     url: https://agent:pa55word@qlvb.example.gov.vn/api
     auth: {bearer: "env:EGOV_TEST_TOKEN", basic: {username: u, password: "env:EGOV_TEST_TOKEN"}}
     params: {tu: "{period_begin}"}
@@ -89,12 +92,14 @@ def test_kind_settings_are_validated_with_their_location(tmp_path: Path, monkeyp
       half: {numerator: $.a}
   - id: api2
     kind: http_json
+    granularity: daily
     url: https://qlvb.example.gov.vn/api
     auth: {bearer: the-token-itself}
     series:
       x: {value: $.v, numerator: $.n, denominator: $.d}
   - id: api3
     kind: http_json
+    granularity: daily
     url: https://qlvb.example.gov.vn/api
     interval: 1m
     timeout: 2m
@@ -132,6 +137,7 @@ def test_the_agent_refuses_sources_outside_the_probe_allowlist(tmp_path: Path, m
     path = province(tmp_path, GOOD_SOURCE + """\
   - id: db
     kind: sql
+    granularity: daily
     url: postgresql+psycopg://ro@10.24.10.13:5432/dvc
     series:
       s: {query: "SELECT 1 AS n, 2 AS d", numerator: n, denominator: d}

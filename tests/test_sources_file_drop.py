@@ -19,6 +19,8 @@ BG = ReportingSpec(quarter_start_month=12, quarter_start_day=10)
 SOURCE = """\
   - id: reports
     kind: file_drop
+    granularity: monthly
+    approximate_periods: true
     folder: reports
     columns: {unit: ma_don_vi, date: ky_bao_cao}
     interval: 1h

@@ -35,6 +35,7 @@ def qlvb_body(query: dict[str, str]) -> dict:
 SOURCE = """\
   - id: qlvb
     kind: http_json
+    granularity: daily
     url: {base}/api/thong-ke
     auth: {{bearer: "env:{env}"}}
     params: {{tu_ngay: "{{period_start}}", den_ngay: "{{period_last_day}}"}}
@@ -145,6 +146,7 @@ def test_basic_auth_and_an_empty_period(tmp_path: Path, monkeypatch) -> None:
         path = province(tmp_path, f"""\
   - id: motcua
     kind: http_json
+    granularity: daily
     url: {server.base}/hs
     auth: {{basic: {{username: egov-agent, password: "env:EGOV_TEST_BASIC"}}}}
     params: {{from: "{{period_start}}", to: "{{period_end}}"}}

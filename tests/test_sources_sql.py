@@ -58,6 +58,7 @@ QUERY = ("SELECT ma_don_vi, SUM(truc_tuyen) AS truc_tuyen, SUM(tong) AS tong FRO
 SOURCE = """\
   - id: dvc
     kind: sql
+    granularity: daily
     url: "{url}"
     {password}
     interval: 10m

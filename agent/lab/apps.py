@@ -1,21 +1,29 @@
 """The lab's application systems: document management (QLVB), one-stop and public-service data.
 
-A SQLite database holds plausible monthly figures for every unit of the simulated province over
-the last 15 months (documents sent, sent electronically and digitally signed; dossiers resolved,
-resolved online, at level 3/4 and through the one-stop system), rising slowly as the plans expect.
-Two HTTP JSON APIs on loopback serve them per period, behind credentials:
+A SQLite database holds plausible figures for every unit of the simulated province, one row per
+unit and day over the last 15 months (documents issued, signed, exchanged between agencies, secret
+ones among them; dossiers resolved, resolved online, at level 3/4 and through the one-stop system),
+rising slowly as the plans expect, so that a 10th-to-9th quarter is cut at its real boundary days.
+It also holds the public-service catalogue per unit (level, basic, eligible, integrated with the
+national portal...), which units run the unified one-stop system, and daily form and transaction
+figures. Two HTTP JSON APIs on loopback serve them per period, behind credentials:
 
 - ``/api/v1/thong-ke/van-ban?tu_ngay=&den_ngay=`` (QLVB, bearer token): per unit ``van_ban_di``,
-  ``van_ban_di_dien_tu``, ``van_ban_ky_so`` under ``$.don_vi[*]``;
+  ``van_ban_di_dien_tu``, ``van_ban_ky_so``, ``lien_thong`` (exchanged with other agencies),
+  ``lien_thong_dien_tu`` (of them electronic, parallel-paper ones included), ``lien_thong_mat``,
+  ``lien_thong_khong_mat`` and ``lien_thong_dien_tu_khong_mat`` under ``$.don_vi[*]``, and the
+  national document-exchange axis link under ``$.truc_lien_thong_quoc_gia``;
 - ``/api/v1/thong-ke/ho-so?from=&to=`` (one-stop, basic auth): per unit ``resolved``, ``online``,
-  ``level34``, ``viaOneStop`` under ``$.data.items[*]``.
+  ``level34``, ``viaOneStop`` under ``$.data.items[*]``, the national portal link under
+  ``$.data.nationalPortal``.
 
-Dates are inclusive and a month's figures count on its first day. The lab rewrites the province's
-``sources:`` to point at these: an ``http_json`` source keeps its path and query but gets the
-lab's address for its host and fresh credentials in files (``file:`` references); a ``sql``
-source reads the lab database (tables ``van_ban_thang``, ``ho_so_thang``, ``don_vi``); a
-``file_drop`` source gets a folder of monthly CSV and Excel reports written with its own column
-names, one of them with a malformed row, as units really send them.
+Dates are inclusive. The lab rewrites the province's ``sources:`` to point at these: an
+``http_json`` source keeps its path and query but gets the lab's address for its host and fresh
+credentials in files (``file:`` references); a ``sql`` source reads the lab database (tables
+``van_ban_ngay``, ``ho_so_ngay``, ``dich_vu_cong``, ``don_vi_mot_cua``, ``bieu_mau_ngay``,
+``giao_dich_ngay``, ``don_vi``); a ``file_drop`` source gets a folder of monthly CSV and Excel
+reports written with its own column names, one of them with a malformed row and one with an
+example row from the template, as units really send them.
 """
 
 from __future__ import annotations
@@ -60,6 +68,8 @@ RATES = {
                  "commune": (0.90, 0.97)},
     "work_files": {"province": (0.84, 0.92), "department": (0.82, 0.91), "district": (0.62, 0.78),
                    "commune": (0.30, 0.52)},
+    "form_autofill": {"department": (0.12, 0.26), "district": (0.10, 0.24), "commune": (0.08, 0.20)},
+    "eauth": {"department": (0.85, 0.97), "district": (0.80, 0.95), "commune": (0.70, 0.92)},
 }
 VOLUME = {"documents": {"province": (400, 600), "department": (150, 400), "district": (300, 600),
                         "commune": (40, 120)},
@@ -73,6 +83,12 @@ GENERIC = {"province": (0.6, 0.8), "department": (0.6, 0.85), "district": (0.5, 
 def month_list(today: dt.date, months: int = MONTHS) -> list[dt.date]:
     first = today.replace(day=1)
     return [add_months(first, -k) for k in range(months - 1, -1, -1)]
+
+
+def day_list(today: dt.date, months: int = MONTHS) -> list[dt.date]:
+    """Every day from the first of the earliest month to today."""
+    first = month_list(today, months)[0]
+    return [first + dt.timedelta(days=n) for n in range((today - first).days + 1)]
 
 
 class Figures:
@@ -107,6 +123,17 @@ class Figures:
     def part(self, total: int, what: str, level: str, month_index: int) -> int:
         return min(total, round(total * self.rate(what, level, month_index)))
 
+    def daily(self, what: str, unit: str, level: str, month_index: int) -> int:
+        """A day's volume: a thirtieth of the unit's month, with noise (whole days only)."""
+        key = (what, unit)
+        if key not in self._size:
+            low, high = VOLUME[what].get(level, VOLUME[what]["commune"])
+            self._size[key] = self.random.randint(low, high)
+        return max(0, round(self._size[key] / 30.0 * self.random.uniform(0.5, 1.5)))
+
+    def month_index(self, day: dt.date) -> int:
+        return (day.year - self.months[0].year) * 12 + day.month - self.months[0].month
+
 
 def _units(raw_units: Any) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
@@ -123,27 +150,73 @@ def build_database(path: Path, units: list[tuple[str, str]], figures: Figures) -
     with sqlite3.connect(path) as db:
         db.executescript("""
             CREATE TABLE don_vi (ma TEXT PRIMARY KEY, cap TEXT NOT NULL);
-            CREATE TABLE van_ban_thang (ma_don_vi TEXT NOT NULL, thang TEXT NOT NULL, van_ban_di INTEGER NOT NULL,
-                van_ban_di_dien_tu INTEGER NOT NULL, van_ban_ky_so INTEGER NOT NULL, PRIMARY KEY (ma_don_vi, thang));
-            CREATE TABLE ho_so_thang (ma_don_vi TEXT NOT NULL, thang TEXT NOT NULL, da_giai_quyet INTEGER NOT NULL,
+            CREATE TABLE van_ban_ngay (ma_don_vi TEXT NOT NULL, ngay TEXT NOT NULL, van_ban_di INTEGER NOT NULL,
+                van_ban_di_dien_tu INTEGER NOT NULL, van_ban_ky_so INTEGER NOT NULL, lien_thong INTEGER NOT NULL,
+                lien_thong_dien_tu INTEGER NOT NULL, lien_thong_mat INTEGER NOT NULL,
+                PRIMARY KEY (ma_don_vi, ngay));
+            CREATE TABLE ho_so_ngay (ma_don_vi TEXT NOT NULL, ngay TEXT NOT NULL, da_giai_quyet INTEGER NOT NULL,
                 giai_quyet_truc_tuyen INTEGER NOT NULL, giai_quyet_muc_do_3_4 INTEGER NOT NULL,
-                qua_mot_cua INTEGER NOT NULL, PRIMARY KEY (ma_don_vi, thang));
+                qua_mot_cua INTEGER NOT NULL, PRIMARY KEY (ma_don_vi, ngay));
+            CREATE TABLE bieu_mau_ngay (ma_don_vi TEXT NOT NULL, ngay TEXT NOT NULL, truong_tu_dong INTEGER NOT NULL,
+                tong_truong INTEGER NOT NULL, PRIMARY KEY (ma_don_vi, ngay));
+            CREATE TABLE giao_dich_ngay (ma_don_vi TEXT NOT NULL, ngay TEXT NOT NULL,
+                giao_dich_xac_thuc INTEGER NOT NULL, giao_dich INTEGER NOT NULL, PRIMARY KEY (ma_don_vi, ngay));
+            CREATE TABLE dich_vu_cong (ma_dich_vu TEXT PRIMARY KEY, ma_don_vi TEXT NOT NULL, muc_do INTEGER NOT NULL,
+                co_ban BOOLEAN NOT NULL, du_dieu_kien_truc_tuyen BOOLEAN NOT NULL, truc_tuyen BOOLEAN NOT NULL,
+                tich_hop_dvcqg BOOLEAN NOT NULL, pho_bien BOOLEAN NOT NULL, co_ho_tro BOOLEAN NOT NULL,
+                ky_so_di_dong BOOLEAN NOT NULL, xu_ly_ho_so_dien_tu BOOLEAN NOT NULL, dung_csdl_dkdn BOOLEAN NOT NULL,
+                giao_dich_truc_tuyen BOOLEAN NOT NULL);
+            CREATE TABLE don_vi_mot_cua (ma_don_vi TEXT NOT NULL, he_thong_thong_nhat BOOLEAN NOT NULL);
         """)
         db.executemany("INSERT INTO don_vi VALUES (?, ?)", units)
-        documents, dossiers = [], []
-        for i, month in enumerate(figures.months):
+        documents, dossiers, forms, transactions = [], [], [], []
+        for day in day_list(figures.today):
+            i = figures.month_index(day)
+            stamp = day.isoformat()
             for unit, level in units:
-                sent = figures.count("documents", unit, level, i)
+                sent = figures.daily("documents", unit, level, i)
                 electronic = figures.part(sent, "edoc", level, i)
                 signed = min(electronic, figures.part(sent, "signed", level, i))
-                documents.append((unit, month.isoformat(), sent, electronic, signed))
-                resolved = figures.count("dossiers", unit, level, i)
+                exchanged = round(sent * 0.6)
+                secret = min(exchanged, round(exchanged * figures.random.uniform(0.0, 0.06)))
+                # Secret documents never travel on the network; the electronic ones are among the others.
+                exchanged_electronic = min(exchanged - secret, figures.part(exchanged, "edoc", level, i))
+                documents.append((unit, stamp, sent, electronic, signed, exchanged, exchanged_electronic, secret))
+                resolved = figures.daily("dossiers", unit, level, i)
                 online = figures.part(resolved, "online", level, i)
                 level34 = round(online * figures.random.uniform(0.88, 0.97))
                 one_stop = figures.part(resolved, "one_stop", level, i)
-                dossiers.append((unit, month.isoformat(), resolved, online, level34, one_stop))
-        db.executemany("INSERT INTO van_ban_thang VALUES (?, ?, ?, ?, ?)", documents)
-        db.executemany("INSERT INTO ho_so_thang VALUES (?, ?, ?, ?, ?, ?)", dossiers)
+                dossiers.append((unit, stamp, resolved, online, level34, one_stop))
+                if level in ("department", "district", "commune"):
+                    fields = 10 * online
+                    forms.append((unit, stamp, figures.part(fields, "form_autofill", level, i), fields))
+                    transactions.append((unit, stamp, figures.part(online, "eauth", level, i), online))
+        db.executemany("INSERT INTO van_ban_ngay VALUES (?, ?, ?, ?, ?, ?, ?, ?)", documents)
+        db.executemany("INSERT INTO ho_so_ngay VALUES (?, ?, ?, ?, ?, ?)", dossiers)
+        db.executemany("INSERT INTO bieu_mau_ngay VALUES (?, ?, ?, ?)", forms)
+        db.executemany("INSERT INTO giao_dich_ngay VALUES (?, ?, ?, ?)", transactions)
+        db.executemany("INSERT INTO dich_vu_cong VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       _catalogue(units, figures))
+        # Every unit with procedures has a one-stop desk; most run the unified three-level system.
+        db.executemany("INSERT INTO don_vi_mot_cua VALUES (?, ?)",
+                       [(unit, figures.random.random() < 0.93) for unit, level in units
+                        if level in ("department", "district", "commune")])
+
+
+def _catalogue(units: list[tuple[str, str]], figures: Figures) -> list[tuple[Any, ...]]:
+    """The public-service catalogue: a few services per department and district, one or two per commune."""
+    rng, rows = figures.random, []
+    for unit, level in units:
+        count = {"department": 8, "district": 4, "commune": 2}.get(level, 0)
+        for n in range(count):
+            eligible = rng.random() < 0.85
+            degree = rng.choice((2, 3, 3, 4, 4)) if eligible else 2
+            online = degree >= 3
+            rows.append((f"{unit}-{n:02d}", unit, degree, rng.random() < 0.6, eligible, online,
+                         online and rng.random() < 0.55, rng.random() < 0.4, rng.random() < 0.97,
+                         online and rng.random() < 0.25, online and rng.random() < 0.6, online and rng.random() < 0.5,
+                         online and rng.random() < 0.8))
+    return rows
 
 
 def _between(db: sqlite3.Connection, sql: str, start: str, end: str) -> list[sqlite3.Row]:
@@ -151,19 +224,23 @@ def _between(db: sqlite3.Connection, sql: str, start: str, end: str) -> list[sql
 
 
 def qlvb_body(db: sqlite3.Connection, start: str, end: str) -> dict[str, Any]:
-    rows = _between(db, "SELECT ma_don_vi, SUM(van_ban_di), SUM(van_ban_di_dien_tu), SUM(van_ban_ky_so) "
-                        "FROM van_ban_thang WHERE thang >= ? AND thang <= ? GROUP BY ma_don_vi ORDER BY ma_don_vi",
-                    start, end)
-    return {"tu_ngay": start, "den_ngay": end, "don_vi": [
-        {"ma_don_vi": r[0], "van_ban_di": r[1], "van_ban_di_dien_tu": r[2], "van_ban_ky_so": r[3]} for r in rows]}
+    rows = _between(db, "SELECT ma_don_vi, SUM(van_ban_di), SUM(van_ban_di_dien_tu), SUM(van_ban_ky_so), "
+                        "SUM(lien_thong), SUM(lien_thong_dien_tu), SUM(lien_thong_mat) FROM van_ban_ngay "
+                        "WHERE ngay >= ? AND ngay <= ? GROUP BY ma_don_vi ORDER BY ma_don_vi", start, end)
+    return {"tu_ngay": start, "den_ngay": end,
+            "truc_lien_thong_quoc_gia": {"da_ket_noi": 1, "van_ban_gui_nhan": sum(r[5] for r in rows)},
+            "don_vi": [{"ma_don_vi": r[0], "van_ban_di": r[1], "van_ban_di_dien_tu": r[2], "van_ban_ky_so": r[3],
+                        "lien_thong": r[4], "lien_thong_dien_tu": r[5], "lien_thong_mat": r[6],
+                        "lien_thong_khong_mat": r[4] - r[6], "lien_thong_dien_tu_khong_mat": r[5]} for r in rows]}
 
 
 def one_stop_body(db: sqlite3.Connection, start: str, end: str) -> dict[str, Any]:
     rows = _between(db, "SELECT ma_don_vi, SUM(da_giai_quyet), SUM(giai_quyet_truc_tuyen), "
-                        "SUM(giai_quyet_muc_do_3_4), SUM(qua_mot_cua) FROM ho_so_thang "
-                        "WHERE thang >= ? AND thang <= ? GROUP BY ma_don_vi ORDER BY ma_don_vi", start, end)
-    return {"status": "ok", "data": {"from": start, "to": end, "items": [
-        {"unitCode": r[0], "resolved": r[1], "online": r[2], "level34": r[3], "viaOneStop": r[4]} for r in rows]}}
+                        "SUM(giai_quyet_muc_do_3_4), SUM(qua_mot_cua) FROM ho_so_ngay "
+                        "WHERE ngay >= ? AND ngay <= ? GROUP BY ma_don_vi ORDER BY ma_don_vi", start, end)
+    return {"status": "ok", "data": {"from": start, "to": end, "nationalPortal": {"connected": 1},
+                                     "items": [{"unitCode": r[0], "resolved": r[1], "online": r[2], "level34": r[3],
+                                                "viaOneStop": r[4]} for r in rows]}}
 
 
 # path -> (query parameter of the first day, of the last day, body builder)
@@ -302,23 +379,35 @@ class AppsLab:
         columns = source.get("columns") or {}
         unit_col, date_col = str(columns.get("unit", "unit")), str(columns.get("date", "date"))
         series = {k: v for k, v in (source.get("series") or {}).items() if isinstance(v, dict)}
+        note_col = str(columns.get("note", "note"))
         header = [unit_col, date_col]
         for mapping in series.values():
             header += [str(mapping[k]) for k in ("numerator", "denominator", "value") if k in mapping]
+        header.append(note_col)
         codes = {unit: code for code, unit in (source.get("unit_map") or {}).items()}
+        monthly = source.get("granularity") == "monthly"
         for i, month in enumerate(self.figures.months):
             rows: dict[bool, list[list[Any]]] = {True: [], False: []}
+            # A monthly report is dated by its month; a daily one by its last day (the figures are the month's).
+            last = min(add_months(month, 1) - dt.timedelta(days=1), self.figures.today)
+            stamp = month.strftime("%Y-%m") if monthly else last.isoformat()
             for unit, level in units:
-                row: list[Any] = [codes.get(unit, unit), month.strftime("%Y-%m")]
+                row: list[Any] = [codes.get(unit, unit), stamp]
                 for name, mapping in series.items():
                     total = self.figures.count(name if name in VOLUME else "work_files", unit, level, i)
                     if "value" in mapping:
                         row.append(total)
                     else:
                         row += [self.figures.part(total, name, level, i), total]
+                row.append("")
                 rows[level in ("province", "department")].append(row)
             if i == 0 and rows[True]:
                 rows[True][0][2] = "chưa tổng hợp"  # a malformed row, as people send them: reported and skipped
+            if i == len(self.figures.months) - 1 and rows[True]:
+                # The province's template, copied in with its sample row: marked, so never counted as a figure.
+                sample = [rows[True][0][0], stamp, *[1] * (len(header) - 3), "example"]
+                with (folder / "mau-bao-cao.csv").open("w", encoding="utf-8", newline="") as out:
+                    csv.writer(out).writerows([header, sample])
             with (folder / f"{month:%Y-%m}_so-nganh.csv").open("w", encoding="utf-8", newline="") as out:
                 writer = csv.writer(out)
                 writer.writerow(header)

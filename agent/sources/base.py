@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, model_validator
@@ -51,6 +51,7 @@ class Record:
     numerator: float | None = None
     denominator: float | None = None
     value: float | None = None
+    example: bool = False  # a row marked as an example (the report template's sample rows): never a figure
 
 
 # series -> period kind -> records
@@ -92,6 +93,13 @@ class SourceSpec(StrictModel):
 
     id: Ident
     kind: str
+    granularity: Literal["event", "daily", "monthly"] = Field(
+        description="What the system's figures are made of: single events (documents, dossiers with their "
+                    "dates), daily totals, or monthly totals. Monthly figures cannot be cut at a 10th-to-9th "
+                    "quarter: see approximate_periods")
+    approximate_periods: bool = Field(False, description="Accept monthly figures for periods that do not begin "
+                                                         "on the 1st: each month counts in the period holding "
+                                                         "most of its days, and the values are marked approximate")
     interval: Duration = 900.0
     timeout: Duration = 60.0
     stale_after: Duration | None = Field(None, description="Values older than this are stale "

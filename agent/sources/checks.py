@@ -49,9 +49,16 @@ def check_sources(data: dict[str, Any], levels: list[str], unit_ids: set[Any],
 
     reporting = data.get("reporting") if isinstance(data.get("reporting"), dict) else {}
     served = reporting.get("periods") if isinstance(reporting.get("periods"), list) else ["month", "quarter", "year"]
+    for i, source in _dicts(data.get("sources")):
+        _check_granularity(source, ("sources", i), reporting, served, bad)
     for i, kpi in _dicts(data.get("kpis")):
         measure = kpi.get("measure")
-        if not isinstance(measure, dict) or measure.get("kind") not in ("ratio", "value"):
+        if not isinstance(measure, dict):
+            continue
+        if measure.get("kind") == "coverage" and isinstance(measure.get("source"), str):
+            _check_flag_series(measure, ("kpis", i, "measure"), sources, bad)
+            continue
+        if measure.get("kind") not in ("ratio", "value"):
             continue
         here = ("kpis", i, "measure")
         source_id = measure.get("source", "manual")
@@ -89,3 +96,42 @@ def check_sources(data: dict[str, Any], levels: list[str], unit_ids: set[Any],
         period = measure.get("period", "year")
         if isinstance(period, str) and period in ("month", "quarter", "year") and period not in served:
             bad((*here, "period"), f"the {period} period is not among reporting.periods {served}")
+
+
+_BOUNDARY_KEYS = {"month": "month_start_day", "quarter": "quarter_start_day", "year": "year_start_day"}
+
+
+def _check_granularity(source: dict[str, Any], here: Path_, reporting: dict[str, Any], served: list[Any],
+                       bad: Callable[[Path_, str], None]) -> None:
+    """Monthly figures add up to a period only if it begins on the 1st (59/KH-UBND's quarters begin on the 10th)."""
+    if source.get("granularity") != "monthly" or source.get("approximate_periods") is True:
+        return
+    uncut = []
+    for kind in served:
+        key = _BOUNDARY_KEYS.get(kind) if isinstance(kind, str) else None
+        day = reporting.get(key, 1) if key else 1
+        if isinstance(day, int) and day != 1:
+            uncut.append(f"the {kind} (it begins on day {day})")
+    if uncut:
+        bad((*here, "granularity"),
+            f"monthly figures cannot be cut at the boundaries of {' and '.join(uncut)}: serve daily or per-event "
+            f"figures (granularity: daily or event), or set approximate_periods: true to accept each month in "
+            f"the period holding most of its days, shown as approximate")
+
+
+def _check_flag_series(measure: dict[str, Any], here: Path_, sources: dict[str, dict[str, Any]],
+                       bad: Callable[[Path_, str], None]) -> None:
+    """A coverage read from a source counts units by a yes/no value each unit reports."""
+    source_id = measure["source"]
+    source = sources.get(source_id)
+    if source is None:
+        known = ", ".join(sorted(sources)) or "none configured"
+        bad((*here, "source"), f"unknown source {source_id!r} (sources: {known})")
+        return
+    shapes = _series_shapes(source)
+    series = measure.get("series")
+    if isinstance(series, str) and series not in shapes:
+        bad((*here, "series"), f"source {source_id!r} has no series {series!r}; it has {sorted(shapes)}")
+    elif isinstance(series, str) and shapes[series] != "value":
+        bad((*here, "series"), f"a coverage read from a source needs a yes/no value per unit (value: 1 or 0); "
+                               f"{series!r} has a numerator and denominator")

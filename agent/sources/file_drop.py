@@ -2,8 +2,11 @@
 
 Each row is one unit's figures for one reporting date: a unit code column, a date column
 (``2026-09-30``, ``2026-09``, ``30/09/2026`` or ``09/2026``; an Excel date cell), and one column per
-number the series map. A row is counted in every period containing its date; a month (``2026-09``)
-counts on its first day, as the lab's and the example SQL's monthly tables do. People type these
+number the series map. A row is counted in every period containing its date. A month (``2026-09``)
+is accepted only from a source declared ``granularity: monthly``; it counts on its first day, or,
+in a period that does not begin on the 1st (accepted with ``approximate_periods``), in the period
+holding most of the month. Rows marked as examples (the template's sample rows) are kept apart and
+never counted as figures. People type these
 files, so a malformed row (text in a number column, an unknown unit, a date that is not one,
 numerator above denominator) is reported with its file and row and skipped, and the rest of the
 file is kept; a file whose header lacks a mapped column is reported and skipped whole. A unit's
@@ -20,13 +23,14 @@ import datetime as dt
 import fnmatch
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from openpyxl import load_workbook
 from pydantic import Field
 
+from agent.manual import is_example
 from agent.periods import Period
 from agent.sources.base import FetchResult, Record, SeriesName, SeriesSpec, Source, SourceError, SourceSpec, make_record
 from collectors.base import StrictModel
@@ -38,6 +42,9 @@ EXCEL = (".xlsx", ".xlsm")
 class FileColumns(StrictModel):
     unit: str = Field(description="Column holding the unit code")
     date: str = Field(description="Column holding the date the figures refer to")
+    example: str = Field("example", description="Column marking a template's example rows (true, yes, 1, x, có); "
+                                                "a note column saying «example» or «ví dụ» marks one too")
+    note: str = Field("note", description="Column of free remarks")
 
 
 class FileSeries(SeriesSpec):
@@ -60,6 +67,7 @@ class Row:
     date: dt.date
     records: dict[str, Record]  # series -> record
     where: str  # "report.xlsx: row 7"
+    example: bool = False  # a template's sample row: kept apart, never a figure
 
 
 @dataclass
@@ -69,6 +77,7 @@ class ParsedFile:
     problems: list[str]
 
 
+_MONTH_ONLY = re.compile(r"^(\d{4}-\d{2}|\d{1,2}/\d{4})$")
 _DATE_FORMATS = ((re.compile(r"^\d{4}-\d{2}-\d{2}$"), "%Y-%m-%d"), (re.compile(r"^\d{4}-\d{2}$"), "%Y-%m"),
                  (re.compile(r"^\d{1,2}/\d{1,2}/\d{4}$"), "%d/%m/%Y"), (re.compile(r"^\d{1,2}/\d{4}$"), "%m/%Y"))
 
@@ -127,13 +136,23 @@ class FileDropSource(Source):
         # Oldest file first, so a newer report of the same unit and date replaces the older one.
         for _, parsed in sorted(files.items(), key=lambda item: (item[1].stamp[0], item[0].name)):
             for row in parsed.rows:
-                chosen[(row.unit, row.date)] = row
+                held = chosen.get((row.unit, row.date))
+                if held is None or not row.example or held.example:  # an example never replaces a figure
+                    chosen[(row.unit, row.date)] = row
         data: dict[str, dict[str, list[Record]]] = {name: {} for name in self.spec.series}
         for kind, period in periods.items():
-            rows = [row for row in chosen.values() if period.contains(row.date)]
+            rows = [row for row in chosen.values() if self._counts_in(row.date, period, kind)]
             for name in self.spec.series:
                 data[name][kind] = [row.records[name] for row in rows]
         return FetchResult(data, problems)
+
+    def _counts_in(self, day: dt.date, period: Period, kind: str) -> bool:
+        """Daily rows count in the period holding their day; a monthly row (dated on the month's first day)
+        in the period holding most of its month when that period does not begin on the 1st (approximate)."""
+        if self.spec.granularity == "monthly" and period.start.day != 1:
+            middle = day.replace(day=1) + dt.timedelta(days=14)
+            return period.contains(middle)
+        return period.contains(day)
 
     # -- parsing -------------------------------------------------------------------------------
     def _parse(self, path: Path, stamp: tuple[int, int]) -> ParsedFile:
@@ -182,9 +201,14 @@ class FileDropSource(Source):
         if unit is None:
             raise ValueError(f"{code_column}: unknown unit {code!r}")
         day = parse_date(values.get(self.spec.columns.date), self.spec.columns.date)
-        records = {name: make_record(unit, series, lambda _role, column: values.get(column))
+        if self.spec.granularity != "monthly" and _MONTH_ONLY.match(str(values.get(self.spec.columns.date)).strip()):
+            raise ValueError(f"{self.spec.columns.date}: a month ({values.get(self.spec.columns.date)!r}) in a "
+                             f"{self.spec.granularity} report; give the day, or declare granularity: monthly")
+        columns = self.spec.columns
+        example = is_example({"note": values.get(columns.note), "example": values.get(columns.example)})
+        records = {name: replace(make_record(unit, series, lambda _role, column: values.get(column)), example=example)
                    for name, series in self.spec.series.items()}
-        return Row(unit, day, records, where)
+        return Row(unit, day, records, where, example)
 
     def _read_csv(self, path: Path):
         text = path.read_text(encoding="utf-8-sig")

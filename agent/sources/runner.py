@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agent.periods import Period, ReportingSpec, current_periods
+from agent.periods import Period, ReportingSpec, current_periods, cuts_months
 from agent.sources import source_class
 from agent.sources.base import Fetched, Record, Source, SourceContext, SourceError
 
@@ -41,6 +41,7 @@ class Snapshot:
     fetched_at: float
     problems: tuple[str, ...] = ()
     unknown_units: tuple[str, ...] = ()
+    approximate: frozenset[str] = frozenset()  # period kinds monthly figures cannot cut exactly
 
 
 @dataclass
@@ -164,7 +165,10 @@ class SourceRunner:
                     for name, by_period in data.items()}
         if not state.up:
             log.info("source %s (%s): fetched", state.source.spec.id, state.source.describe())
-        state.snapshot = Snapshot(snapshot, time.time(), tuple(problems), tuple(sorted(unknown)))
+        spec = state.source.spec
+        approximate = frozenset(kind for kind in periods if spec.granularity == "monthly"
+                                and not cuts_months(self.reporting, kind))
+        state.snapshot = Snapshot(snapshot, time.time(), tuple(problems), tuple(sorted(unknown)), approximate)
         state.up, state.last_error = True, ""
         state.last_success = state.snapshot.fetched_at
         self.version += 1
@@ -179,7 +183,7 @@ class SourceRunner:
             unit = source.context.map_unit(record.unit)
             if unit is None:
                 unknown.add(record.unit)
-            out.append(Record(unit, record.numerator, record.denominator, record.value))
+            out.append(Record(unit, record.numerator, record.denominator, record.value, record.example))
         return out
 
     async def fetch_all(self) -> None:
