@@ -55,10 +55,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if web is not None:
         print(f"{args.web_config_file}: OK — {web.settings.scheme.upper()}, basic auth "
               f"{'on' if web.settings.auth else 'off'}")
+    for warning in loaded.warnings:
+        print(f"warning: {warning}")
     c = loaded.config
     units = sum(1 for _ in _iter_units(c.units))
     print(f"{args.file}: OK — {c.province.name_vi} ({c.province.code}): {units} units, "
-          f"{len(c.targets)} targets, {len(c.collectors)} collectors, {len(c.kpis)} KPIs")
+          f"{len(c.targets)} targets, {len(c.collectors)} collectors, {len(c.kpis)} KPIs"
+          + (f" ({len(loaded.warnings)} warning(s) above)" if loaded.warnings else ""))
     return EXIT_OK
 
 

@@ -629,12 +629,13 @@ class LoadedConfig:
     """A validated configuration plus the typed collector settings and target params."""
 
     def __init__(self, config: Config, source: Path, settings: dict[str, Any], params: dict[str, Any],
-                 source_specs: dict[str, Any] | None = None) -> None:
+                 source_specs: dict[str, Any] | None = None, warnings: list[Problem] | None = None) -> None:
         self.config = config
         self.source = source
         self.collector_settings = settings
         self.target_params = params
         self.source_specs = source_specs or {}  # source id -> its kind's Spec (agent/sources)
+        self.warnings = warnings or []  # valid, but worth an operator's attention (check-config prints them)
 
     def resolve_path(self, name: str) -> Path:
         """A file named in the configuration, relative to the configuration file."""
@@ -666,7 +667,31 @@ def _load_config(path: str | Path) -> LoadedConfig:
     if problems:
         problems.sort(key=lambda p: (p.file, p.line or 0))
         raise ConfigError(problems)
-    return LoadedConfig(config, Path(path).resolve(), settings, params, source_specs)
+    return LoadedConfig(config, Path(path).resolve(), settings, params, source_specs, _warnings(config, doc))
+
+
+def _warnings(config: Config, doc: Document) -> list[Problem]:
+    """What validates but will not yield a plan figure as configured: said once, at check-config."""
+    out: list[Problem] = []
+    inventories = {inv.id: (i, inv) for i, inv in enumerate(config.inventories)}
+
+    def warn(path: Path_, message: str) -> None:
+        file, line = doc.locate(path)
+        out.append(Problem(file, line, format_path(path), message))
+
+    for i, kpi in enumerate(config.kpis):
+        measure = kpi.measure
+        name = getattr(measure, "inventory", None)
+        if name in inventories and not inventories[name][1].complete:
+            warn(("kpis", i, "measure", "inventory"),
+                 f"KPI {kpi.id} stays pending: inventory {name} is incomplete "
+                 f"({inventories[name][1].incomplete_reason})")
+    for i, inv in inventories.values():
+        for j, exclusion in enumerate(inv.exclude):
+            if exclusion.assumed:
+                warn(("inventories", i, "exclude", j), f"inventory {inv.id} leaves out {exclusion.unit} by "
+                                                       f"assumption, not by the plan's words: {exclusion.reason}")
+    return out
 
 
 __all__ = ["Config", "ConfigError", "KpiSpec", "KpiTarget", "LoadedConfig", "Problem", "load_config"]

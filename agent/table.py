@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
-from agent.kpi import Evaluation
+from agent.kpi import (
+    EXAMPLE_ONLY,
+    INVENTORY_INCOMPLETE,
+    NO_DATA,
+    NOT_PROBED,
+    NOTHING_SELECTED,
+    OTHER_SHARD,
+    SOURCE_UNAVAILABLE,
+    Evaluation,
+)
+
+# Each pending reason in words, Vietnamese and English.
+PENDING_WORDS = {
+    NOT_PROBED: ("chưa đo xong lần đầu", "not probed yet"),
+    NOTHING_SELECTED: ("không có gì để đo", "nothing to measure"),
+    INVENTORY_INCOMPLETE: ("danh mục đơn vị chưa đầy đủ", "inventory incomplete"),
+    EXAMPLE_ONLY: ("chỉ có số liệu ví dụ", "example data only"),
+    NO_DATA: ("chưa có số liệu", "no data"),
+    SOURCE_UNAVAILABLE: ("nguồn dữ liệu chưa trả lời", "source not answering"),
+    OTHER_SHARD: ("do tác tử phân mảnh 1 tính", "evaluated by shard 1"),
+}
 
 
 def format_value(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
+    if unit == "yes_no":
+        return "có / yes" if value >= 1 else "không / no"
     if unit == "ratio":
         return f"{value * 100:.1f}%"
     if float(value).is_integer():
@@ -29,11 +51,23 @@ def format_target(ev: Evaluation) -> str:
 
 def status(ev: Evaluation) -> str:
     if ev.value is None:
-        return "pending"
+        return f"pending: {PENDING_WORDS.get(ev.pending_reason, ('', 'no value'))[1]}"
     if ev.met is None:
         return "n/a"
     word = "met" if ev.met else "BELOW"
     return f"{word} (stale)" if ev.stale else word
+
+
+def plan_and_ops(evaluations: list[Evaluation]) -> dict[str, tuple[int, int]]:
+    """(met, judged) for plan targets and for ops objectives, counted apart: one never passes for the other."""
+    out = {"plan": [0, 0], "ops": [0, 0]}
+    for ev in evaluations:
+        if ev.active is None or ev.met is None:
+            continue
+        counts = out[ev.active.origin]
+        counts[0] += int(ev.met)
+        counts[1] += 1
+    return {origin: (met, judged) for origin, (met, judged) in out.items()}
 
 
 def render_table(evaluations: list[Evaluation]) -> str:
@@ -45,7 +79,7 @@ def render_table(evaluations: list[Evaluation]) -> str:
         t = ev.active
         rows.append((
             ev.kpi.id,
-            format_value(ev.value, ev.kpi.unit),
+            ("≈ " if ev.approximate else "") + format_value(ev.value, ev.kpi.unit),
             ratio,
             format_target(ev) + (" (ops)" if t is not None and t.origin == "ops" else ""),
             t.phase if t else "",

@@ -167,20 +167,33 @@ def kpi_overview() -> dict[str, Any]:
     )
     panels = [
         Panel("Tổng quan / Summary", "row"),
-        Panel("KPI đạt mục tiêu / KPIs meeting their target", "stat", width=6, height=5, unit="percentunit",
-              queries=[Query(f"sum(egov_kpi_target_met{{{PROVINCE}}}) / count(egov_kpi_target_met{{{PROVINCE}}})",
-                             instant=True)],
+        # Plan targets and the ops team's own objectives are counted apart: one never passes for the other.
+        Panel("Chỉ tiêu kế hoạch đạt / Plan targets met", "stat", width=5, height=5, unit="percentunit",
+              queries=[Query(f'sum(egov_kpi_target_met{{{PROVINCE}, origin="plan"}}) '
+                             f'/ count(egov_kpi_target_met{{{PROVINCE}, origin="plan"}})', instant=True)],
               options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"},
               field_config={"defaults": {"thresholds": {"mode": "absolute", "steps": [
                   {"color": "red", "value": None}, {"color": "orange", "value": 0.5},
                   {"color": "green", "value": 0.9}]}}}),
-        Panel("KPI chưa đạt / KPIs below target", "stat", width=6, height=5,
-              queries=[Query(f"count(egov_kpi_target_met{{{PROVINCE}}} == 0) or vector(0)", instant=True)],
+        Panel("Chỉ tiêu kế hoạch chưa đạt / Plan targets missed", "stat", width=4, height=5,
+              queries=[Query(f'count(egov_kpi_target_met{{{PROVINCE}, origin="plan"}} == 0) or vector(0)',
+                             instant=True)],
               options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}),
-        Panel("Số liệu cũ / Stale KPI data", "stat", width=6, height=5,
+        Panel("Mục tiêu vận hành đạt / Ops objectives met", "stat", width=5, height=5, unit="percentunit",
+              description="Mục tiêu do tổ vận hành đặt, không phải chỉ tiêu kế hoạch / objectives the operations "
+                          "team set itself, not plan targets",
+              queries=[Query(f'sum(egov_kpi_target_met{{{PROVINCE}, origin="ops"}}) '
+                             f'/ count(egov_kpi_target_met{{{PROVINCE}, origin="ops"}})', instant=True)],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}),
+        Panel("Chờ số liệu / Pending", "stat", width=4, height=5,
+              description="Chỉ tiêu chưa có giá trị: số liệu ví dụ, danh mục chưa đủ, nguồn chưa trả lời / KPIs "
+                          "without a value: example data only, inventory incomplete, source not answering",
+              queries=[Query(f"count(egov_kpi_pending{{{PROVINCE}}}) or vector(0)", instant=True)],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}),
+        Panel("Số liệu cũ / Stale KPI data", "stat", width=3, height=5,
               queries=[Query(f"count(egov_kpi_stale{{{PROVINCE}}} == 1) or vector(0)", instant=True)],
               options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}),
-        Panel("Tác tử hoạt động / Agents up", "stat", width=6, height=5,
+        Panel("Tác tử hoạt động / Agents up", "stat", width=3, height=5,
               queries=[Query(f"count(egov_config_last_reload_successful{{{PROVINCE}}})", instant=True)],
               options={"reduceOptions": {"calcs": ["lastNotNull"]}}),
         Panel("Lĩnh vực: $area / Area: $area", "row", repeat="area"),
@@ -216,6 +229,16 @@ def wan() -> dict[str, Any]:
         Panel("Mục tiêu / Target", "stat", width=8, height=5, unit="percentunit",
               queries=[Query(f'max(kpi:egov_kpi_target:max{{{PROVINCE}, kpi="$kpi"}})', instant=True)],
               options={"reduceOptions": {"calcs": ["lastNotNull"]}}),
+        # The plan's «230/230 xã kết nối» as a state over the period, from the counters (hourly precision).
+        Panel("Kết nối trong quý, năm / Connected over the quarter and year", "stat", width=24, height=4,
+              unit="percentunit",
+              description="Đơn vị tính là kết nối khi đường truyền hoạt động ít nhất connected_min_up thời gian của "
+                          "kỳ (ngưỡng vận hành, không phải chỉ tiêu kế hoạch) / a unit counts as connected when its "
+                          "link was up at least connected_min_up of the period (an ops threshold, not a plan target)",
+              queries=[Query(f'max by (period, period_start, connected_min_up) '
+                             f'(kpi:egov_kpi_period_coverage:ratio{{{PROVINCE}, kpi="$kpi"}})', instant=True,
+                             legend="{{period}} {{period_start}} (≥ {{connected_min_up}})")],
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "value_and_name"}),
         Panel("Độ phủ theo huyện / Coverage by district", "bargauge", width=12, height=10, unit="percentunit",
               queries=[Query(f'kpi_group:egov_kpi_group_value:ratio{{{PROVINCE}, kpi="$kpi", group_level="district"}}',
                              legend="{{group}}", instant=True)],

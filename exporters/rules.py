@@ -29,6 +29,7 @@ BURN_ALERTS = (
 SLI_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 AVAILABILITY_WINDOWS = ("1d", "7d", "30d")
 QUARTERS_GENERATED = 8  # regenerate the rules within two years
+YEARS_GENERATED = 3
 
 
 def _matchers(selector: Selector, loaded: LoadedConfig, level: str | None = None) -> str:
@@ -107,33 +108,51 @@ def _kpi_group(loaded: LoadedConfig) -> dict[str, Any]:
          "expr": "sum by (province, kpi, group_level, group) (egov_kpi_group_denominator)"},
         {"record": "kpi_group:egov_kpi_group_value:ratio",
          "expr": "kpi_group:egov_kpi_group_numerator:sum / (kpi_group:egov_kpi_group_denominator:sum > 0)"},
-        # How far a KPI is from its active target, present only while the target is not met.
+        # How far a KPI is from its active target, present only while the target is not met; the target's
+        # origin (plan or ops) stays on the series, so a plan shortfall and an ops miss never share an alert.
         {"record": "kpi:egov_kpi_shortfall:abs", "expr": (
-            f'(max by (province, kpi) ({target}{{comparator=~">=|approx|="}}) - on(province, kpi) {value}) > 1e-9\n'
-            f'or (max by (province, kpi) ({target}{{comparator=">"}}) - on(province, kpi) {value}) >= 0\n'
-            f'or ({value} - on(province, kpi) max by (province, kpi) ({target}{{comparator="<="}})) > 1e-9\n'
-            f'or ({value} - on(province, kpi) max by (province, kpi) ({target}{{comparator="<"}})) >= 0\n'
-            f'or (max by (province, kpi) ({target}{{bound="lower"}}) - on(province, kpi) {value}) > 1e-9\n'
-            f'or ({value} - on(province, kpi) max by (province, kpi) ({target}{{bound="upper"}})) > 1e-9')},
+            f'(max by (province, kpi, origin) ({target}{{comparator=~">=|approx|="}}) - on(province, kpi) group_left '
+            f'{value})'
+            f' > 1e-9\n'
+            f'or (max by (province, kpi, origin) ({target}{{comparator=">"}}) - on(province, kpi) group_left {value})'
+            f' >= 0\n'
+            f'or ({value} - on(province, kpi) group_right max by (province, kpi, origin) '
+            f'({target}{{comparator="<="}})) > 1e-9\n'
+            f'or ({value} - on(province, kpi) group_right max by (province, kpi, origin) '
+            f'({target}{{comparator="<"}})) >= 0\n'
+            f'or (max by (province, kpi, origin) ({target}{{bound="lower"}}) - on(province, kpi) group_left {value})'
+            f' > 1e-9\n'
+            f'or ({value} - on(province, kpi) group_right max by (province, kpi, origin) '
+            f'({target}{{bound="upper"}})) > 1e-9')},
     ]
     info = ("group_left(title_vi, title_en, document, section) "
             "max by (province, kpi, title_vi, title_en, document, section) (egov_kpi_info)")
     overdue = "(kpi:egov_kpi_target_deadline:max < time())"
     far = ("(kpi:egov_kpi_shortfall:abs / on(province, kpi) (max by (province, kpi) (kpi:egov_kpi_target:max) > 0)"
            " >= 0.1)")
-    below = f"kpi:egov_kpi_shortfall:abs * on(province, kpi) {info}"
+    below = f'kpi:egov_kpi_shortfall:abs{{origin="plan"}} * on(province, kpi) {info}'
+    missed = 'kpi:egov_kpi_shortfall:abs{origin="ops"} * on(province, kpi) group_left(title_vi, title_en) ' \
+             'max by (province, kpi, title_vi, title_en) (egov_kpi_info)'
     runbook = ("Xem egov_kpi_info để biết chỉ tiêu và trích dẫn; tìm đơn vị kém nhất trên bảng KPI / "
                "See egov_kpi_info for the target and its citation; find the worst units on the KPI dashboard.")
     rules += [
         _alert("EgovKpiBelowTargetCritical", f"{below}\nand on(province, kpi) ({overdue} or {far})", "critical",
-               "KPI {{ $labels.kpi }} ({{ $labels.title_vi }}) dưới chỉ tiêu: thiếu {{ $value | humanize }} "
+               "KPI {{ $labels.kpi }} ({{ $labels.title_vi }}) dưới chỉ tiêu kế hoạch: thiếu {{ $value | humanize }} "
                "(đã quá hạn hoặc thiếu từ 10% chỉ tiêu)",
-               "KPI {{ $labels.kpi }} ({{ $labels.title_en }}) is below its target by {{ $value | humanize }} "
+               "KPI {{ $labels.kpi }} ({{ $labels.title_en }}) is below its plan target by {{ $value | humanize }} "
                "(deadline passed or short by 10% of the target or more)", runbook, "15m"),
         _alert("EgovKpiBelowTarget", f"{below}\nunless on(province, kpi) ({overdue} or {far})", "warning",
-               "KPI {{ $labels.kpi }} ({{ $labels.title_vi }}) dưới chỉ tiêu: thiếu {{ $value | humanize }}",
-               "KPI {{ $labels.kpi }} ({{ $labels.title_en }}) is below its target by {{ $value | humanize }}",
+               "KPI {{ $labels.kpi }} ({{ $labels.title_vi }}) dưới chỉ tiêu kế hoạch: thiếu {{ $value | humanize }}",
+               "KPI {{ $labels.kpi }} ({{ $labels.title_en }}) is below its plan target by {{ $value | humanize }}",
                runbook, "15m"),
+        # The operations team's own objectives: no plan citation, their own name and route.
+        _alert("EgovOpsObjectiveMissed", missed, "warning",
+               "Mục tiêu vận hành (không phải chỉ tiêu kế hoạch) {{ $labels.kpi }} ({{ $labels.title_vi }}) chưa đạt: "
+               "thiếu {{ $value | humanize }}",
+               "Ops objective (not a plan target) {{ $labels.kpi }} ({{ $labels.title_en }}) is missed by "
+               "{{ $value | humanize }}",
+               "Mục tiêu do tổ vận hành tự đặt; xem bảng điều khiển của lĩnh vực / An objective the operations "
+               "team set itself; see the area's dashboard.", "15m"),
         _alert("EgovKpiStale", "max by (province, kpi) (egov_kpi_stale) == 1", "warning",
                "Số liệu KPI {{ $labels.kpi }} đã cũ, cần cập nhật", "KPI {{ $labels.kpi }} data is stale",
                "Cập nhật tệp số liệu thủ công hoặc kiểm tra nguồn dữ liệu / Update the manual data file or "
@@ -142,21 +161,35 @@ def _kpi_group(loaded: LoadedConfig) -> dict[str, Any]:
     return {"name": "egov_kpi", "interval": "1m", "rules": rules}
 
 
-def _coverage_group(loaded: LoadedConfig) -> dict[str, Any] | None:
-    """Per-unit state of every coverage KPI at a level, a unit-down alert, and one alert per group
-    (district) whose units are all down at once: the district uplink, one alert rather than 23."""
-    levels = loaded.config.levels
-    rules: list[dict[str, Any]] = []
+def _probe_coverages(loaded: LoadedConfig) -> list[tuple[KpiSpec, CoverageMeasure, int]]:
+    """Coverage KPIs counted over a complete inventory of units by their own probes, with its size."""
+    from agent.kpi import KpiEngine
+    from agent.units import UnitIndex
+
+    engine = KpiEngine(loaded.config, UnitIndex(loaded.config), None)
+    out = []
     for kpi in loaded.config.kpis:
         measure = kpi.measure
-        if not isinstance(measure, CoverageMeasure) or measure.select.level is None:
+        if not isinstance(measure, CoverageMeasure) or not measure.over_units or measure.from_source:
             continue
-        level = measure.select.level
-        by = ", ".join(["unit", *levels])
-        combine = "min" if measure.unit_up == "all" else "max"
+        inventory = engine.inventory_of(measure)
+        if inventory is not None and inventory.complete:
+            out.append((kpi, measure, len(inventory.members)))
+    return out
+
+
+def _coverage_group(loaded: LoadedConfig) -> dict[str, Any] | None:
+    """Per-unit state of every coverage KPI over units (the agent's egov_kpi_member_up), a unit-down alert,
+    and one alert per group (district) whose units are all down at once: the district uplink, one alert
+    rather than 23."""
+    levels = [lv for lv in loaded.config.levels if lv != "province"]
+    rules: list[dict[str, Any]] = []
+    for kpi, measure, _size in _probe_coverages(loaded):
+        level = measure.select.level or "unit"
+        by = ", ".join(["province", "kpi", "unit", *levels])
         record = "unit:egov_kpi_unit_up:bool"
-        rules.append({"record": record, "labels": {"kpi": kpi.id},
-                      "expr": f"{combine} by ({by}) ({_selected('egov_target_up', measure.select, loaded, level)})"})
+        rules.append({"record": record,
+                      "expr": f'max by ({by}) (egov_kpi_member_up{{kpi="{kpi.id}"}})'})
         rules.append(_alert(
             "EgovUnitDown", f'{record}{{kpi="{kpi.id}"}} == 0', "warning",
             f"{level} {{{{ $labels.unit }}}} mất kết nối ({kpi.title_vi})",
@@ -165,8 +198,8 @@ def _coverage_group(loaded: LoadedConfig) -> dict[str, Any] | None:
             "link and router (ping, SNMP ifOperStatus).", "5m", {"kpi": kpi.id}))
         group = measure.group_by
         if group and group in levels:
-            down = f'count by (kpi, {group}) ({record}{{kpi="{kpi.id}"}} == 0)'
-            total = f'count by (kpi, {group}) ({record}{{kpi="{kpi.id}"}})'
+            down = f'count by (province, kpi, {group}) ({record}{{kpi="{kpi.id}"}} == 0)'
+            total = f'count by (province, kpi, {group}) ({record}{{kpi="{kpi.id}"}})'
             rules.append(_alert(
                 "EgovGroupAllDown", f"({down} == {total}) and {total} > 1", "critical",
                 f"Toàn bộ {{{{ $value }}}} {level} của {group} {{{{ $labels.{group} }}}} mất kết nối: nghi sự cố "
@@ -178,6 +211,64 @@ def _coverage_group(loaded: LoadedConfig) -> dict[str, Any] | None:
     if not rules:
         return None
     return {"name": "egov_coverage", "interval": "30s", "rules": rules}
+
+
+def _period_bounds(loaded: LoadedConfig, now: dt.date) -> list[tuple[str, dt.date, int, int]]:
+    """(kind, first day, start, end as Unix times) of the current and coming quarters and years."""
+    from agent.periods import add_months, period_containing
+
+    tz = ZoneInfo(loaded.config.province.timezone)
+    reporting = loaded.config.reporting
+    out = []
+    for kind, count, months in (("quarter", QUARTERS_GENERATED, 3), ("year", YEARS_GENERATED, 12)):
+        period = period_containing(kind, now, reporting)
+        for _ in range(count):
+            t0 = int(dt.datetime.combine(period.start, dt.time(), tz).timestamp())
+            t1 = int(dt.datetime.combine(period.end, dt.time(), tz).timestamp())
+            out.append((kind, period.start, t0, t1))
+            period = period_containing(kind, add_months(period.start, months), reporting)
+    return out
+
+
+def _period_coverage_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
+    """The period form of coverage: «230/230 xã kết nối» over a quarter or a year, from the counters.
+
+    Every hour, each member's up and observed seconds of the last hour are recorded with the period
+    they fall in as labels (one rule per period, active only inside it). Summing those hourly samples
+    gives each member's share of the period so far; a member counts as connected when the share
+    reaches the KPI's ``connected_min_up`` (an ops threshold). The denominator is the inventory from
+    the configuration, so a unit with no data counts against the KPI. Hourly precision: the report
+    (``egov-agent report``) computes the exact figure over any window with ``increase()``.
+    """
+    coverages = _probe_coverages(loaded)
+    if not coverages:
+        return []
+    hourly: list[dict[str, Any]] = []
+    for kind, start, t0, t1 in _period_bounds(loaded, now):
+        labels = {"period": kind, "period_start": start.isoformat()}
+        within = f"and on() (vector(time()) > {t0} <= {t1})"
+        for what in ("up", "observed"):
+            hourly.append({"record": f"kpi_member:egov_kpi_member_{what}_seconds:increase1h", "labels": labels,
+                           "expr": f"increase(egov_kpi_member_{what}_seconds_total[1h]) {within}"})
+    share = "kpi_member:egov_kpi_member_up:ratio_period"
+    shares: list[dict[str, Any]] = []
+    for kind, days in (("quarter", 93), ("year", 366)):
+        shares.append({"record": share, "expr": (
+            f'sum_over_time(kpi_member:egov_kpi_member_up_seconds:increase1h{{period="{kind}"}}[{days}d])\n'
+            f'/ (sum_over_time(kpi_member:egov_kpi_member_observed_seconds:increase1h{{period="{kind}"}}[{days}d])'
+            f' > 0)')})
+    reporting = loaded.config.reporting
+    for kpi, measure, size in coverages:
+        minimum = measure.connected_min_up if measure.connected_min_up is not None else reporting.connected_min_up
+        connected = f'sum by (province, kpi, period, period_start) ({share}{{kpi="{kpi.id}"}} >= bool {minimum:g})'
+        shares += [
+            {"record": "kpi:egov_kpi_period_coverage_numerator:sum", "expr": connected},
+            {"record": "kpi:egov_kpi_period_coverage_denominator:sum", "expr": f"{connected} * 0 + {size}"},
+            {"record": "kpi:egov_kpi_period_coverage:ratio", "labels": {"connected_min_up": f"{minimum:g}"},
+             "expr": f"{connected} / {size}"},
+        ]
+    return [{"name": "egov_kpi_period_hourly", "interval": "1h", "rules": hourly},
+            {"name": "egov_kpi_period", "interval": "1h", "rules": shares}]
 
 
 def _availability_group(loaded: LoadedConfig, now: dt.date) -> dict[str, Any]:
@@ -338,10 +429,15 @@ def build_rules(loaded: LoadedConfig, job: str = "egov-agent", now: float | None
     today = dt.datetime.fromtimestamp(time.time() if now is None else now,
                                       ZoneInfo(loaded.config.province.timezone)).date()
     groups = [_kpi_group(loaded), _coverage_group(loaded), _availability_group(loaded, today), _slo_group(loaded),
-              _targets_group(loaded), _agent_group(job)]
+              *_period_coverage_groups(loaded, today), _targets_group(loaded), _agent_group(job)]
     groups = [g for g in groups if g is not None]
     for group in groups:
-        if evaluation_interval:
+        if evaluation_interval and group["name"] == "egov_kpi_period_hourly":
+            # Its samples tile time: the window must equal the interval, or hours are counted twice.
+            for rule in group["rules"]:
+                rule["expr"] = rule["expr"].replace("[1h]", f"[{evaluation_interval}]")
+            group["interval"] = evaluation_interval
+        elif evaluation_interval:
             group["interval"] = evaluation_interval
         if alert_for:
             for rule in group["rules"]:

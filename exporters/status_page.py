@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from agent import __version__
 from agent.kpi import Evaluation
 from agent.store import CollectorStats, TargetState
-from agent.table import format_target, format_value, status
+from agent.table import PENDING_WORDS, format_target, format_value, plan_and_ops, status
 
 WORST_TARGETS = 25
 WORST_GROUPS = 10
@@ -49,15 +49,19 @@ class TargetView:
 
 
 def _badge(ev: Evaluation) -> str:
-    word = status(ev)
-    css = {"met": "met", "BELOW": "below", "pending": "na", "n/a": "na"}.get(word.split()[0], "na")
+    word = status(ev).split()[0].rstrip(":")
+    css = {"met": "met", "BELOW": "below", "pending": "na", "n/a": "na"}.get(word, "na")
     if ev.stale:
         css = "stale"
     label = {"met": "Đạt / met", "BELOW": "Chưa đạt / below", "pending": "Chờ số liệu / pending",
-             "n/a": "Định tính / qualitative"}.get(word.split()[0], word)
+             "n/a": "Định tính / qualitative"}.get(word, word)
     if ev.stale:
         label += " · cũ / stale"
-    return f'<span class="badge {css}">{html.escape(label)}</span>'
+    badge = f'<span class="badge {css}">{html.escape(label)}</span>'
+    if ev.value is None and ev.pending_reason:
+        vi, en = PENDING_WORDS.get(ev.pending_reason, (ev.pending_reason, ev.pending_reason))
+        badge += f'<br><span class="en">{html.escape(vi)} / {html.escape(en)}</span>'
+    return badge
 
 
 def _ago(seconds: float) -> str:
@@ -81,8 +85,11 @@ def _kpi_rows(evaluations: list[Evaluation]) -> str:
         cite = ""
         if kpi.citation is not None:
             c = kpi.citation
+            heading = f"«{html.escape(c.heading)}» … " if c.heading else ""
             cite = (f'<details class="cite"><summary>{html.escape(c.document)} §{html.escape(c.section)}</summary>'
-                    f"«{html.escape(c.quote)}»</details>")
+                    f"{heading}«{html.escape(c.quote)}»</details>")
+        approx = '<span title="gần đúng: số liệu tháng / approximate: monthly figures">≈ </span>' \
+            if ev.approximate else ""
         target = html.escape(format_target(ev))
         if t is not None:
             target += f'<br><span class="en">{html.escape(t.phase)} · hạn {t.deadline.isoformat()}'
@@ -91,7 +98,7 @@ def _kpi_rows(evaluations: list[Evaluation]) -> str:
         rows.append(
             f"<tr><td>{html.escape(kpi.area)}</td>"
             f'<td>{html.escape(kpi.title_vi)}<br><span class="en">{html.escape(kpi.title_en)}</span>{cite}</td>'
-            f'<td class="num">{html.escape(format_value(ev.value, kpi.unit))}{ratio}</td>'
+            f'<td class="num">{approx}{html.escape(format_value(ev.value, kpi.unit))}{ratio}</td>'
             f"<td>{target}</td><td>{_badge(ev)}</td></tr>")
     return "\n".join(rows)
 
@@ -112,8 +119,8 @@ def render(province_vi: str, province_en: str, timezone: str, evaluations: list[
            config_loaded_at: float, unit_names: dict[str, str], now: float | None = None) -> bytes:
     now = time.time() if now is None else now
     local = dt.datetime.fromtimestamp(now, ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
-    met = sum(1 for ev in evaluations if ev.met)
-    judged = sum(1 for ev in evaluations if ev.met is not None)
+    counts = plan_and_ops(evaluations)
+    pending = sum(1 for ev in evaluations if ev.value is None)
     kinds: Counter[str] = Counter(t.collector for t in targets)
     up: Counter[str] = Counter()
     down: list[tuple[float, TargetView, str]] = []
@@ -149,7 +156,9 @@ def render(province_vi: str, province_en: str, timezone: str, evaluations: list[
 · Monitoring against the IT plan's KPIs · {local} · <a href="/metrics">/metrics</a>
 · phiên bản / version {html.escape(__version__)} · cấu hình nạp lúc / configuration loaded {loaded}</p>
 <div class="cards">
-<div class="card">Chỉ tiêu đạt / KPIs met<b>{met}/{judged}</b></div>
+<div class="card">Chỉ tiêu kế hoạch đạt / Plan targets met<b>{counts["plan"][0]}/{counts["plan"][1]}</b></div>
+<div class="card">Mục tiêu vận hành đạt / Ops objectives met<b>{counts["ops"][0]}/{counts["ops"][1]}</b></div>
+<div class="card">Chờ số liệu / Pending<b>{pending}</b></div>
 <div class="card">Mục tiêu giám sát / Targets up<b>{sum(up.values())}/{len(targets)}</b></div>
 <div class="card">Đang mất kết nối / Down now<b>{len(down)}</b></div>
 </div>

@@ -65,6 +65,8 @@ UPS1 = 'collector="power",target="ups1",unit="thdl",level="site",province="p",di
 UPS1_LABELS = "collector: power, target: ups1, unit: thdl, level: site, province: p, district: d2, site: thdl"
 C = {i: f'{TARGET_LABELS},target="c{i}-link",unit="c{i}",district="d{1 if i < 3 else 2}",commune="c{i}"'
      for i in (1, 2, 3)}
+# The agent's member series of the KPI "communes" (egov_kpi_member_up and its seconds counters).
+M = {i: f'province="p",kpi="communes",unit="c{i}",district="d{1 if i < 3 else 2}",commune="c{i}"' for i in (1, 2, 3)}
 
 
 def generated(tmp_path: Path) -> Path:
@@ -165,7 +167,7 @@ def test_alerts_fire_under_promtool(tmp_path: Path) -> None:
           - eval_time: 20m
             alertname: EgovKpiBelowTargetCritical
             exp_alerts:
-              - exp_labels: {{severity: critical, kpi: communes, title_vi: "Xã kết nối",
+              - exp_labels: {{severity: critical, kpi: communes, title_vi: "Xã kết nối", origin: plan,
                               title_en: "Communes connected", document: "59/KH-UBND", section: "II.1.2.1"}}
                 value: 333.3m
           - eval_time: 20m
@@ -188,7 +190,7 @@ def test_alerts_fire_under_promtool(tmp_path: Path) -> None:
           - eval_time: 20m
             alertname: EgovKpiBelowTarget
             exp_alerts:
-              - exp_labels: {{severity: warning, kpi: communes, title_vi: "Xã kết nối",
+              - exp_labels: {{severity: warning, kpi: communes, title_vi: "Xã kết nối", origin: plan,
                               title_en: "Communes connected", document: "59/KH-UBND", section: "II.1.2.1"}}
           - eval_time: 20m
             alertname: EgovKpiBelowTargetCritical
@@ -196,22 +198,16 @@ def test_alerts_fire_under_promtool(tmp_path: Path) -> None:
           - eval_time: 45m
             alertname: EgovKpiBelowTargetCritical
             exp_alerts:
-              - exp_labels: {{severity: critical, kpi: communes, title_vi: "Xã kết nối",
+              - exp_labels: {{severity: critical, kpi: communes, title_vi: "Xã kết nối", origin: plan,
                               title_en: "Communes connected", document: "59/KH-UBND", section: "II.1.2.1"}}
       # Commune c1 loses its link: one EgovUnitDown. Then all of d1 goes down: EgovGroupAllDown for d1.
       - interval: 1m
         input_series:
-          - series: 'egov_target_up{{{C[1]}}}'
+          - series: 'egov_kpi_member_up{{{M[1]}}}'
             values: '1 1 0x30'
-          - series: 'egov_target_up{{{C[2]}}}'
+          - series: 'egov_kpi_member_up{{{M[2]}}}'
             values: '1x12 0x20'
-          - series: 'egov_target_up{{{C[3]}}}'
-            values: '1x32'
-          - series: 'egov_target_info{{{C[1]},name="",tags=",wan_link,"}}'
-            values: '1x32'
-          - series: 'egov_target_info{{{C[2]},name="",tags=",wan_link,"}}'
-            values: '1x32'
-          - series: 'egov_target_info{{{C[3]},name="",tags=",wan_link,"}}'
+          - series: 'egov_kpi_member_up{{{M[3]}}}'
             values: '1x32'
         alert_rule_test:
           - eval_time: 10m
@@ -224,7 +220,7 @@ def test_alerts_fire_under_promtool(tmp_path: Path) -> None:
           - eval_time: 20m
             alertname: EgovGroupAllDown
             exp_alerts:
-              - exp_labels: {{severity: critical, kpi: communes, district: d1}}
+              - exp_labels: {{severity: critical, province: p, kpi: communes, district: d1}}
       # The hosted system fails half of its probes: every window burns far faster than 14.4 x 1%.
       - interval: 1m
         input_series:
@@ -300,4 +296,94 @@ def test_example_alertmanager_configuration_is_valid() -> None:
     assert amtool, "amtool not found: install Debian's prometheus-alertmanager (scripts/test does)"
     example = REPO / "config" / "alertmanager" / "alertmanager.example.yml"
     result = subprocess.run([amtool, "check-config", str(example)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_ops_objective_is_never_reported_as_a_plan_target(tmp_path: Path) -> None:
+    """systems_availability has only an ops objective (99%): at 90% it raises EgovOpsObjectiveMissed,
+    without a citation, and never EgovKpiBelowTarget."""
+    rules = generated(tmp_path)
+    tests = textwrap.dedent("""\
+    rule_files: [RULES]
+    evaluation_interval: 1m
+    tests:
+      - interval: 1m
+        input_series:
+          - series: 'egov_kpi_numerator{KEY}'
+            values: '9x30'
+          - series: 'egov_kpi_denominator{KEY}'
+            values: '10x30'
+          - series: 'egov_kpi_target{KEY,phase="ops",comparator=">=",origin="ops",bound=""}'
+            values: '0.99x30'
+          - series: 'egov_kpi_info{KEY,title_vi="Sẵn sàng",title_en="Availability",document="",section=""}'
+            values: '1x30'
+        alert_rule_test:
+          - eval_time: 20m
+            alertname: EgovOpsObjectiveMissed
+            exp_alerts:
+              - exp_labels: {severity: warning, province: t, kpi: systems_availability, origin: ops,
+                             title_vi: "Sẵn sàng", title_en: "Availability"}
+                value: 90m
+          - eval_time: 20m
+            alertname: EgovKpiBelowTarget
+            exp_alerts: []
+          - eval_time: 20m
+            alertname: EgovKpiBelowTargetCritical
+            exp_alerts: []
+    """).replace("RULES", rules.name).replace("KEY", 'province="t",kpi="systems_availability"')
+    test_file = tmp_path / "ops.test.yml"
+    test_file.write_text(yaml.safe_dump(with_annotations(yaml.safe_load(tests), rules), allow_unicode=True),
+                         encoding="utf-8")
+    result = run_promtool("test", "rules", str(test_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+    annotations = next(r["annotations"] for g in yaml.safe_load(rules.read_text())["groups"] for r in g["rules"]
+                       if r.get("alert") == "EgovOpsObjectiveMissed")
+    assert "document" not in str(annotations) and "59/KH-UBND" not in str(annotations)
+
+
+def test_the_period_form_counts_a_unit_connected_only_if_up_most_of_the_period(tmp_path: Path) -> None:
+    """«230/230 xã kết nối» over a quarter, by hand: in 60 minutes c2 is up all the time (100% ≥ 95%),
+    c1 half of it (50% < 95%), and c3 reports nothing (no data counts against). Connected: 1 of the
+    3 communes the inventory holds, whatever answered."""
+    loaded = load_config(write_config(tmp_path / "province.yml", PROVINCE), resolve_secrets=False)
+    path = tmp_path / "rules.yml"
+    # now=0: the current quarter is the one holding t=0, where promtool's series start; the hourly
+    # rules' window follows the 1m evaluation interval (they tile time).
+    path.write_text(yaml.safe_dump(build_rules(loaded, now=0, evaluation_interval="1m"), allow_unicode=True,
+                                   sort_keys=False), encoding="utf-8")
+    period = 'province="p", kpi="communes", period="quarter", period_start="1970-01-01"'
+    tests = textwrap.dedent(f"""\
+    rule_files: [{path.name}]
+    evaluation_interval: 1m
+    tests:
+      - interval: 30s
+        input_series:
+          - series: 'egov_kpi_member_up_seconds_total{{{M[1]}}}'
+            values: '0+15x130'
+          - series: 'egov_kpi_member_observed_seconds_total{{{M[1]}}}'
+            values: '0+30x130'
+          - series: 'egov_kpi_member_up_seconds_total{{{M[2]}}}'
+            values: '0+30x130'
+          - series: 'egov_kpi_member_observed_seconds_total{{{M[2]}}}'
+            values: '0+30x130'
+        promql_expr_test:
+          - expr: round(kpi_member:egov_kpi_member_up:ratio_period{{period="quarter", unit="c1"}}, 0.01)
+            eval_time: 60m
+            exp_samples:
+              - labels: '{{{M[1]}, period="quarter", period_start="1970-01-01"}}'
+                value: 0.5
+          - expr: kpi:egov_kpi_period_coverage_numerator:sum{{period="quarter"}}
+            eval_time: 60m
+            exp_samples:
+              - labels: '{{__name__="kpi:egov_kpi_period_coverage_numerator:sum", {period}}}'
+                value: 1
+          - expr: kpi:egov_kpi_period_coverage:ratio{{period="quarter"}}
+            eval_time: 60m
+            exp_samples:
+              - labels: '{{__name__="kpi:egov_kpi_period_coverage:ratio", {period}, connected_min_up="0.95"}}'
+                value: 0.3333333333333333
+    """)
+    test_file = tmp_path / "period.test.yml"
+    test_file.write_text(tests, encoding="utf-8")
+    result = run_promtool("test", "rules", str(test_file))
     assert result.returncode == 0, result.stdout + result.stderr
