@@ -14,7 +14,6 @@ below target, the agent down) have none, since Prometheus drops empty labels.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -74,20 +73,6 @@ def _alert(name: str, expr: str, severity: str, summary_vi: str, summary_en: str
         "annotations": {"summary_vi": summary_vi, "summary_en": summary_en, "summary": summary_en,
                         "runbook": runbook},
     }
-
-
-def quarter_starts(now: dt.date, first_month: int, first_day: int, count: int) -> list[dt.date]:
-    """Starts of ``count`` + 1 reporting quarters from the one holding ``now``.
-
-    A quarter starts every three months on ``first_day`` of ``first_month`` (and the months three,
-    six and nine after it). Bắc Giang: 10 December, 10 March, 10 June, 10 September.
-    """
-    months = sorted({(first_month - 1 + 3 * i) % 12 + 1 for i in range(4)})
-    starts = [dt.date(year, m, first_day) for year in (now.year - 1, now.year, now.year + 1, now.year + 2,
-                                                        now.year + 3) for m in months]
-    current = max(s for s in starts if s <= now)
-    index = starts.index(current)
-    return starts[index:index + count + 1]
 
 
 def _kpi_group(loaded: LoadedConfig) -> dict[str, Any]:
@@ -230,81 +215,65 @@ def _period_bounds(loaded: LoadedConfig, now: dt.date) -> list[tuple[str, dt.dat
     return out
 
 
-def _period_coverage_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
-    """The period form of coverage: «230/230 xã kết nối» over a quarter or a year, from the counters.
+def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
+    """Reporting-period figures from the counters: availability per target, and the period form of coverage
+    («230/230 xã kết nối» over a quarter or a year).
 
-    Every hour, each member's up and observed seconds of the last hour are recorded with the period
-    they fall in as labels (one rule per period, active only inside it). Summing those hourly samples
-    gives each member's share of the period so far; a member counts as connected when the share
-    reaches the KPI's ``connected_min_up`` (an ops threshold). The denominator is the inventory from
-    the configuration, so a unit with no data counts against the KPI. Hourly precision: the report
+    Every hour, each counter's increase over the last hour is recorded once, then copied with the
+    period it falls in as labels (one cheap rule per period, matching only inside it). Summing
+    those hourly samples over the period needs no subquery: a target's availability, a member's
+    share of the period up. A member counts as connected when its share reaches the KPI's
+    ``connected_min_up`` (an ops threshold); the denominator is the inventory from the
+    configuration, so a unit with no data counts against the KPI. Hourly precision: the report
     (``egov-agent report``) computes the exact figure over any window with ``increase()``.
     """
+    counters = [("target:egov_probe_successes", "egov_target_probe_successes_total"),
+                ("target:egov_probes", "egov_target_probes_total")]
     coverages = _probe_coverages(loaded)
-    if not coverages:
-        return []
-    hourly: list[dict[str, Any]] = []
+    if coverages:
+        counters += [("kpi_member:egov_kpi_member_up_seconds", "egov_kpi_member_up_seconds_total"),
+                     ("kpi_member:egov_kpi_member_observed_seconds", "egov_kpi_member_observed_seconds_total")]
+    hourly: list[dict[str, Any]] = [{"record": f"{name}:increase1h", "expr": f"increase({metric}[1h])"}
+                                    for name, metric in counters]
     for kind, start, t0, t1 in _period_bounds(loaded, now):
         labels = {"period": kind, "period_start": start.isoformat()}
         within = f"and on() (vector(time()) > {t0} <= {t1})"
-        for what in ("up", "observed"):
-            hourly.append({"record": f"kpi_member:egov_kpi_member_{what}_seconds:increase1h", "labels": labels,
-                           "expr": f"increase(egov_kpi_member_{what}_seconds_total[1h]) {within}"})
+        hourly += [{"record": f"{name}:increase1h_by_period", "labels": labels, "expr": f"{name}:increase1h {within}"}
+                   for name, _ in counters]
+    rules: list[dict[str, Any]] = []
+    spans = (("quarter", 93), ("year", 366))
+    for kind, days in spans:
+        rules.append({"record": "target:egov_availability:ratio_period", "expr": (
+            f'sum_over_time(target:egov_probe_successes:increase1h_by_period{{period="{kind}"}}[{days}d])\n'
+            f'/ (sum_over_time(target:egov_probes:increase1h_by_period{{period="{kind}"}}[{days}d]) > 0)')})
     share = "kpi_member:egov_kpi_member_up:ratio_period"
-    shares: list[dict[str, Any]] = []
-    for kind, days in (("quarter", 93), ("year", 366)):
-        shares.append({"record": share, "expr": (
-            f'sum_over_time(kpi_member:egov_kpi_member_up_seconds:increase1h{{period="{kind}"}}[{days}d])\n'
-            f'/ (sum_over_time(kpi_member:egov_kpi_member_observed_seconds:increase1h{{period="{kind}"}}[{days}d])'
-            f' > 0)')})
+    for kind, days in spans if coverages else ():
+        up, seen = ("kpi_member:egov_kpi_member_up_seconds:increase1h_by_period",
+                    "kpi_member:egov_kpi_member_observed_seconds:increase1h_by_period")
+        rules.append({"record": share, "expr": (f'sum_over_time({up}{{period="{kind}"}}[{days}d])\n'
+                                                f'/ (sum_over_time({seen}{{period="{kind}"}}[{days}d]) > 0)')})
     reporting = loaded.config.reporting
     for kpi, measure, size in coverages:
         minimum = measure.connected_min_up if measure.connected_min_up is not None else reporting.connected_min_up
         connected = f'sum by (province, kpi, period, period_start) ({share}{{kpi="{kpi.id}"}} >= bool {minimum:g})'
-        shares += [
+        rules += [
             {"record": "kpi:egov_kpi_period_coverage_numerator:sum", "expr": connected},
             {"record": "kpi:egov_kpi_period_coverage_denominator:sum", "expr": f"{connected} * 0 + {size}"},
             {"record": "kpi:egov_kpi_period_coverage:ratio", "labels": {"connected_min_up": f"{minimum:g}"},
              "expr": f"{connected} / {size}"},
         ]
-    return [{"name": "egov_kpi_period_hourly", "interval": "1h", "rules": hourly},
-            {"name": "egov_kpi_period", "interval": "1h", "rules": shares}]
+    return [{"name": "egov_hourly", "interval": "1h", "rules": hourly},
+            {"name": "egov_period", "interval": "1h", "rules": rules}]
 
 
-def _availability_group(loaded: LoadedConfig, now: dt.date) -> dict[str, Any]:
-    rules: list[dict[str, Any]] = [
-        {"record": "target:egov_probe_successes:increase1h", "expr": "increase(egov_target_probe_successes_total[1h])"},
-        {"record": "target:egov_probes:increase1h", "expr": "increase(egov_target_probes_total[1h])"},
-    ]
+def _availability_group(loaded: LoadedConfig) -> dict[str, Any]:
+    """Availability per target over rolling windows (the reporting periods' come from _period_groups)."""
+    rules: list[dict[str, Any]] = []
     for window in AVAILABILITY_WINDOWS:
         rules.append({"record": f"target:egov_availability:ratio_{window}", "expr": (
             f"increase(egov_target_probe_successes_total[{window}])\n"
             f"/ (increase(egov_target_probes_total[{window}]) > 0)")})
-    # The reporting quarter: hourly increases summed over the steps since the quarter's start, one rule
-    # per quarter, each active only inside its quarter (PromQL ranges are constants; time() inside a
-    # subquery is the step's time). increase() absorbs the agent's restarts.
-    tz = ZoneInfo(loaded.config.province.timezone)
-    starts = quarter_starts(now, *loaded_reporting(loaded), QUARTERS_GENERATED)
-    for start, end in itertools.pairwise(starts):
-        t0 = int(dt.datetime.combine(start, dt.time(), tz).timestamp())
-        t1 = int(dt.datetime.combine(end, dt.time(), tz).timestamp())
-        since = f"and on() (vector(time()) >= {t0})"
-        rules.append({
-            "record": "target:egov_availability:ratio_quarter",
-            "labels": {"quarter_start": start.isoformat()},
-            "expr": (f"sum_over_time((target:egov_probe_successes:increase1h {since})[92d:1h])\n"
-                     f"/ (sum_over_time((target:egov_probes:increase1h {since})[92d:1h]) > 0)\n"
-                     f"and on() (vector(time()) >= {t0} < {t1})"),
-        })
     return {"name": "egov_availability", "interval": "1m", "rules": rules}
-
-
-def loaded_reporting(loaded: LoadedConfig) -> tuple[int, int]:
-    """(first month, day) of the reporting quarters; calendar quarters unless configured."""
-    reporting = getattr(loaded.config, "reporting", None)
-    if reporting is not None:
-        return (getattr(reporting, "quarter_start_month", 1), getattr(reporting, "quarter_start_day", 1))
-    return (1, 1)
 
 
 def _objective(kpi: KpiSpec) -> float | None:
@@ -422,21 +391,29 @@ def _agent_group(job: str) -> dict[str, Any]:
     ]}
 
 
+def _seconds(duration: str) -> float:
+    from agent.config import _parse_duration
+
+    return _parse_duration(duration)
+
+
 def build_rules(loaded: LoadedConfig, job: str = "egov-agent", now: float | None = None,
                 evaluation_interval: str | None = None, alert_for: str | None = None) -> dict[str, Any]:
     """The rule groups. ``evaluation_interval`` and ``alert_for`` override every group's interval and
     every alert's ``for`` (a demonstration or an end-to-end test cannot wait fifteen minutes)."""
     today = dt.datetime.fromtimestamp(time.time() if now is None else now,
                                       ZoneInfo(loaded.config.province.timezone)).date()
-    groups = [_kpi_group(loaded), _coverage_group(loaded), _availability_group(loaded, today), _slo_group(loaded),
-              *_period_coverage_groups(loaded, today), _targets_group(loaded), _agent_group(job)]
+    groups = [_kpi_group(loaded), _coverage_group(loaded), _availability_group(loaded), _slo_group(loaded),
+              *_period_groups(loaded, today), _targets_group(loaded), _agent_group(job)]
     groups = [g for g in groups if g is not None]
     for group in groups:
-        if evaluation_interval and group["name"] == "egov_kpi_period_hourly":
-            # Its samples tile time: the window must equal the interval, or hours are counted twice.
+        if evaluation_interval and group["name"] in ("egov_hourly", "egov_period"):
+            # The hourly samples tile time: the window must equal the interval, or hours are counted twice;
+            # a window shorter than a minute would hold fewer than two scrapes.
+            tile = evaluation_interval if _seconds(evaluation_interval) >= 60 else "1m"
             for rule in group["rules"]:
-                rule["expr"] = rule["expr"].replace("[1h]", f"[{evaluation_interval}]")
-            group["interval"] = evaluation_interval
+                rule["expr"] = rule["expr"].replace("[1h]", f"[{tile}]")
+            group["interval"] = tile
         elif evaluation_interval:
             group["interval"] = evaluation_interval
         if alert_for:

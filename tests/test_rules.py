@@ -12,7 +12,7 @@ import yaml
 from conftest import REPO, promtool, write_config
 
 from agent.config import load_config
-from exporters.rules import build_rules, quarter_starts
+from exporters.rules import build_rules
 
 PROVINCE = """\
 province: {code: t, name_vi: Tỉnh Thử, name_en: Test}
@@ -103,13 +103,18 @@ def test_every_alert_is_bilingual_and_routable(tmp_path: Path) -> None:
         assert alert["labels"]["severity"] in ("warning", "critical")
 
 
-def test_quarters_follow_the_province_definition() -> None:
+def test_periods_follow_the_province_definition(tmp_path: Path) -> None:
+    """59/KH-UBND's quarters begin on 10/12, 10/3, 10/6 and 10/9; the year stays the calendar year."""
     import datetime as dt
 
-    starts = quarter_starts(dt.date(2027, 1, 5), 12, 10, 3)
-    assert starts == [dt.date(2026, 12, 10), dt.date(2027, 3, 10), dt.date(2027, 6, 10), dt.date(2027, 9, 10)]
-    assert quarter_starts(dt.date(2027, 3, 9), 12, 10, 0) == [dt.date(2026, 12, 10)]
-    assert quarter_starts(dt.date(2027, 3, 10), 12, 10, 0) == [dt.date(2027, 3, 10)]
+    text = PROVINCE + "reporting: {quarter_start_month: 12, quarter_start_day: 10}\n"
+    loaded = load_config(write_config(tmp_path / "bg.yml", text), resolve_secrets=False)
+    now = dt.datetime(2027, 1, 5, 12, tzinfo=dt.UTC).timestamp()
+    hourly = next(g for g in build_rules(loaded, now=now)["groups"] if g["name"] == "egov_hourly")
+    starts = {kind: sorted({r["labels"]["period_start"] for r in hourly["rules"]
+                            if r.get("labels", {}).get("period") == kind}) for kind in ("quarter", "year")}
+    assert starts["quarter"][:4] == ["2026-12-10", "2027-03-10", "2027-06-10", "2027-09-10"]
+    assert starts["year"] == ["2027-01-01", "2028-01-01", "2029-01-01"]
 
 
 VALUES = {"EgovKpiBelowTarget": "50m", "EgovKpiBelowTargetCritical": "50m", "EgovGroupAllDown": "2"}

@@ -126,6 +126,13 @@ def evaluate_flag_coverage(ev: Evaluation, runner: SourceRunner | None, units: U
         return
     _stale(ev, runner, measure.source, snapshot, now)
     by_period = snapshot.data.get(measure.series or "", {})
+    members = set(inventory.members)
+    if inventory.complete:
+        for kind, (period, records) in by_period.items():  # every period, for the quarterly report
+            said_yes = {r.unit for r in records if not r.example and r.value is not None and r.value > 0}
+            ev.periods.append(PeriodValue(period, len(said_yes & members) / len(members) if members else None,
+                                          float(len(said_yes & members)), float(len(members)),
+                                          kind in snapshot.approximate))
     headline = by_period.get(measure.period)
     if headline is None:
         ev.pend(NO_DATA, f"source {measure.source} does not serve the {measure.period} period")
