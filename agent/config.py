@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from agent.periods import PeriodKind, ReportingSpec
-from agent.secrets import RESOLVE_SECRETS
+from agent.secrets import RESOLVE_SECRETS, Secret
 from agent.sources import KINDS as SOURCE_KINDS
 from agent.sources import source_class
 from agent.sources.checks import check_sources
@@ -340,6 +340,72 @@ class ManualSpec(StrictModel):
     stale_after: Duration = 400 * 86400.0
 
 
+def _check_query_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL of the Prometheus or VictoriaMetrics query API")
+    if parts.username or parts.password:
+        raise ValueError("credentials do not belong in the URL; use auth: with a secret reference")
+    return url.rstrip("/")
+
+
+class QueryBasicAuth(StrictModel):
+    username: str
+    password: Secret
+
+
+class QueryAuth(StrictModel):
+    """Exactly one of a bearer token or basic credentials, as secret references."""
+
+    bearer: Secret | None = None
+    basic: QueryBasicAuth | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> QueryAuth:
+        if (self.bearer is None) == (self.basic is None):
+            raise ValueError("give exactly one of bearer, basic")
+        return self
+
+
+class QueryServer(StrictModel):
+    """A server speaking the Prometheus HTTP query API: Prometheus itself, or a central VictoriaMetrics."""
+
+    url: Annotated[str, AfterValidator(_check_query_url)]
+    auth: QueryAuth | None = None
+    ca_file: str | None = None
+    tls_verify: bool = True
+    timeout: Duration = 60.0
+
+
+class ReportIssuer(StrictModel):
+    """The issuing body of the report (Nghị định 30/2020/NĐ-CP header)."""
+
+    parent_vi: str = Field(description="The governing body, e.g. UBND TỈNH BẮC GIANG")
+    name_vi: str = Field(description="The issuing body, e.g. SỞ THÔNG TIN VÀ TRUYỀN THÔNG")
+    parent_en: str = ""
+    name_en: str = ""
+    abbreviation: str = Field("", description="For the number line «Số: .../BC-STTTT»")
+    place: str = Field(description="For the place and date line «Bắc Giang, ngày ...»")
+
+
+class ReportSpec(StrictModel):
+    """The quarterly and annual report (``egov-agent report``)."""
+
+    prometheus: QueryServer | None = None
+    issuer: ReportIssuer | None = None
+    plan_vi: str = Field("", description="The plan the report answers, e.g. «Kế hoạch số 59/KH-UBND ngày 29/3/2019»")
+    plan_en: str = ""
+    signer_vi: str = "GIÁM ĐỐC"
+    signer_en: str = "DIRECTOR"
+    recipients_vi: list[str] = Field(default_factory=list)
+    recipients_en: list[str] = Field(default_factory=list)
+    output_dir: str | None = Field(None, description="Where the scheduled report is written")
+    history: int = Field(4, ge=1, le=12, description="Periods shown in each KPI's trend, this one included")
+    simulated: bool = Field(False, description="The figures come from the lab's simulated province (marked so)")
+
+
 class Config(StrictModel):
     province: ProvinceSpec
     levels: list[Annotated[str, Field(pattern=LABEL_NAME)]]
@@ -350,6 +416,7 @@ class Config(StrictModel):
     kpis: list[KpiSpec] = Field(default_factory=list)
     manual: ManualSpec | None = None
     reporting: ReportingSpec = Field(default_factory=ReportingSpec)
+    report: ReportSpec = Field(default_factory=ReportSpec)
     sources: list[dict[str, Any]] = Field(default_factory=list, description="Validated per kind: agent/sources")
 
 
