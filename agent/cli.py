@@ -215,6 +215,80 @@ def cmd_demo(args: argparse.Namespace) -> int:
             lab.kill()
 
 
+def _first_error(exc: ValueError) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{where}: {first['msg'].removeprefix('Value error, ')}" if where else first["msg"]
+    return str(exc)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The KPI report for a period, from the history a Prometheus-compatible server keeps."""
+    from agent.config import QueryServer
+    from exporters import report as reporting
+    from exporters.report import windows
+
+    loaded = _load(args.config, resolve_secrets=False)  # the devices' secrets are not the report's
+    if loaded is None:
+        return EXIT_CONFIG
+    config = loaded.config
+    try:
+        if args.period and (args.date_from or args.date_to):
+            raise windows.WindowError("--period and --from/--to exclude each other")
+        if args.date_from or args.date_to:
+            if not (args.date_from and args.date_to):
+                raise windows.WindowError("--from and --to go together")
+            window = windows.custom(args.date_from, args.date_to)
+        else:
+            window = windows.parse(args.period or "previous", config.reporting, config.province.timezone)
+    except windows.WindowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configured = config.report.prometheus
+    if configured is None and not args.prometheus:
+        print("error: no query server: give --prometheus URL or report.prometheus.url in the configuration",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    spec = configured.model_dump() if configured is not None else {}  # secrets dump as their references
+    if args.prometheus:
+        spec["url"] = args.prometheus
+    try:
+        server = QueryServer.model_validate(spec)  # resolves the query API's own secrets, and only those
+    except ValueError as exc:
+        where = "--prometheus" if args.prometheus else f"{args.config}: report.prometheus"
+        print(f"error: {where}: {_first_error(exc)}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        built = reporting.build(loaded, server, window)
+    except (reporting.QueryError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.output == "-" and args.format in ("md", "json"):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / f"report.{args.format}"
+            reporting.write(built, args.format, args.lang, out)
+            sys.stdout.write(out.read_text(encoding="utf-8"))
+        return EXIT_OK
+    if args.output in (None, "-"):
+        folder = Path(args.output_dir or config.report.output_dir or ".")
+        output = folder / reporting.default_name(built, args.format, args.lang)
+    else:
+        output = Path(args.output)
+    try:
+        reporting.write(built, args.format, args.lang, output)
+    except (OSError, RuntimeError) as exc:
+        print(f"error: cannot write {output}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    plan = built.counts(built.plan)
+    print(f"wrote {output}: {built.window} ({built.start.isoformat()} to {built.last_day.isoformat()}"
+          f"{'' if built.complete else ', to date'}); plan targets met {plan['met']}, not met {plan['not_met']}, "
+          f"not judged {plan['not_judged']}, no data {plan['no_data']}; {len(built.queries)} queries")
+    return EXIT_OK
+
+
 def cmd_rules(args: argparse.Namespace) -> int:
     import yaml
 
@@ -277,6 +351,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="table", choices=["table", "prometheus", "openmetrics"])
     p.add_argument("--shard", metavar="I/N", help="probe only shard I of N of the units")
     p.set_defaults(func=cmd_once)
+
+    p = sub.add_parser("report", parents=[common],
+                       help="the quarterly or annual KPI report (docx, xlsx, pdf, md, json) from Prometheus history")
+    p.add_argument("--config", required=True)
+    p.add_argument("--prometheus", metavar="URL", help="the query API (Prometheus or VictoriaMetrics); "
+                   "default: report.prometheus.url")
+    p.add_argument("--period", help="2026-Q4, 2026, 2026-H1 or previous (the last quarter that ended; default)")
+    p.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="a range of days instead of --period")
+    p.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD")
+    p.add_argument("--format", default="docx", choices=["docx", "xlsx", "pdf", "md", "json"])
+    p.add_argument("--lang", default="vi", choices=["vi", "en"])
+    p.add_argument("--output", "-o", help="file to write ('-': standard output, md and json only); "
+                   "default: a name with the province, period and format in --output-dir")
+    p.add_argument("--output-dir", help="folder for the default name (default: report.output_dir, or here)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("rules", parents=[common], help="write Prometheus recording and alerting rules")
     p.add_argument("--config", required=True)

@@ -58,7 +58,8 @@ class Process:
 
 class Prometheus(Process):
     def __init__(self, tmp: Path, name: str, jobs: dict[str, list[str]], rules: Path | None,
-                 alertmanager: str | None = None, interval: str = "2s") -> None:
+                 alertmanager: str | None = None, interval: str = "2s", data: Path | None = None,
+                 extra: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         directory = tmp / name
@@ -74,8 +75,9 @@ class Prometheus(Process):
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
         (directory / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
         super().__init__([_binary("prometheus"), f"--config.file={directory / 'prometheus.yml'}",
-                          f"--storage.tsdb.path={directory / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}",
-                          "--web.enable-lifecycle"], directory / "prometheus.log")
+                          f"--storage.tsdb.path={data or directory / 'data'}",
+                          f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle", *(extra or [])],
+                         directory / "prometheus.log")
         _wait_http(self.url + "/-/ready", self.proc, self.log)
 
     def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
@@ -156,3 +158,25 @@ class Webhook:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+class VictoriaMetrics(Process):
+    """Debian's single-node VictoriaMetrics (package victoria-metrics), its storage in the test's folder."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        directory = tmp / "victoria-metrics"
+        directory.mkdir()
+        super().__init__([_binary("victoria-metrics"), f"-storageDataPath={directory / 'data'}",
+                          f"-httpListenAddr=127.0.0.1:{self.port}", "-retentionPeriod=100y",
+                          "-search.disableCache"], directory / "victoria-metrics.log")
+        _wait_http(self.url + "/health", self.proc, self.log)
+
+    def import_jsonl(self, body: bytes) -> None:
+        """POST /api/v1/import (one JSON object per series), then flush so that queries see it."""
+        request = urllib.request.Request(self.url + "/api/v1/import", data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=300) as response:
+            assert response.status in (200, 204), response.read()
+        with urllib.request.urlopen(self.url + "/internal/force_flush", timeout=60) as response:
+            assert response.status == 200

@@ -27,7 +27,7 @@ PROVINCE = REPO / "config" / "provinces" / "bac-giang.yml"
 COVERAGE = "wan_commune_coverage_2020"
 PORTAL = "portal-noi-vu"
 DOWN_COMMUNES = ["bg-hh-01", "bg-hh-02", "bg-lg-03", "bg-sd-04", "bg-yt-05"]
-FAST = {"interval": "10s", "timeout": "8s"}  # the test cannot wait 30 s per probe round
+FAST = {"interval": "15s", "timeout": "12s"}  # the test cannot wait 30 s per probe round
 
 
 class Lab:
@@ -59,13 +59,14 @@ class Lab:
 
 
 def speed_up(config: Path) -> None:
-    """Probe every 10 s with timeouts that fit (three agents share two cores with the lab and two
-    Prometheus servers); the lab's generated configuration is the test's to change."""
+    """Probe every 15 s with timeouts that fit: three agents share two cores with the lab and two
+    Prometheus servers, and a slower CI machine must not time the lab's routers out (that failed at
+    10 s with 3 s SNMP timeouts); the lab's generated configuration is the test's to change."""
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     for name, spec in data["collectors"].items():
         spec.update(FAST)
         if name == "snmp":
-            spec.setdefault("settings", {}).update({"timeout": 3, "retries": 1})
+            spec.setdefault("settings", {}).update({"timeout": 5, "retries": 1})
     config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
@@ -82,7 +83,7 @@ def stack(tmp_path: Path):
         started.append(lab)
         speed_up(lab.config)
         rules = tmp_path / "rules.yml"
-        subprocess.run([*AGENT, "rules", "--config", str(lab.config), "-o", str(rules), "--evaluation-interval", "2s",
+        subprocess.run([*AGENT, "rules", "--config", str(lab.config), "-o", str(rules), "--evaluation-interval", "5s",
                         "--alert-for", "4s"], check=True, cwd=REPO, capture_output=True, timeout=60)
         single = AgentProcess(lab.config, tmp_path)
         shards = [AgentProcess(lab.config, tmp_path, ["--shard", f"{i}/2"]) for i in (1, 2)]
@@ -108,7 +109,7 @@ def test_end_to_end(stack) -> None:
     lab, whole, sharded, webhook = stack
     value = f'kpi:egov_kpi_value:province{{kpi="{COVERAGE}"}}'
     numerator = f'kpi:egov_kpi_numerator:sum{{kpi="{COVERAGE}"}}'
-    assert whole.wait_for(numerator, lambda v: v == 230, 240, "all 230 communes up") == 230
+    assert whole.wait_for(numerator, lambda v: v == 230, 360, "all 230 communes up") == 230
     assert whole.value(f'kpi:egov_kpi_denominator:sum{{kpi="{COVERAGE}"}}') == 230
 
     # Five communes lose their link (router silent); a hosted system stops; a router reboots.
