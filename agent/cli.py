@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from agent import __version__
@@ -30,6 +31,8 @@ log = logging.getLogger("egov-agent")
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROVINCE = REPO_ROOT / "config" / "provinces" / "bac-giang.yml"
+LAB_STOP_SECONDS = 60.0  # the demo's lab closes in seconds (1170 simulated targets); past this it is killed
+PARENT_POLL_SECONDS = 1.0  # how often a lab started with --parent-pid looks for its parent
 
 
 def _report(exc: ConfigError, path: str | None) -> None:
@@ -100,7 +103,8 @@ def cmd_once(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_agent(config_path: str, listen: str, web_config: str | None = None, shard_text: str | None = None) -> int:
+def run_agent(config_path: str, listen: str, web_config: str | None = None, shard_text: str | None = None,
+              before_exit: Callable[[], None] | None = None) -> int:
     loaded = _load(config_path)
     shard = _shard(shard_text)
     if loaded is None or shard is False:
@@ -115,7 +119,7 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
         return EXIT_CONFIG
     from agent import daemon
 
-    return EXIT_OK if daemon.serve(Agent(loaded, shard), listen, web) else EXIT_FAILURE
+    return EXIT_OK if daemon.serve(Agent(loaded, shard), listen, web, before_exit) else EXIT_FAILURE
 
 
 def _load_web(path: str | None):
@@ -154,6 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_lab(args: argparse.Namespace) -> int:
     import ipaddress
+    import os
 
     from agent.lab import prepare_environment, run_lab
     from agent.lab.addresses import AddressPool
@@ -173,46 +178,122 @@ def cmd_lab(args: argparse.Namespace) -> int:
         print(f"error: --network: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
+    async def watch_parent(stop: asyncio.Event) -> None:
+        """Stop when the process that started the lab (the demo) is gone, however it went (SIGKILL too)."""
+        while not stop.is_set():
+            if os.getppid() != args.parent_pid:
+                log.warning("lab: the process that started it (pid %d) is gone: stopping", args.parent_pid)
+                stop.set()
+            await asyncio.sleep(PARENT_POLL_SECONDS)
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_lab(Path(args.config), Path(args.write_config), control, args.down_ratio, stop, network)
+        watcher = loop.create_task(watch_parent(stop)) if args.parent_pid else None
+        try:
+            await run_lab(Path(args.config), Path(args.write_config), control, args.down_ratio, stop, network)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except OSError as exc:  # an address in use (the control port, a simulator's): the lab has closed
+        print(f"error: the lab could not start: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the demo is (a BaseException, so no ``except Exception`` swallows it), so that
+    its finally stops the lab: the default action would end the process on the spot and orphan the lab."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+class _DemoLab:
+    """The demo's ``egov-agent lab`` child. ``stop()`` (idempotent, from any thread) ends it and then deletes
+    any nftables table it left: a lab that had to be killed cannot delete its own."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.process = subprocess.Popen(argv)
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            process = self.process
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(LAB_STOP_SECONDS)
+                except subprocess.TimeoutExpired:
+                    log.error("demo: the lab (pid %d) did not stop within %gs: killing it", process.pid,
+                              LAB_STOP_SECONDS)
+                    process.kill()
+                    process.wait()
+            from agent.lab.icmp import remove_stale_tables
+
+            remove_stale_tables(process.pid)  # its tables only; nothing if it closed cleanly
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the lab for the simulated province, then the agent monitoring it."""
+    import ipaddress
+    import os
+
     province = Path(args.province)
     if not province.exists():
         print(f"error: {province}: no such province configuration", file=sys.stderr)
         return EXIT_CONFIG
+    from agent.lab.addresses import AddressPool
+
+    try:
+        AddressPool(ipaddress.IPv4Network(args.network))  # the lab's own check, before starting it
+    except ValueError as exc:
+        print(f"error: --network: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     workdir = Path(tempfile.mkdtemp(prefix="egov-demo-"))
     agent_config = workdir / "agent.yml"
-    lab = subprocess.Popen([sys.executable, "-m", "agent.cli", "lab", "--config", str(province),
-                            "--write-config", str(agent_config), "--down-ratio", str(args.down_ratio),
-                            "--log-level", args.log_level])
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)  # from here on, SIGTERM runs the finally
+    lab: _DemoLab | None = None
     try:
+        lab = _DemoLab([sys.executable, "-m", "agent.cli", "lab", "--config", str(province),
+                        "--write-config", str(agent_config), "--down-ratio", str(args.down_ratio),
+                        "--network", args.network, "--parent-pid", str(os.getpid()),
+                        "--log-level", args.log_level])
         deadline = time.monotonic() + 60
         while not agent_config.exists():
-            if lab.poll() is not None:
-                print(f"error: the lab exited with code {lab.returncode}", file=sys.stderr)
+            if lab.process.poll() is not None:
+                print(f"error: the lab exited with code {lab.process.returncode}", file=sys.stderr)
                 return EXIT_FAILURE
             if time.monotonic() > deadline:
                 print("error: the lab did not start within 60 s", file=sys.stderr)
                 return EXIT_FAILURE
             time.sleep(0.1)
         log.info("demo: agent config %s; open http://%s/metrics", agent_config, args.listen)
-        return run_agent(str(agent_config), args.listen)
+        return run_agent(str(agent_config), args.listen, before_exit=lab.stop)
+    except _Terminated:
+        log.info("demo: SIGTERM received: stopping")
+        return EXIT_OK
     finally:
-        lab.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            lab.wait(10)
-        if lab.poll() is None:
-            lab.kill()
+        # A second SIGTERM or Ctrl-C must not cut the lab's stop short: it is bounded (LAB_STOP_SECONDS).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            if lab is not None:
+                lab.stop()
+        finally:
+            for sig, handler in ((signal.SIGINT, interrupt), (signal.SIGTERM, previous)):
+                if handler is not None:
+                    signal.signal(sig, handler)
 
 
 def _first_error(exc: ValueError) -> str:
@@ -383,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}")
     p.add_argument("--province", default=str(DEFAULT_PROVINCE))
     p.add_argument("--down-ratio", type=float, default=0.03, help="share of simulated targets down at start")
+    p.add_argument("--network", default="127.77.0.0/16", help="loopback range for the simulated devices")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("lab", parents=[common], help="start the simulated province on loopback")
@@ -391,6 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control", default="127.0.0.1:0", help="HOST:PORT of the fault-injection API")
     p.add_argument("--network", default="127.77.0.0/16", help="loopback range for the simulated devices")
     p.add_argument("--down-ratio", type=float, default=0.03)
+    p.add_argument("--parent-pid", type=int, default=0, metavar="PID",
+                   help="stop when this process, the lab's parent, is gone (the demo passes its own)")
     p.set_defaults(func=cmd_lab)
     return parser
 

@@ -18,6 +18,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 from agent.http import AgentHTTPServer, Endpoints, parse_listen, serve_in_thread
 from agent.logs import flush_suppressed
@@ -40,11 +41,13 @@ def _title(agent: Agent) -> str:
 
 class Service:
     def __init__(self, agent: Agent, server: AgentHTTPServer, http_thread: threading.Thread,
-                 notifier: Notifier) -> None:
+                 notifier: Notifier, before_exit: Callable[[], None] | None = None) -> None:
         self.agent = agent
         self.server = server
         self.http_thread = http_thread
         self.notifier = notifier
+        self.before_exit = before_exit
+        self.stopped = threading.Event()  # serve() is done: the stop deadline no longer applies
         self.ready = False
         self._status = ""
 
@@ -140,9 +143,12 @@ class Service:
             if not stop.is_set():
                 log.info("%s received: stopping", name)
                 self.notifier.stopping()
-                threading.Thread(target=_exit_if_stuck, name="stop-deadline", daemon=True).start()
+                threading.Thread(target=_exit_if_stuck, args=(self.stopped, self.before_exit),
+                                 name="stop-deadline", daemon=True).start()
             stop.set()
 
+        signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        previous = {sig: signal.getsignal(sig) for sig in signals}  # the caller's (the demo's), given back after
         loop.add_signal_handler(signal.SIGTERM, on_stop, "SIGTERM")
         loop.add_signal_handler(signal.SIGINT, on_stop, "SIGINT")
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
@@ -152,25 +158,38 @@ class Service:
             await self.agent.run(stop, self.first_round)
         finally:
             self.server.endpoints.reload = None
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            for sig in signals:
                 loop.remove_signal_handler(sig)
+                handler = previous[sig]
+                if handler is not None:
+                    signal.signal(sig, handler)
             for task in (keepalive, *reloads):
                 task.cancel()
             await asyncio.gather(keepalive, *reloads, return_exceptions=True)
 
 
-def _exit_if_stuck() -> None:
+def _exit_if_stuck(stopped: threading.Event, before_exit: Callable[[], None] | None = None) -> None:
     """A stop must end within STOP_DEADLINE whatever a collector does: past it, show where every thread is
-    (for the bug report) and exit."""
-    time.sleep(STOP_DEADLINE)
+    (for the bug report) and exit, after ``before_exit`` (the demo stops its lab there)."""
+    if stopped.wait(STOP_DEADLINE):
+        return  # serve() returned: whatever its caller does next is not the agent's stop
     log.error("stopping took longer than %gs: exiting now; thread stacks follow on stderr", STOP_DEADLINE)
     faulthandler.dump_traceback(all_threads=True)
-    flush_suppressed()
-    logging.shutdown()
-    os._exit(1)
+    _forced_exit(1, before_exit)
 
 
-def _join_lingering_threads(budget: float) -> None:
+def _forced_exit(code: int, before_exit: Callable[[], None] | None) -> None:
+    """os._exit skips every finally and atexit handler of the process: run the caller's cleanup first."""
+    try:
+        if before_exit is not None:
+            before_exit()
+    finally:
+        flush_suppressed()
+        logging.shutdown()
+        os._exit(code)
+
+
+def _join_lingering_threads(budget: float, before_exit: Callable[[], None] | None = None) -> None:
     """Collectors' worker threads are not daemons (the interpreter would wait for them at exit): give them
     ``budget`` seconds to end, then leave without them rather than hang the stop."""
     deadline = time.monotonic() + budget
@@ -180,13 +199,12 @@ def _join_lingering_threads(budget: float) -> None:
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():
             log.warning("thread %s still running at exit: not waiting for it", thread.name)
-            flush_suppressed()
-            logging.shutdown()
-            os._exit(0)
+            _forced_exit(0, before_exit)
 
 
-def serve(agent: Agent, listen: str, web: WebConfigSource) -> bool:
-    """Run until SIGTERM; False if the endpoint could not be opened."""
+def serve(agent: Agent, listen: str, web: WebConfigSource, before_exit: Callable[[], None] | None = None) -> bool:
+    """Run until SIGTERM; False if the endpoint could not be opened. ``before_exit`` runs before any forced
+    exit (a stop past STOP_DEADLINE, threads that linger), which skips the caller's own finally."""
     host, port = parse_listen(listen)
     ready = {"done": False}
     from exporters.status_page import render_for
@@ -203,16 +221,20 @@ def serve(agent: Agent, listen: str, web: WebConfigSource) -> bool:
     log.info("listening on %s://%s:%d/metrics (basic auth %s)", web.settings.scheme, shown,
              server.server_address[1], "on" if web.settings.auth else "off")
     notifier = Notifier()
+    service = Service(agent, server, thread, notifier, before_exit)
     agent.exposition.start()
     try:
-        asyncio.run(Service(agent, server, thread, notifier).main())
+        try:
+            asyncio.run(service.main())
+        finally:
+            notifier.stopping()
+            agent.exposition.stop()
+            server.shutdown()
+            server.server_close()
+            notifier.close()
+            log.info("stopped")
+            flush_suppressed()
+        _join_lingering_threads(LINGER_SECONDS, before_exit)
     finally:
-        notifier.stopping()
-        agent.exposition.stop()
-        server.shutdown()
-        server.server_close()
-        notifier.close()
-        log.info("stopped")
-        flush_suppressed()
-    _join_lingering_threads(LINGER_SECONDS)
+        service.stopped.set()
     return True

@@ -28,7 +28,7 @@ from agent.lab.addresses import LAB_NETWORK, AddressPool
 from agent.lab.apps import AppsLab, ensure_source_secrets
 from agent.lab.host import HostSimulator
 from agent.lab.http import HttpSimulator
-from agent.lab.icmp import IcmpSimulator
+from agent.lab.icmp import IcmpSimulator, remove_stale_tables
 from agent.lab.mcu import McuSimulator
 from agent.lab.sip import SipSimulator
 from agent.lab.snmp import SnmpSimulator, ensure_community
@@ -37,6 +37,7 @@ from agent.lab.ups import PowerSimulator
 from agent.yamlsource import load_document
 
 log = logging.getLogger(__name__)
+CLOSE_TIMEOUT = 10.0  # seconds for one simulator to close before the lab gives up on it and goes on
 
 
 class Lab:
@@ -58,9 +59,21 @@ class Lab:
         self.owner: dict[str, Any] = {}  # target id -> simulator
         # Lab services stand in for what is not a target: the systems behind the province's sources:.
         self.services = [AppsLab(self.pool, seed)]
+        self._closed = False
 
     async def start(self) -> dict[str, Any]:
-        """Start every simulator; return the agent configuration (as data) pointing at them."""
+        """Start every simulator; return the agent configuration (as data) pointing at them. Should any
+        fail to start, what was started is closed (its nftables table deleted) before the error propagates."""
+        try:
+            return await self._start()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _start(self) -> dict[str, Any]:
+        # Tables left by labs that were killed (SIGKILL, or a crash of the interpreter) go first: one log
+        # line names them. Only our naming and pids no longer running; without root or nft, nothing.
+        await asyncio.to_thread(remove_stale_tables)
         prepare_environment(self.province_config)
         loaded = load_config(self.province_config)  # refuse to simulate an invalid province
         data = load_document(self.province_config).data
@@ -110,10 +123,20 @@ class Lab:
         return out
 
     async def close(self) -> None:
-        for simulator in self.simulators.values():
-            await simulator.close()
-        for service in self.services:
-            await service.close()
+        """Close every simulator and service, each even if another's close fails or hangs (then it is logged
+        and given up after CLOSE_TIMEOUT). ICMP goes first: its nftables table must not outlive the lab."""
+        if self._closed:
+            return
+        self._closed = True
+        order = sorted(self.simulators.items(), key=lambda item: item[0] != "icmp")
+        parts: list[tuple[str, Any]] = [*order, *((type(s).__name__, s) for s in self.services)]
+        for name, part in parts:
+            try:
+                await asyncio.wait_for(part.close(), CLOSE_TIMEOUT)
+            except TimeoutError:
+                log.error("lab: closing %s took longer than %gs: giving up on it", name, CLOSE_TIMEOUT)
+            except Exception:
+                log.exception("lab: closing %s failed", name)
 
 
 def _address_key(target: dict[str, Any]) -> str:
@@ -189,15 +212,20 @@ def start_control(lab: Lab, loop: asyncio.AbstractEventLoop, host: str, port: in
 async def run_lab(province_config: Path, write_to: Path, control: tuple[str, int], down_ratio: float,
                   stop: asyncio.Event, network: ipaddress.IPv4Network = LAB_NETWORK) -> None:
     lab = Lab(province_config, down_ratio, network=network)
-    data = await lab.start()
-    server = start_control(lab, asyncio.get_running_loop(), *control)
-    host, port = server.server_address[:2]
-    write_config(data, write_to)
-    (write_to.parent / (write_to.name + ".control")).write_text(f"http://{host}:{port}\n")
-    print(f"lab ready: {len(lab.owner)} simulated targets, agent config {write_to}, "
-          f"control http://{host}:{port}", flush=True)
-    try:
+    server: ThreadingHTTPServer | None = None
+    try:  # whatever ends the lab (a stop, an error at start such as its control port in use), it closes
+        data = await lab.start()
+        server = start_control(lab, asyncio.get_running_loop(), *control)
+        host, port = server.server_address[:2]
+        write_config(data, write_to)
+        (write_to.parent / (write_to.name + ".control")).write_text(f"http://{host}:{port}\n")
+        print(f"lab ready: {len(lab.owner)} simulated targets, agent config {write_to}, "
+              f"control http://{host}:{port}", flush=True)
         await stop.wait()
     finally:
-        server.shutdown()
-        await lab.close()
+        try:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+        finally:
+            await lab.close()

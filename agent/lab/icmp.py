@@ -7,8 +7,11 @@ router's ICMP and SNMP targets share it). The interesting part is breaking it on
 Faults need root and nftables (Debian package ``nftables``): the lab loads one table of its own,
 ``ip egov_lab_<pid>_<n>``, whose rules match only ICMP to or from addresses the lab put in its sets,
 all inside 127.77.0.0/16 (checked here, and each chain first lets every other address through), so
-nothing else on the host is touched. The table is deleted on close, and tables left by a lab
-process that died are removed when the next lab starts.
+nothing else on the host is touched. The table is deleted on close (first, whatever its helpers
+do), at interpreter exit if close was never reached, and tables of that naming left by a lab process
+that is no longer running (SIGKILL cannot be caught) are removed when the next lab starts
+(``remove_stale_tables``). No other table is ever touched: not one of another name or family, nor
+one whose process still runs.
 
 * ``down``: echo requests to the address are dropped on input.
 * ``lossy``: ``numgen random mod 100 < 30`` drops 30 % of them, independently per packet.
@@ -34,13 +37,14 @@ import atexit
 import contextlib
 import ipaddress
 import itertools
-import json
 import logging
 import os
+import re
 import shutil
 import socket
 import struct
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from agent.lab.addresses import LAB_NETWORK, AddressPool
@@ -50,6 +54,8 @@ log = logging.getLogger(__name__)
 STATES = ("up", "down", "lossy", "slow", "flapping")
 SETS = {"down": "down", "lossy": "lossy", "slow": "slow"}  # state -> nftables set; flapping uses "flap"
 TABLE_PREFIX = "egov_lab_"
+TABLE_NAME = re.compile(rf"{TABLE_PREFIX}(\d+)_(\d+)")  # the whole name: egov_lab_<pid>_<n>
+NFT_TIMEOUT = 10.0  # seconds for one nft command; it takes milliseconds
 REPLY_MARK = 0x6567  # marks the slow responder's own replies, which the output rule lets through
 SO_MARK, IP_PKTINFO, SOL_RAW, ICMP_FILTER = 36, 8, 255, 1  # Linux values the socket module does not name
 _tables = itertools.count(1)
@@ -172,10 +178,15 @@ table ip {self.table} {{
 """
 
     async def start(self) -> None:
-        await _remove_stale_tables()
-        await _nft(self.ruleset())
-        atexit.register(self._delete_table_now)
+        await asyncio.to_thread(remove_stale_tables)  # a no-op after the lab's own sweep at its start
         self._loop = asyncio.get_running_loop()
+        atexit.register(self._delete_table_now)  # before the table exists: nothing may come between
+        try:
+            await _nft(self.ruleset())
+        except BaseException:  # refused, or cancelled while nft ran: make sure no table is left
+            self._delete_table_now()
+            atexit.unregister(self._delete_table_now)
+            raise
 
     async def move(self, address: str, before: str, after: str) -> None:
         if ipaddress.ip_address(address) not in self.network:
@@ -251,22 +262,29 @@ table ip {self.table} {{
                 self._responder.sendmsg([bytes(reply)], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], 0, (to, 0))
 
     async def close(self) -> None:
-        if self._flapper is not None:
-            self._flapper.cancel()
-            await asyncio.gather(self._flapper, return_exceptions=True)
-        if self._responder is not None:
-            if self._loop is not None:
-                self._loop.remove_reader(self._responder.fileno())
-            self._responder.close()
-            self._responder = None
+        """Stop the helpers, then delete the table whatever stopping them did. Should the deletion fail,
+        the interpreter-exit handler stays registered and tries again."""
         try:
-            await _nft(f"delete table ip {self.table}\n")
+            if self._flapper is not None:
+                self._flapper.cancel()
+                await asyncio.gather(self._flapper, return_exceptions=True)
+                self._flapper = None
+            if self._responder is not None:
+                responder, self._responder = self._responder, None
+                try:
+                    if self._loop is not None and not self._loop.is_closed():
+                        self._loop.remove_reader(responder.fileno())
+                finally:
+                    responder.close()
         finally:
+            await _nft(f"delete table ip {self.table}\n")
             atexit.unregister(self._delete_table_now)
 
     def _delete_table_now(self) -> None:
         """Last resort at interpreter exit when close() was never reached."""
-        subprocess.run(["nft", "delete", "table", "ip", self.table], capture_output=True, check=False)
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(["nft", "delete", "table", "ip", self.table], capture_output=True, check=False,
+                           timeout=NFT_TIMEOUT)
 
 
 def _checksum(data: bytes) -> int:
@@ -282,35 +300,74 @@ def _checksum(data: bytes) -> int:
 async def _nft(script: str) -> None:
     process = await asyncio.create_subprocess_exec("nft", "-f", "-", stdin=asyncio.subprocess.PIPE,
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    _, err = await process.communicate(script.encode())
+    try:
+        _, err = await asyncio.wait_for(process.communicate(script.encode()), NFT_TIMEOUT)
+    except BaseException:  # a timeout, or the lab stopping: leave no nft behind
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise
     if process.returncode != 0:
         raise RuntimeError(f"nft failed ({process.returncode}): {err.decode(errors='replace').strip()}")
 
 
-async def _remove_stale_tables() -> None:
-    """Delete ``egov_lab_<pid>_<n>`` tables whose lab process is gone (killed before its close())."""
-    process = await asyncio.create_subprocess_exec("nft", "-j", "list", "tables", "ip",
-                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, _ = await process.communicate()
+def lab_tables() -> list[tuple[str, int]]:
+    """The ``ip`` tables named like the lab's, ``egov_lab_<pid>_<n>``, with their pid; [] without nft."""
     try:
-        entries = json.loads(out or b"{}").get("nftables", [])
-    except ValueError:
-        return
-    for entry in entries:
-        name = entry.get("table", {}).get("name", "")
-        pid = name.removeprefix(TABLE_PREFIX).split("_")[0]
-        if not name.startswith(TABLE_PREFIX) or not pid.isdigit() or _alive(int(pid)):
+        listed = subprocess.run(["nft", "list", "tables", "ip"], capture_output=True, text=True, check=False,
+                                timeout=NFT_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    out = []
+    for line in listed.stdout.splitlines():  # "table ip NAME"
+        words = line.split()
+        if len(words) == 3 and words[:2] == ["table", "ip"]:
+            match = TABLE_NAME.fullmatch(words[2])
+            if match:
+                out.append((words[2], int(match.group(1))))
+    return out
+
+
+def remove_stale_tables(pid: int | None = None) -> list[str]:
+    """Delete the lab's tables whose process is no longer running (killed before its close(), SIGKILL
+    above all); with ``pid``, only that process's. Logs one line naming what it removed; returns the names.
+    Tables of any other name or family, or of a process that runs (this one included), stay."""
+    if faults_unavailable() is not None:
+        return []
+    removed = []
+    for name, owner in lab_tables():
+        if (pid is not None and owner != pid) or owner == os.getpid() or _alive(owner):
             continue
-        log.info("lab: removing the nftables table %s left by a lab that died", name)
-        with contextlib.suppress(RuntimeError):
-            await _nft(f"delete table ip {name}\n")
+        try:
+            deleted = subprocess.run(["nft", "delete", "table", "ip", name], capture_output=True, text=True,
+                                     check=False, timeout=NFT_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("lab: cannot remove the nftables table %s left by lab process %d: %s", name, owner, exc)
+            continue
+        if deleted.returncode == 0:
+            removed.append(name)
+        elif name in {n for n, _ in lab_tables()}:  # not merely removed by another lab meanwhile
+            log.warning("lab: cannot remove the nftables table %s left by lab process %d: %s",
+                        name, owner, deleted.stderr.strip())
+    if removed:
+        log.info("lab: removed %d nftables table(s) left by lab processes no longer running: %s",
+                 len(removed), ", ".join(removed))
+    return removed
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: a thread's id or a zombie (dead, not yet reaped) does not count."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # no /proc to ask: kill() said it exists
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return fields.get("Tgid", "").strip() == str(pid) and not fields.get("State", "").strip().startswith(("Z", "X"))
