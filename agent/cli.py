@@ -342,6 +342,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         where = "--prometheus" if args.prometheus else f"{args.config}: report.prometheus"
         print(f"error: {where}: {_first_error(exc)}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.simulated:
+        config.report.simulated = True
     try:
         built = reporting.build(loaded, server, window)
     except (reporting.QueryError, ValueError) as exc:
@@ -446,6 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", help="file to write ('-': standard output, md and json only); "
                    "default: a name with the province, period and format in --output-dir")
     p.add_argument("--output-dir", help="folder for the default name (default: report.output_dir, or here)")
+    p.add_argument("--simulated", action="store_true",
+                   help="mark the report as made from simulated data (demonstrations, training)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("rules", parents=[common], help="write Prometheus recording and alerting rules")

@@ -136,6 +136,12 @@ def test_install_script_stages_unit_and_example_configuration(tmp_path: Path) ->
                            timeout=60)
     assert first.returncode == 0, first.stderr
     assert "systemctl enable --now egov-agent" in first.stdout
+    assert "systemctl enable --now egov-agent-report.timer" in first.stdout
+    report = (root / "etc/systemd/system/egov-agent-report.service").read_text()
+    assert "ExecStart=/srv/egov/venv/bin/egov-agent report" in report and "--period previous" in report
+    assert "OnCalendar=*-03,06,09,12-10 06:00:00 Asia/Ho_Chi_Minh" in (
+        root / "etc/systemd/system/egov-agent-report.timer").read_text()
+    assert not (root / "etc/systemd/system/timers.target.wants").exists()  # installed, not enabled
     unit = (root / "etc/systemd/system/egov-agent.service").read_text()
     assert "ExecStart=/srv/egov/venv/bin/egov-agent run" in unit and "/opt/egov-agent" not in unit
     conf = root / "etc/egov-agent"
@@ -152,3 +158,22 @@ def test_install_script_stages_unit_and_example_configuration(tmp_path: Path) ->
                            timeout=60)
     assert again.returncode == 0 and "kept the existing" in again.stdout
     assert (conf / "agent.yml").read_text() == "# the operator's own\n"
+
+
+def test_the_report_timer_runs_after_each_cut_off(tmp_path: Path) -> None:
+    """The report's unit and timer verify, and the timer falls on the 10th after each quarter's cut-off
+    (59/KH-UBND: data close on the 9th) before the 15th deadline."""
+    agent = Path(sys.executable).parent / "egov-agent"
+    for name in ("egov-agent-report.service", "egov-agent-report.timer"):
+        text = (REPO / "config" / "systemd" / name).read_text().replace(INSTALLED_VENV, str(agent.parent.parent))
+        (tmp_path / name).write_text(text)
+    verify = subprocess.run([systemd_analyze(), "verify", "--man=no", str(tmp_path / "egov-agent-report.service"),
+                             str(tmp_path / "egov-agent-report.timer")], capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stdout + verify.stderr
+    calendar = settings(tmp_path / "egov-agent-report.timer")["OnCalendar"][0]
+    done = subprocess.run([systemd_analyze(), "calendar", "--iterations=4", "--base-time=2026-12-03 00:00 UTC",
+                           calendar], capture_output=True, text=True, timeout=60, env={**os.environ, "TZ": "UTC"})
+    assert done.returncode == 0, done.stderr
+    runs = re.findall(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", done.stdout)
+    assert runs[:4] == ["2026-12-09 23:00:00 UTC", "2027-03-09 23:00:00 UTC", "2027-06-09 23:00:00 UTC",
+                        "2027-09-09 23:00:00 UTC"]  # 06:00 on the 10th in Vietnam (UTC+7)

@@ -90,6 +90,7 @@ class Lab:
         manual = data.get("manual")
         if manual:
             manual["file"] = str(loaded.resolve_path(manual["file"]))
+        data.setdefault("report", {})["simulated"] = True  # a report from the lab says so on its first page
         return data
 
     def _plan_fates(self, targets: list[dict[str, Any]]) -> None:
