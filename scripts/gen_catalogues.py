@@ -145,6 +145,21 @@ def units(code: str, name_vi: str, name_en: str, districts: list) -> dict:
                        "children": children}]}
 
 
+# Luật Công nghệ thông tin 2006, Điều 28 khoản 2: what a state agency's portal must carry, one heading
+# per item (a) to (h), as portals title their sections. Hưng Yên's 2286/QĐ-UBND §3.1 names it.
+ARTICLE_28_ITEMS = (
+    "Cơ cấu tổ chức",                      # a) tổ chức, chức năng, nhiệm vụ, quyền hạn
+    "Văn bản quy phạm pháp luật",          # b) văn bản quy phạm pháp luật chuyên ngành
+    "Thủ tục hành chính",                  # c) quy trình, thủ tục hành chính
+    "Phổ biến pháp luật",                  # d) thông tin tuyên truyền, phổ biến pháp luật
+    "Quy hoạch, kế hoạch",                 # đ) chiến lược, định hướng, quy hoạch, kế hoạch phát triển
+    "Danh bạ thư điện tử",                 # e) danh mục địa chỉ thư điện tử của cán bộ, công chức
+    "Dự án, đấu thầu",                     # g) dự án, hạng mục đầu tư, đấu thầu, mua sắm công
+    "Lấy ý kiến góp ý",                    # h) mục lấy ý kiến góp ý
+)
+ARTICLE_28_PORTALS = {"hy"}
+
+
 def targets(code: str, slug: str, net: int, districts: list) -> dict:
     out = []
 
@@ -166,7 +181,11 @@ def targets(code: str, slug: str, net: int, districts: list) -> dict:
     for i, (sys_id, name, port) in enumerate(SYSTEMS):
         add(f"thdl-{sys_id}", thdl, "tcp", name, ["thdl_system"], {"host": f"10.{net}.10.{10 + i}", "port": port})
     domain = slug.replace("-", "") + ".gov.vn"
-    add("portal", code, "http", "Cổng thông tin điện tử tỉnh", ["portal"], {"url": f"https://{domain}/"})
+    portal: dict = {"url": f"https://{domain}/"}
+    if code in ARTICLE_28_PORTALS:  # the plan names the provincial portal's Article 28 content
+        portal["contains"] = list(ARTICLE_28_ITEMS)
+    add("portal", code, "http", "Cổng thông tin điện tử tỉnh", ["portal", *(["article28"] if code in ARTICLE_28_PORTALS
+                                                                         else [])], portal)
     add("dvc-portal", code, "http", "Cổng dịch vụ công của tỉnh", ["portal", "dvc_portal"],
         {"url": f"https://dichvucong.{domain}/"})
     add("mot-cua-web", code, "http", "Hệ thống một cửa điện tử", ["one_stop_web"],

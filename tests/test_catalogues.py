@@ -114,3 +114,78 @@ def test_quote_check_catches_a_drifted_quote():
     quote = "65% dân số sử dụng các trang thiết bị kết nối Internet"
     assert quote in text
     assert quote.replace("65%", "66%") not in text
+
+
+def _vi(number: float, decimals: int = 0) -> str:
+    return f"{number:,.{decimals}f}".replace(",", "\0").replace(".", ",").replace("\0", ".")
+
+
+def _spellings(value: float, unit: str) -> list[str]:
+    """How a plan writes a target number: 95% / 95 % / 2,5%; a count as 6, 06, 1.000; money in tỷ đồng."""
+    if unit == "ratio":
+        pct = round(value * 100, 4)
+        text = f"{pct:g}"
+        return [f"{t}{sep}%" for t in (text, text.replace(".", ",")) for sep in ("", " ")]
+    if unit == "vnd":
+        billions = value / 1e9
+        decimals = 0 if float(billions).is_integer() else 1
+        return [f"{_vi(billions, decimals)} tỷ", f"{_vi(billions / 1000, 3).rstrip('0').rstrip(',')} nghìn tỷ"]
+    number = f"{value:g}"
+    out = [number, number.replace(".", ",")]
+    if float(value).is_integer():
+        out += [_vi(value), f"{int(value):02d}"]
+    return out
+
+
+def _found(spelled: list[str], where: str) -> bool:
+    return any(re.search(rf"(?<![\d,.]){re.escape(s)}(?![\d])", where) for s in spelled)
+
+
+def _said(target, unit: str, where: str, counted: int | None = None) -> bool:
+    """``counted``: the size of the KPI's inventory; «22 sở, ngành» says 100% of them."""
+    if target.text and _flat(target.text) in where:
+        return True  # «tất cả», «đầy đủ», «hình thành»: the plan's words for the number, kept beside it
+    if target.comparator == "range" and unit == "ratio":
+        lo, hi = (f"{round(v * 100, 4):g}" for v in (target.low, target.high))
+        return any(f"{lo}{dash}{hi}%" in where or f"{lo}%{dash}{hi}%" in where
+                   for dash in ("-", "–", " - ", " – "))
+    values = [v for v in (target.value, target.low, target.high) if v is not None]
+    for value in values:
+        if unit == "ratio" and value == 1 and (re.search(r"\b(\d+)/\1\b", where) or (
+                counted is not None and _found([str(counted)], where))):
+            continue  # «230/230 xã», «cho 22 sở, ngành»: every unit of the inventory
+        if not _found(_spellings(value, unit), where):
+            return False
+    return True
+
+
+def test_every_plan_number_is_in_its_quote(province):
+    """A plan target's number (or the plan's word for it) is written in the sentence it cites, or in the
+    heading the sentence sits under: no target is invented or rounded on the way into the catalogue."""
+    from agent.config import CoverageMeasure
+    from agent.kpi import KpiEngine
+    from agent.units import UnitIndex
+
+    _, config = province
+    engine = KpiEngine(config, UnitIndex(config), None)
+    missing = []
+    for kpi in config.kpis:
+        if kpi.citation is None:
+            continue
+        where = _flat(kpi.citation.quote + " " + (kpi.citation.heading or "") + " " + kpi.citation.section)
+        inventory = engine.inventory_of(kpi.measure) if isinstance(kpi.measure, CoverageMeasure) else None
+        counted = len(inventory.members) if inventory is not None else None
+        for target in kpi.targets:
+            if target.origin != "plan" or target.comparator == "qualitative":
+                continue
+            if not _said(target, kpi.unit, where, counted):
+                missing.append(f"{kpi.id}: {target.comparator} {target.value or (target.low, target.high)} "
+                               f"not in «{kpi.citation.quote[:90]}»")
+    assert not missing, "\n".join(missing)
+
+
+def test_the_quote_check_catches_an_invented_number():
+    from agent.config import KpiTarget
+
+    target = KpiTarget.model_validate({"phase": "x", "deadline": "2020-12-31", "comparator": ">=", "value": "85%"})
+    assert _said(target, "ratio", "đạt 85% số xã") and not _said(target, "ratio", "đạt 80% số xã, 185%")
