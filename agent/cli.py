@@ -342,10 +342,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         where = "--prometheus" if args.prometheus else f"{args.config}: report.prometheus"
         print(f"error: {where}: {_first_error(exc)}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.simulated:
-        config.report.simulated = True
     try:
-        built = reporting.build(loaded, server, window)
+        built = reporting.build(loaded, server, window, simulated=args.simulated)
     except (reporting.QueryError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -40,29 +40,42 @@ PROVINCE = REPO / "config" / "provinces" / "bac-giang.yml"
 TZ = "Asia/Ho_Chi_Minh"
 
 
-def history(step: float) -> tuple[History, int, int]:
+def history(step: float, out: Path) -> tuple[int, int, int, int]:
+    """Writes the history as VictoriaMetrics JSON lines into ``out``, a few series at a time (a quarter
+    of every target's samples would not fit in memory as Python objects)."""
     config = load_config(PROVINCE, resolve_secrets=False).config
     units = UnitIndex(config)
     engine = KpiEngine(config, units, None)
     h = History("bg", local("2026-06-01", TZ), local("2026-09-15", TZ), step, local("2026-08-01", TZ, 5) + 7)
     outages = [Outage("bg-hh-01", local("2026-07-01", TZ), local("2026-07-03", TZ))]
-    for target in config.targets:
-        labels = {"province": "bg", "target": target.id, "collector": target.collector}
-        h.counters(target.id, [("egov_target_probes_total", labels), ("egov_target_probe_successes_total", labels)],
-                   outages, step / 30, "egov_target_probe_successes_total")
-    members = 0
-    for kpi in config.kpis:
-        measure = kpi.measure
-        if isinstance(measure, CoverageMeasure) and measure.over_units and not measure.from_source:
-            inventory = engine.inventory_of(measure)
-            assert inventory is not None
-            for unit in inventory.members:
-                labels = {"province": "bg", "kpi": kpi.id, "unit": unit}
-                h.counters(unit, [("egov_kpi_member_up_seconds_total", labels),
-                                  ("egov_kpi_member_observed_seconds_total", labels)], outages, step,
-                           "egov_kpi_member_up_seconds_total")
-                members += 1
-    return h, len(config.targets), members
+    series = samples = members = 0
+    with out.open("wb") as sink:
+        def flush() -> None:
+            nonlocal series, samples
+            series += len(h.series)
+            samples += sum(len(s.points) for s in h.series)
+            sink.write(h.jsonl())
+            h.series.clear()
+
+        for target in config.targets:
+            labels = {"province": "bg", "target": target.id, "collector": target.collector}
+            h.counters(target.id, [("egov_target_probes_total", labels),
+                                   ("egov_target_probe_successes_total", labels)],
+                       outages, step / 30, "egov_target_probe_successes_total")
+            flush()
+        for kpi in config.kpis:
+            measure = kpi.measure
+            if isinstance(measure, CoverageMeasure) and measure.over_units and not measure.from_source:
+                inventory = engine.inventory_of(measure)
+                assert inventory is not None
+                for unit in inventory.members:
+                    labels = {"province": "bg", "kpi": kpi.id, "unit": unit}
+                    h.counters(unit, [("egov_kpi_member_up_seconds_total", labels),
+                                      ("egov_kpi_member_observed_seconds_total", labels)], outages, step,
+                               "egov_kpi_member_up_seconds_total")
+                    members += 1
+                    flush()
+    return len(config.targets), members, series, samples
 
 
 def run(url: str, fmt: str, out: Path) -> tuple[float, float]:
@@ -82,20 +95,20 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=300.0)
     parser.add_argument("--formats", nargs="+", default=["json", "docx", "xlsx"])
     args = parser.parse_args()
-    started = time.perf_counter()
-    h, targets, members = history(args.step)
-    samples = sum(len(s.points) for s in h.series)
-    print(f"history: {targets} targets, {members} coverage members, {len(h.series)} series, "
-          f"{samples / 1e6:.1f} M samples every {args.step:g} s ({time.perf_counter() - started:.0f} s to generate)")
     with tempfile.TemporaryDirectory(prefix="egov-bench-report-") as tmp:
+        started = time.perf_counter()
+        lines = Path(tmp) / "history.jsonl"
+        targets, members, series, samples = history(args.step, lines)
+        print(f"history: {targets} targets, {members} coverage members, {series} series, "
+              f"{samples / 1e6:.1f} M samples every {args.step:g} s ({time.perf_counter() - started:.0f} s to "
+              "generate)", flush=True)
         vm = VictoriaMetrics(Path(tmp))
         try:
             started = time.perf_counter()
-            body = h.jsonl()
-            del h
-            vm.import_jsonl(body)
-            print(f"VictoriaMetrics import: {len(body) / 1e6:.0f} MB in {time.perf_counter() - started:.0f} s")
-            del body
+            vm.import_file(lines)
+            print(f"VictoriaMetrics import: {lines.stat().st_size / 1e6:.0f} MB in "
+                  f"{time.perf_counter() - started:.0f} s", flush=True)
+            lines.unlink()
             for fmt in args.formats:
                 out = Path(tmp) / f"q3.{fmt}"
                 elapsed, peak = run(vm.url, fmt, out)

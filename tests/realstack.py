@@ -173,6 +173,16 @@ class VictoriaMetrics(Process):
                           "-search.disableCache"], directory / "victoria-metrics.log")
         _wait_http(self.url + "/health", self.proc, self.log)
 
+    def import_file(self, path: Path) -> None:
+        """Stream a JSON-lines file to /api/v1/import (it may be larger than memory), then flush."""
+        with path.open("rb") as body:
+            request = urllib.request.Request(self.url + "/api/v1/import", data=body, method="POST",
+                                             headers={"Content-Length": str(path.stat().st_size)})
+            with urllib.request.urlopen(request, timeout=1800) as response:
+                assert response.status in (200, 204), response.read()
+        with urllib.request.urlopen(self.url + "/internal/force_flush", timeout=60) as response:
+            assert response.status == 200
+
     def import_jsonl(self, body: bytes) -> None:
         """POST /api/v1/import (one JSON object per series), then flush so that queries see it."""
         request = urllib.request.Request(self.url + "/api/v1/import", data=body, method="POST")

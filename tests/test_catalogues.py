@@ -189,3 +189,11 @@ def test_the_quote_check_catches_an_invented_number():
 
     target = KpiTarget.model_validate({"phase": "x", "deadline": "2020-12-31", "comparator": ">=", "value": "85%"})
     assert _said(target, "ratio", "đạt 85% số xã") and not _said(target, "ratio", "đạt 80% số xã, 185%")
+
+
+def test_the_readme_kpi_table_is_current():
+    """The README's per-province KPI table is generated from the catalogues; a catalogue change that
+    forgets it fails here (regenerate with scripts/gen_readme_kpis.py)."""
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_readme_kpis.py"), "--check"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -195,6 +195,10 @@ def test_docx_xlsx_and_pdf_say_the_same_in_vietnamese(servers) -> None:
     assert "MỤC TIÊU VẬN HÀNH (không phải chỉ tiêu của Kế hoạch)" in text
     assert "229/230" in cells and "Chưa đạt" in cells
     assert "Nơi nhận:" in cells
+    assert "MÔ PHỎNG" not in text  # the province's own configuration: real figures, no banner
+    marked = tmp / "q3-simulated.md"
+    assert report(urls["prometheus"], marked, "--period", "2026-Q3", "--format", "md", "--simulated").returncode == 0
+    assert "SỐ LIỆU MÔ PHỎNG" in marked.read_text(encoding="utf-8").split("## II.")[0]  # on the first page
 
     xlsx = tmp / "q3.xlsx"
     assert report(urls["prometheus"], xlsx, "--period", "2026-Q3", "--format", "xlsx").returncode == 0
@@ -228,3 +232,72 @@ def test_bad_input_gets_a_clear_message(servers, tmp_path: Path) -> None:
     done = report(urls["prometheus"], tmp_path / "x.json", "--period", "2027-Q2", "--format", "json")
     assert done.returncode == 1 and "has not begun yet" in done.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_the_query_api_behind_tls_and_basic_auth(servers, tmp_path: Path) -> None:
+    """report.prometheus with a CA file and basic credentials from a secret reference, against
+    Prometheus's own web configuration (exporter-toolkit: TLS and bcrypt basic auth)."""
+    import os
+    import time
+
+    import bcrypt
+    import trustme
+    from conftest import free_port
+
+    _, _, _, tmp = servers
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "server.crt"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "server.key"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    hashed = bcrypt.hashpw(b"s3cret-pw", bcrypt.gensalt(rounds=4)).decode()
+    (tmp_path / "web.yml").write_text(f"tls_server_config:\n  cert_file: {tmp_path / 'server.crt'}\n"
+                                      f"  key_file: {tmp_path / 'server.key'}\n"
+                                      f"basic_auth_users:\n  report: '{hashed}'\n", encoding="utf-8")
+    (tmp_path / "prometheus.yml").write_text("global: {}\n", encoding="utf-8")
+    data = tmp_path / "tsdb"
+    shutil.copytree(tmp / "tsdb", data, ignore=shutil.ignore_patterns("lock", "wal", "chunks_head"))
+    port = free_port()
+    log = (tmp_path / "prometheus.log").open("wb")
+    proc = subprocess.Popen([shutil.which("prometheus") or "prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+                             f"--storage.tsdb.path={data}", "--storage.tsdb.retention.time=100y",
+                             f"--web.listen-address=127.0.0.1:{port}", f"--web.config.file={tmp_path / 'web.yml'}"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        config_dir = tmp_path / "province"
+        shutil.copytree(PROVINCE.parent / "bac-giang", config_dir / "bac-giang")
+        text = PROVINCE.read_text(encoding="utf-8")
+        assert "    url: http://127.0.0.1:9090" in text
+        text = text.replace("    url: http://127.0.0.1:9090", f"    url: https://127.0.0.1:{port}\n"
+                            f"    ca_file: {tmp_path / 'ca.pem'}\n"
+                            "    auth: {basic: {username: report, password: env:EGOV_REPORT_PASSWORD}}")
+        config = config_dir / "bac-giang.yml"
+        config.write_text(text, encoding="utf-8")
+
+        def run(password: str) -> subprocess.CompletedProcess:
+            return subprocess.run([*AGENT, "report", "--config", str(config), "--period", "2026-Q3", "--format",
+                                   "json", "-o", str(tmp_path / "q3.json")], capture_output=True, text=True,
+                                  timeout=600, cwd=REPO, env={**os.environ, "EGOV_REPORT_PASSWORD": password})
+
+        deadline = time.monotonic() + 60
+        while True:
+            done = run("s3cret-pw")
+            if done.returncode == 0 or time.monotonic() > deadline or "refused" in done.stderr:
+                break
+            time.sleep(1)  # Prometheus is still opening its blocks
+        assert done.returncode == 0, done.stderr
+        coverage = figures(tmp_path / "q3.json")[COVERAGE]
+        assert (coverage["numerator"], coverage["denominator"]) == (229, 230)
+        wrong = run("not-the-password")
+        assert wrong.returncode == 1 and "refused the credentials (HTTP 401)" in wrong.stderr
+        assert "not-the-password" not in wrong.stderr + wrong.stdout and "s3cret" not in wrong.stderr
+        missing = subprocess.run([*AGENT, "report", "--config", str(config), "--period", "2026-Q3", "--format",
+                                  "json", "-o", str(tmp_path / "x.json")], capture_output=True, text=True,
+                                 timeout=600, cwd=REPO, env={k: v for k, v in os.environ.items()
+                                                             if k != "EGOV_REPORT_PASSWORD"})
+        assert missing.returncode == 2 and "EGOV_REPORT_PASSWORD is not set" in missing.stderr
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        log.close()

@@ -22,12 +22,15 @@ FORMATS = ("docx", "xlsx", "pdf", "md", "json")
 __all__ = ["FORMATS", "QueryError", "WindowError", "build", "default_name", "write"]
 
 
-def build(loaded: LoadedConfig, server: QueryServer, window: Window, now: float | None = None) -> Report:
+def build(loaded: LoadedConfig, server: QueryServer, window: Window, now: float | None = None,
+          simulated: bool = False) -> Report:
     from exporters.report.figures import ReportBuilder
 
     client = QueryClient(server)
     try:
-        return ReportBuilder(loaded, client, now).build(window)
+        report = ReportBuilder(loaded, client, now).build(window)
+        report.simulated = report.simulated or simulated
+        return report
     finally:
         client.close()
 

@@ -22,6 +22,7 @@ class Para:
     text: str
     bold: bool = False
     italic: bool = False
+    warning: bool = False  # the simulated-data banner: red, centred
 
 
 @dataclass
@@ -89,7 +90,7 @@ def blocks(report: Report, lang: str, charts: dict[str, list[Chart]] | None = No
     out: list[Block] = []
     section = iter(w.ROMAN)
     if report.simulated:
-        out.append(Para(t["simulated"], bold=True))
+        out.append(Para(t["simulated"], bold=True, warning=True))
     out.append(Heading(f"{next(section)}. {t['s_overview']}"))
     out.append(Para(t["overview"].format(period=w.period_name(report, lang), start=w.date(report.start, lang),
                                          end=w.date(report.last_day, lang), server=report.server,

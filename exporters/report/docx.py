@@ -112,11 +112,13 @@ def _body(doc, items: list[Block]) -> None:
         if isinstance(block, Heading):
             _para(doc, block.text, 13, bold=True, align=WD_ALIGN_PARAGRAPH.LEFT, after=6)
         elif isinstance(block, Para):
-            p = _para(doc, block.text, 13, bold=block.bold, italic=block.italic)
-            p.paragraph_format.first_line_indent = Cm(1.0)
-            if block.bold and block.text.isupper():
+            if block.warning:
+                p = _para(doc, block.text, 13, bold=True, align=WD_ALIGN_PARAGRAPH.CENTER, after=8)
                 for run in p.runs:
                     run.font.color.rgb = RGBColor(0xC0, 0x39, 0x2B)
+                continue
+            p = _para(doc, block.text, 13, bold=block.bold, italic=block.italic)
+            p.paragraph_format.first_line_indent = Cm(1.0)
         elif isinstance(block, Table):
             _table(doc, block)
         elif isinstance(block, Chart):
