@@ -97,9 +97,9 @@ def blocks(report: Report, lang: str, charts: dict[str, list[Chart]] | None = No
                                          at=when(report, report.evaluated_at, lang))))
     if not report.complete:
         out.append(Para(t["to_date"].format(at=when(report, report.evaluated_at, lang)), italic=True))
-    plan, ops = report.counts(report.plan), report.counts(report.ops)
-    out.append(Para(t["counts"].format(total=len(report.plan), **plan)))
-    out.append(Para(t["ops_counts"].format(total=len(report.ops), **ops)))
+    plan_counts, ops_counts = report.counts(report.plan), report.counts(report.ops)
+    out.append(Para(t["counts"].format(total=len(report.plan), **plan_counts)))
+    out.append(Para(t["ops_counts"].format(total=len(report.ops), **ops_counts)))
     out.append(Para(t["method"].format(min=w.value(report.connected_min_up, "ratio", lang))))
 
     out.append(Heading(f"{next(section)}. {t['s_plan']}"))

@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from agent.config import CoverageMeasure, KpiSpec, LoadedConfig
+from agent.config import AvailabilityMeasure, CoverageMeasure, KpiSpec, LoadedConfig
 from agent.kpi import KpiEngine, active_target, is_met
 from agent.sources.base import mask_url
 from agent.units import UnitIndex
@@ -327,6 +327,7 @@ class ReportBuilder:
     def _availability(self, figure: Figure, kpi: KpiSpec, data: WindowData) -> None:
         from exporters.report.model import UnitRow
 
+        assert isinstance(kpi.measure, AvailabilityMeasure)
         selected = self.engine.select(kpi.measure.select)
         figure.queries += [data.ids["probes"], data.ids["successes"]]
         figure.how = "good probes / all probes in the period"
