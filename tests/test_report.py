@@ -27,6 +27,7 @@ TZ = "Asia/Ho_Chi_Minh"
 COVERAGE = "wan_commune_coverage_2020"
 AVAILABILITY = "portals_availability_30d"
 EDOC = "edoc_exchange_signed_2030"
+EDOC_KH59 = "edoc_exchange_rate_2020_kh59"
 PORTAL = "portal-noi-vu"
 STEP = 900.0  # a sample every 15 minutes keeps a quarter of 500 series quick to backfill
 Q3 = (local("2026-06-10", TZ), local("2026-09-10", TZ))  # 10/06 00:00 to 10/09 00:00: 92 days
@@ -77,6 +78,18 @@ def history() -> tuple[History, list[str], list[str]]:
         h.gauge("egov_kpi_period_numerator", labels, [(t, float(num)) for t in times])
         h.gauge("egov_kpi_period_denominator", labels, [(t, float(den)) for t in times])
         h.gauge("egov_kpi_period_value", labels, [(t, num / den) for t in times])
+    # The 59/KH-UBND e-document rate (≥ 90%, per district, headline period the year): the system's year
+    # to date, 175/200, and two districts of it: Hiệp Hòa 80/100 (below), Lạng Giang 95/100 (met).
+    year = {"province": "bg", "kpi": EDOC_KH59, "period": "year", "period_start": "2026-01-01",
+            "approximate": "false"}
+    times = h.times(h.start, h.end)
+    h.gauge("egov_kpi_period_numerator", year, [(t, 175.0) for t in times])
+    h.gauge("egov_kpi_period_denominator", year, [(t, 200.0) for t in times])
+    h.gauge("egov_kpi_period_value", year, [(t, 0.875) for t in times])
+    for district, num in (("bg-hh", 80.0), ("bg-lg", 95.0)):
+        labels = {"province": "bg", "kpi": EDOC_KH59, "group_level": "district", "group": district}
+        h.gauge("egov_kpi_group_numerator", labels, [(t, num) for t in times])
+        h.gauge("egov_kpi_group_denominator", labels, [(t, 100.0) for t in times])
     return h, list(inventory.members), portals
 
 
@@ -169,6 +182,24 @@ def test_the_quarter_from_history_equals_the_hand_computed_figures(servers, serv
     assert got["thdl_hosted_systems_up"]["verdict"] == "no_data"
     assert COVERAGE not in gaps and EDOC not in gaps
     assert all(q["expr"] for q in data["queries"])
+
+
+@pytest.mark.parametrize("server", ["prometheus", "victoria-metrics"])
+def test_the_year_to_date_with_a_district_below_target(servers, server) -> None:
+    """«Tỷ lệ văn bản trao đổi ... đạt 90%» per district, for the year 2026 to date (the report runs in
+    December; the history ends 15/09): 175/200 = 87.5% for the province, Hiệp Hòa 80/100 not met,
+    Lạng Giang 95/100 met."""
+    urls, _, _, tmp = servers
+    out = tmp / f"2026-{server}.json"
+    done = report(urls[server], out, "--period", "2026", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert (data["window_kind"], data["start"], data["last_day"]) == ("year", "2026-01-01", "2026-12-31")
+    assert data["complete"] is False  # to date
+    edoc = figures(out)[EDOC_KH59]
+    assert (edoc["numerator"], edoc["denominator"], edoc["verdict"]) == (175, 200, "not_met")
+    groups = {g["group"]: (g["numerator"], g["denominator"], g["verdict"]) for g in edoc["groups"]}
+    assert groups == {"bg-hh": (80, 100, "not_met"), "bg-lg": (95, 100, "met")}
 
 
 def test_both_servers_give_the_same_report(servers) -> None:

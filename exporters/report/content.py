@@ -73,9 +73,13 @@ def _details(figure: Figure, lang: str) -> list[Block]:
     if figure.groups:
         level = w.level_name(figure.group_level, lang)
         out.append(Para(f"{w.title(figure, lang)} — {t['by_group'].format(level=level)}", italic=True))
-        out.append(Table([t["col_district"], t["col_connected"], t["col_value"]],
+        judged = any(g.verdict for g in figure.groups)
+        out.append(Table([t["col_district"], t["col_ratio"] if judged else t["col_connected"], t["col_value"],
+                          *([t["col_verdict"]] if judged else [])],
                          [[g.name, f"{w.value(g.numerator, 'count', lang)}/{w.value(g.denominator, 'count', lang)}",
-                           w.value(g.value, "ratio", lang)] for g in figure.groups], [7.0, 3.0, 3.0]))
+                           w.value(g.value, "ratio", lang), *([t[g.verdict] if g.verdict else "—"] if judged else [])]
+                          for g in figure.groups],
+                         [6.0, 3.0, 3.0, 2.5] if judged else [7.0, 3.0, 3.0]))
     if figure.below:
         out.append(Para(t["below"].format(n=len(figure.below)), italic=True))
         out.append(_units(figure.below, lang, with_unobserved=True))

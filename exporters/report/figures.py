@@ -60,6 +60,7 @@ class WindowData:
     stamp: dict[str, float] = field(default_factory=dict)
     source: dict[str, str] = field(default_factory=dict)
     period: dict[str, list[tuple[float | None, float | None, float | None, bool]]] = field(default_factory=dict)
+    groups: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # kpi -> group -> [num, den]
     ids: dict[str, str] = field(default_factory=dict)  # what -> query id
 
 
@@ -126,6 +127,16 @@ class ReportBuilder:
             data.stamp[s.labels.get("kpi", "")] = s.value
         for s in ask("info", f"max by (kpi, source) (last_over_time(egov_kpi_info{{{p}}}[{span}]))").series:
             data.source[s.labels.get("kpi", "")] = s.labels.get("source", "")
+        # The per-unit breakdown the agent exported last in the window, for its headline period; read a
+        # second before the end, so that a sample taken at the boundary (the next period's) is not it.
+        for what, index in (("numerator", 0), ("denominator", 1)):
+            expr = f"max by (kpi, group_level, group) (last_over_time(egov_kpi_group_{what}{{{p}}}[{span}]))"
+            result = self.client.query(expr, at - 1)
+            data.ids[f"group_{what}"] = result.id
+            for s in result.series:
+                pair = data.groups.setdefault(s.labels.get("kpi", ""), {}).setdefault(s.labels.get("group", ""),
+                                                                                     [0.0, 0.0])
+                pair[index] = s.value
         for kind, first in self._agent_periods(window):
             sel = f'{p}, period="{kind}", period_start="{first.isoformat()}"'
             parts: dict[str, dict[str, float]] = {}
@@ -391,3 +402,19 @@ class ReportBuilder:
             figure.value = values[-1] if values else None
         if data.stale.get(kpi.id) == 1:
             figure.notes.append("stale_source")
+        self._source_groups(figure, kpi, data)
+
+    def _source_groups(self, figure: Figure, kpi: KpiSpec, data: WindowData) -> None:
+        """Per district (or department) for the KPI's headline period, when that is the window's own period."""
+        measure = kpi.measure
+        level = getattr(measure, "group_by", None)
+        if not level or getattr(measure, "period", None) != data.window.kind or kpi.id not in data.groups:
+            return
+        figure.queries += [data.ids["group_numerator"], data.ids["group_denominator"]]
+        figure.group_level = level
+        target = active_target(kpi.targets, data.window.last_day)
+        for group, (num, den) in sorted(data.groups[kpi.id].items()):
+            row = GroupRow(group, self._name(group) or group, num, den)
+            if row.value is not None and target is not None and target.comparator != "qualitative":
+                row.verdict = MET if is_met(target, row.value) else NOT_MET
+            figure.groups.append(row)

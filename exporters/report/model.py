@@ -31,6 +31,7 @@ class GroupRow:
     name: str
     numerator: float
     denominator: float
+    verdict: str = ""  # against the KPI's target, where the breakdown is of a source-backed ratio
 
     @property
     def value(self) -> float | None:
