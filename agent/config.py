@@ -25,8 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from agent.httpauth import AuthSpec, check_api_url
 from agent.periods import PeriodKind, ReportingSpec
-from agent.secrets import RESOLVE_SECRETS, Secret
+from agent.secrets import RESOLVE_SECRETS
 from agent.sources import KINDS as SOURCE_KINDS
 from agent.sources import source_class
 from agent.sources.checks import check_sources
@@ -341,39 +342,17 @@ class ManualSpec(StrictModel):
 
 
 def _check_query_url(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("expected an http:// or https:// URL of the Prometheus or VictoriaMetrics query API")
-    if parts.username or parts.password:
-        raise ValueError("credentials do not belong in the URL; use auth: with a secret reference")
-    return url.rstrip("/")
-
-
-class QueryBasicAuth(StrictModel):
-    username: str
-    password: Secret
-
-
-class QueryAuth(StrictModel):
-    """Exactly one of a bearer token or basic credentials, as secret references."""
-
-    bearer: Secret | None = None
-    basic: QueryBasicAuth | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> QueryAuth:
-        if (self.bearer is None) == (self.basic is None):
-            raise ValueError("give exactly one of bearer, basic")
-        return self
+    try:
+        return check_api_url(url).rstrip("/")
+    except ValueError as exc:
+        raise ValueError(f"{exc} (the Prometheus or VictoriaMetrics query API)") from None
 
 
 class QueryServer(StrictModel):
     """A server speaking the Prometheus HTTP query API: Prometheus itself, or a central VictoriaMetrics."""
 
     url: Annotated[str, AfterValidator(_check_query_url)]
-    auth: QueryAuth | None = None
+    auth: AuthSpec | None = None
     ca_file: str | None = None
     tls_verify: bool = True
     timeout: Duration = 60.0

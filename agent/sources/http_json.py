@@ -28,8 +28,9 @@ from jsonpath_ng.exceptions import JSONPathError
 from jsonpath_ng.ext import parse as parse_jsonpath
 from pydantic import AfterValidator, Field, FilePath, model_validator
 
+from agent.httpauth import AuthSpec, check_api_url
 from agent.periods import Period
-from agent.secrets import Secret, SecretValue
+from agent.secrets import SecretValue
 from agent.sources.base import (
     FetchResult,
     Record,
@@ -46,7 +47,6 @@ from agent.sources.base import (
     redact,
     unit_code,
 )
-from collectors.base import StrictModel
 
 MiB = 1024 * 1024
 # The runner logs each source's state changes; httpx would log every request's full URL at INFO.
@@ -59,16 +59,6 @@ def _check_jsonpath(text: str) -> str:
     except (JSONPathError, ValueError, TypeError, AttributeError) as exc:  # the parser raises several kinds
         raise ValueError(f"invalid JSONPath {text!r}: {first_line(exc)}") from None
     return text
-
-
-def _check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("expected an http:// or https:// URL with a host")
-    if parts.username or parts.password:
-        # Never echo the URL: it holds a credential.
-        raise ValueError("credentials do not belong in the URL; use auth: with a secret reference")
-    return url
 
 
 JsonPath = Annotated[str, AfterValidator(_check_jsonpath)]
@@ -89,33 +79,9 @@ class JsonSeries(SeriesSpec):
         return self
 
 
-class BasicAuth(StrictModel):
-    username: str
-    password: Secret
-
-
-class HeaderAuth(StrictModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9-]+$")
-    value: Secret
-
-
-class AuthSpec(StrictModel):
-    """Exactly one of: a bearer token, basic credentials, or a custom header (X-API-Key)."""
-
-    bearer: Secret | None = None
-    basic: BasicAuth | None = None
-    header: HeaderAuth | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self):
-        if sum(x is not None for x in (self.bearer, self.basic, self.header)) != 1:
-            raise ValueError("give exactly one of bearer, basic, header")
-        return self
-
-
 class HttpJsonSpec(SourceSpec):
     kind: Literal["http_json"]
-    url: Annotated[str, AfterValidator(_check_url)]
+    url: Annotated[str, AfterValidator(check_api_url)]
     params: dict[str, Template] = Field(default_factory=dict, description="Query parameters; "
                                         "{period_start}, {period_end} and {period_last_day} are filled in")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (no secrets)")
@@ -146,24 +112,14 @@ class HttpJsonSource(Source):
         return [urlsplit(self.spec.url).hostname or ""]
 
     def secrets(self) -> list[SecretValue]:
-        auth = self.spec.auth
-        if auth is None:
-            return []
-        return [s for s in (auth.bearer, auth.basic and auth.basic.password, auth.header and auth.header.value) if s]
+        return self.spec.auth.secrets() if self.spec.auth is not None else []
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             spec = self.spec
             verify: Any = str(spec.ca_file) if spec.ca_file else spec.tls_verify
             headers = {"Accept": "application/json", **spec.headers}
-            auth: Any = None
-            if spec.auth is not None:
-                if spec.auth.bearer is not None:
-                    headers["Authorization"] = "Bearer " + spec.auth.bearer.reveal()
-                elif spec.auth.basic is not None:
-                    auth = httpx.BasicAuth(spec.auth.basic.username, spec.auth.basic.password.reveal())
-                elif spec.auth.header is not None:
-                    headers[spec.auth.header.name] = spec.auth.header.value.reveal()
+            auth = spec.auth.for_httpx(headers) if spec.auth is not None else None
             self._client = httpx.AsyncClient(headers=headers, auth=auth, verify=verify, follow_redirects=False,
                                              timeout=spec.timeout, trust_env=False)
         return self._client

@@ -43,20 +43,13 @@ class QueryClient:
         self.url = server.url
         self.log: list[LoggedQuery] = []
         headers = {"Accept": "application/json", "User-Agent": "egov-agent-report"}
-        auth: Any = None
-        if server.auth is not None and server.auth.bearer is not None:
-            headers["Authorization"] = "Bearer " + server.auth.bearer.reveal()
-        elif server.auth is not None and server.auth.basic is not None:
-            auth = httpx.BasicAuth(server.auth.basic.username, server.auth.basic.password.reveal())
+        auth = server.auth.for_httpx(headers) if server.auth is not None else None
         verify: Any = server.ca_file if server.ca_file else server.tls_verify
         self._client = httpx.Client(headers=headers, auth=auth, verify=verify, timeout=server.timeout,
                                     follow_redirects=False)
 
     def _secrets(self) -> list:
-        auth = self.server.auth
-        if auth is None:
-            return []
-        return [s for s in (auth.bearer, auth.basic.password if auth.basic else None) if s is not None]
+        return self.server.auth.secrets() if self.server.auth is not None else []
 
     def query(self, expr: str, at: float) -> LoggedQuery:
         """An instant query at ``at``; the answer is also kept in the log."""
