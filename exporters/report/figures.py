@@ -173,13 +173,12 @@ class ReportBuilder:
         figures = []
         for kpi in self.config.kpis:
             figure = self.figure(kpi, data)
-            earlier = fetched.get(before.name)
-            if earlier is not None:
-                figure.previous_value = self.figure(kpi, earlier).value
-                if figure.value is not None and figure.previous_value is not None:
-                    figure.change = figure.value - figure.previous_value
-            figure.history = [(w.name, self.figure(kpi, fetched[w.name]).value if w.name != window.name
-                               else figure.value) for w in windows]
+            values = {name: figure.value if name == window.name else self.figure(kpi, other).value
+                      for name, other in fetched.items()}  # each window's figure once: trend and change
+            figure.previous_value = values.get(before.name)
+            if figure.value is not None and figure.previous_value is not None:
+                figure.change = figure.value - figure.previous_value
+            figure.history = [(w.name, values[w.name]) for w in windows]
             figures.append(figure)
         report_spec = self.config.report
         issuer = report_spec.issuer
