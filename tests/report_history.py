@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,11 +40,6 @@ def down_seconds(outages: list[Outage], key: str, start: float, end: float) -> f
     return sum(o.down_within(start, end) for o in outages if o.key == key)
 
 
-def _is_down(outages: list[Outage], key: str, t0: float, t1: float) -> float:
-    """Seconds of the step (t0, t1] the key was down."""
-    return down_seconds(outages, key, t0, t1)
-
-
 @dataclass
 class History:
     province: str
@@ -67,7 +61,7 @@ class History:
             if self.reset_at is not None and t - self.step < self.reset_at <= t:
                 totals = [0.0] * len(made)  # the agent restarted: its counters begin again
             elif t > self.start:
-                down = _is_down(outages, key, t - self.step, t)
+                down = down_seconds(outages, key, t - self.step, t)  # of the step (t - step, t]
                 for i, s in enumerate(made):
                     gain = per_step * (1 - down / self.step) if s.name == up_only else per_step
                     totals[i] += gain
@@ -111,11 +105,6 @@ class History:
                                      "values": [v for _, v in s.points],
                                      "timestamps": [round(t * 1000) for t, _ in s.points]}))
         return ("\n".join(lines) + "\n").encode()
-
-    def iter_points(self) -> Iterator[tuple[Series, float, float]]:
-        for s in self.series:
-            for t, v in s.points:
-                yield s, t, v
 
 
 def local(day: str, timezone: str, hour: int = 0) -> float:

@@ -40,11 +40,6 @@ def _fit(ws, widths: list[int]) -> None:
     ws.freeze_panes = "A2"
 
 
-def _number(value: float | None, unit: str) -> float | None:
-    """Ratios as fractions with a percentage format, so that Excel can compute with them."""
-    return value
-
-
 def render(report: Report, lang: str, output: Path) -> None:
     t = w.words(lang)
     book = Workbook()
