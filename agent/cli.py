@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent import __version__
-from agent.config import load_config
+from agent.config import load_config, parse_duration
 from agent.http import DEFAULT_PORT, parse_listen
 from agent.logs import DEFAULT_RATE, setup_logging
 from agent.service import Agent, ProbeNotAllowed
@@ -104,7 +104,8 @@ def cmd_once(args: argparse.Namespace) -> int:
 
 
 def run_agent(config_path: str, listen: str, web_config: str | None = None, shard_text: str | None = None,
-              before_exit: Callable[[], None] | None = None) -> int:
+              before_exit: Callable[[], None] | None = None, state_file: str | None = None,
+              state_save_interval: str = "15s") -> int:
     loaded = _load(config_path)
     shard = _shard(shard_text)
     if loaded is None or shard is False:
@@ -114,12 +115,23 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
     except ValueError as exc:
         print(f"error: --listen: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    try:
+        save_every = parse_duration(state_save_interval)
+    except ValueError as exc:
+        print(f"error: --storage.state-save-interval: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if not 1.0 <= save_every <= 3600.0:
+        print("error: --storage.state-save-interval: between 1s and 1h", file=sys.stderr)
+        return EXIT_CONFIG
     web = _load_web(web_config)
     if web is None:
         return EXIT_CONFIG
     from agent import daemon
 
-    return EXIT_OK if daemon.serve(Agent(loaded, shard), listen, web, before_exit) else EXIT_FAILURE
+    if state_file is None:
+        log.warning("no --storage.state-file: availability windows and probe counters start empty at every restart")
+    agent = Agent(loaded, shard, Path(state_file) if state_file else None, save_every)
+    return EXIT_OK if daemon.serve(agent, listen, web, before_exit) else EXIT_FAILURE
 
 
 def _load_web(path: str | None):
@@ -153,7 +165,8 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return run_agent(args.config, args.listen, args.web_config_file, args.shard)
+    return run_agent(args.config, args.listen, args.web_config_file, args.shard,
+                     state_file=args.state_file, state_save_interval=args.state_save_interval)
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
@@ -414,6 +427,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", metavar="I/N", help="probe only shard I of N of the units (the sums add up)")
     p.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
                    help="TLS and basic authentication, in the Prometheus exporter-toolkit format")
+    p.add_argument("--storage.state-file", dest="state_file", metavar="FILE",
+                   help="keep probe counters and availability history here across restarts (SQLite; "
+                        "the service uses /var/lib/egov-agent/state.db)")
+    p.add_argument("--storage.state-save-interval", dest="state_save_interval", default="15s", metavar="DURATION",
+                   help="how often the state file is written (default 15s: a crash loses at most this)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("check-config", parents=[common], help="validate a configuration and list every error")

@@ -47,7 +47,7 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 
 
-def _parse_duration(value: Any) -> float:
+def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 30s, 5m or 1d, got {value!r}")
     if isinstance(value, int | float):
@@ -84,7 +84,7 @@ def _check_timezone(name: str) -> str:
     return name
 
 
-Duration = Annotated[float, BeforeValidator(_parse_duration)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
 Number = Annotated[float, BeforeValidator(_parse_number)]
 Ident = Annotated[str, Field(pattern=IDENT, max_length=80)]
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from agent.config import LoadedConfig, load_config
 from agent.kpi import Evaluation, KpiEngine
@@ -14,6 +15,7 @@ from agent.member_clock import MemberClock
 from agent.scheduler import Scheduler
 from agent.sharding import Shard
 from agent.sources.runner import SourceRunner, source_hosts
+from agent.state import StateFile
 from agent.store import Store, TargetState
 from agent.units import UnitIndex
 from collectors import REGISTRY
@@ -56,14 +58,21 @@ def check_probe_allowlist(loaded: LoadedConfig) -> None:
 class Agent:
     """One configuration's worth of collection; ``collect_once`` and ``run`` drive it, ``reload`` swaps it."""
 
-    def __init__(self, loaded: LoadedConfig, shard: Shard | None = None) -> None:
+    def __init__(self, loaded: LoadedConfig, shard: Shard | None = None, state_path: Path | None = None,
+                 state_save_interval: float = 15.0) -> None:
         check_probe_allowlist(loaded)
         self.shard = shard  # this agent probes only its share of the units (agent/sharding.py)
         self.clock = MemberClock()  # up time of each coverage member, kept across reloads
         self._apply(loaded, self._collectors_for(loaded, {}))
         self.store = Store(history_span=longest_window(loaded))
+        # Counters and availability history from the previous run, so a restart does not zero the KPIs.
+        self.state = StateFile(state_path, loaded.config.province.code) if state_path else None
+        self.state_save_interval = state_save_interval
+        if self.state is not None:
+            self.state.restore(self.store, {t.id for t in self.targets})
         self.status = ConfigStatus(loaded.config.province.code, str(loaded.source), True, time.time(), time.time())
-        self.exposition = Exposition(EgovCollector(self.store, self._view(), self.status))
+        self.exposition = Exposition(EgovCollector(self.store, self._view(), self.status,
+                                                   self.state.status if self.state else None))
         self.scheduler: Scheduler | None = None
         self._reload_lock = asyncio.Lock()
 
@@ -143,6 +152,19 @@ class Agent:
             self.engine.observe_members(states)
             await asyncio.sleep(MEMBER_TICK)
 
+    async def _save_state(self) -> None:
+        """Every few seconds, write the store's counters and history to the state file (off the loop)."""
+        assert self.state is not None
+        while True:
+            await asyncio.sleep(self.state_save_interval)
+            await asyncio.to_thread(self.state.save, self.store.snapshot()[0])
+
+    async def _final_save(self) -> None:
+        """On a clean stop, save what the last probes added; a kill loses at most one save interval."""
+        if self.state is not None:
+            await asyncio.to_thread(self.state.save, self.store.snapshot()[0])
+            self.state.close()
+
     def _view(self) -> AgentView:
         labels = {
             t.id: TargetLabels(t.collector, (t.collector, t.id, t.unit, self.units.units[t.unit].level,
@@ -174,6 +196,9 @@ class Agent:
         probing = asyncio.create_task(self.scheduler.run_forever(), name="scheduler")
         self._start_sources()
         observing = asyncio.create_task(self._observe_members(), name="member-clock")
+        background = [observing]
+        if self.state is not None:
+            background.append(asyncio.create_task(self._save_state(), name="state-file"))
         first = asyncio.create_task(self.scheduler.first_round.wait())
         stopping = asyncio.create_task(stop.wait())
         try:
@@ -188,12 +213,13 @@ class Agent:
             if probing.done() and not probing.cancelled() and probing.exception():
                 raise probing.exception()  # type: ignore[misc]
         finally:
-            for task in (probing, first, stopping, observing):
+            for task in (probing, first, stopping, *background):
                 task.cancel()
             # A probe that ignores its cancellation must not hold up the stop: wait a bounded time.
-            _, stuck = await asyncio.wait({probing, first, stopping, observing}, timeout=CLOSE_TIMEOUT)
+            _, stuck = await asyncio.wait({probing, first, stopping, *background}, timeout=CLOSE_TIMEOUT)
             if stuck:
                 log.error("probe loops did not stop within %gs; closing the collectors anyway", CLOSE_TIMEOUT)
+            await self._final_save()
             await self._stop_sources()
             await self.close()
 

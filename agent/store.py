@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 
 from collectors.base import ProbeResult
@@ -30,8 +30,10 @@ class TargetState:
     up_total: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     down_since: float = 0.0  # when the current failure run began; 0 while up
-    # (unix time, probes_total, up_total), thinned so it spans the longest availability window.
-    history: deque[tuple[float, int, int]] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
+    # (unix time, probes_total, up_total), thinned so it spans the longest availability window. A tuple,
+    # replaced (never changed in place) when a point is added: a snapshot handed to a scrape thread can
+    # be iterated while probes go on (a shared deque raised "deque mutated during iteration").
+    history: tuple[tuple[float, int, int], ...] = ()
 
     def copy(self) -> TargetState:
         return TargetState(self.result, self.last_probe_time, self.last_duration, self.probes_total,
@@ -78,7 +80,7 @@ class Store:
             else:
                 state.failures[result.reason or "unknown"] += 1
             if not state.history or now - state.history[-1][0] >= self._history_step:
-                state.history.append((now, state.probes_total, state.up_total))
+                state.history = (*state.history[-(HISTORY_POINTS - 1):], (now, state.probes_total, state.up_total))
 
             stats = self._collectors.setdefault(collector, CollectorStats())
             stats.probes_total += 1
@@ -96,6 +98,13 @@ class Store:
         """A probe overran its interval and ``missed`` scheduled probes were dropped."""
         with self._lock:
             self._collectors.setdefault(collector, CollectorStats()).skipped_total += missed
+            self.version += 1
+
+    def restore(self, states: dict[str, TargetState]) -> None:
+        """Take over counters and history saved by an earlier run (agent/state.py), before any probe."""
+        with self._lock:
+            for target_id, state in states.items():
+                self._targets.setdefault(target_id, state)
             self.version += 1
 
     def forget(self, keep: set[str]) -> None:

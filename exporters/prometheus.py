@@ -27,6 +27,7 @@ from agent import __version__
 from agent.kpi import Evaluation, deadline_timestamp
 from agent.member_clock import MemberTime
 from agent.periods import ReportingSpec
+from agent.state import StateStatus
 from agent.store import DURATION_BUCKETS, CollectorStats, Store, TargetState
 from agent.units import UnitIndex
 from collectors.base import Family
@@ -83,10 +84,11 @@ def _fmt(value: float) -> str:
 class EgovCollector:
     """prometheus_client collector over the store; ``view`` is swapped atomically on reload."""
 
-    def __init__(self, store: Store, view: AgentView, status: ConfigStatus) -> None:
+    def __init__(self, store: Store, view: AgentView, status: ConfigStatus, state: StateStatus | None = None) -> None:
         self.store = store
         self.view = view
         self.status = status
+        self.state = state  # the state file's, when the agent keeps one
 
     def collect(self) -> Iterator[Metric]:
         view = self.view
@@ -111,6 +113,8 @@ class EgovCollector:
                                  "When the configuration was last loaded successfully.", labels=["province"])
         when.add_metric([self.status.province], self.status.success_time)
         yield when
+        if self.state is not None:
+            yield from _state_metrics(self.state)
 
         kinds = sorted({t.collector for t in view.targets.values()} | set(stats))
         counts = GaugeMetricFamily(PREFIX + "collector_targets", "Targets configured per collector.",
@@ -306,6 +310,19 @@ class EgovCollector:
                 minimum = getattr(measure, "connected_min_up", None)
                 threshold.add_metric([province, ev.kpi.id, "ops"], minimum if minimum is not None else default_min)
         yield from (up, up_seconds, observed, threshold)
+
+
+def _state_metrics(state: StateStatus) -> Iterator[Metric]:
+    ok = GaugeMetricFamily(PREFIX + "state_last_save_successful",
+                           "1 if the last write of the state file (counters and availability history) succeeded.")
+    ok.add_metric([], 1.0 if state.last_save_ok else 0.0)
+    when = GaugeMetricFamily(PREFIX + "state_last_save_success_timestamp_seconds",
+                             "When the state file was last written successfully (0: not yet).")
+    when.add_metric([], state.last_save_time)
+    restored = GaugeMetricFamily(PREFIX + "state_restored_targets",
+                                 "Targets whose counters and history were restored from the state file at start.")
+    restored.add_metric([], float(state.restored_targets))
+    yield from (ok, when, restored)
 
 
 def _family(family: Family, target_labels: list[str]) -> Metric:

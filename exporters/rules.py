@@ -392,9 +392,9 @@ def _agent_group(job: str) -> dict[str, Any]:
 
 
 def _seconds(duration: str) -> float:
-    from agent.config import _parse_duration
+    from agent.config import parse_duration
 
-    return _parse_duration(duration)
+    return parse_duration(duration)
 
 
 def build_rules(loaded: LoadedConfig, job: str = "egov-agent", now: float | None = None,

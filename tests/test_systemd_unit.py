@@ -68,7 +68,10 @@ def test_unit_verifies_and_its_exposure_is_in_the_ok_band(tmp_path: Path) -> Non
     assert s["CapabilityBoundingSet"] == ["CAP_NET_RAW"] and s["AmbientCapabilities"] == ["CAP_NET_RAW"]
     for key in ("NoNewPrivileges", "DynamicUser", "PrivateTmp", "MemoryDenyWriteExecute"):
         assert s[key] == ["yes"], key
-    assert s["ProtectSystem"] == ["strict"] and "ReadWritePaths" not in s  # the agent writes nowhere
+    # The agent writes only its state directory (/var/lib/egov-agent, private to the dynamic user).
+    assert s["ProtectSystem"] == ["strict"] and "ReadWritePaths" not in s
+    assert s["StateDirectory"] == ["egov-agent"] and s["StateDirectoryMode"] == ["0700"]
+    assert "--storage.state-file /var/lib/egov-agent/state.db" in s["ExecStart"][0]
     assert "--web.config.file /etc/egov-agent/web.yml" in s["ExecStart"][0]
 
 
