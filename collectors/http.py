@@ -127,6 +127,18 @@ class BearerAuth(StrictModel):
     token: Secret
 
 
+class ClientCertificate(StrictModel):
+    """The certificate the agent presents to a portal that requires one (mutual TLS).
+
+    Only the file paths are configuration: the key stays in its file (readable by the agent's user
+    only) and its passphrase, if any, is a secret reference, so neither reaches a log or a label.
+    """
+
+    cert_file: FilePath = Field(description="PEM client certificate (and its chain)")
+    key_file: FilePath | None = Field(None, description="PEM private key (default: in cert_file)")
+    key_password: Secret | None = Field(None, description="Passphrase of an encrypted key, as env:NAME or file:/path")
+
+
 class HttpParams(StrictModel):
     url: Url
     address: Host | None = Field(None, description="Connect here instead of resolving the URL's host (the URL's "
@@ -145,6 +157,7 @@ class HttpParams(StrictModel):
     tls_verify: bool = True
     ca_bundle: FilePath | None = None
     auth: Annotated[BasicAuth | BearerAuth, Field(discriminator="kind")] | None = None
+    client_cert: ClientCertificate | None = Field(None, description="Certificate to present to portals that ask")
 
     @model_validator(mode="after")
     def _consistent(self) -> HttpParams:
@@ -228,6 +241,7 @@ class _Hop:
     redirect_url: str = ""
     content_type: str = ""
     handshake_done: bool = False
+    client_cert: bool = False  # the agent presented its client certificate on this hop
     certs: list[x509.Certificate] = field(default_factory=list)
 
 
@@ -326,6 +340,7 @@ class _Probe:
         p = self.params
         parts = urlsplit(url)
         same_origin = (parts.scheme, parts.hostname, _port_of(parts)) == self.origin
+        presented = False
         curl.reset()
         curl.setopt(pycurl.URL, url)
         curl.setopt(pycurl.NOSIGNAL, 1)
@@ -351,6 +366,9 @@ class _Probe:
             curl.setopt(pycurl.SSL_VERIFYHOST, 2 if p.tls_verify else 0)
             if self.ca_bundle:
                 curl.setopt(pycurl.CAINFO, self.ca_bundle)
+            if same_origin and p.client_cert is not None:  # like credentials: the configured origin only
+                _present_certificate(curl, p.client_cert)
+                presented = True
         if same_origin and p.auth is not None:
             if isinstance(p.auth, BasicAuth):
                 curl.setopt(pycurl.HTTPAUTH, pycurl.HTTPAUTH_BASIC)
@@ -358,7 +376,7 @@ class _Probe:
                 curl.setopt(pycurl.PASSWORD, p.auth.password.reveal().encode())
             else:
                 curl.setopt(pycurl.HTTPHEADER, [f"Authorization: Bearer {p.auth.token.reveal()}".encode()])
-        hop = _Hop()
+        hop = _Hop(client_cert=presented)
         try:
             curl.perform()
         except pycurl.error as exc:
@@ -462,7 +480,12 @@ class _Probe:
             if hop.verify_result == X509_HOSTNAME_MISMATCH or tls.hostname_valid is False:
                 return "tls_hostname_mismatch"
             return "tls_untrusted"
-        if code in (pycurl.E_SSL_CONNECT_ERROR, pycurl.E_SSL_CERTPROBLEM):
+        if code == pycurl.E_SSL_CERTPROBLEM or (hop.client_cert and code == pycurl.E_BAD_FUNCTION_ARGUMENT):
+            return "tls_client_cert_error"  # our own certificate or key could not be used (a key not the cert's: 43)
+        if code in (pycurl.E_SSL_CONNECT_ERROR, pycurl.E_RECV_ERROR, pycurl.E_SEND_ERROR) and \
+                _CLIENT_CERT_ALERT.search(hop.message):
+            return "tls_client_cert_rejected" if hop.client_cert else "tls_client_cert_required"
+        if code == pycurl.E_SSL_CONNECT_ERROR:
             return "tls_error"
         if code == pycurl.E_SSL_CACERT_BADFILE:
             return "ca_bundle_error"
@@ -495,6 +518,21 @@ class _Probe:
 # --- helpers -------------------------------------------------------------------------------------
 
 
+# The TLS alerts a server sends when it wants a client certificate and got none it accepts; under TLS 1.3
+# they arrive after the handshake, so libcurl reports them as a receive error, not a connect error.
+_CLIENT_CERT_ALERT = re.compile(r"alert (certificate required|bad certificate|unknown ca|certificate unknown|"
+                                r"handshake failure|access denied)", re.IGNORECASE)
+
+
+def _present_certificate(curl: pycurl.Curl, client: ClientCertificate) -> None:
+    curl.setopt(pycurl.SSLCERT, str(client.cert_file))
+    curl.setopt(pycurl.SSLCERTTYPE, "PEM")
+    curl.setopt(pycurl.SSLKEY, str(client.key_file or client.cert_file))
+    curl.setopt(pycurl.SSLKEYTYPE, "PEM")
+    if client.key_password is not None:
+        curl.setopt(pycurl.KEYPASSWD, client.key_password.reveal())
+
+
 def _port_of(parts: Any) -> int:
     return parts.port or (443 if parts.scheme == "https" else 80)
 
@@ -517,6 +555,8 @@ def _redact(message: str, params: HttpParams) -> str:
     """libcurl messages never carry credentials, but make sure of it before they reach a log."""
     auth = params.auth
     secrets = [auth.password.reveal()] if isinstance(auth, BasicAuth) else [auth.token.reveal()] if auth else []
+    if params.client_cert is not None and params.client_cert.key_password is not None:
+        secrets.append(params.client_cert.key_password.reveal())
     for secret in secrets:
         if secret:
             message = message.replace(secret, "***")
