@@ -4,6 +4,7 @@ scripted peers whose every answer the test chooses."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 import threading
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from conftest import parse_samples, write_config
+from icmp_netns import RouterNamespace
 
 from agent.config import load_config
 from agent.scheduler import Scheduler
@@ -35,6 +37,16 @@ targets:
 
 def province_config(tmp: Path, collectors: str, targets: str, name: str = "faults.yml") -> Path:
     return write_config(tmp / name, PROVINCE.format(collectors=collectors, targets=targets))
+
+
+class H5Namespace(RouterNamespace):
+    """The shared simulated router (tests/icmp_netns.py), its namespace and veth named ``egovh5-*``/``egh5*``
+    so these tests' leftovers, if any, are told from other suites' at a glance."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        tag = secrets.token_hex(3)
+        self.name, self.host_if, self.ns_if = f"egovh5-{tag}", f"egh5{tag}h", f"egh5{tag}n"
 
 
 class InProcessAgent:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import subprocess
 import sys
 import time
@@ -21,7 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from icmp_netns import RouterNamespace, require_netns
+from faults_util import H5Namespace
+from icmp_netns import require_netns
 
 from collectors.base import ProbeResult
 from collectors.icmp import IcmpCollector, IcmpParams, IcmpSettings, UpRule
@@ -30,13 +30,11 @@ RESPONDER = Path(__file__).with_name("icmp_faulty_router.py")
 ECHOES = 10
 
 
-class FaultyRouter(RouterNamespace):
-    """The shared router namespace, named for this engineer's tests (``egovh5-``), its kernel silent."""
+class FaultyRouter(H5Namespace):
+    """The router namespace with its kernel silent, tests/icmp_faulty_router.py answering instead."""
 
     def __init__(self) -> None:
         super().__init__()
-        tag = secrets.token_hex(3)
-        self.name, self.host_if, self.ns_if = f"egovh5-{tag}", f"egh5{tag}h", f"egh5{tag}n"
         self.responder: subprocess.Popen | None = None
 
     def create(self) -> None:
