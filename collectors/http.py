@@ -451,6 +451,8 @@ class _Probe:
         curl.setopt(pycurl.SSL_VERIFYHOST, 0)
         if self.ca_bundle:
             curl.setopt(pycurl.CAINFO, self.ca_bundle)
+        if self.params.client_cert is not None and (parts.scheme, parts.hostname, _port_of(parts)) == self.origin:
+            _present_certificate(curl, self.params.client_cert)  # else a portal requiring one ends the handshake
         connect_to = self._connect_to(parts)
         if connect_to:
             curl.setopt(pycurl.CONNECT_TO, connect_to)

@@ -219,3 +219,20 @@ def test_a_missing_certificate_file_is_a_configuration_error_naming_the_field(tm
     (error,) = caught.value.errors()
     assert error["loc"] == ("client_cert", "key_password")
     assert "literal-secret" not in error["msg"]  # the message the configuration loader prints
+
+
+def test_a_wrong_host_name_is_told_from_a_bad_chain_on_a_portal_requiring_a_certificate(tmp_path):
+    """The second handshake that checks the chain alone must present the certificate too, or a TLS 1.2
+    portal refuses it and the chain's validity is unknown."""
+    server = MutualTlsPortal(tmp_path, ssl.TLSVersion.TLSv1_2)
+    try:
+        cert, key = server.client_files(server.client_ca, "agent.egov.test")
+        params = HttpParams.model_validate({
+            "url": f"https://other-name.test:{server.port}/", "address": HOST, "ca_bundle": str(server.ca_bundle),
+            "client_cert": {"cert_file": str(cert), "key_file": str(key)}})
+        result = probe(params)
+    finally:
+        server.close()
+    assert (result.up, result.reason) == (False, "tls_hostname_mismatch"), result.detail
+    assert value(result, "http_tls_hostname_valid") == 0
+    assert value(result, "http_tls_chain_valid") == 1
