@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import secrets
 import subprocess
 import sys
 import time
@@ -191,4 +193,58 @@ def test_truncated_packets_and_errors_are_ignored_without_a_traceback(router, ca
     result, _, _ = probe(router)
     assert (result.up, value(result, "icmp_echo_replies")) == (True, ECHOES), result.detail
     assert value(result, "icmp_loss_ratio") == 0
+    no_errors_logged(caplog)
+
+
+class Ipv6Router(H5Namespace):
+    """The router namespace on IPv6 as well: a ULA /64 on the veth, and a prefix behind the router that its
+    kernel routes as ``unreachable`` (it answers with ICMPv6 destination unreachable) or ``prohibit``."""
+
+    def create(self) -> None:
+        super().create()
+        tag = secrets.token_hex(2)
+        self.host6, self.router6 = f"fd45:{tag}::1", f"fd45:{tag}::2"
+        self.no_route, self.prohibited = f"fd45:{tag}:1::1", f"fd45:{tag}:2::1"
+        subprocess.run(["ip", "-6", "addr", "add", f"{self.host6}/64", "dev", self.host_if, "nodad"], check=True)
+        self.ns("ip", "-6", "addr", "add", f"{self.router6}/64", "dev", self.ns_if, "nodad")
+        self.ns("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+        self.ns("ip", "-6", "route", "add", "unreachable", f"fd45:{tag}:1::/64")
+        self.ns("ip", "-6", "route", "add", "prohibit", f"fd45:{tag}:2::/64")
+        # Routes on the host side go with the veth when the fixture deletes it.
+        for prefix in (f"fd45:{tag}:1::/64", f"fd45:{tag}:2::/64"):
+            subprocess.run(["ip", "-6", "route", "add", prefix, "via", self.router6, "dev", self.host_if], check=True)
+
+
+@pytest.fixture(scope="module")
+def router6() -> Iterator[Ipv6Router]:
+    require_netns()
+    made = Ipv6Router()
+    try:
+        made.create()
+        yield made
+    finally:
+        made.destroy()
+
+
+def probe6(host: str, privileged: bool = True) -> ProbeResult:
+    async def run() -> ProbeResult:
+        collector = IcmpCollector(IcmpSettings(privileged=privileged, up_rule=UpRule(max_loss=0.5, over_probes=1)))
+        try:
+            return await collector.probe("r6", IcmpParams(host=host, count=4, interval=0.01), 1.0)
+        finally:
+            await collector.close()
+
+    return asyncio.run(run())
+
+
+def test_ipv6_router_answers_and_its_icmpv6_errors_are_down_with_their_reason(router6, caplog):
+    live = probe6(router6.router6)
+    assert (live.up, value(live, "icmp_echo_replies")) == (True, 4), live.detail
+    for host in (router6.no_route, router6.prohibited):  # ICMPv6 destination unreachable, codes 0 and 1
+        result = probe6(host)
+        # The router's kernel rate-limits its errors (net.ipv6.icmp.ratelimit), as routers do: some echoes get
+        # an error, the rest nothing, and the reason is still the error, not a timeout.
+        assert (result.up, result.reason) == (False, "unreachable"), (host, result.detail)
+        assert value(result, "icmp_echo_replies") == 0
+        assert re.search(r", [1-4] unreachable$", result.detail), result.detail
     no_errors_logged(caplog)
