@@ -345,9 +345,8 @@ class SipCollector(Collector):
                         continue
                     return _Outcome(response, time.monotonic() - started)
         except TimeoutError:
-            raise ProbeFailure("timeout", f"a {provisional} provisional response, then no final response within "
-                                          "the timeout" if provisional else "no final response within the timeout"
-                               ) from None
+            before = f"a {provisional} provisional response, then " if provisional else ""
+            raise ProbeFailure("timeout", before + "no final response within the timeout") from None
         except OSError as exc:
             raise ProbeFailure(_os_reason(exc), exc.strerror or str(exc)) from None
         finally:
