@@ -196,6 +196,8 @@ class HttpCollector(Collector):
         Family("http_tls_chain_valid", "gauge", "1 if the certificate chain verifies against the CA bundle."),
         Family("http_tls_hostname_valid", "gauge", "1 if the certificate names the URL's host."),
         Family("http_tls_ok", "gauge", "1 if both the chain and the host name verify."),
+        Family("http_tls_client_cert_expiry_timestamp_seconds", "gauge",
+               "When the client certificate the agent presents (client_cert) expires."),
     )
 
     def __init__(self, settings: StrictModel) -> None:
@@ -321,6 +323,8 @@ class _Probe:
         last = hops[-1]
         tls = self._tls_signals(curl, url, last, deadline)
         samples += _tls_samples(tls)
+        if p.client_cert is not None:
+            samples += _client_cert_expiry(p.client_cert)
         if last.error:
             reason = self._error_reason(last, body, tls)
             return self._result(False, reason, hops, body, samples, started, last.message)
@@ -460,7 +464,10 @@ class _Probe:
             curl.perform()
         except pycurl.error as exc:
             if exc.args[0] == pycurl.E_PEER_FAILED_VERIFICATION:
-                return False
+                # OpenSSL's verdict on the chain. libcurl reports a portal's alert "certificate expired" (our
+                # client certificate) as a failed verification too: then the chain is good (0) or untold (1).
+                verdict = int(curl.getinfo(pycurl.SSL_VERIFYRESULT) or 0)
+                return True if verdict == 0 else None if verdict == 1 else False
             return None  # could not tell (timeout, reset)
         return True
 
@@ -481,6 +488,8 @@ class _Probe:
                 return "tls_not_yet_valid"
             if hop.verify_result == X509_HOSTNAME_MISMATCH or tls.hostname_valid is False:
                 return "tls_hostname_mismatch"
+            if hop.client_cert and hop.verify_result in (0, 1):  # OpenSSL found no fault in the portal's chain:
+                return "tls_client_cert_rejected"  # the portal's alert "certificate expired", as libcurl words it
             return "tls_untrusted"
         if code == pycurl.E_SSL_CERTPROBLEM or (hop.client_cert and code == pycurl.E_BAD_FUNCTION_ARGUMENT):
             return "tls_client_cert_error"  # our own certificate or key could not be used (a key not the cert's: 43)
@@ -522,7 +531,7 @@ class _Probe:
 
 # The TLS alerts a server sends when it wants a client certificate and got none it accepts; under TLS 1.3
 # they arrive after the handshake, so libcurl reports them as a receive error, not a connect error.
-_CLIENT_CERT_ALERT = re.compile(r"alert (certificate required|bad certificate|unknown ca|certificate unknown|"
+_CLIENT_CERT_ALERT = re.compile(r"alert (certificate \w+|bad certificate|unsupported certificate|unknown ca|"
                                 r"handshake failure|access denied)", re.IGNORECASE)
 
 
@@ -533,6 +542,15 @@ def _present_certificate(curl: pycurl.Curl, client: ClientCertificate) -> None:
     curl.setopt(pycurl.SSLKEYTYPE, "PEM")
     if client.key_password is not None:
         curl.setopt(pycurl.KEYPASSWD, client.key_password.reveal())
+
+
+def _client_cert_expiry(client: ClientCertificate) -> list[Sample]:
+    """The agent's own certificate's end of validity, so it can be renewed before every portal refuses it."""
+    try:
+        cert = x509.load_pem_x509_certificate(client.cert_file.read_bytes())
+    except (OSError, ValueError):
+        return []  # the probe itself says tls_client_cert_error
+    return [Sample("http_tls_client_cert_expiry_timestamp_seconds", cert.not_valid_after_utc.timestamp())]
 
 
 def _port_of(parts: Any) -> int:

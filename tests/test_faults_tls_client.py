@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import socket
 import ssl
 import threading
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+from cryptography import x509
 from pydantic import ValidationError
 
 from collectors.http import HttpCollector, HttpParams, HttpSettings
@@ -82,8 +84,10 @@ class MutualTlsPortal:
         self.thread.start()
         self.tmp = tmp
 
-    def client_files(self, ca: trustme.CA, name: str, passphrase: str | None = None) -> tuple[Path, Path]:
-        cert = ca.issue_cert(name, common_name=name)
+    def client_files(self, ca: trustme.CA, name: str, passphrase: str | None = None,
+                     not_after: datetime.datetime | None = None) -> tuple[Path, Path]:
+        cert = ca.issue_cert(name, common_name=name, not_after=not_after,
+                             not_before=not_after - datetime.timedelta(days=30) if not_after else None)
         cert_file, key_file = self.tmp / f"{name}.crt", self.tmp / f"{name}.key"
         cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
         if passphrase is None:
@@ -138,6 +142,18 @@ def test_the_configured_client_certificate_opens_the_portal(portal: MutualTlsPor
     assert (result.up, result.reason) == (True, ""), result.detail
     assert value(result, "http_status_code") == 200
     assert value(result, "http_tls_ok") == 1
+    leaf = x509.load_pem_x509_certificate(cert.read_bytes())
+    assert value(result, "http_tls_client_cert_expiry_timestamp_seconds") == leaf.not_valid_after_utc.timestamp()
+
+
+def test_an_expired_client_certificate_is_rejected_and_its_expiry_exported(portal):
+    expired = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+    cert, key = portal.client_files(portal.client_ca, "agent.egov.test", not_after=expired)
+    result = probe(portal.params(client_cert={"cert_file": str(cert), "key_file": str(key)}))
+    assert (result.up, result.reason) == (False, "tls_client_cert_rejected"), result.detail
+    assert value(result, "http_tls_client_cert_expiry_timestamp_seconds") < datetime.datetime.now().timestamp()
+    # The portal's own certificate is fine: never exported as invalid (under TLS 1.2 libcurl cannot tell).
+    assert [s.value for s in result.samples if s.family == "http_tls_chain_valid"] in ([], [1.0])
 
 
 def test_an_encrypted_key_is_opened_with_its_passphrase_secret(portal, monkeypatch):
@@ -236,3 +252,12 @@ def test_a_wrong_host_name_is_told_from_a_bad_chain_on_a_portal_requiring_a_cert
     assert (result.up, result.reason) == (False, "tls_hostname_mismatch"), result.detail
     assert value(result, "http_tls_hostname_valid") == 0
     assert value(result, "http_tls_chain_valid") == 1
+
+
+def test_an_untrusted_portal_is_untrusted_whatever_certificate_the_agent_holds(portal, tmp_path):
+    cert, key = portal.client_files(portal.client_ca, "agent.egov.test")
+    other = tmp_path / "other-ca.pem"
+    portal.foreign_ca.cert_pem.write_to_path(str(other))
+    result = probe(portal.params(ca_bundle=str(other), client_cert={"cert_file": str(cert), "key_file": str(key)}))
+    assert (result.up, result.reason) == (False, "tls_untrusted"), result.detail
+    assert value(result, "http_tls_chain_valid") == 0
