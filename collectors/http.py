@@ -127,6 +127,18 @@ class BearerAuth(StrictModel):
     token: Secret
 
 
+class ClientCertificate(StrictModel):
+    """The certificate the agent presents to a portal that requires one (mutual TLS).
+
+    Only the file paths are configuration: the key stays in its file (readable by the agent's user
+    only) and its passphrase, if any, is a secret reference, so neither reaches a log or a label.
+    """
+
+    cert_file: FilePath = Field(description="PEM client certificate (and its chain)")
+    key_file: FilePath | None = Field(None, description="PEM private key (default: in cert_file)")
+    key_password: Secret | None = Field(None, description="Passphrase of an encrypted key, as env:NAME or file:/path")
+
+
 class HttpParams(StrictModel):
     url: Url
     address: Host | None = Field(None, description="Connect here instead of resolving the URL's host (the URL's "
@@ -145,6 +157,7 @@ class HttpParams(StrictModel):
     tls_verify: bool = True
     ca_bundle: FilePath | None = None
     auth: Annotated[BasicAuth | BearerAuth, Field(discriminator="kind")] | None = None
+    client_cert: ClientCertificate | None = Field(None, description="Certificate to present to portals that ask")
 
     @model_validator(mode="after")
     def _consistent(self) -> HttpParams:
@@ -183,6 +196,8 @@ class HttpCollector(Collector):
         Family("http_tls_chain_valid", "gauge", "1 if the certificate chain verifies against the CA bundle."),
         Family("http_tls_hostname_valid", "gauge", "1 if the certificate names the URL's host."),
         Family("http_tls_ok", "gauge", "1 if both the chain and the host name verify."),
+        Family("http_tls_client_cert_expiry_timestamp_seconds", "gauge",
+               "When the client certificate the agent presents (client_cert) expires."),
     )
 
     def __init__(self, settings: StrictModel) -> None:
@@ -228,6 +243,7 @@ class _Hop:
     redirect_url: str = ""
     content_type: str = ""
     handshake_done: bool = False
+    client_cert: bool = False  # the agent presented its client certificate on this hop
     certs: list[x509.Certificate] = field(default_factory=list)
 
 
@@ -307,6 +323,8 @@ class _Probe:
         last = hops[-1]
         tls = self._tls_signals(curl, url, last, deadline)
         samples += _tls_samples(tls)
+        if p.client_cert is not None:
+            samples += _client_cert_expiry(p.client_cert)
         if last.error:
             reason = self._error_reason(last, body, tls)
             return self._result(False, reason, hops, body, samples, started, last.message)
@@ -326,6 +344,7 @@ class _Probe:
         p = self.params
         parts = urlsplit(url)
         same_origin = (parts.scheme, parts.hostname, _port_of(parts)) == self.origin
+        presented = False
         curl.reset()
         curl.setopt(pycurl.URL, url)
         curl.setopt(pycurl.NOSIGNAL, 1)
@@ -351,6 +370,9 @@ class _Probe:
             curl.setopt(pycurl.SSL_VERIFYHOST, 2 if p.tls_verify else 0)
             if self.ca_bundle:
                 curl.setopt(pycurl.CAINFO, self.ca_bundle)
+            if same_origin and p.client_cert is not None:  # like credentials: the configured origin only
+                _present_certificate(curl, p.client_cert)
+                presented = True
         if same_origin and p.auth is not None:
             if isinstance(p.auth, BasicAuth):
                 curl.setopt(pycurl.HTTPAUTH, pycurl.HTTPAUTH_BASIC)
@@ -358,7 +380,7 @@ class _Probe:
                 curl.setopt(pycurl.PASSWORD, p.auth.password.reveal().encode())
             else:
                 curl.setopt(pycurl.HTTPHEADER, [f"Authorization: Bearer {p.auth.token.reveal()}".encode()])
-        hop = _Hop()
+        hop = _Hop(client_cert=presented)
         try:
             curl.perform()
         except pycurl.error as exc:
@@ -433,6 +455,8 @@ class _Probe:
         curl.setopt(pycurl.SSL_VERIFYHOST, 0)
         if self.ca_bundle:
             curl.setopt(pycurl.CAINFO, self.ca_bundle)
+        if self.params.client_cert is not None and (parts.scheme, parts.hostname, _port_of(parts)) == self.origin:
+            _present_certificate(curl, self.params.client_cert)  # else a portal requiring one ends the handshake
         connect_to = self._connect_to(parts)
         if connect_to:
             curl.setopt(pycurl.CONNECT_TO, connect_to)
@@ -440,7 +464,10 @@ class _Probe:
             curl.perform()
         except pycurl.error as exc:
             if exc.args[0] == pycurl.E_PEER_FAILED_VERIFICATION:
-                return False
+                # OpenSSL's verdict on the chain. libcurl reports a portal's alert "certificate expired" (our
+                # client certificate) as a failed verification too: then the chain is good (0) or untold (1).
+                verdict = int(curl.getinfo(pycurl.SSL_VERIFYRESULT) or 0)
+                return True if verdict == 0 else None if verdict == 1 else False
             return None  # could not tell (timeout, reset)
         return True
 
@@ -461,8 +488,15 @@ class _Probe:
                 return "tls_not_yet_valid"
             if hop.verify_result == X509_HOSTNAME_MISMATCH or tls.hostname_valid is False:
                 return "tls_hostname_mismatch"
+            if hop.client_cert and hop.verify_result in (0, 1):  # OpenSSL found no fault in the portal's chain:
+                return "tls_client_cert_rejected"  # the portal's alert "certificate expired", as libcurl words it
             return "tls_untrusted"
-        if code in (pycurl.E_SSL_CONNECT_ERROR, pycurl.E_SSL_CERTPROBLEM):
+        if code == pycurl.E_SSL_CERTPROBLEM or (hop.client_cert and code == pycurl.E_BAD_FUNCTION_ARGUMENT):
+            return "tls_client_cert_error"  # our own certificate or key could not be used (a key not the cert's: 43)
+        if code in (pycurl.E_SSL_CONNECT_ERROR, pycurl.E_RECV_ERROR, pycurl.E_SEND_ERROR) and \
+                _CLIENT_CERT_ALERT.search(hop.message):
+            return "tls_client_cert_rejected" if hop.client_cert else "tls_client_cert_required"
+        if code == pycurl.E_SSL_CONNECT_ERROR:
             return "tls_error"
         if code == pycurl.E_SSL_CACERT_BADFILE:
             return "ca_bundle_error"
@@ -495,6 +529,30 @@ class _Probe:
 # --- helpers -------------------------------------------------------------------------------------
 
 
+# The TLS alerts a server sends when it wants a client certificate and got none it accepts; under TLS 1.3
+# they arrive after the handshake, so libcurl reports them as a receive error, not a connect error.
+_CLIENT_CERT_ALERT = re.compile(r"alert (certificate \w+|bad certificate|unsupported certificate|unknown ca|"
+                                r"handshake failure|access denied)", re.IGNORECASE)
+
+
+def _present_certificate(curl: pycurl.Curl, client: ClientCertificate) -> None:
+    curl.setopt(pycurl.SSLCERT, str(client.cert_file))
+    curl.setopt(pycurl.SSLCERTTYPE, "PEM")
+    curl.setopt(pycurl.SSLKEY, str(client.key_file or client.cert_file))
+    curl.setopt(pycurl.SSLKEYTYPE, "PEM")
+    if client.key_password is not None:
+        curl.setopt(pycurl.KEYPASSWD, client.key_password.reveal())
+
+
+def _client_cert_expiry(client: ClientCertificate) -> list[Sample]:
+    """The agent's own certificate's end of validity, so it can be renewed before every portal refuses it."""
+    try:
+        cert = x509.load_pem_x509_certificate(client.cert_file.read_bytes())
+    except (OSError, ValueError):
+        return []  # the probe itself says tls_client_cert_error
+    return [Sample("http_tls_client_cert_expiry_timestamp_seconds", cert.not_valid_after_utc.timestamp())]
+
+
 def _port_of(parts: Any) -> int:
     return parts.port or (443 if parts.scheme == "https" else 80)
 
@@ -517,6 +575,8 @@ def _redact(message: str, params: HttpParams) -> str:
     """libcurl messages never carry credentials, but make sure of it before they reach a log."""
     auth = params.auth
     secrets = [auth.password.reveal()] if isinstance(auth, BasicAuth) else [auth.token.reveal()] if auth else []
+    if params.client_cert is not None and params.client_cert.key_password is not None:
+        secrets.append(params.client_cert.key_password.reveal())
     for secret in secrets:
         if secret:
             message = message.replace(secret, "***")

@@ -28,7 +28,10 @@ copies. ``bench/icmp.py`` on loopback, 5 echoes per host, 256 hosts at a time: f
 overflowed), for 2,620 hosts 57 CPU-seconds and 43 %; this collector took 0.11 and 1.6 CPU-seconds
 with no loss. Here one shared socket per address family sends every echo, the kernel filters it
 down to echo replies and errors, and a single reader matches replies to requests by (identifier,
-sequence, and for echo replies the address): linear in the number of echoes.
+sequence, and for echo replies the address): linear in the number of echoes. A reply counts once
+however often it comes, and only intact: raw IPv4 sockets see packets before the kernel checks their
+checksum, so the reader checks it (tests/test_faults_icmp.py: duplicates, reordering, floods,
+replies from another address, ICMP errors, corrupt and truncated packets).
 
 The reader is an event-loop reader callback that drains the socket until it would block, not
 icmplib's ``AsyncSocket.receive``, which takes one packet per one or two passes of the loop: while
@@ -153,6 +156,11 @@ class _Pinger:
             except OSError as exc:  # a pending socket error is cleared by reading it: the next wake-up reads on
                 log.warning("ICMP receive failed: %s", exc)
                 return
+            if self.privileged and self.family == 4:
+                intact = _intact_icmpv4(packet)
+                if intact is None:
+                    continue  # corrupted on the way (or not ICMP): no answer at all
+                packet = intact
             reply = self.icmp._parse_reply(packet, peer[0], time.time())  # icmplib's parser, as its receive uses
             if reply is None:
                 continue  # too short to be ICMP
@@ -193,6 +201,25 @@ class _Pinger:
         for echo in list(self.waiting.values()):
             echo.reply.cancel()
         self.waiting.clear()
+
+
+def _intact_icmpv4(packet: bytes) -> bytes | None:
+    """The packet with any IP options cut out, or None when its ICMP checksum is wrong.
+
+    A raw IPv4 socket gets ICMP packets before the kernel checks their checksum (ping sockets and
+    ICMPv6 raw sockets get only checked ones), and icmplib reads the ICMP header at a fixed 20-byte
+    offset, so a reply whose IP header carries options would be misread.
+    """
+    if len(packet) < 20:
+        return None
+    header = (packet[0] & 0x0F) * 4
+    message = packet[header:]
+    if header < 20 or len(message) < 4:
+        return None
+    words = int.from_bytes(message + b"\0" * (len(message) % 2), "big")
+    if words == 0 or words % 0xFFFF:  # the ones' complement sum of an intact message is 0xFFFF (2^16 = 1 mod 0xFFFF)
+        return None
+    return packet if header == 20 else packet[:20] + message
 
 
 def _bare(address: str) -> str:

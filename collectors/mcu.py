@@ -349,10 +349,19 @@ class McuCollector(Collector):
                     reading = await self._read_http(target_id, params)
         except TimeoutError:
             reason = "snmp_timeout" if params.adapter == "snmp" else "timeout"
-            return ProbeResult(False, reason, detail=f"no complete answer within {timeout:g}s")
+            return ProbeResult(False, reason, self._kept_counters(target_id, params),
+                               f"no complete answer within {timeout:g}s")
         except ProbeFailure as failure:
-            return ProbeResult(False, failure.reason, detail=_redact(failure.detail, params))
+            return ProbeResult(False, failure.reason, self._kept_counters(target_id, params),
+                               _redact(failure.detail, params))
         return ProbeResult(True, "", self._samples(target_id, params, reading, time.perf_counter() - started))
+
+    def _kept_counters(self, target_id: str, params: McuParams) -> list[Sample]:
+        """The meetings counted so far, exported on through a failed probe: a bad answer must not lose them."""
+        known = self._counters.get(target_id)
+        if known is None or known[0] != params:
+            return []
+        return [Sample("mcu_meetings_held", known[1].total), Sample("mcu_counter_resets", float(known[1].resets))]
 
     def _samples(self, target_id: str, params: McuParams, reading: _Reading, seconds: float) -> list[Sample]:
         values = reading.values
@@ -424,7 +433,9 @@ class McuCollector(Collector):
                              if str(exc) else type(exc).__name__) from None
         try:
             document = json.loads(bytes(body))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except RecursionError:  # the C decoder recurses once per level: "[[[[..." a million deep
+            raise ProbeFailure("bad_response", "the body is JSON nested too deep to read") from None
+        except ValueError as exc:  # not UTF-8, not JSON, or an integer of more digits than Python converts
             raise ProbeFailure("bad_response", f"the body is not JSON: {exc.__class__.__name__}") from None
         values: dict[str, float] = {}
         ids: list[str] | None = None

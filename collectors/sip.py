@@ -6,7 +6,9 @@ a 403 comes from the stack, not from a dead box), so by default every final code
 ``ready_status`` narrows it (e.g. ``[200]``), and another final code then gives ``status_mismatch``.
 Reasons: ``timeout`` (nothing matching within the timeout), ``refused`` (TCP RST, or ICMP port
 unreachable on UDP), ``unreachable`` (no route to the host), ``bad_response`` (the peer answered
-with something that is not SIP, or a malformed SIP message), ``dns_error`` (a host name that does not
+with something that is not SIP, or a malformed SIP message: over TCP at once, as it breaks the
+stream's framing; over UDP a malformed datagram is discarded as RFC 3261 §18.3.1 says, and names the
+fault only if no good answer followed before the timeout), ``dns_error`` (a host name that does not
 resolve), ``network_error`` (any other socket error).
 
 The request is one non-INVITE client transaction (RFC 3261 §17.1.2): Via with a fresh ``z9hG4bK``
@@ -275,12 +277,17 @@ class SipCollector(Collector):
             transport.sendto(request.wire)
             interval, resend_at, sent_again = settings.t1, started + settings.t1, 0
             mismatched = False
+            malformed = ""  # the first malformed datagram's fault: discarded (RFC 3261 §18.3.1), named if nothing else
+            provisional = 0
             while True:
                 now = time.monotonic()
                 if now >= deadline:
-                    raise ProbeFailure("bad_response" if mismatched else "timeout",
-                                   "only responses of other transactions" if mismatched
-                                   else f"no final response after {sent_again} retransmissions")
+                    if provisional:
+                        raise ProbeFailure("timeout", f"a {provisional} provisional response, then no final "
+                                                      f"response after {sent_again} retransmissions")
+                    if malformed or mismatched:
+                        raise ProbeFailure("bad_response", malformed or "only responses of other transactions")
+                    raise ProbeFailure("timeout", f"no final response after {sent_again} retransmissions")
                 if now >= resend_at:
                     transport.sendto(request.wire)
                     sent_again += 1
@@ -296,13 +303,15 @@ class SipCollector(Collector):
                     head = split_head(item)  # a datagram is one whole message: tolerate a missing blank line
                     response = parse_head(head[0] if head is not None else item.rstrip(b"\r\n"))
                 except BadMessage as exc:
-                    raise ProbeFailure("bad_response", str(exc)) from None
+                    malformed = malformed or str(exc)
+                    continue
                 if response is None:
                     continue  # a request from the peer: not ours to answer here
                 if not matches(response, request):
                     mismatched = True
                     continue
                 if response.status < 200:
+                    provisional = response.status
                     interval = settings.t2  # proceeding: retransmit every T2 (RFC 3261 §17.1.2.2)
                     resend_at = time.monotonic() + interval
                     continue
@@ -314,6 +323,7 @@ class SipCollector(Collector):
 
     async def _tcp(self, params: SipParams, settings: SipSettings, deadline: float) -> _Outcome:
         writer = None
+        provisional = 0
         try:
             async with asyncio.timeout_at(_loop_time(deadline)):
                 try:
@@ -328,11 +338,15 @@ class SipCollector(Collector):
                 await writer.drain()
                 while True:
                     response = await self._read_response(reader)
-                    if response is None or not matches(response, request) or response.status < 200:
+                    if response is None or not matches(response, request):
+                        continue
+                    if response.status < 200:
+                        provisional = response.status
                         continue
                     return _Outcome(response, time.monotonic() - started)
         except TimeoutError:
-            raise ProbeFailure("timeout", "no final response within the timeout") from None
+            before = f"a {provisional} provisional response, then " if provisional else ""
+            raise ProbeFailure("timeout", before + "no final response within the timeout") from None
         except OSError as exc:
             raise ProbeFailure(_os_reason(exc), exc.strerror or str(exc)) from None
         finally:

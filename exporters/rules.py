@@ -328,6 +328,21 @@ def _targets_group(loaded: LoadedConfig) -> dict[str, Any]:
             "Chứng thư TLS của {{ $labels.target }} hết hạn trong {{ $value | humanizeDuration }}",
             "TLS certificate of {{ $labels.target }} expires in {{ $value | humanizeDuration }}",
             "Gia hạn chứng thư số cho cổng / Renew the portal's certificate.", "1h"))
+        rules.append(_alert(
+            "EgovClientCertificateExpiring",
+            "(egov_http_tls_client_cert_expiry_timestamp_seconds - time()) < 14 * 86400", "warning",
+            "Chứng thư máy khách của agent cho {{ $labels.target }} hết hạn trong {{ $value | humanizeDuration }}",
+            "The agent's client certificate for {{ $labels.target }} expires in {{ $value | humanizeDuration }}",
+            "Gia hạn chứng thư (client_cert) trước khi cổng từ chối / Renew client_cert before the portal "
+            "refuses it.", "1h"))
+    if "mcu" in collectors:
+        rules.append(_alert(
+            "EgovMcuCounterGoingBack", "increase(egov_mcu_counter_resets_total[1h]) > 2", "warning",
+            "Bộ đếm cuộc họp của MCU {{ $labels.target }} lùi lại nhiều lần trong 1 giờ",
+            "The meetings counter of MCU {{ $labels.target }} went back several times within an hour",
+            "Mỗi lần lùi được tính là MCU khởi động lại; lùi liên tục (hai MCU sau một địa chỉ, bộ đếm lỗi) làm "
+            "số cuộc họp bị tính thừa / Each fall counts as an MCU restart; repeated falls (two MCUs behind one "
+            "address, a faulty counter) overcount meetings held.", "0m"))
     if "tcp" in collectors:
         rules.append(_alert(
             "EgovHostedSystemDown", 'egov_target_up{collector="tcp"} == 0', "warning",
