@@ -49,7 +49,6 @@ from typing import Annotated, Any, Literal
 from pyasn1.error import PyAsn1Error
 from pydantic import BeforeValidator, Field, model_validator
 from pysnmp.carrier.asyncio.dgram import udp, udp6
-from pysnmp.carrier.asyncio.dispatch import AsyncioDispatcher
 from pysnmp.entity import config as engine_config
 from pysnmp.hlapi.v1arch import asyncio as v1arch
 from pysnmp.hlapi.v3arch import asyncio as v3arch
@@ -65,6 +64,7 @@ from collectors.snmp_replies import (
     DROPPED_REPLIES,
     Address,
     MatchingDispatcher,
+    TransportDispatcher,
     dropped_samples,
     matching_engine,
 )
@@ -239,7 +239,7 @@ class SnmpCollector(Collector):
         assert isinstance(settings, SnmpSettings)
         self.settings: SnmpSettings = settings
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._transports: AsyncioDispatcher | None = None  # v2c: one socket per address family
+        self._transports: TransportDispatcher | None = None  # v2c: one socket per address family
         self._dispatcher: MatchingDispatcher | None = None
         self._engine: v3arch.SnmpEngine | None = None  # v3: created at the first v3 target
         self._context = v3arch.ContextData()
@@ -267,7 +267,7 @@ class SnmpCollector(Collector):
     def _v2c(self) -> MatchingDispatcher:
         self._bind_loop()
         if self._dispatcher is None:
-            self._transports = AsyncioDispatcher()
+            self._transports = TransportDispatcher()
             self._transports.register_transport(udp.DOMAIN_NAME, _client_transport(socket.AF_INET))
             with contextlib.suppress(OSError):  # a host without IPv6
                 self._transports.register_transport(udp6.DOMAIN_NAME, _client_transport(socket.AF_INET6))

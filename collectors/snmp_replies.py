@@ -22,11 +22,14 @@ the event loop as a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable, Container
 from typing import Any
 
 from pyasn1.codec.ber import decoder
+from pysnmp.carrier.asyncio.dispatch import AsyncioDispatcher
+from pysnmp.carrier.error import CarrierError
 from pysnmp.hlapi.v1arch import asyncio as v1arch
 from pysnmp.hlapi.v3arch import asyncio as v3arch
 from pysnmp.proto import api, error, rfc1902
@@ -90,6 +93,18 @@ def _decode_reply(whole: bytes) -> tuple[int, bytes, Any, int]:
 
 def _is_response(version: int, pdu: Any) -> bool:
     return bool(pdu.tagSet == api.PROTOCOL_MODULES[version].GetResponsePDU.tagSet)
+
+
+class TransportDispatcher(AsyncioDispatcher):
+    """pysnmp's asyncio transport dispatcher, quiet about datagrams that arrive after it closed.
+
+    The socket hands each datagram to the loop with call_soon; one already queued when the collector
+    closes (a reload, the end of a round of tests) found its transport unregistered and raised
+    CarrierError, a traceback in the log per late answer."""
+
+    def _callback_function(self, incomingTransport: Any, transportAddress: Any, incomingMessage: Any) -> None:
+        with contextlib.suppress(CarrierError):
+            super()._callback_function(incomingTransport, transportAddress, incomingMessage)
 
 
 class MatchingDispatcher(v1arch.SnmpDispatcher):
@@ -194,6 +209,7 @@ def matching_engine(on_drop: OnDrop) -> v3arch.SnmpEngine:
     reply only from the address its request went to."""
     inbound = _Inbound()
     engine = v3arch.SnmpEngine(msgAndPduDsp=_MatchingMessageDispatcher(inbound, on_drop))
+    engine.register_transport_dispatcher(TransportDispatcher())
     for model in engine.message_processing_subsystems.values():
         model._cache = _MatchingCache(inbound, on_drop)
     return engine
