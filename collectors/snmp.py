@@ -30,9 +30,9 @@ share one SnmpEngine (USM needs it). SNMPv3 keys are per user name: devices shar
 share its keys (pysnmp's USM keeps one entry per user). Both accept an answer only from the address
 the request went to, with the request's random id (and, v2c, its community): see
 ``collectors.snmp_replies``; what they drop is counted in ``egov_snmp_replies_dropped_total`` by
-reason. An undecodable v2c answer, or one with another community, from the device's own address
-makes the probe ``snmp_malformed`` if no good answer follows; a malformed v3 answer reads as
-``snmp_timeout`` (the engine drops it before it is known whose it was).
+reason. An undecodable answer (v2c or v3), or a v2c one with another community, from the device's
+own address makes the probe ``snmp_malformed`` if no good answer follows. A v3 answer that decodes
+but fails authentication or decryption still reads as ``snmp_timeout``: USM drops it unattributed.
 """
 
 from __future__ import annotations

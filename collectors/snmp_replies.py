@@ -194,14 +194,24 @@ class _MatchingMessageDispatcher(MsgAndPduDispatcher):
 
     def receive_message(self, snmpEngine: Any, transportDomain: Any, transportAddress: Any,
                         wholeMsg: bytes) -> Any:
-        self._inbound.source = source_key(transportAddress)
+        source = self._inbound.source = source_key(transportAddress)
+        garbage = self._garbage_seen(snmpEngine)
         try:
             return super().receive_message(snmpEngine, transportDomain, transportAddress, wholeMsg)
-        except Exception:  # pysnmp drops most garbage itself; the rest must not reach the loop
-            self._on_drop("malformed", self._inbound.source)
+        except Exception:  # the rest must not reach the loop as a traceback
+            garbage = -1
             return None
         finally:
             self._inbound.source = None
+            # pysnmp drops undecodable messages itself, counting them without saying whose they were.
+            if garbage < 0 or self._garbage_seen(snmpEngine) != garbage:
+                self._on_drop("malformed", source)
+
+    @staticmethod
+    def _garbage_seen(snmpEngine: Any) -> int:
+        parse_errors, bad_versions = snmpEngine.get_mib_builder().import_symbols(
+            "__SNMPv2-MIB", "snmpInASNParseErrs", "snmpInBadVersions")
+        return int(parse_errors.syntax) + int(bad_versions.syntax)
 
 
 def matching_engine(on_drop: OnDrop) -> v3arch.SnmpEngine:

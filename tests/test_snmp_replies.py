@@ -349,3 +349,36 @@ def test_v3_a_genuine_reply_from_another_address_is_dropped_and_msgids_are_rando
     assert len(msg_ids) >= 3
     steps = [b - a for a, b in itertools.pairwise(msg_ids)]
     assert not any(abs(step) <= 256 for step in steps), msg_ids
+
+
+def test_v3_undecodable_replies_read_snmp_malformed(v3_agent: tuple[str, int]) -> None:
+    """snmpd behind a relay that truncates every reply, or breaks its outer length: the engine drops them
+    (counting parse errors), and the probe says snmp_malformed instead of snmp_timeout."""
+
+    def truncated(reply: bytes) -> list[bytes]:
+        return [reply[: len(reply) // 2]]
+
+    def bad_length(reply: bytes) -> list[bytes]:
+        return [reply[:1] + bytes([0x85]) + reply[2:]]  # a 5-octet length that the datagram cannot hold
+
+    async def run() -> list[tuple[ProbeResult, dict[str, int]]]:
+        out = []
+        for i, mangle in enumerate((truncated, bad_length, lambda reply: [reply])):
+            collector = SnmpCollector(SnmpSettings(timeout=0.5, retries=0))
+            relay = UdpRelay(v3_agent, on_reply=mangle)
+            try:
+                params = SnmpParams.model_validate({
+                    "host": "127.41.3.4", "port": 161, "version": 3, "interface": {"name": "lo"},
+                    "v3": {"user": USER, "auth_key": "env:EGOV_TEST_V3_AUTH", "priv_key": "env:EGOV_TEST_V3_PRIV"}})
+                params = at(params, await relay.start(f"127.41.3.{4 + i}"))
+                out.append((await collector.probe("v3", params, 5.0), dict(collector.dropped_replies)))
+            finally:
+                await collector.close()
+                relay.close()
+        return out
+
+    (short, short_dropped), (long, long_dropped), (clean, _) = asyncio.run(run())
+    assert (short.up, short.reason) == (False, "snmp_malformed"), short
+    assert (long.up, long.reason) == (False, "snmp_malformed"), long
+    assert short_dropped["malformed"] >= 1 and long_dropped["malformed"] >= 1
+    assert clean.up, clean  # the same path, unmangled, reads the router
