@@ -212,7 +212,8 @@ class UdpRelay:
         self.back: asyncio.DatagramTransport | None = None
         self.client: tuple[str, int] | None = None
 
-    async def start(self, host: str) -> tuple[str, int]:
+    async def start(self, host: str, upstream_side: str | None = None) -> tuple[str, int]:
+        """Listen on ``host``; talk to the upstream agent from ``upstream_side`` (default: ``host``)."""
         loop = asyncio.get_running_loop()
         relay = self
 
@@ -234,7 +235,7 @@ class UdpRelay:
                         relay._send(out)
 
         self.front, _ = await loop.create_datagram_endpoint(Front, local_addr=(host, 0))
-        self.back, _ = await loop.create_datagram_endpoint(Back, local_addr=(host, 0))
+        self.back, _ = await loop.create_datagram_endpoint(Back, local_addr=(upstream_side or host, 0))
         return host, self.front.get_extra_info("sockname")[1]
 
     def _send(self, data: bytes) -> None:

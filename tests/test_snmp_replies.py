@@ -382,3 +382,34 @@ def test_v3_undecodable_replies_read_snmp_malformed(v3_agent: tuple[str, int]) -
     assert (long.up, long.reason) == (False, "snmp_malformed"), long
     assert short_dropped["malformed"] >= 1 and long_dropped["malformed"] >= 1
     assert clean.up, clean  # the same path, unmangled, reads the router
+
+
+def test_over_ipv6_the_source_check_accepts_the_device_and_drops_a_neighbour() -> None:
+    """A lab router reached over ::1 (a relay there), with a forged answer from another IPv6 socket sent
+    first: pysnmp's IPv6 addresses are 4-tuples, the check compares host and port and still matches."""
+
+    async def run() -> tuple[ProbeResult, ProbeResult, dict[str, int]]:
+        simulator = SnmpSimulator(AddressPool(NETWORK))
+        collector = SnmpCollector(SnmpSettings(timeout=1.0, retries=0))
+        loop = asyncio.get_running_loop()
+        spoofer, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("::1", 0))
+        relay: UdpRelay | None = None
+        try:
+            params = await lab_router(simulator, "v6-snmp")
+            relay = UdpRelay(simulator.endpoint("v6-snmp"), delay=0.1,
+                             on_request=lambda request, agent: spoofer.sendto(forged_reply(request), agent))
+            params = at(params, await relay.start("::1", upstream_side="127.41.3.9"))
+            first = await collector.probe("v6", params, 5.0)
+            second = await collector.probe("v6", params, 5.0)
+            return first, second, dict(collector.dropped_replies)
+        finally:
+            await collector.close()
+            spoofer.close()
+            if relay is not None:
+                relay.close()
+            await simulator.close()
+
+    first, second, dropped = asyncio.run(run())
+    assert first.up and second.up, (first, second)
+    assert {s.family: s.value for s in second.samples if not s.labels}["snmp_reboots"] == 0
+    assert dropped["wrong_source"] >= 2, dropped
