@@ -58,6 +58,8 @@ class Scheduler:
                 result = ProbeResult(False, "internal_error", detail=type(exc).__name__)
             duration = time.perf_counter() - started
         self.store.record(target.id, target.collector, result, duration)
+        if collector.self_families:
+            self.store.record_self(target.collector, collector.self_families, collector.self_samples())
         self._note(target, result)
         return result
 

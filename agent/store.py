@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from collectors.base import ProbeResult
+from collectors.base import Family, ProbeResult, Sample
 
 # Upper bounds of the per-collector probe duration histogram, in seconds.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -48,10 +48,14 @@ class CollectorStats:
     bucket_counts: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS))
     duration_sum: float = 0.0
     skipped_total: int = 0
+    # The collector's own counters (Collector.self_families and its latest self_samples).
+    self_families: tuple[Family, ...] = ()
+    self_samples: tuple[Sample, ...] = ()
 
     def copy(self) -> CollectorStats:
         return CollectorStats(self.probes_total, Counter(self.errors), self.last_success_time,
-                              list(self.bucket_counts), self.duration_sum, self.skipped_total)
+                              list(self.bucket_counts), self.duration_sum, self.skipped_total,
+                              self.self_families, self.self_samples)
 
 
 class Store:
@@ -105,6 +109,13 @@ class Store:
         with self._lock:
             for target_id, state in states.items():
                 self._targets.setdefault(target_id, state)
+            self.version += 1
+
+    def record_self(self, collector: str, families: tuple[Family, ...], samples: list[Sample]) -> None:
+        """The collector's own counters as they are now (they replace the previous values)."""
+        with self._lock:
+            stats = self._collectors.setdefault(collector, CollectorStats())
+            stats.self_families, stats.self_samples = families, tuple(samples)
             self.version += 1
 
     def forget(self, keep: set[str]) -> None:

@@ -109,6 +109,8 @@ class Collector(ABC):
     Params: ClassVar[type[StrictModel]]
     Settings: ClassVar[type[StrictModel]] = StrictModel
     families: ClassVar[tuple[Family, ...]] = ()
+    # Counters of the collector as a whole, not of one target (SNMP replies dropped on a shared socket).
+    self_families: ClassVar[tuple[Family, ...]] = ()
 
     def __init__(self, settings: StrictModel) -> None:
         self.settings = settings
@@ -116,6 +118,10 @@ class Collector(ABC):
     @abstractmethod
     async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
         """Probe one target; must return within ``timeout`` seconds or be cancelled."""
+
+    def self_samples(self) -> list[Sample]:
+        """The current values of ``self_families``; labelled by collector, never by target."""
+        return []
 
     async def close(self) -> None:  # noqa: B027 - optional hook, most collectors hold nothing
         """Release sockets, engines and caches when the agent stops or reloads."""

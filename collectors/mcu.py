@@ -48,6 +48,7 @@ from collectors.base import Collector, Family, ProbeFailure, ProbeResult, Sample
 from collectors.http import BasicAuth, BearerAuth
 from collectors.netaddr import Host
 from collectors.snmp import V3Auth
+from collectors.snmp_replies import DROP_REASONS, DROPPED_REPLIES, dropped_samples, matching_engine
 
 MiB = 1024 * 1024
 GAUGES = {
@@ -327,6 +328,7 @@ class McuCollector(Collector):
         Family("mcu_unexpected_endpoints", "gauge", "Registered endpoints not in expected_endpoints."),
         Family("mcu_response_seconds", "gauge", "Time the MCU took to answer the probe."),
     )
+    self_families = (DROPPED_REPLIES,)
 
     def __init__(self, settings: StrictModel) -> None:
         super().__init__(settings)
@@ -336,6 +338,7 @@ class McuCollector(Collector):
         self._clients: dict[str, tuple[McuParams, httpx.AsyncClient]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine: v3arch.SnmpEngine | None = None
+        self.dropped_replies: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self._targets: dict[str, tuple[McuParams, Any, Any]] = {}  # target id -> (params, auth, transport)
 
     async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
@@ -456,8 +459,14 @@ class McuCollector(Collector):
             self._close_engine()
             self._loop = loop
         if self._engine is None:
-            self._engine = v3arch.SnmpEngine()
+            self._engine = matching_engine(self._note_dropped)
         return self._engine
+
+    def _note_dropped(self, reason: str, source: tuple[str, int]) -> None:
+        self.dropped_replies[reason] += 1
+
+    def self_samples(self) -> list[Sample]:
+        return dropped_samples(self.dropped_replies)
 
     def _close_engine(self) -> None:
         if self._engine is not None:

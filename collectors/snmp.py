@@ -24,11 +24,15 @@ probes by more than an answer's latency could explain (a 497-day wrap of the 32-
 a reboot); it increments ``snmp_reboots``, drops the interface cache (indexes may be renumbered at
 boot) and the next figures come from a second, fresh pass of the same probe.
 
-One dispatcher serves every v2c device of the collector (pysnmp's v1arch API: one UDP socket,
-answers matched by request id), so thousands of concurrent probes cost one file descriptor and no
-per-device engine state. v3 devices share one SnmpEngine (USM needs it). SNMPv3 keys are per user
-name: devices sharing a v3 user must share its keys (pysnmp's USM keeps one entry per user). A
-malformed v3 answer reads as ``snmp_timeout``: the engine drops it without saying whose it was.
+One dispatcher serves every v2c device of the collector (pysnmp's v1arch API: one UDP socket), so
+thousands of concurrent probes cost one file descriptor and no per-device engine state. v3 devices
+share one SnmpEngine (USM needs it). SNMPv3 keys are per user name: devices sharing a v3 user must
+share its keys (pysnmp's USM keeps one entry per user). Both accept an answer only from the address
+the request went to, with the request's random id (and, v2c, its community): see
+``collectors.snmp_replies``; what they drop is counted in ``egov_snmp_replies_dropped_total`` by
+reason. An undecodable answer (v2c or v3), or a v2c one with another community, from the device's
+own address makes the probe ``snmp_malformed`` if no good answer follows. A v3 answer that decodes
+but fails authentication or decryption still reads as ``snmp_timeout``: USM drops it unattributed.
 """
 
 from __future__ import annotations
@@ -45,18 +49,25 @@ from typing import Annotated, Any, Literal
 from pyasn1.error import PyAsn1Error
 from pydantic import BeforeValidator, Field, model_validator
 from pysnmp.carrier.asyncio.dgram import udp, udp6
-from pysnmp.carrier.asyncio.dispatch import AsyncioDispatcher
 from pysnmp.entity import config as engine_config
 from pysnmp.hlapi.v1arch import asyncio as v1arch
 from pysnmp.hlapi.v3arch import asyncio as v3arch
 from pysnmp.proto import errind, rfc1902, rfc1905
-from pysnmp.proto.api import verdec
 from pysnmp.proto.error import ProtocolError
 from pysnmp.proto.rfc1902 import ObjectName
 
 from agent.secrets import Secret
 from collectors.base import Collector, Family, ProbeFailure, ProbeResult, Sample, StrictModel
 from collectors.netaddr import Host
+from collectors.snmp_replies import (
+    DROP_REASONS,
+    DROPPED_REPLIES,
+    Address,
+    MatchingDispatcher,
+    TransportDispatcher,
+    dropped_samples,
+    matching_engine,
+)
 
 Oid = tuple[int, ...]
 SYS_UPTIME: Oid = (1, 3, 6, 1, 2, 1, 1, 3, 0)
@@ -199,24 +210,6 @@ def _client_transport(family: int) -> Any:
     return transport.open_server_mode(sock=sock)
 
 
-class _Dispatcher(v1arch.SnmpDispatcher):
-    """pysnmp's v1/v2c dispatcher, telling which device sent an undecodable answer (pysnmp drops it
-    and the request times out: the probe then says ``snmp_malformed``, not ``snmp_timeout``)."""
-
-    def __init__(self, transports: AsyncioDispatcher, on_malformed: Any) -> None:
-        super().__init__(transports)
-        self._on_malformed = on_malformed
-
-    def _recv_callback(self, snmpEngine: Any, transportDomain: Any, transportAddress: Any,
-                       wholeMsg: bytes) -> Any:
-        try:
-            verdec.decode_message_version(wholeMsg)
-            return super()._recv_callback(snmpEngine, transportDomain, transportAddress, wholeMsg)
-        except (PyAsn1Error, ProtocolError):
-            self._on_malformed(transportAddress)
-            return b""
-
-
 class SnmpCollector(Collector):
     kind = "snmp"
     Params = SnmpParams
@@ -239,19 +232,22 @@ class SnmpCollector(Collector):
                "Share of the interface speed used between the last two probes, per direction.",
                ("ifindex", "role", "direction")),
     )
+    self_families = (DROPPED_REPLIES,)
 
     def __init__(self, settings: StrictModel) -> None:
         super().__init__(settings)
         assert isinstance(settings, SnmpSettings)
         self.settings: SnmpSettings = settings
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._transports: AsyncioDispatcher | None = None  # v2c: one socket per address family
-        self._dispatcher: _Dispatcher | None = None
+        self._transports: TransportDispatcher | None = None  # v2c: one socket per address family
+        self._dispatcher: MatchingDispatcher | None = None
         self._engine: v3arch.SnmpEngine | None = None  # v3: created at the first v3 target
         self._context = v3arch.ContextData()
         self._sessions: dict[str, _Session] = {}
         self._devices: dict[str, _Device] = {}
-        self._malformed: dict[tuple[str, int], float] = {}  # source address -> when it last sent garbage
+        self._malformed: dict[Address, float] = {}  # a device's address -> when it last sent garbage
+        self._addresses: set[Address] = set()  # of the devices probed: only their garbage is remembered
+        self.dropped_replies: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
 
     # -- transports ---------------------------------------------------------------------------
     # SNMPv2c goes through pysnmp's v1arch API (a message dispatcher, no SNMP engine): the v3arch
@@ -266,26 +262,33 @@ class SnmpCollector(Collector):
             self._close_transports()
             self._loop = loop
             self._sessions.clear()
+            self._addresses.clear()
 
-    def _v2c(self) -> _Dispatcher:
+    def _v2c(self) -> MatchingDispatcher:
         self._bind_loop()
         if self._dispatcher is None:
-            self._transports = AsyncioDispatcher()
+            self._transports = TransportDispatcher()
             self._transports.register_transport(udp.DOMAIN_NAME, _client_transport(socket.AF_INET))
             with contextlib.suppress(OSError):  # a host without IPv6
                 self._transports.register_transport(udp6.DOMAIN_NAME, _client_transport(socket.AF_INET6))
-            self._dispatcher = _Dispatcher(self._transports, self._note_malformed)
+            self._dispatcher = MatchingDispatcher(self._transports, self._note_dropped)
         return self._dispatcher
 
     def _v3(self) -> v3arch.SnmpEngine:
         self._bind_loop()
         if self._engine is None:
-            self._engine = v3arch.SnmpEngine()
+            self._engine = matching_engine(self._note_dropped)
             engine_config.add_transport(self._engine, udp.DOMAIN_NAME, _client_transport(socket.AF_INET))
         return self._engine
 
-    def _note_malformed(self, address: Any) -> None:
-        self._malformed[(str(address[0]), int(address[1]))] = time.monotonic()
+    def _note_dropped(self, reason: str, source: Address) -> None:
+        """A reply was dropped; garbage from a device's own address tells why its request gets no answer."""
+        self.dropped_replies[reason] += 1
+        if reason in ("malformed", "wrong_community") and source in self._addresses:
+            self._malformed[source] = time.monotonic()
+
+    def self_samples(self) -> list[Sample]:
+        return dropped_samples(self.dropped_replies)
 
     def _close_transports(self) -> None:
         if self._dispatcher is not None:
@@ -331,6 +334,7 @@ class SnmpCollector(Collector):
         address = (str(target.transport_address[0]), int(target.transport_address[1]))
         slack = max(REBOOT_SLACK, timeout * (retries + 1) + 1.0)
         session = self._sessions[target_id] = _Session(params, auth, target, address, slack)
+        self._addresses.add(address)
         return session
 
     # -- requests -----------------------------------------------------------------------------
@@ -371,7 +375,7 @@ class SnmpCollector(Collector):
         if error_indication:
             if isinstance(error_indication, errind.RequestTimedOut):
                 if self._malformed.get(session.address, -math.inf) >= started:
-                    raise ProbeFailure("snmp_malformed", "the device answered with an undecodable message")
+                    raise ProbeFailure("snmp_malformed", "the device answered undecodably or with another community")
                 raise ProbeFailure("snmp_timeout", str(error_indication))
             if isinstance(error_indication, _AUTH_ERRORS):
                 raise ProbeFailure("snmp_auth_error", type(error_indication).__name__)

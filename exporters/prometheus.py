@@ -144,6 +144,7 @@ class EgovCollector:
             buckets.append(("+Inf", float(s.probes_total)))
             duration.add_metric([kind], buckets, s.duration_sum)
         yield from (counts, probes, errors, skipped, last, duration)
+        yield from _collector_own_metrics(stats)
 
     # -- targets -----------------------------------------------------------------------------
     def _target_metrics(self, view: AgentView, states: dict[str, TargetState]) -> Iterator[Metric]:
@@ -323,6 +324,22 @@ def _state_metrics(state: StateStatus) -> Iterator[Metric]:
                                  "Targets whose counters and history were restored from the state file at start.")
     restored.add_metric([], float(state.restored_targets))
     yield from (ok, when, restored)
+
+
+def _collector_own_metrics(stats: dict[str, CollectorStats]) -> Iterator[Metric]:
+    """Each collector's own counters (``Collector.self_families``), labelled by collector: one family
+    per name, shared by collectors built on the same code (snmp and power)."""
+    metrics: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
+    for kind in sorted(stats):
+        s = stats[kind]
+        for family in s.self_families:
+            if family.name not in metrics:
+                cls = CounterMetricFamily if family.type == "counter" else GaugeMetricFamily
+                metrics[family.name] = cls(PREFIX + family.name, family.help, labels=["collector", *family.labels])
+        for sample in s.self_samples:
+            if sample.family in metrics:
+                metrics[sample.family].add_metric([kind, *sample.labels], sample.value)
+    yield from metrics.values()
 
 
 def _family(family: Family, target_labels: list[str]) -> Metric:

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -193,3 +193,56 @@ async def garbage_peer() -> tuple[asyncio.DatagramTransport, int]:
     """A UDP peer that answers every request with a malformed SNMP message."""
     transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(_Garbage, local_addr=("127.0.0.1", 0))
     return transport, transport.get_extra_info("sockname")[1]  # type: ignore[return-value]
+
+
+class UdpRelay:
+    """A UDP relay standing where a device's address is: requests from the agent go on to the real
+    SNMP agent at ``upstream`` and its replies come back from the relay's own address. ``on_request``
+    sees each request (an on-path observer); ``on_reply`` turns each genuine reply into the datagrams
+    actually sent back (none, a mutant, a shifted copy...), ``delay`` seconds late."""
+
+    def __init__(self, upstream: tuple[str, int], on_request: Callable[[bytes, tuple[str, int]], None] | None = None,
+                 on_reply: Callable[[bytes], list[bytes]] | None = None, delay: float = 0.0) -> None:
+        self.upstream = upstream
+        self.on_request = on_request
+        self.on_reply = on_reply or (lambda data: [data])
+        self.delay = delay
+        self.requests: list[bytes] = []
+        self.front: asyncio.DatagramTransport | None = None
+        self.back: asyncio.DatagramTransport | None = None
+        self.client: tuple[str, int] | None = None
+
+    async def start(self, host: str, upstream_side: str | None = None) -> tuple[str, int]:
+        """Listen on ``host``; talk to the upstream agent from ``upstream_side`` (default: ``host``)."""
+        loop = asyncio.get_running_loop()
+        relay = self
+
+        class Front(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                relay.client = addr
+                relay.requests.append(data)
+                if relay.on_request is not None:
+                    relay.on_request(data, addr)
+                if relay.back is not None:
+                    relay.back.sendto(data, relay.upstream)
+
+        class Back(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                for out in relay.on_reply(data):
+                    if relay.delay:
+                        loop.call_later(relay.delay, relay._send, out)
+                    else:
+                        relay._send(out)
+
+        self.front, _ = await loop.create_datagram_endpoint(Front, local_addr=(host, 0))
+        self.back, _ = await loop.create_datagram_endpoint(Back, local_addr=(upstream_side or host, 0))
+        return host, self.front.get_extra_info("sockname")[1]
+
+    def _send(self, data: bytes) -> None:
+        if self.front is not None and not self.front.is_closing() and self.client is not None:
+            self.front.sendto(data, self.client)
+
+    def close(self) -> None:
+        for transport in (self.front, self.back):
+            if transport is not None:
+                transport.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import AGENT, REPO, parse_samples, sample, write_config
+from conftest import AGENT, REPO, parse_samples, promtool, sample, write_config
 from snmp_peers import COLUMNS, FAMILY, SYS_UPTIME, net_snmp, net_snmp_async, number
 
 from agent.config import load_config
@@ -21,6 +21,7 @@ from agent.lab.addresses import AddressPool
 from agent.lab.snmp import SnmpSimulator
 from collectors.base import ProbeResult
 from collectors.snmp import SnmpCollector, SnmpParams, SnmpSettings
+from collectors.snmp_replies import DROP_REASONS
 
 PROVINCE = """\
 province: {code: lab-test, name_vi: Tỉnh Thử, name_en: Test Province}
@@ -116,6 +117,12 @@ def test_agent_counters_equal_snmpget_on_a_lab_router(tmp_path: Path) -> None:
     assert sample(samples, "egov_kpi_numerator", kpi="wan_commune_coverage") == 1
     assert sample(samples, "egov_kpi_denominator", kpi="wan_commune_coverage") == 2
     assert sample(samples, "egov_kpi_group_value", kpi="wan_commune_coverage", group="d1") == 0.5
+    # The collector's own counter of dropped replies, by reason: none from the lab's well-behaved routers.
+    for reason in DROP_REASONS:
+        assert sample(samples, "egov_snmp_replies_dropped_total", collector="snmp", reason=reason) == 0
+    dropped = "".join(line + "\n" for line in once.stdout.splitlines() if "egov_snmp_replies_dropped" in line)
+    lint = subprocess.run([promtool(), "check", "metrics"], input=dropped, capture_output=True, text=True, timeout=60)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 async def add(simulator: SnmpSimulator, target: str, **interface: object) -> SnmpParams:
