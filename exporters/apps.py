@@ -68,7 +68,8 @@ def source_metrics(statuses: Iterable) -> Iterator[Metric]:
     fetches = CounterMetricFamily(PREFIX + "source_fetches", "Fetches attempted.", labels=["source"])
     errors = CounterMetricFamily(PREFIX + "source_errors", "Failed fetches by reason.", labels=["source", "reason"])
     skipped = GaugeMetricFamily(PREFIX + "source_skipped_rows",
-                                "Malformed rows skipped in the last good fetch (file drops; see the log).",
+                                "Malformed rows skipped in the last good fetch (file drops, the manual data file; "
+                                "see the log).",
                                 labels=["source"])
     unknown = GaugeMetricFamily(PREFIX + "source_unknown_units",
                                 "Unit codes in the last good fetch that match no configured unit.", labels=["source"])
@@ -91,6 +92,6 @@ def app_metrics(province: str, evaluations: list[Evaluation], view) -> Iterator[
     statuses = view.sources() if getattr(view, "sources", None) else []
     if statuses:
         yield from source_metrics(statuses)
-    if statuses or any(ev.periods for ev in evaluations):
+    if any(s.kind != "manual" for s in statuses) or any(ev.periods for ev in evaluations):
         yield from period_metrics(province, evaluations, getattr(view, "reporting", None), view.timezone,
                                   time.time())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -139,3 +141,44 @@ class Api:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def open_position(path: Path) -> int | None:
+    """How far this process has read ``path`` through an open descriptor (None: it is not open)."""
+    fd_dir = Path("/proc/self/fd")
+    for fd in os.listdir(fd_dir):
+        try:
+            if os.readlink(fd_dir / fd) == str(path):
+                info = Path(f"/proc/self/fdinfo/{fd}").read_text()
+                return int(next(line.split()[1] for line in info.splitlines() if line.startswith("pos:")))
+        except (OSError, StopIteration):
+            continue
+    return None
+
+
+class MidRead:
+    """Does ``change`` to a file once the code under test has read part of it (seen in /proc/self/fdinfo),
+    from a thread, so the change lands in the middle of a real read. ``done`` says whether it did."""
+
+    def __init__(self, path: Path, change: Callable[[], None], timeout: float = 20.0) -> None:
+        self.path, self.change, self.timeout = path, change, timeout
+        self.done = threading.Event()
+        self.size = path.stat().st_size
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            position = open_position(self.path)
+            if position is not None and 0 < position < self.size // 2:
+                self.change()
+                self.done.set()
+                return
+            time.sleep(0.0005)
+
+    def __enter__(self) -> MidRead:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join(self.timeout + 1)

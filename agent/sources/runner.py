@@ -244,6 +244,14 @@ class SourceRunner:
         return out
 
 
+def manual_status(manual: Any) -> SourceStatus:
+    """The manual data file (agent.manual.ManualData) shown as a source: up while its last read worked,
+    its refused rows as skipped rows, its failed reads by reason (missing, unreadable, too_large, empty,
+    changed)."""
+    return SourceStatus("manual", "manual", manual.loaded_ok, False, manual.last_success, 0.0, manual.reads,
+                        dict(manual.errors), manual.rejected_rows, 0, 0.0)
+
+
 def source_hosts(loaded: Any) -> list[tuple[str, str]]:
     """(source id, host) for every network address the configured sources contact."""
     out = []
