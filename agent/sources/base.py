@@ -65,6 +65,10 @@ class FetchResult:
     data: Fetched
     # Rows skipped as malformed (file drops): "file.csv: row 7: numerator: expected a number".
     problems: list[str] = field(default_factory=list)
+    # Series that failed on their own (the others in ``data`` are complete): they keep their last values.
+    failed: dict[str, SourceError] = field(default_factory=dict)
+    # (series, period kind) -> why it has no value although its query ran (SQL NULL).
+    no_value: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 class SeriesSpec(StrictModel):

@@ -28,6 +28,7 @@ import csv
 import datetime as dt
 import fnmatch
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -72,12 +73,12 @@ class FileDropSpec(SourceSpec):
     series: dict[SeriesName, FileSeries] = Field(min_length=1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a big report holds many: no __dict__ each
 class Row:
     unit: str
     date: dt.date
-    records: dict[str, Record]  # series -> record
-    where: str  # "report.xlsx: row 7"
+    records: tuple[Record, ...]  # one per series, in the order of the configuration's series
+    line: int
     example: bool = False  # a template's sample row: kept apart, never a figure
 
 
@@ -92,17 +93,19 @@ class ParsedFile:
 
     @property
     def faulty(self) -> bool:
-        return bool(self.problems) or not self.rows
+        return bool(self.problems)  # a header-only or empty version has its problem too
 
 
 class FileDropSource(Source):
     kind = "file_drop"
     Spec = FileDropSpec
+    maps_units = True  # each row's unit code is mapped (and an unknown one refused) as it is parsed
 
     def __init__(self, spec: FileDropSpec, context) -> None:
         super().__init__(spec, context)
         self.folder = context.resolve(spec.folder)
         self._files: dict[Path, ParsedFile] = {}
+        self._earliest = dt.date.min  # the first day of the earliest period served: older rows count nowhere
 
     def describe(self) -> str:
         return str(self.folder)
@@ -117,6 +120,7 @@ class FileDropSource(Source):
         except OSError as exc:
             raise SourceError("file", f"cannot list {self.folder}: {exc.strerror or exc}") from None
         today = today_in(self.context.timezone)
+        self._earliest = min((p.start for p in periods.values()), default=dt.date.min)
         current: dict[Path, ParsedFile] = {}
         for path in names:
             try:
@@ -132,7 +136,7 @@ class FileDropSource(Source):
                 parsed = self._parse(path, status, today)
             except FileChanged as exc:
                 parsed = self._changed(path, cached, str(exc))
-            current[path] = _keep_lost(parsed, cached)
+            current[path] = _keep_lost(path.name, parsed, cached)
         self._files = current
         return self._aggregate(current, periods)
 
@@ -156,8 +160,8 @@ class FileDropSource(Source):
         data: dict[str, dict[str, list[Record]]] = {name: {} for name in self.spec.series}
         for kind, period in periods.items():
             rows = [row for row in chosen.values() if self._counts_in(row.date, period, kind)]
-            for name in self.spec.series:
-                data[name][kind] = [row.records[name] for row in rows]
+            for index, name in enumerate(self.spec.series):
+                data[name][kind] = [row.records[index] for row in rows]
         return FetchResult(data, problems)
 
     def _counts_in(self, day: dt.date, period: Period, kind: str) -> bool:
@@ -199,22 +203,26 @@ class FileDropSource(Source):
         problems: list[str] = []
         seen: set[tuple[str, dt.date]] = set()
         future = False
+        good = 0  # good rows, kept or too old to count
         for number, values in rows:
             if all(v is None or (isinstance(v, str) and not v.strip()) for v in values.values()):
                 continue
             where = f"{label}: row {number}"
             try:
-                row = self._row(values, where, today)
+                row = self._row(values, number, today)
             except ValueError as exc:
                 problems.append(f"{where}: {exc}")
                 future = future or "after today" in str(exc)
+                continue
+            good += 1
+            if row.date < self._earliest:  # it counts in no period any more: not kept, nor checked again
                 continue
             if (row.unit, row.date) in seen:
                 problems.append(f"{where}: unit {row.unit} on {row.date} is already given above in this file")
                 continue
             seen.add((row.unit, row.date))
             parsed.append(row)
-        if not parsed and not problems:
+        if not good and not problems:
             problems.append(f"{label}: no rows of figures (a header only?)")
         for problem in problems[:LOGGED_ROWS]:
             log.warning("source %s: row skipped: %s", self.spec.id, problem)
@@ -222,7 +230,7 @@ class FileDropSource(Source):
             log.warning("source %s: %s: %d more rows skipped", self.spec.id, label, len(problems) - LOGGED_ROWS)
         return ParsedFile(mark[0], mark[1], parsed, problems, today, future)
 
-    def _row(self, values: dict[str, Any], where: str, today: dt.date) -> Row:
+    def _row(self, values: dict[str, Any], line: int, today: dt.date) -> Row:
         code_column = self.spec.columns.unit
         raw = values.get(code_column)
         code = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw or "").strip()
@@ -239,9 +247,9 @@ class FileDropSource(Source):
         refuse_future(day, today, self.spec.columns.date, raw_day)
         columns = self.spec.columns
         example = is_example({"note": values.get(columns.note), "example": values.get(columns.example)})
-        records = {name: replace(make_record(unit, series, lambda _role, column: values.get(column)), example=example)
-                   for name, series in self.spec.series.items()}
-        return Row(unit, day, records, where, example)
+        records = tuple(replace(make_record(unit, series, lambda _role, column: values.get(column)), example=example)
+                        for series in self.spec.series.values())
+        return Row(sys.intern(unit), day, records, line, example)
 
     @contextmanager
     def _csv_rows(self, path: Path) -> Iterator[tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]]:
@@ -267,7 +275,7 @@ class FileDropSource(Source):
                 workbook.close()
 
 
-def _keep_lost(new: ParsedFile, held: ParsedFile | None) -> ParsedFile:
+def _keep_lost(label: str, new: ParsedFile, held: ParsedFile | None) -> ParsedFile:
     """A faulty new version does not take back what the last one gave: units it gives no good row for
     keep their rows. A clean version is taken whole (a unit dropped from it on purpose is gone)."""
     if held is None or held is new or not new.faulty:
@@ -277,7 +285,6 @@ def _keep_lost(new: ParsedFile, held: ParsedFile | None) -> ParsedFile:
     if not lost:
         return new
     units = sorted({row.unit for row in lost})
-    label = lost[0].where.split(": row ", 1)[0]
     note = (f"{label}: no good row now for unit(s) {', '.join(units[:10])}{' ...' if len(units) > 10 else ''}; "
             f"their rows from the file's last version are kept")
     log.warning("%s", note)
