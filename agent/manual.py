@@ -148,6 +148,10 @@ class ManualData:
             self._fail("too_large", f"{exc}; keeping the previous values")
             return
         except (OSError, UnicodeDecodeError, yaml.YAMLError, csv.Error, ValueError) as exc:
+            if _moved(self.path, status):  # the read broke because the file changed under it
+                self._fail("changed", "changed while it was read; keeping the previous values, reading it "
+                                      "again next time")
+                return
             self._stamp = stamp(status)
             self._fail("unreadable", f"unreadable, keeping the previous values: {exc}")
             return
@@ -210,6 +214,13 @@ class ManualData:
                 raise ValueError(f"the header lacks the column(s) {', '.join(sorted(missing))}")
             for row in reader:
                 yield f"row {reader.line_num}", {k: v for k, v in row.items() if k is not None}
+
+
+def _moved(path: Path, status) -> bool:
+    try:
+        return stamp(path.stat()) != stamp(status)
+    except OSError:
+        return True
 
 
 def _yaml_rows(data: Any):

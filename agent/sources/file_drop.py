@@ -146,7 +146,8 @@ class FileDropSource(Source):
         log.warning("source %s: %s", self.spec.id, problem)
         if held is None:
             return ParsedFile((), 0, [], [problem])
-        return replace(held, problems=[*held.problems, problem], future_rows=False)
+        earlier = [p for p in held.problems if "while it was read" not in p]
+        return replace(held, problems=[*earlier, problem], future_rows=False)
 
     def _aggregate(self, files: dict[Path, ParsedFile], periods: dict[str, Period]) -> FetchResult:
         problems = [p for parsed in files.values() for p in parsed.problems]
