@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    ByteSize,
     Field,
     ValidationError,
     ValidationInfo,
@@ -31,6 +32,7 @@ from agent.secrets import RESOLVE_SECRETS
 from agent.sources import KINDS as SOURCE_KINDS
 from agent.sources import source_class
 from agent.sources.checks import check_sources
+from agent.steadyfile import DEFAULT_MAX_BYTES, MaxFileSize
 from agent.yamlsource import ConfigError, Document, Path_, Problem, format_path, load_document
 from collectors import REGISTRY
 from collectors.base import Share, StrictModel
@@ -339,6 +341,7 @@ class KpiSpec(StrictModel):
 class ManualSpec(StrictModel):
     file: str
     stale_after: Duration = 400 * 86400.0
+    max_file_size: MaxFileSize = ByteSize(DEFAULT_MAX_BYTES)
 
 
 def _check_query_url(url: str) -> str:

@@ -14,7 +14,7 @@ from agent.manual import ManualData
 from agent.member_clock import MemberClock
 from agent.scheduler import Scheduler
 from agent.sharding import Shard
-from agent.sources.runner import SourceRunner, source_hosts
+from agent.sources.runner import SourceRunner, SourceStatus, manual_status, source_hosts
 from agent.state import StateFile
 from agent.store import Store, TargetState
 from agent.units import UnitIndex
@@ -81,7 +81,8 @@ class Agent:
         config = loaded.config
         units = UnitIndex(config)
         manual_path = loaded.resolve_path(config.manual.file) if config.manual else None
-        manual = ManualData(manual_path) if manual_path else None
+        manual = (ManualData(manual_path, config.province.timezone, config.manual.max_file_size)
+                  if manual_path and config.manual else None)
         targets = [t for t in config.targets if self.shard is None or self.shard.owns_unit(t.unit)]
         sources = SourceRunner.from_config(loaded, set(units.units), getattr(self, "sources", None))
         engine = KpiEngine(config, units, manual, {t.id for t in targets}, sources, self.shard, self.clock)
@@ -173,8 +174,15 @@ class Agent:
         }
         families = {name: REGISTRY[name].families for name in self.loaded.config.collectors}
         return AgentView(self.loaded.config.levels, labels, families, self.loaded.config.province.timezone,
-                         self.engine.evaluate, self.sources.statuses if self.sources else None,
+                         self.engine.evaluate, self._source_statuses if self.sources or self.manual else None,
                          self.loaded.config.reporting, self.units, self.clock.snapshot)
+
+    def _source_statuses(self) -> list[SourceStatus]:
+        """The sources', and the manual data file's under the reserved source id «manual»."""
+        statuses = self.sources.statuses() if self.sources else []
+        if self.manual is not None:
+            statuses.append(manual_status(self.manual))
+        return statuses
 
     def evaluate(self) -> list[Evaluation]:
         states, _ = self.store.snapshot()

@@ -68,10 +68,15 @@ def source_metrics(statuses: Iterable) -> Iterator[Metric]:
     fetches = CounterMetricFamily(PREFIX + "source_fetches", "Fetches attempted.", labels=["source"])
     errors = CounterMetricFamily(PREFIX + "source_errors", "Failed fetches by reason.", labels=["source", "reason"])
     skipped = GaugeMetricFamily(PREFIX + "source_skipped_rows",
-                                "Malformed rows skipped in the last good fetch (file drops; see the log).",
+                                "Malformed rows skipped in the last good fetch (file drops, the manual data file; "
+                                "see the log).",
                                 labels=["source"])
     unknown = GaugeMetricFamily(PREFIX + "source_unknown_units",
                                 "Unit codes in the last good fetch that match no configured unit.", labels=["source"])
+    series_up = GaugeMetricFamily(PREFIX + "source_series_up",
+                                  "1 if the series' query worked in the source's last fetch (sql: each series "
+                                  "stands alone; a failed one keeps its last good values).",
+                                  labels=["source", "series"])
     for s in statuses:
         up.add_metric([s.id, s.kind], 1.0 if s.up else 0.0)
         stale.add_metric([s.id], 1.0 if s.stale else 0.0)
@@ -83,7 +88,9 @@ def source_metrics(statuses: Iterable) -> Iterator[Metric]:
             errors.add_metric([s.id, reason], float(n))
         skipped.add_metric([s.id], float(s.skipped_rows))
         unknown.add_metric([s.id], float(s.unknown_units))
-    yield from (up, stale, last, duration, interval, fetches, errors, skipped, unknown)
+        for name, ok in sorted(s.series_up.items()):
+            series_up.add_metric([s.id, name], 1.0 if ok else 0.0)
+    yield from (up, stale, last, duration, interval, fetches, errors, skipped, unknown, series_up)
 
 
 def app_metrics(province: str, evaluations: list[Evaluation], view) -> Iterator[Metric]:
@@ -91,6 +98,6 @@ def app_metrics(province: str, evaluations: list[Evaluation], view) -> Iterator[
     statuses = view.sources() if getattr(view, "sources", None) else []
     if statuses:
         yield from source_metrics(statuses)
-    if statuses or any(ev.periods for ev in evaluations):
+    if any(s.kind != "manual" for s in statuses) or any(ev.periods for ev in evaluations):
         yield from period_metrics(province, evaluations, getattr(view, "reporting", None), view.timezone,
                                   time.time())

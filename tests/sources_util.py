@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -139,3 +140,71 @@ class Api:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+WATCHER = r"""
+import os, sys, time
+pid, path, how, new, timeout = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+size = os.stat(path).st_size
+print("ready", flush=True)
+deadline = time.monotonic() + timeout
+fd = None
+while time.monotonic() < deadline:
+    try:
+        if fd is None:
+            for name in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{name}") == path:
+                        fd = name
+                        break
+                except OSError:
+                    pass
+        if fd is not None:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                position = int(next(line.split()[1] for line in info if line.startswith("pos:")))
+            if 0 < position < size // 2:
+                if how == "in place":
+                    with open(path, "r+b") as f, open(new, "rb") as source:
+                        f.truncate(0)
+                        f.write(source.read())
+                    os.unlink(new)
+                else:
+                    os.replace(new, path)
+                print("done", position, flush=True)
+                sys.exit(0)
+    except (OSError, StopIteration):
+        fd = None  # closed, or another file took the number
+    time.sleep(0.0002)
+print("missed", flush=True)
+"""
+
+
+class MidRead:
+    """Replaces a file once the code under test has read part of it, from another process that watches
+    this one's descriptors (/proc/PID/fdinfo), so the change lands in the middle of a real read and the
+    watcher never waits for this process's GIL. ``how``: "in place" (truncate and rewrite the same
+    inode) or "renamed over" (an atomic rename of a new file onto the path)."""
+
+    def __init__(self, path: Path, new_text: str, how: str, timeout: float = 30.0) -> None:
+        self.path, self.how, self.timeout = path, how, timeout
+        self.new = path.with_name(path.name + ".new")
+        self.new.write_text(new_text, encoding="utf-8")
+        self.report = ""
+
+    def __enter__(self) -> MidRead:
+        import subprocess
+        import sys
+        self._process = subprocess.Popen(
+            [sys.executable, "-S", "-c", WATCHER, str(os.getpid()), str(self.path), self.how, str(self.new),
+             str(self.timeout)], stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        assert self._process.stdout.readline().strip() == "ready"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        out, _ = self._process.communicate(timeout=self.timeout + 5)
+        self.report = out.strip()
+
+    @property
+    def done(self) -> bool:
+        return self.report.startswith("done")

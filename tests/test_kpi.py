@@ -189,7 +189,7 @@ def test_manual_values_newest_row_wins_bad_rows_are_skipped_and_old_ones_are_sta
     assert ev["survey"].stale is False
     assert ev["output"].value == 4.85e13 and ev["output"].stale is True  # 90 days > stale_after 30d
     problems = engine.manual.problems
-    assert any("row 4: date: expected YYYY-MM-DD, got '2025-02-30'" in p for p in problems)
+    assert any("row 4: date: '2025-02-30' is not a date of the calendar" in p for p in problems)
     assert any("row 6: source: missing" in p for p in problems)
     assert any("row 7: value 0.5 disagrees with numerator/denominator 0.25" in p for p in problems)
     assert all(str(tmp_path / "manual.csv") in p for p in problems)

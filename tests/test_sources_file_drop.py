@@ -115,3 +115,140 @@ def test_a_file_lacking_a_column_is_skipped_whole(tmp_path: Path, drops: Path) -
 def test_a_missing_folder_is_a_labelled_error(tmp_path: Path) -> None:
     runner = fetch(load_config(province(tmp_path, SOURCE, KPIS)))
     assert dict(runner.states["reports"].errors) == {"file": 1}
+
+
+# --- nothing counted is lost to a bad file; dates as typed; size cap; files replaced mid-read ------------
+
+def month_records(runner, series: str = "work_files") -> dict[str, tuple[float, float]]:
+    _, snapshot = runner.snapshot("reports")
+    return {r.unit: (r.numerator, r.denominator) for r in snapshot.data[series]["month"][1]}
+
+
+def refetch(runner) -> None:
+    import asyncio
+
+    async def once() -> None:
+        await runner.fetch("reports")
+    asyncio.run(once())
+
+
+def rewrite(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+    stamp = path.stat().st_mtime + 1
+    os.utime(path, (stamp, stamp))
+
+
+@pytest.mark.parametrize(("name", "bad"), [
+    ("header only", HEADER),
+    ("half-written: cut inside the second row", HEADER + "s1,{month},90,100\nd1,{mo"),
+    ("every row malformed", HEADER + "s1,{month},nhiều,100\nd1,{month},40,ít\n"),
+    ("empty", ""),
+])
+def test_a_bad_new_version_keeps_the_rows_of_the_units_it_lost(tmp_path: Path, drops: Path, caplog, name: str,
+                                                             bad: str) -> None:
+    month = this_month()
+    path = drops / "so-nganh.csv"
+    rewrite(path, HEADER + f"s1,{month},80,100\nd1,{month},30,50\n")
+    runner = fetch(load_config(province(tmp_path, SOURCE, KPIS)))
+    assert {u: month_records(runner)[u] for u in ("s1", "d1")} == {"s1": (80, 100), "d1": (30, 50)}
+    rewrite(path, bad.replace("{month}", month))
+    refetch(runner)
+    records = month_records(runner)
+    if name.startswith("half"):  # s1's new row is whole and taken; d1's is cut, and d1 keeps its last rows
+        assert (records["s1"], records["d1"]) == ((90, 100), (30, 50))
+    else:
+        assert (records["s1"], records["d1"]) == ((80, 100), (30, 50))
+    _, snapshot = runner.snapshot("reports")
+    assert any("so-nganh.csv: no good row now for unit(s) " in p and "their rows from the file's last version are "
+               "kept" in p for p in snapshot.problems)
+    assert runner.states["reports"].up
+
+
+@pytest.mark.parametrize("typed", [
+    "{d:02d}/{m:02d}/{y}",  # vi-VN: dd/MM/yyyy
+    "{d}/{m}/{y} 0:00",     # a date-and-time cell as Excel writes it
+    "{d}-{m}-{y}",
+    "{m:02d}/{y}",          # a month, in a monthly report
+])
+def test_dates_are_read_day_first(tmp_path: Path, typed: str) -> None:
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    day = current_periods(BG, "Asia/Ho_Chi_Minh")["month"].start
+    text = typed.format(d=day.day, m=day.month, y=day.year)
+    (folder / "bao-cao.csv").write_text(HEADER + f"s1,{text},7,10\n", encoding="utf-8")
+    runner = fetch(load_config(province(tmp_path, SOURCE, KPIS)))
+    assert month_records(runner) == {"s1": (7, 10)}
+    assert runner.snapshot("reports")[1].problems == ()
+
+
+def test_dates_in_the_us_order_are_refused_not_guessed(tmp_path: Path) -> None:
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "bao-cao.csv").write_text(HEADER + "s1,12/31/2025,7,10\ns1,31/12/25,7,10\n", encoding="utf-8")
+    runner = fetch(load_config(province(tmp_path, SOURCE, KPIS)))
+    problems = runner.snapshot("reports")[1].problems
+    assert problems[0].startswith("bao-cao.csv: row 2: ky_bao_cao: '12/31/2025' is not a date of the calendar")
+    assert problems[1].startswith("bao-cao.csv: row 3: ky_bao_cao: '31/12/25' has a two-digit year")
+
+
+def test_a_row_dated_after_today_is_refused_with_file_row_and_date(tmp_path: Path, caplog) -> None:
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    month = this_month()
+    next_year = dt.date.today().year + 1
+    (folder / "so-nganh.csv").write_text(HEADER + f"s1,{month},80,100\nd1,15/01/{next_year},1,2\n", encoding="utf-8")
+    runner = fetch(load_config(province(tmp_path, SOURCE, KPIS)))
+    assert month_records(runner) == {"s1": (80, 100)}
+    assert (f"so-nganh.csv: row 3: ky_bao_cao: '15/01/{next_year}' is after today ({dt.date.today().isoformat()}"
+            in caplog.text or f"'15/01/{next_year}' is after today" in caplog.text)
+    _, snapshot = runner.snapshot("reports")
+    assert any(p.startswith("so-nganh.csv: row 3: ky_bao_cao: ") and "is after today" in p for p in snapshot.problems)
+
+
+def test_a_file_over_the_size_cap_is_refused_and_its_last_rows_kept(tmp_path: Path, caplog) -> None:
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    month = this_month()
+    path = folder / "so-nganh.csv"
+    path.write_text(HEADER + f"s1,{month},80,100\n", encoding="utf-8")
+    capped = SOURCE.replace("    interval: 1h\n", "    interval: 1h\n    max_file_size: 2kB\n")
+    runner = fetch(load_config(province(tmp_path, capped, KPIS)))
+    assert month_records(runner) == {"s1": (80, 100)}
+    day = dt.date.today()
+    filler = "".join(f"d1,{(day - dt.timedelta(days=400 + i)).isoformat()},1,2\n" for i in range(200))
+    rewrite(path, HEADER + f"s1,{month},10,100\n" + filler)
+    assert path.stat().st_size > 2000
+    refetch(runner)
+    assert month_records(runner) == {"s1": (80, 100)}
+    assert "so-nganh.csv is " in caplog.text and "over the size cap (2000 bytes); not read" in caplog.text
+
+
+def long_report(first: int, last: int, rows: int = 15_000) -> str:
+    """c1 first and c3 last this month, many old rows between: half of one version and half of another mix them."""
+    month = this_month()
+    day = dt.date.today().replace(day=1)
+    filler = "".join(f"s1,{(day - dt.timedelta(days=40 + i)).isoformat()},1,2\n" for i in range(rows))
+    return HEADER + f"c1,{month},{first},100\n" + filler + f"c3,{month},{last},100\n"
+
+
+@pytest.mark.parametrize("how", ["in place", "renamed over"])
+def test_a_file_replaced_while_it_is_read_is_not_half_taken(tmp_path: Path, how: str) -> None:
+    from sources_util import MidRead
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    path = folder / "xa.csv"
+    path.write_text(long_report(10, 10), encoding="utf-8")
+    runner = fetch(load_config(province(tmp_path, SOURCE, KPIS)))
+    assert {u: month_records(runner)[u] for u in ("c1", "c3")} == {"c1": (10, 100), "c3": (10, 100)}
+    rewrite(path, long_report(20, 20))
+    with MidRead(path, long_report(30, 30), how) as mid:
+        refetch(runner)
+    assert mid.done, f"the file was never caught in the middle of a read ({mid.report})"
+    records = month_records(runner)
+    assert (records["c1"], records["c3"]) == ((10, 100), (10, 100))  # the last good version, not a mix
+    _, snapshot = runner.snapshot("reports")
+    assert any(p.startswith("xa.csv: was ") and "while it was read; its last version is kept" in p
+               for p in snapshot.problems)
+    refetch(runner)  # read again, whole
+    records = month_records(runner)
+    assert (records["c1"], records["c3"]) == ((30, 100), (30, 100))

@@ -14,16 +14,19 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port, sample
+from conftest import REPO, free_port, sample
 from sources_util import exposition, fetch, kpi, province
 
 from agent.config import ConfigError, load_config
 from agent.periods import ReportingSpec, current_periods
+from agent.sources.runner import SourceRunner
+from agent.units import UnitIndex
 
 BG = ReportingSpec(quarter_start_month=12, quarter_start_day=10)
 ROWS_PER_UNIT = {"s1": (40, 50), "d1": (200, 400), "c1": (10, 100), "c2": (30, 60), "c3": (5, 50)}
@@ -146,13 +149,175 @@ def test_sql_settings_are_validated(tmp_path: Path, url: str, extra: str, messag
     assert "hunter2" not in text
 
 
-def test_queries_are_checked_before_they_run(tmp_path: Path) -> None:
-    bad = [("DELETE FROM ho_so_thang", "a query must be a single SELECT"),
-           ("SELECT 1 AS ma_don_vi, 1 AS truc_tuyen, 1 AS tong WHERE :since > 0", "unknown bind parameter :since")]
-    for query, message in bad:
-        path = province(tmp_path, SOURCE.format(url="sqlite:///dvc.db", password="", query=query, timeout="5s"), KPIS)
+COLUMNS = "'c1' AS ma_don_vi, 1 AS truc_tuyen, 1 AS tong"
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("DELETE FROM ho_so_thang", "a query must be a single SELECT (or WITH ... SELECT); this is a DELETE"),
+    (f"SELECT {COLUMNS}; DROP TABLE ho_so_thang", "a query must be a single SELECT; this is 2 statements"),
+    (f"SELECT {COLUMNS}; SELECT {COLUMNS}", "a query must be a single SELECT; this is 2 statements"),
+    (f"WITH w AS (DELETE FROM ho_so_thang RETURNING 1) SELECT {COLUMNS} FROM w",
+     "a query must only read; this one has a DELETE in it"),
+    (f"WITH w AS (INSERT INTO ho_so_thang VALUES ('x', '2026-01-01', 1, 1) RETURNING 1) SELECT {COLUMNS} FROM w",
+     "a query must only read; this one has an INSERT in it"),
+    (f"SELECT {COLUMNS} FROM ho_so_thang WHERE ma_don_vi IN "
+     "(WITH u AS (UPDATE ho_so_thang SET tong = 0 RETURNING ma_don_vi) SELECT ma_don_vi FROM u)",
+     "a query must only read; this one has an UPDATE in it"),
+    (f"SELECT {COLUMNS} INTO sao_chep FROM ho_so_thang", "this one has SELECT ... INTO (it creates a table)"),
+    (f"SELECT {COLUMNS} FROM ho_so_thang FOR UPDATE", "this one has a locking clause (FOR UPDATE/SHARE)"),
+    ("SET TRANSACTION READ WRITE", "a query must be a single SELECT (or WITH ... SELECT); this is a SET"),
+    ("VACUUM", "a query must be a single SELECT (or WITH ... SELECT); this is a VACUUM command"),
+    ("SELECT ma_don_vi, FROM", "the query does not parse as postgres"),
+    ("-- nothing but a comment", "the query is empty"),
+    (f"SELECT {COLUMNS} WHERE :since > 0", "unknown bind parameter :since"),
+])
+def test_only_a_single_read_only_select_passes_check_config(tmp_path: Path, query: str, message: str) -> None:
+    url = "postgresql+psycopg://egov_ro@127.0.0.1:5432/dvc"
+    path = province(tmp_path, SOURCE.format(url=url, password="", query=query.replace('"', '\\"'), timeout="5s"),
+                    KPIS)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert message in str(caught.value) and "sources[0]" in str(caught.value) and "online" in str(caught.value)
+
+
+def test_check_config_refuses_the_statements_of_the_issue(tmp_path: Path) -> None:
+    """The command people run: ``SELECT 1; DROP ...`` and ``WITH ... DELETE ...`` used to pass it."""
+    url = "postgresql+psycopg://egov_ro@127.0.0.1:5432/dvc"
+    for query, message in [(f"SELECT {COLUMNS}; DROP TABLE ho_so_thang", "this is 2 statements"),
+                           (f"WITH w AS (DELETE FROM ho_so_thang RETURNING 1) SELECT {COLUMNS} FROM w",
+                            "this one has a DELETE in it")]:
+        path = province(tmp_path, SOURCE.format(url=url, password="", query=query, timeout="5s"), KPIS)
+        result = subprocess.run([sys.executable, "-m", "agent.cli", "check-config", str(path)], capture_output=True,
+                                text=True, timeout=60, cwd=REPO)
+        assert result.returncode != 0 and message in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("query", [
+    f"WITH t AS (SELECT {COLUMNS}) SELECT * FROM t",
+    f"SELECT {COLUMNS} UNION ALL SELECT 'c2', 2, 2",
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) "
+    "SELECT 'c1' AS ma_don_vi, count(*)::int AS truc_tuyen, 3 AS tong FROM n",
+    "/* Sở Nội vụ's figures */ " + QUERY,
+])
+def test_read_only_selects_pass_check_config(tmp_path: Path, query: str) -> None:
+    url = "postgresql+psycopg://egov_ro@127.0.0.1:5432/dvc"
+    load_config(province(tmp_path, SOURCE.format(url=url, password="", query=query, timeout="5s"), KPIS))
+
+
+# --- what a query returns: NULL is no value, shapes are stated, series fail alone ----------------------
+
+VALUE_KPIS = (kpi("online_all", "{kind: ratio, source: dvc, series: online}")
+              + kpi("total", "{kind: value, source: dvc, series: total}", '[{phase: ops, deadline: 2030-12-31, '
+                    'comparator: ">=", value: 1, origin: ops}]'))
+
+
+def two_series(tmp_path: Path, total_query: str, online_query: str = QUERY, extra: str = "",
+               timeout: str = "10s") -> Path:
+    source = SOURCE.replace("    series:\n", f"{extra}    series:\n      total: {{{{query: \"{total_query}\", "
+                                              f"value: n}}}}\n")
+    return province(tmp_path, source.format(url="sqlite:///dvc.db", password="", query=online_query,
+                                            timeout=timeout), VALUE_KPIS)
+
+
+def evaluated(path: Path) -> tuple[dict, dict]:
+    """The real Agent collects once; its evaluations by KPI and its /metrics samples."""
+    import asyncio
+
+    from conftest import parse_samples
+
+    from agent.service import Agent
+    agent = Agent(load_config(path))
+    asyncio.run(agent.collect_once())
+    body, _ = agent.exposition.render(None)
+    return {ev.kpi.id: ev for ev in agent.evaluate()}, parse_samples(body.decode())
+
+
+def test_sql_null_is_no_value_never_zero(tmp_path: Path, sqlite_db: Path) -> None:
+    # SUM over no rows is NULL: the total has no value (pending, saying why), not 0.
+    evaluations, samples = evaluated(two_series(
+        tmp_path, "SELECT SUM(tong) AS n FROM ho_so_thang WHERE thang >= '2999-01-01'"))
+    total = evaluations["total"]
+    assert total.value is None and total.pending_reason == "no_data"
+    assert "the query returned NULL for the total (n): no value" in total.pending
+    assert not [k for k in samples if k[0] == "egov_kpi_value" and ("kpi", "total") in k[1]]
+    assert sample(samples, "egov_source_up", source="dvc") == 1  # the queries worked: NULL is an answer
+
+
+def test_sql_null_in_a_units_row_leaves_that_unit_out(tmp_path: Path, sqlite_db: Path) -> None:
+    query = ("SELECT ma_don_vi, SUM(CASE WHEN ma_don_vi = 'c1' THEN NULL ELSE truc_tuyen END) AS truc_tuyen, "
+             "SUM(tong) AS tong FROM ho_so_thang WHERE thang >= :period_start AND thang < :period_end "
+             "GROUP BY ma_don_vi")
+    evaluations, _ = evaluated(two_series(tmp_path, "SELECT 1 AS n", online_query=query))
+    numerator, denominator = expected("year", set(ROWS_PER_UNIT) - {"c1"})
+    assert (evaluations["online_all"].numerator, evaluations["online_all"].denominator) == (numerator, denominator)
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("SELECT tong AS n FROM ho_so_thang", "the query returned 75 rows; rows: one takes exactly one"),
+    ("SELECT SUM(tong) AS n, 1 AS extra FROM ho_so_thang", "the query returns n, extra; the series takes exactly n"),
+])
+def test_a_total_must_be_one_row_of_its_columns(tmp_path: Path, sqlite_db: Path, caplog, query, message) -> None:
+    runner = fetch(load_config(two_series(tmp_path, query)))
+    assert runner.states["dvc"].series_up == {"online": True, "total": False}
+    assert dict(runner.states["dvc"].errors) == {"wrong_shape": 1}
+    assert message in caplog.text
+
+
+def test_rows_per_unit_must_give_each_unit_once(tmp_path: Path, sqlite_db: Path, caplog) -> None:
+    ungrouped = "SELECT ma_don_vi, truc_tuyen, tong FROM ho_so_thang WHERE thang >= :period_start"
+    runner = fetch(load_config(sqlite_config(tmp_path, query=ungrouped)))
+    assert dict(runner.states["dvc"].errors) == {"wrong_shape": 1}
+    assert "again; rows: per_unit takes one row per unit (GROUP BY ma_don_vi)" in caplog.text
+
+
+def test_the_shape_is_validated_in_the_config(tmp_path: Path) -> None:
+    for extra, message in [("rows: per_unit", "rows: per_unit needs unit:"), ("rows: one, unit: u",
+                                                                              "rows: one is a province total")]:
+        source = SOURCE.replace("      online: {{query: \"{query}\", unit: ma_don_vi, ",
+                                "      online: {{query: \"{query}\", " + extra + ", ")
+        path = province(tmp_path, source.format(url="sqlite:///dvc.db", password="", query=QUERY, timeout="5s"),
+                        KPIS)
         with pytest.raises(ConfigError, match=message):
             load_config(path)
+
+
+def test_one_bad_series_fails_alone_and_keeps_its_last_values(tmp_path: Path, sqlite_db: Path, caplog) -> None:
+    path = two_series(tmp_path, "SELECT MAX(tong) AS n FROM ho_so_thang")  # text sorts above numbers
+    loaded = load_config(path)
+    runner = fetch(loaded)
+    assert runner.states["dvc"].up
+    _, snapshot = runner.snapshot("dvc")
+    first_total = snapshot.data["total"]["year"][1][0].value
+    first_at = snapshot.fetched_at_of("total")
+    # A string lands in the column the total sums; the online series' table gains a unit's new month.
+    with sqlite3.connect(sqlite_db) as db:
+        db.execute("INSERT INTO ho_so_thang VALUES ('s1', ?, 5, 'nhiều')", (MONTHS[0].isoformat(),))
+    runner2 = SourceRunner.from_config(loaded, set(UnitIndex(loaded.config).units), runner)
+    import asyncio
+    asyncio.run(runner2.fetch("dvc"))
+    state = runner2.states["dvc"]
+    _, snapshot = runner2.snapshot("dvc")
+    assert state.series_up == {"online": True, "total": False} and not state.up
+    assert dict(state.errors) == {"wrong_type": 1}
+    assert snapshot.data["total"]["year"][1][0].value == first_total  # kept, with its own age
+    assert snapshot.fetched_at_of("total") == first_at < snapshot.fetched_at_of("online")
+    assert "series total failed (wrong_type): series total, period " in caplog.text
+    assert "n: expected a finite number" in caplog.text or "n: expected a number" in caplog.text
+    online = snapshot.data["online"]["month"][1]
+    assert [r.numerator for r in online if r.unit == "s1"] == [ROWS_PER_UNIT["s1"][0] + 5]  # the new row counted
+
+
+def test_a_slow_series_times_out_alone(tmp_path: Path, sqlite_db: Path) -> None:
+    slow = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) AS n FROM n")
+    started = dt.datetime.now()
+    runner = fetch(load_config(two_series(tmp_path, slow, extra="    query_timeout: 1s\n", timeout="20s")))
+    state = runner.states["dvc"]
+    assert state.series_up == {"online": True, "total": False}
+    assert dict(state.errors) == {"timeout": 1}
+    assert (dt.datetime.now() - started).total_seconds() < 10
+    _, snapshot = runner.snapshot("dvc")
+    assert snapshot.failed["total"].startswith("timeout: ")
+    assert snapshot.data["online"]["year"][1]  # the good series has its values
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------
@@ -234,14 +399,52 @@ def test_postgresql_figures_through_the_agent(tmp_path: Path, postgres: Postgres
     assert sample(samples, "egov_source_up", source="dvc", kind="sql") == 1
 
 
-def test_postgresql_session_is_read_only(tmp_path: Path, postgres: Postgres, monkeypatch, caplog) -> None:
-    writing = ("WITH w AS (INSERT INTO ho_so_thang VALUES ('x', '2026-01-01', 1, 1) RETURNING 1) "
-               "SELECT 'c1' AS ma_don_vi, count(*) AS truc_tuyen, count(*) AS tong FROM w")
-    runner = fetch(load_config(pg_config(tmp_path, postgres, monkeypatch, query=writing)))
-    assert dict(runner.states["dvc"].errors) == {"query": 1}
-    assert "read-only transaction" in caplog.text
+def written(postgres: Postgres) -> int:
     with postgres.admin() as db:
-        assert db.execute("SELECT count(*) FROM ho_so_thang WHERE ma_don_vi = 'x'").fetchone() == (0,)
+        return db.execute("SELECT count(*) FROM ho_so_thang WHERE ma_don_vi = 'x'").fetchone()[0]
+
+
+@pytest.mark.parametrize("first", ["SET TRANSACTION READ WRITE",
+                                   "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+                                   "SET default_transaction_read_only = off", "SET transaction_read_only = off"])
+def test_postgresql_session_cannot_be_made_read_write(tmp_path: Path, postgres: Postgres, monkeypatch,
+                                                      first: str) -> None:
+    """The account may write; the session the source queries through may not, whatever is said in it."""
+    runner = fetch(load_config(pg_config(tmp_path, postgres, monkeypatch)))
+    source = runner.states["dvc"].source
+    with source.session() as connection:
+        try:
+            connection.exec_driver_sql(first)
+        except Exception as exc:  # refused outright: the transaction's first query already ran
+            assert "read-write mode must be set before any query" in str(exc)
+            connection.rollback()
+        with pytest.raises(Exception, match="cannot execute INSERT in a read-only transaction"):
+            connection.exec_driver_sql("INSERT INTO ho_so_thang VALUES ('x', '2026-01-01', 1, 1)")
+    assert written(postgres) == 0
+
+
+def test_postgresql_write_hidden_in_a_function_is_refused_by_the_server(tmp_path: Path, postgres: Postgres,
+                                                                       monkeypatch, caplog) -> None:
+    """sqlglot cannot see into a function: the server's read-only transaction stops it. A query that
+    turns the session's default off (set_config) changes nothing: the fetch never commits."""
+    with postgres.admin() as db:
+        db.execute("CREATE OR REPLACE FUNCTION ghi() RETURNS integer LANGUAGE sql AS "
+                   "$$ INSERT INTO ho_so_thang VALUES ('x', '2026-01-01', 1, 1) RETURNING 1 $$")
+    unlock = "SELECT length(set_config('default_transaction_read_only', 'off', false)) AS n"
+    source = SOURCE.replace("      online: {{query", f"""\
+      unlock: {{{{query: "{unlock}", value: n}}}}
+      write: {{{{query: "SELECT ghi() AS n", value: n}}}}
+      online: {{{{query""")
+    monkeypatch.setenv("EGOV_TEST_PG", "pg-pass-for-the-test")
+    url = f"postgresql+psycopg://egov_ro@127.0.0.1:{postgres.port}/postgres"
+    path = province(tmp_path, source.format(url=url, password='password: "env:EGOV_TEST_PG"', query=QUERY,
+                                            timeout="10s"), KPIS)
+    runner = fetch(load_config(path), times=2)
+    state = runner.states["dvc"]
+    assert state.series_up == {"unlock": True, "write": False, "online": True}
+    assert dict(state.errors) == {"query": 2}
+    assert "series write failed (query): cannot execute INSERT in a read-only transaction" in caplog.text
+    assert written(postgres) == 0
 
 
 def test_postgresql_wrong_password_never_shows_it(tmp_path: Path, postgres: Postgres, monkeypatch, caplog) -> None:

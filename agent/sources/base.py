@@ -1,9 +1,11 @@
 """What every source kind shares: its configuration, its records, its errors, and the fetch contract.
 
-A fetch either returns complete data for every series and period, or raises :class:`SourceError`
-with a short fixed ``reason`` (it becomes a label) and a message for the log; the runner then keeps
-the previous values. Messages never carry a secret: each source builds them from its own words,
-and :func:`redact` scrubs the resolved secrets out of any library text quoted in them.
+A fetch either returns complete data for every series and period (or, where series are fetched
+apart, complete data for some and a :class:`SourceError` for each of the others), or raises
+:class:`SourceError` with a short fixed ``reason`` (it becomes a label) and a message for the log;
+the runner then keeps the previous values (of the source, or of the failed series). Messages never
+carry a secret: each source builds them from its own words, and :func:`redact` scrubs the resolved
+secrets out of any library text quoted in them.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class SourceError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a big report holds one per row and series
 class Record:
     """One unit's figures for one series and period; ``unit`` None is a province-wide total."""
 
@@ -63,6 +65,10 @@ class FetchResult:
     data: Fetched
     # Rows skipped as malformed (file drops): "file.csv: row 7: numerator: expected a number".
     problems: list[str] = field(default_factory=list)
+    # Series that failed on their own (the others in ``data`` are complete): they keep their last values.
+    failed: dict[str, SourceError] = field(default_factory=dict)
+    # (series, period kind) -> why it has no value although its query ran (SQL NULL).
+    no_value: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 class SeriesSpec(StrictModel):

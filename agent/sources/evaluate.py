@@ -70,10 +70,11 @@ def _snapshot(ev: Evaluation, runner: SourceRunner | None, source_id: str) -> Sn
 
 
 def _stale(ev: Evaluation, runner: SourceRunner, source_id: str, snapshot: Snapshot, now: float) -> None:
+    """By the series' own age: a series whose query failed keeps values as old as its last good fetch."""
     source = runner.states[source_id].source
     limit = ev.kpi.stale_after if ev.kpi.stale_after is not None else source.spec.stale_limit
-    ev.measured_at = snapshot.fetched_at
-    ev.stale = now - snapshot.fetched_at > limit
+    ev.measured_at = snapshot.fetched_at_of(getattr(ev.kpi.measure, "series", None) or "")
+    ev.stale = now - ev.measured_at > limit
 
 
 def evaluate_source(ev: Evaluation, runner: SourceRunner | None, units: UnitIndex, now: float) -> None:
@@ -82,7 +83,11 @@ def evaluate_source(ev: Evaluation, runner: SourceRunner | None, units: UnitInde
     if snapshot is None or runner is None:
         return
     shape = "value" if measure.kind == "value" else "ratio"
-    by_period = snapshot.data.get(measure.series or "", {})
+    series = measure.series or ""
+    by_period = snapshot.data.get(series, {})
+    if not by_period and series in snapshot.failed:
+        ev.pend(SOURCE_UNAVAILABLE, f"series {series} of source {measure.source} failed: {snapshot.failed[series]}")
+        return
     for kind, (period, records) in by_period.items():
         real = [r for r in _selected(records, measure, units) if not r.example]
         value, numerator, denominator = _sum(real, shape)
@@ -100,6 +105,8 @@ def evaluate_source(ev: Evaluation, runner: SourceRunner | None, units: UnitInde
     if ev.value is None:
         if selected and not chosen:
             ev.pend(EXAMPLE_ONLY, f"example data only for {period.name}: the rows are marked as examples")
+        elif (series, measure.period) in snapshot.no_value:
+            ev.pend(NO_DATA, f"no value for {period.name}: {snapshot.no_value[(series, measure.period)]}")
         else:
             ev.pend(NO_DATA, f"nothing reported yet for {period.name}")
         return

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from agent.periods import Period, ReportingSpec, current_periods, cuts_months
 from agent.sources import source_class
-from agent.sources.base import Fetched, Record, Source, SourceContext, SourceError
+from agent.sources.base import FetchResult, Record, Source, SourceContext, SourceError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,6 +42,14 @@ class Snapshot:
     problems: tuple[str, ...] = ()
     unknown_units: tuple[str, ...] = ()
     approximate: frozenset[str] = frozenset()  # period kinds monthly figures cannot cut exactly
+    # Series fetched apart (sql): when each one's values were fetched (a failed one keeps its older values),
+    # why a failed one failed, and (series, period kind) -> why a query that ran gave no value (NULL).
+    series_fetched_at: dict[str, float] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    no_value: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def fetched_at_of(self, series: str) -> float:
+        return self.series_fetched_at.get(series, self.fetched_at)
 
 
 @dataclass
@@ -55,6 +63,7 @@ class SourceState:
     fetches: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     last_error: str = ""
+    series_up: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,7 @@ class SourceStatus:
     skipped_rows: int
     unknown_units: int
     interval: float
+    series_up: dict[str, bool] = field(default_factory=dict)  # series fetched apart (sql): which worked last
 
 
 class SourceRunner:
@@ -137,7 +147,7 @@ class SourceRunner:
             log.exception("source %s: fetch raised", spec.id)
             self._fail(state, "internal_error", type(exc).__name__)
         else:
-            self._succeed(state, result.data, result.problems, periods)
+            self._succeed(state, result, periods)
         finally:
             state.last_duration = time.perf_counter() - started
             state.fetches += 1
@@ -153,7 +163,8 @@ class SourceRunner:
         state.errors[reason] += 1
         state.last_error = reason
 
-    def _succeed(self, state: SourceState, data: Fetched, problems: list[str], periods: dict[str, Period]) -> None:
+    def _succeed(self, state: SourceState, result: FetchResult, periods: dict[str, Period]) -> None:
+        data, problems = result.data, result.problems
         unknown: set[str] = set()
         if not getattr(state.source, "maps_units", False):
             data = {name: {kind: self._map_units(state.source, records, unknown) for kind, records in by_period.items()}
@@ -168,9 +179,27 @@ class SourceRunner:
         spec = state.source.spec
         approximate = frozenset(kind for kind in periods if spec.granularity == "monthly"
                                 and not cuts_months(self.reporting, kind))
-        state.snapshot = Snapshot(snapshot, time.time(), tuple(problems), tuple(sorted(unknown)), approximate)
-        state.up, state.last_error = True, ""
-        state.last_success = state.snapshot.fetched_at
+        now = time.time()
+        fetched_at = dict.fromkeys(data, now)
+        no_value = dict(result.no_value)
+        previous = state.snapshot
+        for name, error in result.failed.items():  # a failed series keeps its last good values, and their age
+            if previous is not None and name in previous.data:
+                snapshot[name] = previous.data[name]
+                fetched_at[name] = previous.fetched_at_of(name)
+                no_value.update({key: why for key, why in previous.no_value.items() if key[0] == name})
+            if state.series_up.get(name, True):
+                log.error("source %s (%s): series %s failed (%s): %s; keeping its previous values", spec.id,
+                          state.source.describe(), name, error.reason, error.message)
+            state.errors[error.reason] += 1
+        state.series_up = {name: name not in result.failed for name in [*data, *result.failed]}
+        failed = {name: f"{error.reason}: {error.message}" for name, error in result.failed.items()}
+        state.snapshot = Snapshot(snapshot, now, tuple(problems), tuple(sorted(unknown)), approximate, fetched_at,
+                                  failed, no_value)
+        state.up = not failed
+        state.last_error = next(iter(result.failed.values())).reason if failed else ""
+        if not failed:
+            state.last_success = now
         self.version += 1
 
     @staticmethod
@@ -240,8 +269,17 @@ class SourceRunner:
                 now - (snap.fetched_at if snap else self.started) > spec.stale_limit,  # never fetched: stale later
                 state.last_success, state.last_duration, state.fetches, dict(state.errors),
                 len(snap.problems) if snap else 0, len(snap.unknown_units) if snap else 0, spec.interval,
+                dict(state.series_up),
             ))
         return out
+
+
+def manual_status(manual: Any) -> SourceStatus:
+    """The manual data file (agent.manual.ManualData) shown as a source: up while its last read worked,
+    its refused rows as skipped rows, its failed reads by reason (missing, unreadable, too_large, empty,
+    changed)."""
+    return SourceStatus("manual", "manual", manual.loaded_ok, False, manual.last_success, 0.0, manual.reads,
+                        dict(manual.errors), manual.rejected_rows, 0, 0.0)
 
 
 def source_hosts(loaded: Any) -> list[tuple[str, str]]:

@@ -2,35 +2,53 @@
 
 Each series is one parameterised query run once per reporting period with ``:period_start`` and
 ``:period_end`` (exclusive; ``:period_last_day`` inclusive) bound as dates, never pasted into the
-text; its result columns are mapped to unit, numerator and denominator (or value). SQL NULL counts
-as 0, since ``SUM`` over no rows gives NULL in a quiet period.
+text; its result columns are mapped to unit, numerator and denominator (or value).
 
-Read-only is enforced by the agent, not hoped for: SQLite is opened with a ``mode=ro`` URI;
+What a query must return is stated, and anything else is refused, never summed or guessed: exactly
+the mapped columns, and ``rows: one`` (a province total: one row; the default without ``unit``) or
+``rows: per_unit`` (one row per unit code; the default with ``unit``). SQL NULL is "no value",
+never 0: a NULL total leaves the period without a value (the KPI pending, saying so), a NULL in a
+unit's row leaves that unit out. Each series stands alone: one whose query fails (an error, a
+string where a number belongs, its ``query_timeout``) keeps its last good values and is reported,
+while the other series take their new ones.
+
+Read-only is enforced three times over. check-config parses every query with sqlglot in the
+database's dialect and accepts a single SELECT (set operations and WITH ... SELECT included) with
+no INSERT, UPDATE, DELETE, MERGE, DDL, SELECT INTO, locking clause or other command anywhere in it,
+CTEs included. Then the database itself refuses writes: SQLite is opened with a ``mode=ro`` URI;
 PostgreSQL and MySQL sessions are set read-only on connect (``SET SESSION CHARACTERISTICS AS
-TRANSACTION READ ONLY``), so even a ``WITH ... INSERT`` is refused by the server. Other dialects
-need ``read_only: account`` to say the account itself can only read.
+TRANSACTION READ ONLY``) and, on PostgreSQL, ``default_transaction_read_only`` and
+``transaction_read_only`` are checked on every fetch before any query runs (a session that is not
+read-only fetches nothing). A query cannot undo it: it is one statement, so it cannot say ``SET
+TRANSACTION READ WRITE`` first. Other dialects need ``read_only: account`` to say the account itself
+can only read.
 
-Drivers block, so a fetch runs on the runner's thread pool; it is bounded by the source's timeout
-inside the database too (SQLite progress handler, PostgreSQL ``statement_timeout`` and
-``connect_timeout``), so a slow query does not outlive the fetch. The password comes from a secret
-reference and is put into the URL only in memory; logs show the URL without it.
+Drivers block, so a fetch runs on the runner's thread pool; each query is bounded inside the
+database too (SQLite progress handler, PostgreSQL ``statement_timeout`` and ``connect_timeout``), so
+a slow query does not outlive the fetch. The password comes from a secret reference and is put into
+the URL only in memory; logs show the URL without it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
+import sqlglot
 from pydantic import AfterValidator, Field, model_validator
 from sqlalchemy import Date, String, bindparam, create_engine, event, text
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
+from sqlglot import exp
 
+from agent.config import Duration
 from agent.periods import Period
 from agent.secrets import Secret, SecretValue
 from agent.sources.base import (
@@ -54,13 +72,47 @@ READ_ONLY_SQL = {
     "mysql": "SET SESSION TRANSACTION READ ONLY",
     "mariadb": "SET SESSION TRANSACTION READ ONLY",
 }
-_LEADING_COMMENTS = re.compile(r"^\s*((--[^\n]*\n)|(/\*.*?\*/)|\s)*", re.S)
+MAX_ROWS = 100_000  # one row per unit of a province is a few thousand at most
+# sqlglot's dialect for each SQLAlchemy backend (others are parsed as generic SQL).
+DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite", "mssql": "tsql",
+            "oracle": "oracle"}
+# Anything in a query's tree that writes, locks, or is not a plain query.
+WRITES: tuple[type, ...] = (exp.DML, exp.DDL, exp.Merge, exp.Into, exp.Lock, exp.Command, exp.Set,
+                                            exp.Copy, exp.Transaction, exp.Commit, exp.Grant, exp.Pragma, exp.Use,
+                                            exp.TruncateTable, exp.Alter)
+
+
+def check_read_only_select(query: str, backend: str) -> None:
+    """A single SELECT that writes nothing anywhere (a CTE included), parsed in the database's dialect."""
+    dialect = DIALECTS.get(backend)
+    try:
+        statements = [s for s in sqlglot.parse(query, read=dialect) if s is not None]
+    except sqlglot.errors.SqlglotError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"the query does not parse as {dialect or 'SQL'}: {first[:200]}") from None
+    if not statements:
+        raise ValueError("the query is empty (a comment only?)")
+    if len(statements) != 1:
+        raise ValueError(f"a query must be a single SELECT; this is {len(statements)} statements")
+    statement = statements[0]
+    if not isinstance(statement, exp.Select | exp.SetOperation):
+        raise ValueError(f"a query must be a single SELECT (or WITH ... SELECT); this is {_kind(statement)}")
+    for node in statement.walk():
+        if isinstance(node, WRITES):
+            raise ValueError(f"a query must only read; this one has {_kind(node)} in it")
+
+
+def _kind(node: Any) -> str:
+    if isinstance(node, exp.Command):
+        return f"a {str(node.this).upper()} command"
+    if isinstance(node, exp.Into):
+        return "SELECT ... INTO (it creates a table)"
+    if isinstance(node, exp.Lock):
+        return "a locking clause (FOR UPDATE/SHARE)"
+    return f"an {node.key.upper()}" if node.key[:1] in "aeiou" else f"a {node.key.upper()}"
 
 
 def _check_query(query: str) -> str:
-    body = _LEADING_COMMENTS.sub("", query, count=1)
-    if not re.match(r"(?i)(select|with)\b", body):
-        raise ValueError("a query must be a single SELECT (or WITH ... SELECT)")
     unknown = sorted(set(text(query)._bindparams) - set(BINDS))
     if unknown:
         raise ValueError(f"unknown bind parameter :{unknown[0]}; known: {', '.join(':' + b for b in BINDS)}")
@@ -87,6 +139,26 @@ def _check_url(raw: str) -> str:
 class SqlSeries(SeriesSpec):
     query: Annotated[str, AfterValidator(_check_query)]
     unit: str | None = Field(None, description="Column holding the unit code (none: a province total)")
+    rows: Literal["one", "per_unit"] | None = Field(
+        None, description="What the query returns: one (a province total, exactly one row; the default without "
+                          "unit) or per_unit (one row per unit code; the default with unit). Any other result, "
+                          "or a column the series does not map, is refused")
+
+    @model_validator(mode="after")
+    def _rows_match_unit(self):
+        if self.rows == "per_unit" and self.unit is None:
+            raise ValueError("rows: per_unit needs unit: (the column holding the unit code)")
+        if self.rows == "one" and self.unit is not None:
+            raise ValueError("rows: one is a province total; it takes no unit: column")
+        return self
+
+    @property
+    def expected_rows(self) -> str:
+        return self.rows or ("per_unit" if self.unit else "one")
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for c in (self.unit, self.numerator, self.denominator, self.value) if c]
 
 
 class SqlSpec(SourceSpec):
@@ -96,6 +168,9 @@ class SqlSpec(SourceSpec):
     read_only: Literal["session", "account"] = Field(
         "session", description="session: the agent makes the session read-only (SQLite, PostgreSQL, MySQL); "
                                "account: the database account can only read (other dialects)")
+    query_timeout: Duration | None = Field(
+        None, description="Longest one query may run; one that runs longer fails its series only (default: the "
+                          "source's timeout shared by the queries of a fetch, series x periods)")
     series: dict[SeriesName, SqlSeries] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -104,6 +179,14 @@ class SqlSpec(SourceSpec):
         if self.read_only == "session" and backend != "sqlite" and backend not in READ_ONLY_SQL:
             raise ValueError(f"the agent cannot make a {backend} session read-only; use a read-only account "
                              "and say read_only: account")
+        for name, series in self.series.items():
+            try:
+                check_read_only_select(series.query, backend)
+            except ValueError as exc:
+                raise ValueError(f"series {name}: {exc}") from None
+        if self.query_timeout is not None and self.query_timeout > self.timeout:
+            raise ValueError(f"query_timeout ({self.query_timeout:g}s) is longer than the timeout "
+                             f"({self.timeout:g}s)")
         return self
 
 
@@ -163,29 +246,65 @@ class SqlSource(Source):
         deadline = time.monotonic() + self.spec.timeout
         return await self.context.run_blocking(lambda: self._fetch(periods, deadline))
 
-    def _fetch(self, periods: dict[str, Period], deadline: float) -> FetchResult:
+    @contextmanager
+    def session(self) -> Iterator[Connection]:
+        """A connection as the queries get it: read-only, checked, with a transaction begun read-only that
+        nothing can make read-write any more (also used by tests to prove writes are refused)."""
         try:
-            engine = self.engine()
-            connection = engine.connect()
+            connection = self.engine().connect()
         except (ImportError, NoSuchModuleError) as exc:
             raise SourceError("driver", f"the database driver is not installed: {first_line(exc)}") from None
         except SQLAlchemyError as exc:
             raise SourceError("db_connect", self._message(exc)) from None
-        data: dict[str, dict[str, list[Record]]] = {name: {} for name in self.spec.series}
-        try:
-            with connection:
-                self._bound(connection, deadline)
-                for name, series in self.spec.series.items():
+        with connection:
+            self._check_read_only(connection)
+            yield connection
+
+    def _fetch(self, periods: dict[str, Period], deadline: float) -> FetchResult:
+        result = FetchResult({})
+        per_query = self.spec.query_timeout or self.spec.timeout / max(1, len(self.spec.series) * len(periods))
+        with self.session() as connection:
+            for name, series in self.spec.series.items():
+                try:
+                    by_period = {}
                     for kind, period in periods.items():
-                        data[name][kind] = self._query(connection, name, series, period)
+                        self._bound(connection, min(deadline, time.monotonic() + per_query))
+                        by_period[kind], why = self._query(connection, name, series, period)
+                        if why:
+                            result.no_value[(name, kind)] = why
+                    result.data[name] = by_period
+                except (SQLAlchemyError, SourceError) as exc:
+                    result.failed[name] = exc if isinstance(exc, SourceError) else self._query_error(exc)
+                    connection.rollback()  # PostgreSQL refuses every later statement of a failed transaction
+                    self._check_read_only(connection)  # the new transaction is read-only too, and locked so
+        if not result.data:  # every series failed: the source failed
+            raise next(iter(result.failed.values()))
+        return result
+
+    def _query_error(self, exc: SQLAlchemyError) -> SourceError:
+        message = self._message(exc)
+        timed_out = "interrupted" in message or "statement timeout" in message
+        return SourceError("timeout" if timed_out else "query", message)
+
+    def _check_read_only(self, connection: Connection) -> None:
+        """PostgreSQL: the transaction must be read-only, and this SELECT, its first query, locks it so
+        (``SET TRANSACTION READ WRITE`` is refused after any query). A session that is not read-only (a
+        pooler that dropped the setting) fetches nothing. The transaction is never committed, so no
+        ``set_config`` a query makes outlives it."""
+        if self.backend != "postgresql" or self.spec.read_only != "session":
+            return
+        try:
+            current, default = connection.exec_driver_sql(
+                "SELECT current_setting('transaction_read_only'), current_setting('default_transaction_read_only')"
+            ).one()
         except SQLAlchemyError as exc:
-            message = self._message(exc)
-            reason = "timeout" if "interrupted" in message or "statement timeout" in message else "query"
-            raise SourceError(reason, message) from None
-        return FetchResult(data)
+            raise SourceError("query", self._message(exc)) from None
+        if (current, default) != ("on", "on"):
+            raise SourceError("not_read_only", f"the session is not read-only (transaction_read_only {current}, "
+                                               f"default_transaction_read_only {default}); nothing was queried")
 
     def _bound(self, connection, deadline: float) -> None:
-        """Stop the database's own work at the fetch's deadline."""
+        """Stop the database's own work at the query's deadline."""
         if self.backend == "sqlite":
             connection.connection.dbapi_connection.set_progress_handler(
                 lambda: 1 if time.monotonic() > deadline else 0, 10_000)
@@ -193,28 +312,56 @@ class SqlSource(Source):
             remaining = max(1, int((deadline - time.monotonic()) * 1000))
             connection.exec_driver_sql(f"SET statement_timeout = {remaining}")
 
-    def _query(self, connection, name: str, series: SqlSeries, period: Period) -> list[Record]:
+    def _query(self, connection, name: str, series: SqlSeries, period: Period) -> tuple[list[Record], str]:
+        """The period's records, and why there are none where the query said NULL."""
         values: dict[str, Any] = period_values(period)
         for key in ("period_start", "period_end", "period_last_day"):
             values[key] = dt.date.fromisoformat(values[key])
         statement = self._statements[name]
         params = {k: v for k, v in values.items() if k in statement._bindparams}
         result = connection.execute(statement, params).mappings()
-        columns = set(result.keys())
-        needed = [c for c in (series.unit, series.numerator, series.denominator, series.value) if c]
-        missing = [c for c in needed if c not in columns]
-        if missing:
-            raise SourceError("missing_field", f"series {name}: the query returns no column {missing[0]!r} "
-                                               f"(it returns {', '.join(sorted(columns))})")
-        records = []
-        for i, row in enumerate(result, start=1):
+        self._check_columns(name, series, list(result.keys()))
+        rows = result.fetchmany(MAX_ROWS + 1)
+        if len(rows) > MAX_ROWS:
+            raise SourceError("wrong_shape", f"series {name}, period {period.name}: more than {MAX_ROWS} rows; "
+                                             f"a query returns a total or one row per unit")
+        if series.expected_rows == "one" and len(rows) > 1:
+            raise SourceError("wrong_shape", f"series {name}, period {period.name}: the query returned {len(rows)} "
+                                             f"rows; rows: one takes exactly one (a province total: aggregate "
+                                             f"with SUM or COUNT, or map unit: for one row per unit)")
+        records: list[Record] = []
+        nulls: list[str] = []
+        seen: set[str] = set()
+        for i, row in enumerate(rows, start=1):
             where = f"series {name}, period {period.name}, row {i}"
             try:
                 unit = unit_code(row[series.unit], series.unit) if series.unit else None
-                records.append(make_record(unit, series, lambda _role, column, row=row: _null_is_zero(row[column])))
+                if unit is not None and unit in seen:
+                    raise SourceError("wrong_shape", f"{where}: unit {unit!r} again; rows: per_unit takes one row "
+                                                     f"per unit (GROUP BY {series.unit})")
+                if unit is not None:
+                    seen.add(unit)
+                null = [c for c in series.columns if c != series.unit and row[c] is None]
+                if null:  # NULL is no value, never 0
+                    nulls.append(f"{unit or 'the total'} ({', '.join(null)})")
+                    continue
+                records.append(make_record(unit, series, partial(_column, row)))
             except ValueError as exc:
                 raise SourceError("wrong_type", f"{where}: {exc}") from None
-        return records
+        if records or not nulls:
+            return records, ""
+        return records, f"the query returned NULL for {', '.join(nulls[:5])}: no value"
+
+    @staticmethod
+    def _check_columns(name: str, series: SqlSeries, columns: list[str]) -> None:
+        missing = [c for c in series.columns if c not in columns]
+        if missing:
+            raise SourceError("missing_field", f"series {name}: the query returns no column {missing[0]!r} "
+                                               f"(it returns {', '.join(sorted(columns))})")
+        extra = [c for c in columns if c not in series.columns]
+        if extra or len(columns) != len(set(columns)):
+            raise SourceError("wrong_shape", f"series {name}: the query returns {', '.join(columns)}; the series "
+                                             f"takes exactly {', '.join(series.columns)}")
 
     def _message(self, exc: SQLAlchemyError) -> str:
         """The driver's own first line (no SQL, no parameters, no URL), with secrets scrubbed."""
@@ -226,8 +373,8 @@ class SqlSource(Source):
             self._engine.dispose()
 
 
-def _null_is_zero(value: Any) -> Any:
-    return 0 if value is None else value
+def _column(row: Any, _role: str, column: str) -> Any:
+    return row[column]
 
 
 def _session_read_only(statement: str):
