@@ -117,6 +117,10 @@ def test_a_refused_token_is_a_labelled_auth_error(tmp_path: Path, api: Api, monk
      "$.don_vi[0]: $.van_ban_di_dien_tu: expected a number, got 'n/a'"),
     ({"result": []}, "missing_field", "$.don_vi[*]: missing"),
     ({"don_vi": [{"ma_don_vi": "s1", "van_ban_di_dien_tu": 5, "van_ban_di": 2}]}, "wrong_type", "exceeds"),
+    # Hostile bodies: the C decoder recurses once per level, and Python refuses integers past 4,300 digits.
+    (b"[" * 1_000_000, "bad_body", "nested too deep"),
+    (b'{"don_vi": [{"ma_don_vi": "s1", "van_ban_di_dien_tu": ' + b"9" * 5000 + b"}]}", "bad_body",
+     "the body is not JSON"),
 ])
 def test_a_bad_body_keeps_the_previous_values(tmp_path: Path, api: Api, monkeypatch, caplog, body, reason,
                                               message) -> None:

@@ -155,7 +155,9 @@ class HttpJsonSource(Source):
             raise SourceError(reason, text) from None
         try:
             return json.loads(bytes(body))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except RecursionError:  # the C decoder recurses once per level: "[[[[..." a million deep
+            raise SourceError("bad_body", f"period {period.name}: the body is JSON nested too deep to read") from None
+        except ValueError as exc:  # not UTF-8, not JSON, or an integer of more digits than Python converts
             raise SourceError("bad_body", f"period {period.name}: the body is not JSON: {first_line(exc)}") from None
 
     def _one(self, text: str, node: Any, where: str) -> Any:
