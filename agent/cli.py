@@ -104,7 +104,7 @@ def cmd_once(args: argparse.Namespace) -> int:
 
 
 def run_agent(config_path: str, listen: str, web_config: str | None = None, shard_text: str | None = None,
-              before_exit: Callable[[], None] | None = None) -> int:
+              before_exit: Callable[[], None] | None = None, http: argparse.Namespace | None = None) -> int:
     loaded = _load(config_path)
     shard = _shard(shard_text)
     if loaded is None or shard is False:
@@ -117,9 +117,36 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
     web = _load_web(web_config)
     if web is None:
         return EXIT_CONFIG
+    http_options = _http_options(http)
+    if http_options is None:
+        return EXIT_CONFIG
     from agent import daemon
 
-    return EXIT_OK if daemon.serve(Agent(loaded, shard), listen, web, before_exit) else EXIT_FAILURE
+    limits, reloads = http_options
+    return EXIT_OK if daemon.serve(Agent(loaded, shard), listen, web, before_exit, limits, reloads) else EXIT_FAILURE
+
+
+def _http_options(args: argparse.Namespace | None):
+    """The endpoint's limits and reload policy from the --web.* flags (defaults without them); None if invalid."""
+    from agent.config import _parse_duration
+    from agent.http import ReloadGuard
+    from agent.webserver import Limits
+
+    if args is None:
+        return Limits(), ReloadGuard()
+    if args.web_max_connections < 1:
+        print("error: --web.max-connections: expected a positive number", file=sys.stderr)
+        return None
+    durations = {}
+    for flag, value in (("--web.read-timeout", args.web_read_timeout),
+                        ("--web.reload-min-interval", args.web_reload_min_interval)):
+        try:
+            durations[flag] = _parse_duration(value)
+        except ValueError as exc:
+            print(f"error: {flag}: {exc}", file=sys.stderr)
+            return None
+    return (Limits(max_connections=args.web_max_connections, read_timeout=durations["--web.read-timeout"]),
+            ReloadGuard(args.web_enable_lifecycle, durations["--web.reload-min-interval"]))
 
 
 def _load_web(path: str | None):
@@ -153,7 +180,7 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return run_agent(args.config, args.listen, args.web_config_file, args.shard)
+    return run_agent(args.config, args.listen, args.web_config_file, args.shard, http=args)
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
@@ -414,6 +441,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", metavar="I/N", help="probe only shard I of N of the units (the sums add up)")
     p.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
                    help="TLS and basic authentication, in the Prometheus exporter-toolkit format")
+    p.add_argument("--web.enable-lifecycle", dest="web_enable_lifecycle", action="store_true",
+                   help="allow POST /-/reload (off by default, as in Prometheus; SIGHUP always reloads)")
+    p.add_argument("--web.reload-min-interval", dest="web_reload_min_interval", default="5s", metavar="DURATION",
+                   help="at most one POST /-/reload per this interval; sooner gets 429 (default 5s)")
+    p.add_argument("--web.max-connections", dest="web_max_connections", type=int, default=64, metavar="N",
+                   help="connections open at once; past it the one waiting longest for its request is dropped, "
+                        "or the new one gets a 503 (default 64)")
+    p.add_argument("--web.read-timeout", dest="web_read_timeout", default="10s", metavar="DURATION",
+                   help="for a client to complete its TLS handshake and send a whole request (default 10s)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("check-config", parents=[common], help="validate a configuration and list every error")
