@@ -40,6 +40,8 @@ PLAIN_HTTP_TO_TLS = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; cha
 _BUSY = b"too many connections to the agent; retry\n"
 AT_CAPACITY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\n"
                b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY), _BUSY))
+ACCEPT_BATCH = 32  # connections accepted per turn of the loop
+WRITE_GRACE = 1.0  # seconds a reply may take before its connection can be dropped to make room
 MAX_HEAD = 16384  # bytes of request line and headers
 DROP_REASONS = ("capacity", "read_deadline", "write_deadline")
 
@@ -53,7 +55,7 @@ class Limits:
     idle_timeout: float = 30.0  # silence allowed on a kept-alive connection between two requests
     write_timeout: float = 30.0  # for the client to take the whole reply
     workers: int = 8  # threads answering complete requests
-    backlog: int = 128
+    backlog: int = 1024  # a burst of connections waits here rather than have its SYNs dropped (1 s retransmit)
     max_body: int = 65536
 
 
@@ -145,9 +147,12 @@ def _settle(future: asyncio.Future, result: Any, exc: BaseException | None) -> N
 
 
 class _Connection:
-    def __init__(self, client: str) -> None:
+    def __init__(self, client: str, sock: socket.socket, accepted: float) -> None:
         self.client = client
-        self.task: asyncio.Task | None = None
+        self.sock = sock
+        self.accepted = accepted
+        self.task: asyncio.Task | None = None  # None while silent: no task, no transport yet
+        self.expiry: asyncio.TimerHandle | None = None  # the read deadline of a silent connection
         self.evicted = False
 
 
@@ -172,7 +177,14 @@ class WebServer:
         self.socket.setblocking(False)
         self.server_address = self.socket.getsockname()
         self._connections: dict[_Connection, None] = {}
-        self._waiting: OrderedDict[_Connection, None] = OrderedDict()  # waiting for a request, longest first
+        # Who may make room at the cap, longest waiting first: connections whose request is not complete
+        # (a slow client's always), then connections kept alive between two requests (a scraper's), then
+        # replies not taken for WRITE_GRACE. A connection that came with its request, not yet read, is
+        # in none: at the cap with nobody to drop, new connections wait in the backlog.
+        self._reading: OrderedDict[_Connection, None] = OrderedDict()
+        self._idle: OrderedDict[_Connection, None] = OrderedDict()
+        self._writing: OrderedDict[_Connection, float] = OrderedDict()
+        self._room: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stop_asked = threading.Event()
@@ -202,6 +214,7 @@ class WebServer:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        self._room = asyncio.Event()
         self._workers = _Workers(self.limits.workers)
         if self._stop_asked.is_set():
             self._stop.set()
@@ -213,6 +226,8 @@ class WebServer:
             tasks = [c.task for c in self._connections if c.task is not None]
             for task in tasks:
                 task.cancel()
+            for connection in [c for c in self._connections if c.task is None]:
+                self._close_silent(connection)
             await asyncio.gather(acceptor, *tasks, return_exceptions=True)
             self._workers.stop()
 
@@ -220,72 +235,141 @@ class WebServer:
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            await self._wait_for_room()
             try:
-                sock, address = await loop.sock_accept(self.socket)
+                self._admit(*await loop.sock_accept(self.socket))
+                for _ in range(ACCEPT_BATCH - 1):  # what else waits in the backlog, without a loop turn each
+                    if not self._has_room():
+                        break
+                    self._admit(*self.socket.accept())
+            except (BlockingIOError, InterruptedError):
+                pass
             except OSError as exc:  # EMFILE and the like: wait, rather than spin
                 log.error("http: cannot accept a connection: %s", exc)
                 await asyncio.sleep(0.1)
-                continue
-            sock.setblocking(False)
-            self.stats.accepted += 1
-            client = str(address[0])
-            if len(self._connections) >= self.limits.max_connections and not self._make_room():
-                self.stats.dropped["capacity"] += 1
-                with contextlib.suppress(OSError):
-                    sock.send(AT_CAPACITY)
-                sock.close()
-            else:
-                connection = _Connection(client)
-                self._connections[connection] = None
-                self._waiting[connection] = None
-                self.stats.open = len(self._connections)
-                connection.task = asyncio.create_task(self._serve(connection, sock))
             await asyncio.sleep(0)  # let the connections accepted so far read what they were sent
+
+    def _has_room(self) -> bool:
+        if len(self._connections) < self.limits.max_connections or self._reading or self._idle:
+            return True
+        oldest = next(iter(self._writing.values()), None)
+        return oldest is not None and oldest < asyncio.get_running_loop().time() - WRITE_GRACE
+
+    async def _wait_for_room(self) -> None:
+        assert self._room is not None
+        while not self._has_room():  # ends: connections end by their deadlines at the latest
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), WRITE_GRACE / 4)
+
+    def _waits(self, connection: _Connection, state: OrderedDict) -> None:
+        """``connection`` may now be dropped to make room (state: _reading or _idle)."""
+        if connection in self._connections and connection not in state:
+            state[connection] = None
+            if self._room is not None:
+                self._room.set()
+
+    def _admit(self, sock: socket.socket, address: Any) -> None:
+        sock.setblocking(False)
+        # A reply goes out in two writes (head, body): without this, Nagle holds the second until the
+        # client's delayed ACK, 40 ms later. asyncio sets it only on sockets made with IPPROTO_TCP.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.stats.accepted += 1
+        if len(self._connections) >= self.limits.max_connections and not self._make_room():
+            self.stats.dropped["capacity"] += 1
+            with contextlib.suppress(OSError):
+                sock.send(AT_CAPACITY)
+            sock.close()
+            return
+        loop = asyncio.get_running_loop()
+        connection = _Connection(str(address[0]), sock, loop.time())
+        self._connections[connection] = None
+        self.stats.open = len(self._connections)
+        try:
+            sent = bool(sock.recv(1, socket.MSG_PEEK))
+        except OSError:
+            sent = False
+        if sent and self.web.current().ssl_context is None:  # came with its request, as a scraper's does:
+            connection.task = asyncio.create_task(self._serve(connection))  # safe until that has been read
+            return
+        self._waits(connection, self._reading)
+        if sent:
+            connection.task = asyncio.create_task(self._serve(connection))
+            return
+        # Silent so far: a file descriptor watched, and nothing else until it sends (a slow-loris flood
+        # of new connections costs little), or is dropped at the read deadline or to make room.
+        loop.add_reader(sock.fileno(), self._wake, connection)
+        connection.expiry = loop.call_at(connection.accepted + self.limits.read_timeout, self._expire, connection)
+
+    def _wake(self, connection: _Connection) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(connection.sock.fileno())
+        if connection.expiry is not None:
+            connection.expiry.cancel()
+        connection.task = asyncio.create_task(self._serve(connection))
+
+    def _expire(self, connection: _Connection) -> None:
+        self.stats.dropped["read_deadline"] += 1
+        self._close_silent(connection)
+
+    def _close_silent(self, connection: _Connection) -> None:
+        asyncio.get_running_loop().remove_reader(connection.sock.fileno())
+        if connection.expiry is not None:
+            connection.expiry.cancel()
+        self._forget(connection)
+        connection.sock.close()
 
     def _make_room(self) -> bool:
         """Drop the connection that has waited longest for its request; False if every one is being answered."""
-        if not self._waiting:
+        if not self._has_room():
             return False
-        victim, _ = self._waiting.popitem(last=False)
+        victim = next(iter(self._reading or self._idle or self._writing))
+        self.stats.dropped["capacity"] += 1
+        if victim.task is None:
+            self._close_silent(victim)
+            return True
         self._forget(victim)
         victim.evicted = True
-        self.stats.dropped["capacity"] += 1
-        if victim.task is not None:
-            victim.task.cancel()
+        victim.task.cancel()
         return True
 
     def _forget(self, connection: _Connection) -> None:
         self._connections.pop(connection, None)
-        self._waiting.pop(connection, None)
+        self._reading.pop(connection, None)
+        self._idle.pop(connection, None)
+        self._writing.pop(connection, None)
         self.stats.open = len(self._connections)
+        if self._room is not None:
+            self._room.set()
 
     # -- one connection ------------------------------------------------------------------------------
-    async def _serve(self, connection: _Connection, sock: socket.socket) -> None:
+    async def _serve(self, connection: _Connection) -> None:
         loop = asyncio.get_running_loop()
+        sock = connection.sock
         writer: asyncio.StreamWriter | None = None
         workers = self._workers
         assert workers is not None  # set by _main, which started this task
         phase = "read_deadline"
         try:
-            deadline: float | None = loop.time() + self.limits.read_timeout  # the first request's, from accept
-            async with asyncio.timeout(self.limits.read_timeout):
+            deadline: float | None = connection.accepted + self.limits.read_timeout  # the first request's
+            async with asyncio.timeout_at(deadline):
                 opened = await self._open(sock, connection.client)
             if opened is None:
                 return
             reader, writer, web = opened
             http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
             while True:
-                self._waiting[connection] = None
-                self._waiting.move_to_end(connection)
                 phase = "read_deadline"
-                request = await self._read_request(http, reader, writer, connection.client, web, deadline)
-                self._waiting.pop(connection, None)
+                request = await self._read_request(http, reader, writer, connection, web, deadline)
+                self._reading.pop(connection, None)
                 if request is None:
                     return
                 reply = await workers.run(loop, functools.partial(self.respond, request))
                 phase = "write_deadline"
+                self._writing[connection] = loop.time()
                 async with asyncio.timeout(self.limits.write_timeout):
                     await self._write_reply(http, writer, request, reply)
+                self._writing.pop(connection, None)
                 if http.our_state is not h11.DONE or http.their_state is not h11.DONE:
                     return
                 http.start_next_cycle()
@@ -350,20 +434,26 @@ class WebServer:
         return reader, writer, web
 
     async def _read_request(self, http: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                            client: str, web: WebSettings | None, deadline: float | None) -> Request | None:
+                            connection: _Connection, web: WebSettings | None, deadline: float | None
+                            ) -> Request | None:
         """The next complete request; None when the client closed or sent something that is not HTTP."""
         loop = asyncio.get_running_loop()
-        if deadline is None and http.trailing_data[0] == b"":  # kept alive: wait for a first byte
+        client = connection.client
+        received = bool(http.trailing_data[0])  # a pipelined request already here
+        if deadline is None and not received:  # kept alive: wait for a first byte
+            self._waits(connection, self._idle)
             try:
                 async with asyncio.timeout(self.limits.idle_timeout):
                     data = await reader.read(65536)
             except TimeoutError:
                 return None
+            finally:
+                self._idle.pop(connection, None)
             if not data:
                 return None
             http.receive_data(data)
-            deadline = loop.time() + self.limits.read_timeout
-        elif deadline is None:
+            received = True
+        if deadline is None:
             deadline = loop.time() + self.limits.read_timeout
         head: h11.Request | None = None
         body = bytearray()
@@ -375,9 +465,12 @@ class WebServer:
                     await self._refuse(writer, exc.error_status_hint, f"bad request: {exc}")
                     return None
                 if event is h11.NEED_DATA:
+                    if received:
+                        self._waits(connection, self._reading)  # what came was not all of it
                     if http.they_are_waiting_for_100_continue:
                         writer.write(http.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
                     http.receive_data(await reader.read(65536))
+                    received = True
                 elif isinstance(event, h11.Request):
                     head = event
                     length = dict(event.headers).get(b"content-length", b"0")
