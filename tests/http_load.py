@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -149,7 +150,7 @@ class SlowLoris:
 
     def _connect(self, i: int) -> tuple[socket.socket, float, int] | None:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.settimeout(2)
+        s.settimeout(0.5)  # a server whose backlog is full leaves connects hanging: do not wait on them
         try:
             s.bind((f"{self.source_net}.{i % 250 + 1}", 0))
             s.connect((self.host, self.port))
@@ -172,12 +173,14 @@ class SlowLoris:
         return True  # EOF, or an answer (the 503 at the cap): either way it is over
 
     def run(self, seconds: float, stop: threading.Event | None = None) -> None:
-        sockets: list[tuple[socket.socket, float, int] | None] = [self._connect(i) for i in range(self.count)]
+        sockets: list[tuple[socket.socket, float, int] | None] = [None] * self.count  # connected in the loop
         end = time.monotonic() + seconds
         try:
             while time.monotonic() < end and not (stop and stop.is_set()):
                 tick = time.monotonic()
                 for i, entry in enumerate(sockets):
+                    if time.monotonic() >= end:
+                        break
                     if entry is None:
                         sockets[i] = self._connect(i)
                         continue
@@ -205,9 +208,10 @@ class SlowLoris:
 
 def slow_loris_process(host: str, port: int, count: int, seconds: float) -> subprocess.Popen:
     """A :class:`SlowLoris` run in a child process, so that its 300 sockets do not take the GIL from the
-    scrapers being timed; ``slow_loris_result`` reads what it saw."""
+    scrapers being timed, and at a lower CPU priority, as if it ran on another machine rather than on
+    the two cores it shares with the agent; ``slow_loris_result`` reads what it saw."""
     return subprocess.Popen([sys.executable, __file__, host, str(port), str(count), str(seconds)],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.nice(10))
 
 
 def slow_loris_result(proc: subprocess.Popen, timeout: float) -> dict:

@@ -76,15 +76,15 @@ def test_300_slow_loris_clients_hold_no_threads_and_scrapes_keep_answering(agent
     pid, port, host = agent.proc.pid, agent.port, "127.43.0.1"
     requests.get(agent.base + "/metrics", timeout=5)
     at_rest = threads(pid)
-    attacker = slow_loris_process(host, port, 300, 10.0)  # its own process: its sockets take no GIL from ours
+    attacker = slow_loris_process(host, port, 300, 12.0)  # its own process: its sockets take no GIL from ours
     time.sleep(2.0)  # every slow client connected, and the first ones already dropped to make room
     kept, fresh = Latencies(), Latencies()
-    scrapers = [threading.Thread(target=scrape_for, args=(host, port, 6.0, 0.02, kept_alive, into), daemon=True)
+    scrapers = [threading.Thread(target=scrape_for, args=(host, port, 8.0, 0.01, kept_alive, into), daemon=True)
                 for kept_alive, into in ((True, kept), (False, fresh))]
     for thread in scrapers:
         thread.start()
     most_threads, most_connections = 0, 0
-    while any(t.is_alive() for t in scrapers):  # bounded: the scrapers stop after 6 s
+    while any(t.is_alive() for t in scrapers):  # bounded: the scrapers stop after 8 s
         most_threads = max(most_threads, threads(pid))
         most_connections = max(most_connections, established(pid, port))
         time.sleep(0.2)
@@ -94,7 +94,7 @@ def test_300_slow_loris_clients_hold_no_threads_and_scrapes_keep_answering(agent
           f"{at_rest} at rest, {most_threads} at most; {most_connections} connections at most; slow clients {loris}")
 
     assert not kept.failures and not fresh.failures, (kept.failures + fresh.failures)[:5]
-    assert len(kept.seconds) > 100 and len(fresh.seconds) > 100  # p99 is then not just the slowest one
+    assert len(kept.seconds) > 200 and len(fresh.seconds) > 200  # p99 is then not just the slowest one or two
     assert kept.quantile(0.99) < 0.1, f"kept-alive scrapes: {kept.summary()} (load {load})"
     assert fresh.quantile(0.99) < 0.1, f"new-connection scrapes: {fresh.summary()} (load {load})"
     assert most_threads <= at_rest + 2, (at_rest, most_threads)
