@@ -87,14 +87,14 @@ class ConnectionStats:
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
 
     def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("egov_http_connections_open", "Connections open to the agent's endpoint.",
+        yield GaugeMetricFamily("egov_web_connections_open", "Connections open to the agent's endpoint.",
                                 value=self.open)
-        yield GaugeMetricFamily("egov_http_connections_max", "The endpoint's connection cap (--web.max-connections).",
+        yield GaugeMetricFamily("egov_web_connections_max", "The endpoint's connection cap (--web.max-connections).",
                                 value=self.limits.max_connections)
-        yield CounterMetricFamily("egov_http_connections_accepted", "Connections accepted by the endpoint.",
+        yield CounterMetricFamily("egov_web_connections_accepted", "Connections accepted by the endpoint.",
                                   value=self.accepted)
         dropped = CounterMetricFamily(
-            "egov_http_connections_dropped",
+            "egov_web_connections_dropped",
             "Connections closed by the endpoint: capacity (the cap was reached: the longest waiting one made room, "
             "or the new one got a 503), read_deadline (handshake or request not complete in time), "
             "write_deadline (the reply not taken in time).", labels=["reason"])
@@ -330,6 +330,8 @@ class WebServer:
             return True
         self._forget(victim)
         victim.evicted = True
+        with contextlib.suppress(OSError):  # the client sees the end now, not when the task next runs
+            victim.sock.shutdown(socket.SHUT_RDWR)
         victim.task.cancel()
         return True
 

@@ -172,19 +172,25 @@ def main() -> None:
                                   *args.agent_args.split()],
                                  cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                  env={**os.environ, "EGOV_AGENT_PROBE_ALLOW": "127.0.0.0/8"})
-        node = subprocess.Popen([node_exporter, f"--web.listen-address={NODE_HOST}:{node_port}",
-                                 "--collector.disable-defaults", "--collector.cpu", "--collector.meminfo",
-                                 "--collector.loadavg", "--log.level=warn"],
+        node_args = ["--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.loadavg",
+                     "--log.level=warn"]
+        node = subprocess.Popen([node_exporter, f"--web.listen-address={NODE_HOST}:{node_port}", *node_args],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        unlimited_port = free_port(NODE_HOST)
+        unlimited = subprocess.Popen([node_exporter, f"--web.listen-address={NODE_HOST}:{unlimited_port}",
+                                      "--web.max-requests=0", *node_args],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_ready(f"http://{AGENT_HOST}:{agent_port}/-/ready", agent)
             wait_ready(f"http://{NODE_HOST}:{node_port}/metrics", node)
+            wait_ready(f"http://{NODE_HOST}:{unlimited_port}/metrics", unlimited)
             print(f"load before: {Path('/proc/loadavg').read_text().split()[:3]} on {os.cpu_count()} CPUs")
             run("egov-agent", AGENT_HOST, agent_port, agent, args)
             run("node_exporter (default --web.max-requests=40)", NODE_HOST, node_port, node, args)
+            run("node_exporter --web.max-requests=0 (no cap)", NODE_HOST, unlimited_port, unlimited, args)
             print(f"load after: {Path('/proc/loadavg').read_text().split()[:3]}")
         finally:
-            for proc in (agent, node):
+            for proc in (agent, node, unlimited):
                 proc.terminate()
                 try:
                     proc.wait(10)
