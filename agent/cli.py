@@ -446,8 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web.reload-min-interval", dest="web_reload_min_interval", default="5s", metavar="DURATION",
                    help="at most one POST /-/reload per this interval; sooner gets 429 (default 5s)")
     p.add_argument("--web.max-connections", dest="web_max_connections", type=int, default=64, metavar="N",
-                   help="connections open at once; past it the one waiting longest for its request is dropped, "
-                        "or the new one gets a 503 (default 64)")
+                   help="requests being read or answered at once (default 64); past it the connection that has "
+                        "waited longest for the rest of its request makes room. Connections that sent nothing yet, "
+                        "or wait for room, are held apart without a thread, up to 4 times as many")
     p.add_argument("--web.read-timeout", dest="web_read_timeout", default="10s", metavar="DURATION",
                    help="for a client to complete its TLS handshake and send a whole request (default 10s)")
     p.set_defaults(func=cmd_run)

@@ -5,9 +5,16 @@ connections under 200 parallel scrapers. Here a single asyncio loop (in the ``ht
 connections, runs their TLS handshakes and reads their requests, each under a deadline; a client that
 sends a byte a second holds a file descriptor and a few bytes, never a thread. Only a complete request
 goes to the small worker pool, and its reply is written back by the loop under a deadline too, so a
-client that stops reading holds no thread either. When ``max_connections`` are open, a new connection
-takes the place of the one that has waited longest for its request (the likeliest to be a slow
-client: a scraper sends its request in one packet); with none waiting, it is refused with a 503.
+client that stops reading holds no thread either. A connection that has sent nothing yet gets no task
+and no transport, only a watched descriptor, so a flood of them costs little.
+
+When ``max_connections`` are open, a new connection takes the place of the one that has waited
+longest for the rest of its request (the likeliest to be a slow client: a scraper sends its request
+in one packet), else of the longest idle kept-alive one, else of a reply untaken for a second. A
+connection that arrived with its request is never dropped before that has been read. With nobody to
+drop, a connection that sent its request waits, without a task, until one ends. Connections without a
+task (silent ones, and those waiting) are at most four times the cap; past that the oldest silent one
+is dropped. So the listen backlog is always drained, and a scraper is not stuck behind a flood in it.
 HTTP/1.1 framing (keep-alive, pipelining, chunked bodies, malformed requests) is h11's.
 """
 
@@ -41,6 +48,7 @@ _BUSY = b"too many connections to the agent; retry\n"
 AT_CAPACITY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\n"
                b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY), _BUSY))
 ACCEPT_BATCH = 32  # connections accepted per turn of the loop
+PENDING_PER_ACTIVE = 4  # connections without a task (silent, or queued) per --web.max-connections
 WRITE_GRACE = 1.0  # seconds a reply may take before its connection can be dropped to make room
 MAX_HEAD = 16384  # bytes of request line and headers
 DROP_REASONS = ("capacity", "read_deadline", "write_deadline")
@@ -50,7 +58,7 @@ DROP_REASONS = ("capacity", "read_deadline", "write_deadline")
 class Limits:
     """What one client, and all of them together, may hold of the server."""
 
-    max_connections: int = 64
+    max_connections: int = 64  # with a task (being read or answered); 4 x as many more may wait without one
     read_timeout: float = 10.0  # TLS handshake, request line, headers and body, from accept or the first byte
     idle_timeout: float = 30.0  # silence allowed on a kept-alive connection between two requests
     write_timeout: float = 30.0  # for the client to take the whole reply
@@ -89,14 +97,16 @@ class ConnectionStats:
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("egov_web_connections_open", "Connections open to the agent's endpoint.",
                                 value=self.open)
-        yield GaugeMetricFamily("egov_web_connections_max", "The endpoint's connection cap (--web.max-connections).",
+        yield GaugeMetricFamily("egov_web_connections_max", "Connections the endpoint reads or answers at once "
+                                "(--web.max-connections); as many again times 4 may wait.",
                                 value=self.limits.max_connections)
         yield CounterMetricFamily("egov_web_connections_accepted", "Connections accepted by the endpoint.",
                                   value=self.accepted)
         dropped = CounterMetricFamily(
             "egov_web_connections_dropped",
-            "Connections closed by the endpoint: capacity (the cap was reached: the longest waiting one made room, "
-            "or the new one got a 503), read_deadline (handshake or request not complete in time), "
+            "Connections closed by the endpoint: capacity (dropped to make room: the longest waiting for its "
+            "request, or past 4 x the cap the oldest silent one), read_deadline (handshake or request not "
+            "complete in time), "
             "write_deadline (the reply not taken in time).", labels=["reason"])
         for reason, count in self.dropped.items():
             dropped.add_metric([reason], count)
@@ -152,7 +162,7 @@ class _Connection:
         self.sock = sock
         self.accepted = accepted
         self.task: asyncio.Task | None = None  # None while silent: no task, no transport yet
-        self.expiry: asyncio.TimerHandle | None = None  # the read deadline of a silent connection
+        self.expiry: asyncio.TimerHandle | None = None  # the read deadline while it has no task
         self.evicted = False
 
 
@@ -176,15 +186,19 @@ class WebServer:
             raise
         self.socket.setblocking(False)
         self.server_address = self.socket.getsockname()
-        self._connections: dict[_Connection, None] = {}
-        # Who may make room at the cap, longest waiting first: connections whose request is not complete
-        # (a slow client's always), then connections kept alive between two requests (a scraper's), then
-        # replies not taken for WRITE_GRACE. A connection that came with its request, not yet read, is
-        # in none: at the cap with nobody to drop, new connections wait in the backlog.
+        self._connections: dict[_Connection, None] = {}  # every one, for the stop
+        self._active: dict[_Connection, None] = {}  # with a task: at most max_connections
+        # Who may make room among the active, longest waiting first: connections whose request is not
+        # complete (a slow client's always), then connections kept alive between two requests (a
+        # scraper's), then replies not taken for WRITE_GRACE. One that came with its request is in none
+        # until that has been read.
         self._reading: OrderedDict[_Connection, None] = OrderedDict()
         self._idle: OrderedDict[_Connection, None] = OrderedDict()
         self._writing: OrderedDict[_Connection, float] = OrderedDict()
-        self._room: asyncio.Event | None = None
+        # Pending, with no task: connections that sent nothing yet, and ones that did while every active
+        # one was being answered; at most PENDING_PER_ACTIVE × max_connections, the oldest silent dropped first.
+        self._silent: OrderedDict[_Connection, None] = OrderedDict()
+        self._ready: OrderedDict[_Connection, None] = OrderedDict()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stop_asked = threading.Event()
@@ -214,7 +228,6 @@ class WebServer:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self._room = asyncio.Event()
         self._workers = _Workers(self.limits.workers)
         if self._stop_asked.is_set():
             self._stop.set()
@@ -227,7 +240,7 @@ class WebServer:
             for task in tasks:
                 task.cancel()
             for connection in [c for c in self._connections if c.task is None]:
-                self._close_silent(connection)
+                self._close_pending(connection)
             await asyncio.gather(acceptor, *tasks, return_exceptions=True)
             self._workers.stop()
 
@@ -235,12 +248,9 @@ class WebServer:
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await self._wait_for_room()
             try:
                 self._admit(*await loop.sock_accept(self.socket))
                 for _ in range(ACCEPT_BATCH - 1):  # what else waits in the backlog, without a loop turn each
-                    if not self._has_room():
-                        break
                     self._admit(*self.socket.accept())
             except (BlockingIOError, InterruptedError):
                 pass
@@ -249,100 +259,109 @@ class WebServer:
                 await asyncio.sleep(0.1)
             await asyncio.sleep(0)  # let the connections accepted so far read what they were sent
 
-    def _has_room(self) -> bool:
-        if len(self._connections) < self.limits.max_connections or self._reading or self._idle:
-            return True
-        oldest = next(iter(self._writing.values()), None)
-        return oldest is not None and oldest < asyncio.get_running_loop().time() - WRITE_GRACE
-
-    async def _wait_for_room(self) -> None:
-        assert self._room is not None
-        while not self._has_room():  # ends: connections end by their deadlines at the latest
-            self._room.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._room.wait(), WRITE_GRACE / 4)
-
-    def _waits(self, connection: _Connection, state: OrderedDict) -> None:
-        """``connection`` may now be dropped to make room (state: _reading or _idle)."""
-        if connection in self._connections and connection not in state:
-            state[connection] = None
-            if self._room is not None:
-                self._room.set()
-
     def _admit(self, sock: socket.socket, address: Any) -> None:
         sock.setblocking(False)
         # A reply goes out in two writes (head, body): without this, Nagle holds the second until the
         # client's delayed ACK, 40 ms later. asyncio sets it only on sockets made with IPPROTO_TCP.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.stats.accepted += 1
-        if len(self._connections) >= self.limits.max_connections and not self._make_room():
-            self.stats.dropped["capacity"] += 1
-            with contextlib.suppress(OSError):
-                sock.send(AT_CAPACITY)
-            sock.close()
-            return
         loop = asyncio.get_running_loop()
         connection = _Connection(str(address[0]), sock, loop.time())
         self._connections[connection] = None
         self.stats.open = len(self._connections)
+        connection.expiry = loop.call_at(connection.accepted + self.limits.read_timeout, self._expire, connection)
         try:
             sent = bool(sock.recv(1, socket.MSG_PEEK))
         except OSError:
             sent = False
-        if sent and self.web.current().ssl_context is None:  # came with its request, as a scraper's does:
-            connection.task = asyncio.create_task(self._serve(connection))  # safe until that has been read
-            return
-        self._waits(connection, self._reading)
         if sent:
-            connection.task = asyncio.create_task(self._serve(connection))
+            self._activate(connection)
             return
         # Silent so far: a file descriptor watched, and nothing else until it sends (a slow-loris flood
         # of new connections costs little), or is dropped at the read deadline or to make room.
+        self._silent[connection] = None
         loop.add_reader(sock.fileno(), self._wake, connection)
-        connection.expiry = loop.call_at(connection.accepted + self.limits.read_timeout, self._expire, connection)
+        self._trim_pending()
 
     def _wake(self, connection: _Connection) -> None:
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(connection.sock.fileno())
+        asyncio.get_running_loop().remove_reader(connection.sock.fileno())
+        self._silent.pop(connection, None)
+        self._activate(connection)
+
+    def _activate(self, connection: _Connection) -> None:
+        """Give a connection that sent something a task now if there is room, else queue it."""
+        if len(self._active) < self.limits.max_connections or self._evict_one():
+            self._start(connection)
+        else:
+            self._ready[connection] = None
+            self._trim_pending()
+
+    def _start(self, connection: _Connection) -> None:
+        self._ready.pop(connection, None)
         if connection.expiry is not None:
-            connection.expiry.cancel()
+            connection.expiry.cancel()  # the task keeps the same deadline
+        self._active[connection] = None
+        if self.web.current().ssl_context is not None:
+            self._reading[connection] = None  # a handshake takes round trips: no safe first read
         connection.task = asyncio.create_task(self._serve(connection))
+
+    def _promote_ready(self) -> None:
+        while self._ready and (len(self._active) < self.limits.max_connections or self._evict_one()):
+            self._start(next(iter(self._ready)))
+
+    def _trim_pending(self) -> None:
+        while len(self._silent) + len(self._ready) > PENDING_PER_ACTIVE * self.limits.max_connections:
+            victim = next(iter(self._silent or self._ready))
+            self.stats.dropped["capacity"] += 1
+            if victim in self._ready:
+                with contextlib.suppress(OSError):
+                    victim.sock.send(AT_CAPACITY)
+            self._close_pending(victim)
 
     def _expire(self, connection: _Connection) -> None:
         self.stats.dropped["read_deadline"] += 1
-        self._close_silent(connection)
+        self._close_pending(connection)
 
-    def _close_silent(self, connection: _Connection) -> None:
-        asyncio.get_running_loop().remove_reader(connection.sock.fileno())
+    def _close_pending(self, connection: _Connection) -> None:
+        if connection in self._silent:
+            asyncio.get_running_loop().remove_reader(connection.sock.fileno())
         if connection.expiry is not None:
             connection.expiry.cancel()
         self._forget(connection)
         connection.sock.close()
 
-    def _make_room(self) -> bool:
-        """Drop the connection that has waited longest for its request; False if every one is being answered."""
-        if not self._has_room():
-            return False
-        victim = next(iter(self._reading or self._idle or self._writing))
+    def _waits(self, connection: _Connection, state: OrderedDict) -> None:
+        """``connection`` may now be dropped to make room (state: _reading or _idle)."""
+        if connection in self._active and connection not in state:
+            state[connection] = None
+            self._promote_ready()
+
+    def _evict_one(self) -> bool:
+        """Drop the active connection that has waited longest for its request; False if each is being answered."""
+        victim = next(iter(self._reading or self._idle), None)
+        if victim is None:
+            oldest = next(iter(self._writing.items()), None)
+            if oldest is None or oldest[1] > asyncio.get_running_loop().time() - WRITE_GRACE:
+                return False
+            victim = oldest[0]
         self.stats.dropped["capacity"] += 1
-        if victim.task is None:
-            self._close_silent(victim)
-            return True
         self._forget(victim)
         victim.evicted = True
         with contextlib.suppress(OSError):  # the client sees the end now, not when the task next runs
             victim.sock.shutdown(socket.SHUT_RDWR)
-        victim.task.cancel()
+        if victim.task is not None:
+            victim.task.cancel()
         return True
 
     def _forget(self, connection: _Connection) -> None:
         self._connections.pop(connection, None)
+        self._active.pop(connection, None)
+        self._silent.pop(connection, None)
+        self._ready.pop(connection, None)
         self._reading.pop(connection, None)
         self._idle.pop(connection, None)
         self._writing.pop(connection, None)
         self.stats.open = len(self._connections)
-        if self._room is not None:
-            self._room.set()
 
     # -- one connection ------------------------------------------------------------------------------
     async def _serve(self, connection: _Connection) -> None:
@@ -389,6 +408,7 @@ class WebServer:
                       extra={"client": connection.client})
         finally:
             self._forget(connection)
+            self._promote_ready()
             if writer is not None and connection.evicted:
                 writer.transport.abort()
             elif writer is not None:

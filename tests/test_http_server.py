@@ -65,12 +65,12 @@ def established(pid: int, port: int) -> int:
 
 def dropped(agent: Agent, reason: str, **kwargs) -> float:
     samples = parse_samples(requests.get(agent.base + "/metrics", timeout=5, **kwargs).text)
-    return samples.get(("egov_http_connections_dropped_total", (("reason", reason),)), 0.0)
+    return samples.get(("egov_web_connections_dropped_total", (("reason", reason),)), 0.0)
 
 
 def test_300_slow_loris_clients_hold_no_threads_and_scrapes_keep_answering(agents) -> None:
-    """Issue 14: 300 slow clients kept 187 connections and 203 threads. Now they hold at most the cap of
-    connections and no thread, each is closed within the read deadline, and scrapes stay fast."""
+    """Issue 14: 300 slow clients kept 187 connections and 203 threads. Now they hold no thread and at most
+    5 x the cap of connections, each is closed within the read deadline, and scrapes stay fast."""
     agent = agents("127.43.0.1", ["--web.max-connections", "64", "--web.read-timeout", "3s"])
     agent.wait_ready()
     pid, port, host = agent.proc.pid, agent.port, "127.43.0.1"
@@ -98,7 +98,8 @@ def test_300_slow_loris_clients_hold_no_threads_and_scrapes_keep_answering(agent
     assert kept.quantile(0.99) < 0.1, f"kept-alive scrapes: {kept.summary()} (load {load})"
     assert fresh.quantile(0.99) < 0.1, f"new-connection scrapes: {fresh.summary()} (load {load})"
     assert most_threads <= at_rest + 2, (at_rest, most_threads)
-    assert most_connections <= 64 + 3  # the cap, and connections on their way out
+    # 64 being read or answered, up to 4 x 64 more without a task (silent, or waiting), a few on their way out.
+    assert most_connections <= 5 * 64 + 3
     # Dropped, not queued: none lived past the read deadline (and the 1 s it takes the attacker to notice).
     assert loris["connects"] > 300 and loris["longest_life"] < 3.0 + 1.5 and loris["oldest_open"] < 3.0 + 1.5
     assert dropped(agent, "capacity") > 0
