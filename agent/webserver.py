@@ -25,6 +25,7 @@ import contextlib
 import functools
 import logging
 import queue
+import re
 import socket
 import ssl
 import threading
@@ -51,6 +52,7 @@ ACCEPT_BATCH = 32  # connections accepted per turn of the loop
 PENDING_PER_ACTIVE = 4  # connections without a task (silent, or queued) per --web.max-connections
 WRITE_GRACE = 1.0  # seconds a reply may take before its connection can be dropped to make room
 MAX_HEAD = 16384  # bytes of request line and headers
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 DROP_REASONS = ("capacity", "read_deadline", "write_deadline")
 
 
@@ -163,6 +165,8 @@ class _Connection:
         self.accepted = accepted
         self.task: asyncio.Task | None = None  # None while silent: no task, no transport yet
         self.expiry: asyncio.TimerHandle | None = None  # the read deadline while it has no task
+        self.head = bytearray()  # what a plain HTTP connection sent before it had a task
+        self.tls = False
         self.evicted = False
 
 
@@ -270,23 +274,43 @@ class WebServer:
         self._connections[connection] = None
         self.stats.open = len(self._connections)
         connection.expiry = loop.call_at(connection.accepted + self.limits.read_timeout, self._expire, connection)
-        try:
-            sent = bool(sock.recv(1, socket.MSG_PEEK))
-        except OSError:
-            sent = False
-        if sent:
-            self._activate(connection)
-            return
-        # Silent so far: a file descriptor watched, and nothing else until it sends (a slow-loris flood
-        # of new connections costs little), or is dropped at the read deadline or to make room.
+        connection.tls = self.web.current().ssl_context is not None
+        # Until it has sent a whole request head (plain HTTP) or its first bytes (TLS), a connection is
+        # a watched descriptor and a buffer, no task: a slow-loris flood costs little, and is dropped at
+        # the read deadline, or oldest first past 4 x the cap.
         self._silent[connection] = None
         loop.add_reader(sock.fileno(), self._wake, connection)
         self._trim_pending()
+        self._wake(connection)  # what came with the connection, as a scraper's request does
 
     def _wake(self, connection: _Connection) -> None:
-        asyncio.get_running_loop().remove_reader(connection.sock.fileno())
-        self._silent.pop(connection, None)
-        self._activate(connection)
+        if connection not in self._silent:  # dropped meanwhile
+            return
+        if connection.tls:
+            try:
+                sent = bool(connection.sock.recv(1, socket.MSG_PEEK))
+            except BlockingIOError:
+                return
+            except OSError:
+                sent = True  # the task will meet the error
+        else:
+            try:
+                data = connection.sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:  # gone before it asked anything
+                self._close_pending(connection)
+                return
+            connection.head += data
+            if len(connection.head) <= MAX_HEAD and not _HEAD_END.search(connection.head):
+                return  # not the whole head yet
+            sent = True
+        if sent:
+            asyncio.get_running_loop().remove_reader(connection.sock.fileno())
+            self._silent.pop(connection, None)
+            self._activate(connection)
 
     def _activate(self, connection: _Connection) -> None:
         """Give a connection that sent something a task now if there is room, else queue it."""
@@ -301,7 +325,7 @@ class WebServer:
         if connection.expiry is not None:
             connection.expiry.cancel()  # the task keeps the same deadline
         self._active[connection] = None
-        if self.web.current().ssl_context is not None:
+        if connection.tls:
             self._reading[connection] = None  # a handshake takes round trips: no safe first read
         connection.task = asyncio.create_task(self._serve(connection))
 
@@ -379,6 +403,9 @@ class WebServer:
                 return
             reader, writer, web = opened
             http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+            if connection.head:
+                http.receive_data(bytes(connection.head))
+                connection.head.clear()
             while True:
                 phase = "read_deadline"
                 request = await self._read_request(http, reader, writer, connection, web, deadline)
