@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 class Latencies:
     seconds: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    retries: int = 0  # kept-alive requests sent again on a new connection (the server had closed the old one)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, value: float) -> None:
@@ -104,6 +105,7 @@ def scrape_for(host: str, port: int, seconds: float, every: float, kept_alive: b
             time.sleep(every)
     finally:
         if scraper is not None:
+            into.retries = scraper.retries
             scraper.close()
 
 

@@ -96,6 +96,7 @@ def test_300_slow_loris_clients_hold_no_threads_and_scrapes_keep_answering(agent
     assert not kept.failures and not fresh.failures, (kept.failures + fresh.failures)[:5]
     assert len(kept.seconds) > 200 and len(fresh.seconds) > 200  # p99 is then not just the slowest one or two
     assert kept.quantile(0.99) < 0.1, f"kept-alive scrapes: {kept.summary()} (load {load})"
+    assert kept.retries == 0  # Prometheus's connection was never the one dropped to make room
     assert fresh.quantile(0.99) < 0.1, f"new-connection scrapes: {fresh.summary()} (load {load})"
     assert most_threads <= at_rest + 2, (at_rest, most_threads)
     # 64 being read or answered, up to 4 x 64 more without a task (silent, or waiting), a few on their way out.
