@@ -105,7 +105,7 @@ def cmd_once(args: argparse.Namespace) -> int:
 
 def run_agent(config_path: str, listen: str, web_config: str | None = None, shard_text: str | None = None,
               before_exit: Callable[[], None] | None = None, state_file: str | None = None,
-              state_save_interval: str = "15s") -> int:
+              state_save_interval: str = "15s", http: argparse.Namespace | None = None) -> int:
     loaded = _load(config_path)
     shard = _shard(shard_text)
     if loaded is None or shard is False:
@@ -126,12 +126,38 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
     web = _load_web(web_config)
     if web is None:
         return EXIT_CONFIG
+    http_options = _http_options(http)
+    if http_options is None:
+        return EXIT_CONFIG
     from agent import daemon
 
     if state_file is None:
         log.warning("no --storage.state-file: availability windows and probe counters start empty at every restart")
     agent = Agent(loaded, shard, Path(state_file) if state_file else None, save_every)
-    return EXIT_OK if daemon.serve(agent, listen, web, before_exit) else EXIT_FAILURE
+    limits, reloads = http_options
+    return EXIT_OK if daemon.serve(agent, listen, web, before_exit, limits, reloads) else EXIT_FAILURE
+
+
+def _http_options(args: argparse.Namespace | None):
+    """The endpoint's limits and reload policy from the --web.* flags (defaults without them); None if invalid."""
+    from agent.http import ReloadGuard
+    from agent.webserver import Limits
+
+    if args is None:
+        return Limits(), ReloadGuard()
+    if args.web_max_connections < 1:
+        print("error: --web.max-connections: expected a positive number", file=sys.stderr)
+        return None
+    durations = {}
+    for flag, value in (("--web.read-timeout", args.web_read_timeout),
+                        ("--web.reload-min-interval", args.web_reload_min_interval)):
+        try:
+            durations[flag] = parse_duration(value)
+        except ValueError as exc:
+            print(f"error: {flag}: {exc}", file=sys.stderr)
+            return None
+    return (Limits(max_connections=args.web_max_connections, read_timeout=durations["--web.read-timeout"]),
+            ReloadGuard(args.web_enable_lifecycle, durations["--web.reload-min-interval"]))
 
 
 def _load_web(path: str | None):
@@ -166,7 +192,7 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     return run_agent(args.config, args.listen, args.web_config_file, args.shard,
-                     state_file=args.state_file, state_save_interval=args.state_save_interval)
+                     state_file=args.state_file, state_save_interval=args.state_save_interval, http=args)
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
@@ -432,6 +458,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "the service uses /var/lib/egov-agent/state.db)")
     p.add_argument("--storage.state-save-interval", dest="state_save_interval", default="15s", metavar="DURATION",
                    help="how often the state file is written (default 15s: a crash loses at most this)")
+    p.add_argument("--web.enable-lifecycle", dest="web_enable_lifecycle", action="store_true",
+                   help="allow POST /-/reload (off by default, as in Prometheus; SIGHUP always reloads)")
+    p.add_argument("--web.reload-min-interval", dest="web_reload_min_interval", default="5s", metavar="DURATION",
+                   help="at most one POST /-/reload per this interval; sooner gets 429 (default 5s)")
+    p.add_argument("--web.max-connections", dest="web_max_connections", type=int, default=64, metavar="N",
+                   help="requests being read or answered at once (default 64); past it the connection that has "
+                        "waited longest for the rest of its request makes room. Connections that sent nothing yet, "
+                        "or wait for room, are held apart without a thread, up to 4 times as many")
+    p.add_argument("--web.read-timeout", dest="web_read_timeout", default="10s", metavar="DURATION",
+                   help="for a client to complete its TLS handshake and send a whole request (default 10s)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("check-config", parents=[common], help="validate a configuration and list every error")

@@ -1,9 +1,9 @@
 """``egov-agent run`` as a long-running service: HTTP endpoint, signals, reload and systemd notification.
 
 - SIGTERM/SIGINT stop within seconds: probe loops cancelled, collectors closed, the listener closed.
-- SIGHUP and ``POST /-/reload`` re-read the configuration and the web configuration; a file that does
-  not validate is refused with its errors logged (and returned to the HTTP caller) and the running
-  configuration stays in force.
+- SIGHUP and ``POST /-/reload`` (with ``--web.enable-lifecycle``) re-read the configuration and the web
+  configuration; a file that does not validate is refused with its errors logged (and returned to the
+  HTTP caller) and the running configuration stays in force.
 - Under systemd (``Type=notify``): READY=1 once every target has been probed once, RELOADING=1 and
   READY=1 around a reload, STOPPING=1, STATUS= lines, and WATCHDOG=1 sent by a task of the asyncio
   loop itself, so a loop stuck in a blocking call stops the pings and systemd restarts the agent.
@@ -20,11 +20,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from agent.http import AgentHTTPServer, Endpoints, parse_listen, serve_in_thread
+from agent.http import AgentHTTPServer, Endpoints, ReloadGuard, parse_listen, serve_in_thread
 from agent.logs import flush_suppressed
 from agent.notify import Notifier
 from agent.service import Agent, ProbeNotAllowed
 from agent.webconfig import WebConfigSource
+from agent.webserver import Limits
 from agent.yamlsource import ConfigError
 
 log = logging.getLogger("egov-agent")
@@ -202,20 +203,23 @@ def _join_lingering_threads(budget: float, before_exit: Callable[[], None] | Non
             _forced_exit(0, before_exit)
 
 
-def serve(agent: Agent, listen: str, web: WebConfigSource, before_exit: Callable[[], None] | None = None) -> bool:
+def serve(agent: Agent, listen: str, web: WebConfigSource, before_exit: Callable[[], None] | None = None,
+          limits: Limits | None = None, reloads: ReloadGuard | None = None) -> bool:
     """Run until SIGTERM; False if the endpoint could not be opened. ``before_exit`` runs before any forced
-    exit (a stop past STOP_DEADLINE, threads that linger), which skips the caller's own finally."""
+    exit (a stop past STOP_DEADLINE, threads that linger), which skips the caller's own finally.
+    ``limits`` bound the endpoint's connections; ``reloads`` says whether and how often HTTP may reload."""
     host, port = parse_listen(listen)
     ready = {"done": False}
     from exporters.status_page import render_for
 
     endpoints = Endpoints(agent.exposition, _title(agent), lambda: ready["done"], status=lambda: render_for(agent))
     try:
-        server = AgentHTTPServer((host, port), endpoints, web)
+        server = AgentHTTPServer((host, port), endpoints, web, limits, reloads)
     except OSError as exc:
         log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
         return False
     server.ready_flag = ready  # type: ignore[attr-defined]
+    agent.exposition.registry.register(server.stats)  # type: ignore[arg-type]  # a collector by duck typing
     thread = serve_in_thread(server)
     shown = host if ":" not in host else f"[{host}]"
     log.info("listening on %s://%s:%d/metrics (basic auth %s)", web.settings.scheme, shown,

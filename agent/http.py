@@ -1,33 +1,28 @@
 """The agent's HTTP endpoint: ``/metrics``, a landing page, health/readiness probes and ``POST /-/reload``.
 
-It runs in its own threads (the standard library's threading server), apart from the probe loop,
-so a burst of probes never delays a scrape and a slow scraper never delays a probe. TLS, basic
-authentication, extra headers and a request rate limit come from an exporter-toolkit web
-configuration file (:mod:`agent.webconfig`). The TLS handshake runs in each connection's own thread,
-never in the accept loop, so a client that stalls its handshake holds up nobody else.
+It runs in its own threads (:mod:`agent.webserver`: one event loop for the connections, a few workers
+for the answers), apart from the probe loop, so a burst of probes never delays a scrape and a slow
+scraper never delays a probe. TLS, basic authentication, extra headers and a request rate limit come
+from an exporter-toolkit web configuration file (:mod:`agent.webconfig`).
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import socket
-import ssl
+import math
 import threading
+import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from urllib.parse import urlsplit
 
 from agent import __version__
 from agent.webconfig import WebConfigSource, WebSettings
+from agent.webserver import Limits, Reply, Request, WebServer
 from exporters.prometheus import Exposition
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 9747
-HANDSHAKE_TIMEOUT = 10.0  # seconds a client gets to complete its TLS handshake
-REQUEST_TIMEOUT = 30.0  # seconds of silence before an idle or stalled connection is dropped
-PLAIN_HTTP_TO_TLS = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
-                     b"\r\nClient sent an HTTP request to an HTTPS server.\n")
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -72,151 +67,168 @@ Monitoring agent for the province's e-government infrastructure, measured agains
 """.encode()
 
 
-class Handler(BaseHTTPRequestHandler):
-    server_version = f"egov-agent/{__version__}"
-    timeout = REQUEST_TIMEOUT
-    server: AgentHTTPServer
+class ReloadGuard:
+    """Who may trigger ``POST /-/reload``, and how often: each reload costs a third of a CPU-second.
 
-    def log_message(self, format: str, *args: object) -> None:
-        log.debug("http %s " + format, self.client_address[0], *args)
+    Off unless ``--web.enable-lifecycle`` (as in Prometheus; SIGHUP always reloads). A browser's simple
+    cross-site request (a form, a ``fetch`` without preflight) is refused the way Go's
+    ``http.CrossOriginProtection`` does it, and so is any form content type, which no reload needs. At
+    most one reload over HTTP runs at a time and one starts per ``min_interval``; sooner gets 429.
+    """
 
-    def end_headers(self) -> None:
-        web = getattr(self, "_web", None)
-        for name, value in (web.headers if web else {}).items():
-            self.send_header(name, value)
-        super().end_headers()
+    FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
 
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+    def __init__(self, enabled: bool = False, min_interval: float = 5.0) -> None:
+        self.enabled = enabled
+        self.min_interval = min_interval
+        self._last = -float("inf")
+        self._running = False
+        self._lock = threading.Lock()
 
-    def _text(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
-        self._send(status, text.encode(), "text/plain; charset=utf-8", headers)
+    def refusal(self, request: Request) -> Reply | None:
+        if not self.enabled:
+            return Reply(403, b"the lifecycle API is off: start the agent with --web.enable-lifecycle to reload "
+                              b"over HTTP, or send SIGHUP (systemctl reload egov-agent)\n")
+        why = cross_origin(request)
+        if why:
+            log.warning("http: cross-origin POST /-/reload refused: client=%s (%s)", request.client, why,
+                        extra={"client": request.client})
+            return Reply(403, f"cross-origin request refused: {why}\n".encode())
+        return None
 
-    def _admitted(self) -> bool:
-        """Rate limit and basic authentication, as exporter-toolkit applies them to every path."""
-        self._web: WebSettings = getattr(self.connection, "web_settings", None) or self.server.web.current()
-        web = self._web
-        if web.limiter is not None and not web.limiter.allow():
-            self._text(429, "Too Many Requests\n")
-            return False
-        if web.auth is None:
-            return True
-        ok, _ = web.auth.check(self.headers.get("Authorization"))
-        if not ok:
-            log.warning("http: unauthorized request: client=%s path=%s", self.client_address[0],
-                        self.path.split("?", 1)[0][:100], extra={"client": self.client_address[0]})
-            self._text(401, "Unauthorized\n", {"WWW-Authenticate": 'Basic realm="egov-agent", charset="UTF-8"'})
-        return ok
+    def start(self) -> Reply | None:
+        """Take the reload slot, or the 429 saying when to come back; ``done`` gives the slot back."""
+        with self._lock:
+            now = time.monotonic()
+            wait = self._last + self.min_interval - now
+            if self._running or wait > 0:
+                retry = max(1, math.ceil(wait))
+                text = ("a reload is running" if self._running
+                        else f"the last reload started {now - self._last:.1f}s ago")
+                return Reply(429, f"reload refused: {text}; at most one every {self.min_interval:g}s, "
+                                  f"retry in {retry}s\n".encode(), headers={"Retry-After": str(retry)})
+            self._running = True
+            self._last = now
+            return None
 
-    def do_GET(self) -> None:
-        if not self._admitted():
-            return
-        endpoints = self.server.endpoints
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            body, content_type = endpoints.exposition.render(self.headers.get("Accept"))
-            self._send(200, body, content_type)
-        elif path == "/":
-            page = endpoints.status() if endpoints.status is not None else landing_page(endpoints.title)
-            self._send(200, page, "text/html; charset=utf-8")
-        elif path == "/-/healthy":
-            self._text(200, "OK\n")
-        elif path == "/-/ready":
-            ok = endpoints.ready()
-            self._text(200 if ok else 503, "ready\n" if ok else "first collection not finished\n")
-        elif path == "/-/reload":
-            self._text(405, "use POST /-/reload\n", {"Allow": "POST"})
-        else:
-            self._text(404, "not found\n")
-
-    do_HEAD = do_GET
-
-    def do_POST(self) -> None:
-        length = self.headers.get("Content-Length", "0")
-        if length.isdigit() and 0 < int(length) <= 65536:
-            self.rfile.read(int(length))  # drain a body nobody asked for, so closing does not reset the reply
-        if not self._admitted():
-            return
-        path = self.path.split("?", 1)[0]
-        reload = self.server.endpoints.reload
-        if path in ("/", "/metrics", "/-/healthy", "/-/ready"):
-            self._text(405, "method not allowed\n", {"Allow": "GET, HEAD"})
-        elif path != "/-/reload":
-            self._text(404, "not found\n")
-        elif reload is None:
-            self._text(503, "reload is not available\n")
-        else:
-            status, text = reload()
-            self._text(status, text if text.endswith("\n") else text + "\n")
+    def done(self) -> None:
+        with self._lock:
+            self._running = False
 
 
-class AgentHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def cross_origin(request: Request) -> str:
+    """Why a state-changing request looks cross-origin, or "" (Go's CrossOriginProtection, plus form types)."""
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type in ReloadGuard.FORM_TYPES:
+        return f"Content-Type {content_type} is a form's; send the POST without a body (curl -X POST)"
+    site = request.headers.get("sec-fetch-site", "").strip().lower()
+    if site:
+        return "" if site in ("same-origin", "none") else f"Sec-Fetch-Site: {site}"
+    origin = request.headers.get("origin")
+    if origin is None:
+        return ""  # not a browser, or a same-origin request from one
+    host = urlsplit(origin).netloc if "://" in origin else ""
+    if host and host.lower() == request.headers.get("host", "").lower():
+        return ""
+    return f"Origin {origin[:100]!r} is not this host ({request.headers.get('host', '')[:100]!r})"
 
-    def __init__(self, address: tuple[str, int], endpoints: Endpoints, web: WebConfigSource | None = None) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
+
+class Responder:
+    """Answers one complete request, in a worker thread of the connection engine."""
+
+    def __init__(self, endpoints: Endpoints, web: WebConfigSource, reloads: ReloadGuard) -> None:
         self.endpoints = endpoints
-        self.web = web or WebConfigSource(None)
-        super().__init__(address, Handler)
+        self.web = web
+        self.reloads = reloads
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        """In the connection's thread: TLS handshake (if configured), then the HTTP exchange."""
-        web = self.web.current()
-        if web.ssl_context is None:
-            super().finish_request(request, client_address)
-            return
-        client = client_address[0]
-        request.settimeout(HANDSHAKE_TIMEOUT)
+    def __call__(self, request: Request) -> Reply:
+        web = request.web or self.web.current()
         try:
-            first = request.recv(1, socket.MSG_PEEK)
-            if first and first != b"\x16":  # not a TLS handshake record: plain HTTP, or noise
-                request.recv(65536)
-                if first.isalpha():
-                    request.sendall(PLAIN_HTTP_TO_TLS)
-                log.warning("http: plain HTTP (not TLS) from client=%s refused", client, extra={"client": client})
-                return
-            if not first:
-                return
-            tls = web.ssl_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError) as exc:
-            reason = getattr(exc, "reason", None) or type(exc).__name__
-            log.warning("http: TLS handshake failed: client=%s reason=%s", client, reason,
-                        extra={"client": client, "reason": str(reason)})
-            return
+            reply = self._answer(request, web)
+        except Exception:
+            log.error("http: error serving client=%s", request.client, exc_info=True,
+                      extra={"client": request.client})
+            reply = Reply(500, b"internal error; see the agent's log\n")
+        for name, value in web.headers.items():
+            reply.headers.setdefault(name, value)
+        return reply
+
+    def _answer(self, request: Request, web: WebSettings) -> Reply:
+        refused = self._admission(request, web)
+        if refused is not None:
+            return refused
+        if request.method in ("GET", "HEAD"):
+            return self._get(request)
+        if request.method == "POST":
+            return self._post(request)
+        allowed = "POST" if request.path == "/-/reload" else "GET, HEAD"
+        return Reply(405 if request.path in ROUTES else 404,
+                     b"method not allowed\n" if request.path in ROUTES else b"not found\n", headers={"Allow": allowed})
+
+    @staticmethod
+    def _admission(request: Request, web: WebSettings) -> Reply | None:
+        """Rate limit and basic authentication, as exporter-toolkit applies them to every path."""
+        if web.limiter is not None and not web.limiter.allow():
+            return Reply(429, b"Too Many Requests\n")
+        if web.auth is None:
+            return None
+        ok, _ = web.auth.check(request.headers.get("authorization"))
+        if ok:
+            return None
+        log.warning("http: unauthorized request: client=%s path=%s", request.client, request.path[:100],
+                    extra={"client": request.client})
+        return Reply(401, b"Unauthorized\n", headers={"WWW-Authenticate": 'Basic realm="egov-agent", charset="UTF-8"'})
+
+    def _get(self, request: Request) -> Reply:
+        endpoints = self.endpoints
+        path = request.path
+        if path == "/metrics":
+            body, content_type = endpoints.exposition.render(request.headers.get("accept"))
+            return Reply(200, body, content_type)
+        if path == "/":
+            page = endpoints.status() if endpoints.status is not None else landing_page(endpoints.title)
+            return Reply(200, page, "text/html; charset=utf-8")
+        if path == "/-/healthy":
+            return Reply(200, b"OK\n")
+        if path == "/-/ready":
+            ok = endpoints.ready()
+            return Reply(200 if ok else 503, b"ready\n" if ok else b"first collection not finished\n")
+        if path == "/-/reload":
+            return Reply(405, b"use POST /-/reload\n", headers={"Allow": "POST"})
+        return Reply(404, b"not found\n")
+
+    def _post(self, request: Request) -> Reply:
+        if request.path in ROUTES and request.path != "/-/reload":
+            return Reply(405, b"method not allowed\n", headers={"Allow": "GET, HEAD"})
+        if request.path != "/-/reload":
+            return Reply(404, b"not found\n")
+        refused = self.reloads.refusal(request)
+        if refused is not None:
+            return refused
+        reload = self.endpoints.reload
+        if reload is None:
+            return Reply(503, b"reload is not available\n")
+        busy = self.reloads.start()
+        if busy is not None:
+            return busy
         try:
-            if web.allowed_sans is not None and not _san_allowed(tls.getpeercert() or {}, web.allowed_sans):
-                log.warning("http: client certificate has none of client_allowed_sans: client=%s", client,
-                            extra={"client": client})
-                return
-            tls.web_settings = web  # type: ignore[attr-defined]  # the settings this connection was made with
-            self.RequestHandlerClass(tls, client_address, self)
+            status, text = reload()
         finally:
-            tls.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A broken connection is the client's business; anything else is logged (rate-limited), never printed."""
-        import sys
-
-        exc = sys.exc_info()[1]
-        if isinstance(exc, ConnectionError | TimeoutError | ssl.SSLError):
-            log.debug("http: connection from %s ended: %s", client_address[0], exc)
-        else:
-            log.error("http: error serving client=%s", client_address[0], exc_info=True,
-                      extra={"client": client_address[0]})
+            self.reloads.done()
+        return Reply(status, (text if text.endswith("\n") else text + "\n").encode())
 
 
-def _san_allowed(cert: dict[str, Any], allowed: list[str]) -> bool:
-    names = {value for kind, value in cert.get("subjectAltName", ()) if kind in ("DNS", "email", "URI", "IP Address")}
-    return any(name in names for name in allowed)
+ROUTES = ("/", "/metrics", "/-/healthy", "/-/ready", "/-/reload")
+
+
+class AgentHTTPServer(WebServer):
+    """The agent's endpoint: what :class:`Responder` answers, served by the connection engine."""
+
+    def __init__(self, address: tuple[str, int], endpoints: Endpoints, web: WebConfigSource | None = None,
+                 limits: Limits | None = None, reloads: ReloadGuard | None = None) -> None:
+        self.endpoints = endpoints
+        web = web or WebConfigSource(None)
+        super().__init__(address, Responder(endpoints, web, reloads or ReloadGuard()), web, limits)
 
 
 def serve_in_thread(server: AgentHTTPServer) -> threading.Thread:

@@ -72,7 +72,7 @@ def test_reload_swaps_a_valid_configuration_and_refuses_an_invalid_one(tmp_path:
     ports = {name: tcp_peers.listening("127.0.0.1") for name in ("a", "b", "c", "c2", "d")}
     config = province(tmp_path / "province.yml", {"sys-a": ports["a"], "sys-b": ports["b"], "sys-c": ports["c"]},
                       ["systems_up"])
-    agent = agents(config)
+    agent = agents(config, ["--web.enable-lifecycle", "--web.reload-min-interval", "0.1s"])
     agent.wait_ready()
     before = parse_samples(wait_until(
         lambda: (t := agent.get("/metrics").text) and metric(parse_samples(t), "egov_target_probes_total",

@@ -102,7 +102,8 @@ def test_basic_auth_over_tls(tmp_path: Path, pki: Pki, agents) -> None:
           prometheus: '{hashed(PASSWORD)}'
         """)
     config = write_config(tmp_path / "province.yml", PROVINCE)
-    agent = agents(config, ["--web.config.file", str(web), "--log-rate-limit", "3/60s"], scheme="https")
+    agent = agents(config, ["--web.config.file", str(web), "--log-rate-limit", "3/60s", "--web.enable-lifecycle"],
+                   scheme="https")
     auth = ("prometheus", PASSWORD)
     agent.wait_ready(auth=auth, verify=pki.ca)
     refused = []  # every 401 the agent gave, to check its log's rate limit
@@ -340,7 +341,8 @@ def test_secrets_never_reach_logs_metrics_or_error_messages(tmp_path: Path, pki:
       auth: {{kind: basic, username: prometheus, password: "file:{tmp_path}/web.pw"}}
 """)
         env = {"EGOV_TEST_COMMUNITY": community}
-        agent = agents(config, ["--web.config.file", str(web), "--log-level", "debug", "--log-format", "json"],
+        agent = agents(config, ["--web.config.file", str(web), "--log-level", "debug", "--log-format", "json",
+                                "--web.enable-lifecycle"],
                        env=env, scheme="https", port=port)
         auth = ("prometheus", PASSWORD)
         agent.wait_ready(auth=auth, verify=pki.ca)
