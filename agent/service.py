@@ -152,7 +152,8 @@ class Agent:
         families = {name: REGISTRY[name].families for name in self.loaded.config.collectors}
         return AgentView(self.loaded.config.levels, labels, families, self.loaded.config.province.timezone,
                          self.engine.evaluate, self.sources.statuses if self.sources else None,
-                         self.loaded.config.reporting, self.units, self.clock.snapshot)
+                         self.loaded.config.reporting, self.units, self.clock.snapshot,
+                         {name: spec.down_after for name, spec in self.loaded.config.collectors.items()})
 
     def evaluate(self) -> list[Evaluation]:
         states, _ = self.store.snapshot()
