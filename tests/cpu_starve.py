@@ -95,5 +95,5 @@ class Starved:
             process.kill()
             process.wait(5)
         if self.busy and shutil.which("taskset"):
-            subprocess.run(["taskset", "-a", "-p", "-c", f"0-{os.cpu_count() - 1}", str(self.pid)],
+            subprocess.run(["taskset", "-a", "-p", "-c", f"0-{(os.cpu_count() or 1) - 1}", str(self.pid)],
                            capture_output=True)
