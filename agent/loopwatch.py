@@ -4,7 +4,7 @@ A task sleeps ``TICK`` seconds over and over; how much later than asked it wakes
 (CPU starvation, a blocking call, a flood of callbacks). Every probe's answer is read by the same
 loop, so a probe that found no answer in time while the loop was this late cannot blame the target:
 the answer may have sat unread in a socket buffer while the deadline's timer fired. The scheduler asks
-:meth:`LoopWatch.lateness_since` before it records such a failure.
+:meth:`LoopWatch.behind_since` before it records such a failure.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ LATE_EPSILON = 0.005  # seconds: a wake-up this close to its time is on time
 LAG_WINDOW = 10.0  # seconds the exported lag is the maximum over (a scrape every 15 s still sees a stall)
 OVERLOAD_LAG = 0.5  # seconds of lag that make the agent overloaded even before a probe overran
 OVERLOAD_HOLD = 60.0  # seconds the agent stays overloaded after its last overrun or stall
+PUBLISH_TICKS = 10  # wake-ups between two statuses handed to the store (once a second)
 
 
 @dataclass(frozen=True)
@@ -28,28 +29,29 @@ class LoopStatus:
 
     lag_seconds: float = 0.0  # the longest late wake-up within LAG_WINDOW
     overloaded: bool = False
-    overruns_recent: int = 0  # probes overrun within OVERLOAD_HOLD, for the log
 
 
 class LoopWatch:
     def __init__(self, publish: Callable[[LoopStatus], None] | None = None) -> None:
-        self.publish = publish  # called with the status after every wake-up (the store's set_loop_status)
+        self.publish = publish  # called with the status every PUBLISH_TICKS wake-ups (the store's set_loop_status)
         # (when the wake-up was due, when it came), on the loop's clock; only the late ones.
         self._late: deque[tuple[float, float]] = deque(maxlen=KEPT_TICKS)
         self._due: float | None = None  # the pending wake-up's due time while run() sleeps
-        self._overruns: deque[float] = deque(maxlen=KEPT_TICKS)
+        self._last_overrun: float | None = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        ticks = 0
         try:
             while True:
+                ticks += 1
                 self._due = loop.time() + TICK
                 await asyncio.sleep(TICK)
                 woke = loop.time()
                 if woke - self._due > LATE_EPSILON:
                     self._late.append((self._due, woke))
                 self._due = None
-                if self.publish is not None:
+                if self.publish is not None and ticks % PUBLISH_TICKS == 0:
                     self.publish(self.status(woke))
         finally:
             self._due = None
@@ -82,11 +84,14 @@ class LoopWatch:
         return total
 
     def note_overrun(self, now: float | None = None) -> None:
-        self._overruns.append(asyncio.get_running_loop().time() if now is None else now)
+        """A probe overran: the agent is overloaded from now on, not from the next publication."""
+        self._last_overrun = asyncio.get_running_loop().time() if now is None else now
+        if self.publish is not None:
+            self.publish(self.status(self._last_overrun))
 
     def status(self, now: float | None = None) -> LoopStatus:
         now = asyncio.get_running_loop().time() if now is None else now
         lag = self.lateness_since(now - LAG_WINDOW, now)
-        recent = sum(1 for t in self._overruns if now - t <= OVERLOAD_HOLD)
+        overran = self._last_overrun is not None and now - self._last_overrun <= OVERLOAD_HOLD
         stalled = self.lateness_since(now - OVERLOAD_HOLD, now) >= OVERLOAD_LAG
-        return LoopStatus(lag, recent > 0 or stalled, recent)
+        return LoopStatus(lag, overran or stalled)
