@@ -19,6 +19,9 @@ KEPT_TICKS = 1200  # late wake-ups remembered (only those late by more than LATE
 LATE_EPSILON = 0.005  # seconds: a wake-up this close to its time is on time
 LAG_WINDOW = 10.0  # seconds the exported lag is the maximum over (a scrape every 15 s still sees a stall)
 OVERLOAD_LAG = 0.5  # seconds of lag that make the agent overloaded even before a probe overran
+# Share of LAG_WINDOW the loop spent behind schedule that makes it overloaded: a CPU quota stalls it for
+# 97 ms in every 100 ms, never 0.5 s at once, and no probe overruns until the backlog has grown.
+OVERLOAD_BEHIND = 0.5
 OVERLOAD_HOLD = 60.0  # seconds the agent stays overloaded after its last overrun or stall
 PUBLISH_TICKS = 10  # wake-ups between two statuses handed to the store (once a second)
 
@@ -94,4 +97,5 @@ class LoopWatch:
         lag = self.lateness_since(now - LAG_WINDOW, now)
         overran = self._last_overrun is not None and now - self._last_overrun <= OVERLOAD_HOLD
         stalled = self.lateness_since(now - OVERLOAD_HOLD, now) >= OVERLOAD_LAG
-        return LoopStatus(lag, overran or stalled)
+        behind = self.behind_since(now - LAG_WINDOW, now) >= OVERLOAD_BEHIND * LAG_WINDOW
+        return LoopStatus(lag, overran or stalled or behind)

@@ -156,8 +156,9 @@ class EgovCollector:
                                 "The longest the agent's event loop woke late in the last 10 s (its own overload).")
         lag.add_metric([], loop.lag_seconds)
         overloaded = GaugeMetricFamily(PREFIX + "agent_overloaded",
-                                       "1 while the agent cannot time its own probes: a probe overran, or the "
-                                       "loop stalled 0.5 s or more, within the last minute.")
+                                       "1 while the agent cannot time its own probes: a probe overran or the loop "
+                                       "stalled 0.5 s within the last minute, or it ran behind for half of the "
+                                       "last 10 s.")
         overloaded.add_metric([], 1.0 if loop.overloaded else 0.0)
         yield from (lag, overloaded)
 
