@@ -74,29 +74,31 @@ class Scheduler:
                                      "limit_key": (target.collector, type(exc).__name__)})
                 result = ProbeResult(False, "internal_error", detail=type(exc).__name__)
             duration = time.perf_counter() - started
-        if not result.up and self._overran(target, result, slot_at, spec.timeout):
-            self._settled(target)
+        if not result.up and (behind := self._overrun(result, slot_at, spec.timeout)) is not None:
+            self._count_overrun(target, result, behind, spec.timeout)
             return result
         up = self.store.record(target.id, target.collector, result, duration, down_after=spec.down_after)
         self._note(target, result, up)
         return result
 
-    def _overran(self, target: TargetSpec, result: ProbeResult, slot_at: float, timeout: float) -> bool:
-        """Whether this failure is the agent's own: no answer, while the loop was too late to read one."""
+    def _overrun(self, result: ProbeResult, slot_at: float, timeout: float) -> float | None:
+        """Seconds the loop was behind if this failure is the agent's own (no answer, while the loop was
+        too late to read one), else None."""
         if result.reason not in NO_ANSWER_REASONS:
-            return False
+            return None
         now = asyncio.get_running_loop().time()
-        late = self.watch.behind_since(slot_at, now)
-        past_deadline = now - slot_at - timeout - TIMEOUT_GRACE
-        if late <= OVERRUN_SHARE * timeout and past_deadline <= OVERRUN_SHARE * timeout:
-            return False
+        behind = max(self.watch.behind_since(slot_at, now), now - slot_at - timeout - TIMEOUT_GRACE)
+        return behind if behind > OVERRUN_SHARE * timeout else None
+
+    def _count_overrun(self, target: TargetSpec, result: ProbeResult, behind: float, timeout: float) -> None:
+        """Only the counter moves: the target keeps its state and its availability counts."""
         self.store.record_overrun(target.collector)
-        self.watch.note_overrun(now)
+        self.watch.note_overrun()
         log.warning("collector=%s target=%s: probe overrun, not counted: the agent's loop was %.2fs behind "
-                    "within a %gs timeout (%s)", target.collector, target.id, max(late, past_deadline), timeout,
-                    result.reason, extra={"collector": target.collector, "target": target.id,
-                                          "reason": "overrun", "limit_key": (target.collector, "overrun")})
-        return True
+                    "within a %gs timeout (%s)", target.collector, target.id, behind, timeout, result.reason,
+                    extra={"collector": target.collector, "target": target.id, "reason": "overrun",
+                           "limit_key": (target.collector, "overrun")})
+        self._settled(target)
 
     def _note(self, target: TargetSpec, result: ProbeResult, up: bool) -> None:
         """Log changes of state only, so a dead commune logs once, not every interval."""
