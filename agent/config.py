@@ -114,6 +114,8 @@ class CollectorSpec(StrictModel):
     timeout: Duration = 10.0
     concurrency: int = Field(32, ge=1, le=10000)
     jitter: Share = Field(0.1, description="Share of the interval used to spread probes (10% or 0.1).")
+    down_after: int = Field(2, ge=1, le=100, description="Failed probes in a row before a target that was up "
+                                                          "counts as down (1: at the first failure).")
     settings: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -9,6 +9,11 @@ invented for them.
 A coverage KPI divides by its inventory (``agent.inventory``): the units the plan counts, each
 covered only by data of its own. A KPI without a value says why, with a fixed reason word
 (``egov_kpi_pending{reason}``) and a sentence for people.
+
+Coverage, counts and shares read a target's debounced state (``TargetState.up``: down only after its
+collector's ``down_after`` failures in a row), because they say what is connected now and one lost
+answer is not a lost link. Availability counts every probe (``window_counts``), because it says how
+often the target answered. Neither counts a probe the agent itself overran (agent/scheduler.py).
 """
 
 from __future__ import annotations
@@ -202,7 +207,7 @@ class KpiEngine:
             return ev
         ev.measured_at = max((states[t.id].last_probe_time for t in selected), default=now)
         if measure.kind == "count":
-            ev.value = float(sum(1 for t in selected if states[t.id].result.up))  # type: ignore[union-attr]
+            ev.value = float(sum(1 for t in selected if states[t.id].up))
         elif measure.kind == "availability":
             up = total = 0
             for t in selected:
@@ -210,7 +215,7 @@ class KpiEngine:
                 up, total = up + u, total + n
             self._ratio(ev, up, total)
         else:  # a share of targets (the portals, the THDL's systems): the configured targets are the list
-            self._ratio(ev, sum(1 for t in selected if states[t.id].result.up), len(selected))  # type: ignore
+            self._ratio(ev, sum(1 for t in selected if states[t.id].up), len(selected))
         return ev
 
     def _probe_members(self, measure: CoverageMeasure, inventory: Inventory,
@@ -225,7 +230,7 @@ class KpiEngine:
         if any(t.id not in states or states[t.id].result is None for ts in own.values() for t in ts):
             return None
         combine = any if measure.unit_up == "any" else all
-        return [MemberValue(u, bool(ts) and combine(states[t.id].result.up for t in ts))  # type: ignore[union-attr]
+        return [MemberValue(u, bool(ts) and combine(states[t.id].up for t in ts))
                 for u, ts in own.items()]
 
     def _coverage_of_units(self, ev: Evaluation, measure: CoverageMeasure, states: dict[str, TargetState],

@@ -175,7 +175,8 @@ class Agent:
         families = {name: REGISTRY[name].families for name in self.loaded.config.collectors}
         return AgentView(self.loaded.config.levels, labels, families, self.loaded.config.province.timezone,
                          self.engine.evaluate, self._source_statuses if self.sources or self.manual else None,
-                         self.loaded.config.reporting, self.units, self.clock.snapshot)
+                         self.loaded.config.reporting, self.units, self.clock.snapshot,
+                         {name: spec.down_after for name, spec in self.loaded.config.collectors.items()})
 
     def _source_statuses(self) -> list[SourceStatus]:
         """The sources', and the manual data file's under the reserved source id «manual»."""

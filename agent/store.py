@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from agent.loopwatch import LoopStatus
 from collectors.base import Family, ProbeResult, Sample
 
 # Upper bounds of the per-collector probe duration histogram, in seconds.
@@ -23,21 +24,33 @@ HISTORY_POINTS = 512  # snapshots kept per target for availability windows
 
 @dataclass
 class TargetState:
+    """One target's latest probe and its counters.
+
+    ``result`` is the last probe's own verdict (reason, samples); ``up`` is the target's state, which
+    goes down only after its collector's ``down_after`` failed probes in a row, so one lost answer does
+    not take a commune off the coverage KPI. Availability counts every probe (``probes_total``,
+    ``up_total``): it measures how often the target answered, and a failure nobody was told about
+    yet is still a failure.
+    """
+
     result: ProbeResult | None = None
     last_probe_time: float = 0.0
     last_duration: float = 0.0
     probes_total: int = 0
     up_total: int = 0
     failures: Counter[str] = field(default_factory=Counter)
-    down_since: float = 0.0  # when the current failure run began; 0 while up
+    down_since: float = 0.0  # when the current failure run began; 0 after a success
     # (unix time, probes_total, up_total), thinned so it spans the longest availability window. A tuple,
     # replaced (never changed in place) when a point is added: a snapshot handed to a scrape thread can
     # be iterated while probes go on (a shared deque raised "deque mutated during iteration").
     history: tuple[tuple[float, int, int], ...] = ()
+    up: bool = False  # the debounced state coverage, counts and egov_target_up read
+    failed_in_row: int = 0  # failed probes since the last success
 
     def copy(self) -> TargetState:
         return TargetState(self.result, self.last_probe_time, self.last_duration, self.probes_total,
-                           self.up_total, Counter(self.failures), self.down_since, self.history)
+                           self.up_total, Counter(self.failures), self.down_since, self.history, self.up,
+                           self.failed_in_row)
 
 
 @dataclass
@@ -48,13 +61,14 @@ class CollectorStats:
     bucket_counts: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS))
     duration_sum: float = 0.0
     skipped_total: int = 0
+    overrun_total: int = 0  # failed probes discarded because the agent's own loop was late (LoopWatch)
     # The collector's own counters (Collector.self_families and its latest self_samples).
     self_families: tuple[Family, ...] = ()
     self_samples: tuple[Sample, ...] = ()
 
     def copy(self) -> CollectorStats:
         return CollectorStats(self.probes_total, Counter(self.errors), self.last_success_time,
-                              list(self.bucket_counts), self.duration_sum, self.skipped_total,
+                              list(self.bucket_counts), self.duration_sum, self.skipped_total, self.overrun_total,
                               self.self_families, self.self_samples)
 
 
@@ -65,16 +79,25 @@ class Store:
         self._collectors: dict[str, CollectorStats] = {}
         self._history_step = max(history_span / (HISTORY_POINTS - 2), 1.0)
         self.version = 0  # bumped on every change, so renderers can cache
+        self.loop_status = LoopStatus()  # replaced whole (an atomic assignment) by the scheduler's LoopWatch
 
     def record(self, target_id: str, collector: str, result: ProbeResult, duration: float,
-               finished_at: float | None = None) -> None:
+               finished_at: float | None = None, down_after: int = 1) -> bool:
+        """Count one probe; return the target's state after it (down once ``down_after`` probes in a row
+        failed, or at its first failure if it was never seen up: there is no state to keep)."""
         now = time.time() if finished_at is None else finished_at
         with self._lock:
             state = self._targets.setdefault(target_id, TargetState())
             if result.up:
                 state.down_since = 0.0
-            elif state.down_since == 0.0:
-                state.down_since = now
+                state.failed_in_row = 0
+                state.up = True
+            else:
+                if state.down_since == 0.0:
+                    state.down_since = now
+                state.failed_in_row += 1
+                if state.failed_in_row >= down_after:  # (never seen up: it is down already)
+                    state.up = False
             state.result = result
             state.last_probe_time = now
             state.last_duration = duration
@@ -97,6 +120,7 @@ class Store:
             else:
                 stats.errors[result.reason or "unknown"] += 1
             self.version += 1
+            return state.up
 
     def record_skip(self, collector: str, missed: int) -> None:
         """A probe overran its interval and ``missed`` scheduled probes were dropped."""
@@ -117,6 +141,18 @@ class Store:
             stats = self._collectors.setdefault(collector, CollectorStats())
             stats.self_families, stats.self_samples = families, tuple(samples)
             self.version += 1
+
+    def record_overrun(self, collector: str) -> None:
+        """A probe failed for want of an answer while the agent's loop was late: its verdict is not the
+        target's, so only this counter moves (the target keeps its state, availability its counts)."""
+        with self._lock:
+            self._collectors.setdefault(collector, CollectorStats()).overrun_total += 1
+            self.version += 1
+
+    def set_loop_status(self, status: LoopStatus) -> None:
+        """Ten times a second, from the loop itself: no version bump, or the renderers' cache would never
+        hold; a rendering is at most CACHE_SECONDS old anyway."""
+        self.loop_status = status
 
     def forget(self, keep: set[str]) -> None:
         """Drop targets no longer configured (after a reload)."""

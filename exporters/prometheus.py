@@ -64,7 +64,8 @@ class AgentView:
                  evaluate: Callable[[dict[str, TargetState]], list[Evaluation]],
                  sources: Callable[[], list] | None = None, reporting: ReportingSpec | None = None,
                  units: UnitIndex | None = None,
-                 member_times: Callable[[], dict[tuple[str, str], MemberTime]] | None = None) -> None:
+                 member_times: Callable[[], dict[tuple[str, str], MemberTime]] | None = None,
+                 down_after: dict[str, int] | None = None) -> None:
         self.target_label_names = ("collector", "target", "unit", "level", *level_names)
         self.level_names = tuple(level_names)
         self.targets = targets
@@ -75,6 +76,7 @@ class AgentView:
         self.reporting = reporting
         self.units = units
         self.member_times = member_times  # agent.member_clock.MemberClock.snapshot
+        self.down_after = down_after or {}  # per collector, from its configuration
 
 
 def _fmt(value: float) -> str:
@@ -125,6 +127,12 @@ class EgovCollector:
         skipped = CounterMetricFamily(PREFIX + "collector_skipped_probes",
                                       "Scheduled probes dropped because the previous one overran its interval.",
                                       labels=["collector"])
+        overrun = CounterMetricFamily(PREFIX + "collector_overrun",
+                                      "Probes that found no answer in time while the agent's own loop was late: "
+                                      "not counted as failures (the target keeps its state).", labels=["collector"])
+        down_after = GaugeMetricFamily(PREFIX + "collector_down_after",
+                                       "Failed probes in a row before a target that was up counts as down.",
+                                       labels=["collector"])
         last = GaugeMetricFamily(PREFIX + "collector_last_success_timestamp_seconds",
                                  "When a probe of this collector last succeeded.", labels=["collector"])
         duration = HistogramMetricFamily(PREFIX + "collector_probe_duration_seconds",
@@ -136,6 +144,9 @@ class EgovCollector:
             for reason, n in sorted(s.errors.items()):
                 errors.add_metric([kind, reason], float(n))
             skipped.add_metric([kind], float(s.skipped_total))
+            overrun.add_metric([kind], float(s.overrun_total))
+            if kind in view.down_after:
+                down_after.add_metric([kind], float(view.down_after[kind]))
             last.add_metric([kind], s.last_success_time)
             cumulative, buckets = 0, []
             for bound, n in zip(DURATION_BUCKETS, s.bucket_counts, strict=True):
@@ -143,13 +154,25 @@ class EgovCollector:
                 buckets.append((_fmt(bound), float(cumulative)))
             buckets.append(("+Inf", float(s.probes_total)))
             duration.add_metric([kind], buckets, s.duration_sum)
-        yield from (counts, probes, errors, skipped, last, duration)
+        yield from (counts, probes, errors, skipped, overrun, down_after, last, duration)
+        loop = self.store.loop_status
+        lag = GaugeMetricFamily(PREFIX + "agent_loop_lag_seconds",
+                                "The longest the agent's event loop woke late in the last 10 s (its own overload).")
+        lag.add_metric([], loop.lag_seconds)
+        overloaded = GaugeMetricFamily(PREFIX + "agent_overloaded",
+                                       "1 while the agent cannot time its own probes: a probe overran or the loop "
+                                       "stalled 0.5 s within the last minute, or it ran behind for half of the "
+                                       "last 10 s.")
+        overloaded.add_metric([], 1.0 if loop.overloaded else 0.0)
+        yield from (lag, overloaded)
         yield from _collector_own_metrics(stats)
 
     # -- targets -----------------------------------------------------------------------------
     def _target_metrics(self, view: AgentView, states: dict[str, TargetState]) -> Iterator[Metric]:
         names = list(view.target_label_names)
-        up = GaugeMetricFamily(PREFIX + "target_up", "1 if the target's last probe succeeded.", labels=names)
+        up = GaugeMetricFamily(PREFIX + "target_up",
+                               "1 if the target is up: down only after its collector's down_after failed probes "
+                               "in a row.", labels=names)
         dur = GaugeMetricFamily(PREFIX + "target_probe_duration_seconds", "Duration of the last probe.",
                                 labels=names)
         when = GaugeMetricFamily(PREFIX + "target_last_probe_timestamp_seconds",
@@ -171,7 +194,7 @@ class EgovCollector:
             if state is None or state.result is None:
                 continue
             values = list(labels.values)
-            up.add_metric(values, 1.0 if state.result.up else 0.0)
+            up.add_metric(values, 1.0 if state.up else 0.0)
             dur.add_metric(values, state.last_duration)
             when.add_metric(values, state.last_probe_time)
             total.add_metric(values, float(state.probes_total))
@@ -385,9 +408,11 @@ class Exposition:
             cached = self._cache.get(content_type)
             if cached is not None and cached[0] == key:
                 return cached[1]
-            started = time.perf_counter()
+            # CPU time, not wall time: a starved process renders slowly by the clock, and 10 x that wall
+            # time froze /metrics for minutes while the agent was overloaded (tests/test_overload.py).
+            started = time.thread_time()
             body = encoder(self.registry)
-            self.last_render_seconds = time.perf_counter() - started
+            self.last_render_seconds = time.thread_time() - started
             self._cache[content_type] = (key, body)
             return body
 

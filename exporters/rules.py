@@ -399,6 +399,15 @@ def _agent_group(job: str) -> dict[str, Any]:
                "Tác tử giám sát egov-agent không hoạt động: mọi KPI ngừng cập nhật",
                "egov-agent is down: no KPI is being updated",
                "systemctl status egov-agent; journalctl -u egov-agent", "5m"),
+        _alert("EgovAgentOverloaded", "egov_agent_overloaded == 1", "warning",
+               "egov-agent quá tải: không đo đúng hạn được, các lần đo trễ không bị tính là mất kết nối; "
+               "đây không phải sự cố của tỉnh",
+               "egov-agent is overloaded: it cannot time its own probes; late probes are not counted as "
+               "targets down, so this is not a province outage",
+               "Xem egov_agent_loop_lag_seconds và egov_collector_overrun_total; kiểm tra CPU của máy chủ (top, "
+               "systemd-cgtop), giảm concurrency hoặc chia shard / See egov_agent_loop_lag_seconds and "
+               "egov_collector_overrun_total; check the server's CPU (top, systemd-cgtop), lower concurrency "
+               "or shard the province.", "2m"),
         _alert("EgovConfigReloadFailed", "egov_config_last_reload_successful == 0", "warning",
                "Tải lại cấu hình thất bại: cấu hình cũ vẫn đang dùng",
                "Configuration reload failed: the previous configuration stays in force",

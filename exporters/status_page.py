@@ -128,7 +128,7 @@ def render(province_vi: str, province_en: str, timezone: str, evaluations: list[
         state = states.get(t.target_id)
         if state is None or state.result is None:
             continue
-        if state.result.up:
+        if state.up:
             up[t.collector] += 1
         else:
             down.append((state.down_since or state.last_probe_time, t, state.result.reason))

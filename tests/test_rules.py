@@ -286,6 +286,22 @@ def test_alerts_fire_under_promtool(tmp_path: Path) -> None:
             alertname: EgovAgentDown
             exp_alerts:
               - exp_labels: {{severity: critical, job: egov-agent, instance: "thdl:9747"}}
+      # The agent's own loop falls behind for six minutes (CPU starvation): it says so, then stops saying it.
+      - interval: 1m
+        input_series:
+          - series: 'egov_agent_overloaded{{job="egov-agent",instance="thdl:9747"}}'
+            values: '0 0 1x6 0x6'
+        alert_rule_test:
+          - eval_time: 3m
+            alertname: EgovAgentOverloaded
+            exp_alerts: []
+          - eval_time: 6m
+            alertname: EgovAgentOverloaded
+            exp_alerts:
+              - exp_labels: {{severity: warning, job: egov-agent, instance: "thdl:9747"}}
+          - eval_time: 12m
+            alertname: EgovAgentOverloaded
+            exp_alerts: []
     """)
     test_file = tmp_path / "alerts.test.yml"
     test_file.write_text(yaml.safe_dump(with_annotations(yaml.safe_load(tests), rules), allow_unicode=True),

@@ -81,6 +81,22 @@ def test_counters_and_history_round_trip_and_later_saves_write_only_what_changed
     assert len(memory) == HISTORY_POINTS and points == (len(memory), memory[0][0])
 
 
+def test_the_debounced_state_carries_over_so_down_after_holds_across_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = Store()
+    store.record("a", "tcp", ProbeResult(True), 0.01, finished_at=T0, down_after=2)
+    assert store.record("a", "tcp", ProbeResult(False, "timeout"), 0.01, finished_at=T0 + 60, down_after=2)
+    state = StateFile(path, "test")
+    state.restore(Store(), {"a"}, now=T0)
+    state.save(store.snapshot()[0])
+    restored = Store()
+    StateFile(path, "test").restore(restored, {"a"}, now=T0 + 120)
+    saved = restored.snapshot()[0]["a"]
+    assert (saved.up, saved.failed_in_row) == (True, 1)
+    # The second failure in a row (down_after 2), the first after the restart, takes it down.
+    assert not restored.record("a", "tcp", ProbeResult(False, "timeout"), 0.01, finished_at=T0 + 180, down_after=2)
+
+
 def _saved_store(path: Path, province: str = "test") -> None:
     store = Store(history_span=DAY)
     for i in range(100):
