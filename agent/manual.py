@@ -108,7 +108,8 @@ def is_example(row: dict[str, object]) -> bool:
 class ManualData:
     """The newest value per KPI from one file, reloaded when it changes; never loses a value to a bad file."""
 
-    def __init__(self, path: Path, timezone: str = "UTC", max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, path: Path, timezone: str = "UTC", max_bytes: int = DEFAULT_MAX_BYTES,
+                 previous: ManualData | None = None) -> None:
         self.path = path
         self.timezone = timezone
         self.max_bytes = max_bytes
@@ -125,6 +126,10 @@ class ManualData:
         self.errors: Counter[str] = Counter()  # failed reads by reason
         self.last_error = ""
         self.last_success = 0.0
+        if previous is not None and previous.path == path:
+            # A reload builds everything anew: the values read so far are this file's last good ones, even
+            # if the file is bad at the moment of the reload.
+            self.values, self.examples = dict(previous.values), dict(previous.examples)
 
     def refresh(self, now: float | None = None) -> None:
         today = today_in(self.timezone, now)

@@ -81,7 +81,8 @@ class Agent:
         config = loaded.config
         units = UnitIndex(config)
         manual_path = loaded.resolve_path(config.manual.file) if config.manual else None
-        manual = (ManualData(manual_path, config.province.timezone, config.manual.max_file_size)
+        manual = (ManualData(manual_path, config.province.timezone, config.manual.max_file_size,
+                             getattr(self, "manual", None))
                   if manual_path and config.manual else None)
         targets = [t for t in config.targets if self.shard is None or self.shard.owns_unit(t.unit)]
         sources = SourceRunner.from_config(loaded, set(units.units), getattr(self, "sources", None))

@@ -99,6 +99,20 @@ def test_a_bad_file_keeps_every_last_good_value(tmp_path: Path, caplog, name: st
                    for reason in [dict(ls)["reason"]])
 
 
+def test_a_reload_while_the_file_is_bad_keeps_the_last_good_values(tmp_path: Path) -> None:
+    """A reload (SIGHUP) builds the configuration anew; the values read before it must survive it."""
+    import asyncio
+
+    path = tmp_path / "manual.csv"
+    path.write_text(GOOD, encoding="utf-8")
+    scraped = Scraped(tmp_path)
+    assert scraped.value("survey") == pytest.approx(0.70)
+    rewrite(path, HEADER)
+    asyncio.run(scraped.agent.reload())
+    assert scraped.value("survey") == pytest.approx(0.70)
+    assert scraped.value("training") == pytest.approx(0.85)
+
+
 def test_a_half_written_file_keeps_the_kpis_it_lost_and_takes_the_rows_it_has(tmp_path: Path, caplog) -> None:
     path = tmp_path / "manual.csv"
     path.write_text(GOOD, encoding="utf-8")
