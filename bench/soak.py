@@ -460,7 +460,7 @@ def judge(samples: Samples, faults: Faults, settle: float, manual: ManualChurn, 
             wrong.add("coverage_numerator", f"{kpi}: {numerators[kpi]:g} of {inventory}")
     value = kpi_values(samples, "egov_kpi_value").get("survey_rate")
     if time.monotonic() - manual.changed < MANUAL_SETTLE:
-        return judged
+        return judged, excused
     if manual.good is not None and value is not None and abs(value - manual.good) > 1e-9:
         wrong.add("manual_value", f"survey_rate {value:g}, last good file {manual.good:g}")
     elif value is None and manual.good_at > agent_started:  # this run saw the good file: it must keep it
