@@ -17,8 +17,8 @@ script, all at once:
 - kills the agent with SIGKILL every ``--kill-every`` seconds and restarts it on the same state file.
 
 Every second it scrapes ``/metrics`` (latency kept for p50/p99) and counts as **wrong** any value an
-operator would be fooled by: a target whose injected state has been stable for ``settle`` seconds
-(plus the agent's own loop lag of the last minute) read the other way; a coverage KPI whose
+operator would be fooled by: a target read the other way from the state the lab held it in over
+all the probes its value rests on (plus the agent's own loop lag); a coverage KPI whose
 denominator is not the inventory's, or whose numerator exceeds it; the manual KPI other than the
 last good file's value; an availability KPI restarting from zero after a kill; a cross-site reload
 answered 2xx. Printed: RSS, fds and threads over the run, scrape p50/p99 (in and out of slow-loris
@@ -173,6 +173,9 @@ class Faults(threading.Thread):
         self.url, self.kinds, self.every, self.share = url, kinds, every, share
         self.by_kind = {target: kind for kind, targets in kinds.items() for target in targets}
         self.state: dict[str, tuple[str, float]] = {t: ("up", 0.0) for t in self.by_kind}
+        # Per target, its states as (unix time the lab took it, state), newest last: the judge compares
+        # what the agent says with the state the lab held when the agent looked.
+        self.history: dict[str, list[tuple[float, str]]] = {t: [(0.0, "up")] for t in self.by_kind}
         self.lock = threading.Lock()
         self.changes = 0
         self.stop = threading.Event()
@@ -199,13 +202,20 @@ class Faults(threading.Thread):
                 continue
             with self.lock:
                 self.state[target] = (state, time.monotonic())
+                changes = self.history[target]
+                changes.append((time.time(), state))
+                del changes[:-64]
             self.changes += 1
 
-    def settled(self, settle: float) -> dict[str, str]:
-        """Targets whose state has held for ``settle`` seconds, and that state."""
-        now = time.monotonic()
+    def held(self, target: str, start: float, end: float) -> str | None:
+        """The one state the lab held the target in from ``start`` to ``end`` (unix times), else None."""
         with self.lock:
-            return {t: s for t, (s, since) in self.state.items() if now - since >= settle}
+            changes = list(self.history[target])
+        before = [state for at, state in changes if at <= start]
+        during = {state for at, state in changes if start < at <= end}
+        if not before or (during and during != {before[-1]}):
+            return None
+        return before[-1]
 
 
 class Periodic(threading.Thread):
@@ -429,29 +439,36 @@ def lab_states(kind: str) -> tuple[str, ...]:
     return tuple(out.split(","))
 
 
-def judge(samples: Samples, faults: Faults, settle: float, manual: ManualChurn, wrong: Wrong,
+def judge(samples: Samples, faults: Faults, looks: dict[str, float], manual: ManualChurn, wrong: Wrong,
           agent_started: float, overloaded_recently: bool) -> tuple[int, int]:
     """Count what would fool an operator in one scrape; return (target values judged, excused).
 
-    While the agent says it is overloaded (``egov_agent_overloaded``), and for ``settle`` seconds after, a
-    target that failed may keep its last state: the agent cannot tell its own lateness from the target's
-    silence, says so, and does not guess. A failure it *reports* then (an up target read down) is wrong.
+    Each target's value is compared with the state the lab held it in over the time the agent's verdict
+    rests on: from ``looks[kind]`` seconds (its probes in a row, their timeout, the agent's own loop lag)
+    before its last probe to that probe (``egov_target_last_probe_timestamp_seconds``). A value resting
+    on a state change is not judged. While the agent says it is overloaded, and for a while after, a
+    target that failed may keep its last state: the agent cannot tell its own lateness from the
+    target's silence, says so, and does not guess. A failure it *reports* then (an up target read down)
+    is wrong.
     """
     up = by_label(samples, "egov_target_up", "target")
+    probed = by_label(samples, "egov_target_last_probe_timestamp_seconds", "target")
     judged = excused = 0
-    for target, state in faults.settled(settle).items():
-        if target not in up:
-            continue  # not probed since a restart or reload: absent, not wrong
-        kind = faults.by_kind[target]
-        expected = {"up": 1.0}.get(state, 0.0)
-        if kind == "snmp" and state not in ("up", "down", "garbled"):
-            continue  # neighbours' replies are judged through the neighbours themselves
-        if overloaded_recently and expected == 0.0 and up[target] == 1.0:
+    for target, value in up.items():
+        kind = faults.by_kind.get(target)
+        if kind is None or target not in probed:
+            continue
+        state = faults.held(target, probed[target] - looks[kind], probed[target])
+        if state is None or (kind == "snmp" and state not in ("up", "down", "garbled")):
+            continue  # a change inside the window; or neighbours' replies, judged through the neighbours
+        expected = 1.0 if state == "up" else 0.0
+        if overloaded_recently and expected == 0.0 and value == 1.0:
             excused += 1
             continue
         judged += 1
-        if up[target] != expected:
-            wrong.add(f"{kind}_{state}_read_{'up' if up[target] else 'down'}", f"{target} held {state} ≥ {settle:g}s")
+        if value != expected:
+            wrong.add(f"{kind}_{state}_read_{'up' if value else 'down'}",
+                      f"{target} held {state} for {looks[kind]:.1f}s before its last probe")
     numerators = kpi_values(samples, "egov_kpi_numerator")
     denominators = kpi_values(samples, "egov_kpi_denominator")
     for kpi, inventory in (("wan_coverage", COMMUNES), ("portals_up", len(faults.kinds["http"]))):
@@ -525,7 +542,12 @@ def main() -> int:
                  for kind in ("tcp", "http", "snmp")}
         faults = Faults(control_url, kinds, args.fault_every, 0.2)
         faults.snmp_faults = tuple(s for s in ("down", "garbled", "impostor") if s in lab_states("snmp"))
-        settle = args.interval * 5 * 3 + args.interval * 4 + 6.0  # three SNMP rounds, a timeout, the cache
+        settle = args.interval * 5 * 3 + args.interval * 4 + 6.0  # how long after an overload failures are excused
+        # Per kind: (interval in units of --interval, timeout in s), as province() sets them; a verdict rests
+        # on down_after (2) probes in a row, so the judge looks back three intervals and a timeout.
+        cadence = {"tcp": (1.0, args.interval * 0.8), "http": (2.0, args.interval * 1.5),
+                   "snmp": (5.0, args.interval * 4)}
+        rounds = 3
         loris = SlowLoris("127.0.0.1", agent.port)
         starve = Starvation(agent_cpu)
         cross = CrossSiteReload(agent.base, wrong)
@@ -534,7 +556,8 @@ def main() -> int:
         print(f"soak: {args.tcp} TCP links every {args.interval:g}s, {args.http} HTTPS portals every "
               f"{args.interval * 2:g}s, {args.snmp} SNMP routers every {args.interval * 5:g}s "
               f"(lab SNMP faults: {', '.join(faults.snmp_faults)}); {args.duration:g}s; agent on CPU {agent_cpu}, "
-              f"lab on CPU {lab_cpu}; judged after {settle:g}s of a stable state; work dir {work}", flush=True)
+              f"lab on CPU {lab_cpu}; each value judged against the lab's state over the probes it rests on; "
+              f"work dir {work}", flush=True)
         print(f"agent ready: RSS {rss0:.1f} MiB, {fds0} fds, {threads0} threads", flush=True)
         faults.start()
         for attack in attacks:
@@ -571,7 +594,9 @@ def main() -> int:
             lags.append((now, samples.get(("egov_agent_loop_lag_seconds", ()), 0.0)))
             lags = [(t, lag) for t, lag in lags if now - t <= 60.0]
             behind = max(lag for _, lag in lags)
-            done, waived = judge(samples, faults, settle + behind, manual, wrong, agent.started_at,
+            looks = {kind: rounds * args.interval * every + timeout + behind + 1.0
+                     for kind, (every, timeout) in cadence.items()}
+            done, waived = judge(samples, faults, looks, manual, wrong, agent.started_at,
                                  now - last_overloaded < settle + behind)
             judged, excused = judged + done, excused + waived
             if baseline is None and now - started >= args.warmup:
