@@ -33,6 +33,20 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROVINCE = REPO_ROOT / "config" / "provinces" / "bac-giang.yml"
 LAB_STOP_SECONDS = 60.0  # the demo's lab closes in seconds (1170 simulated targets); past this it is killed
 PARENT_POLL_SECONDS = 1.0  # how often a lab started with --parent-pid looks for its parent
+# Today's flag spellings, kept as aliases of the Prometheus-style names for one release (until 0.3).
+OLD_SPELLINGS = {"--listen": "--web.listen-address", "--log-level": "--log.level", "--log-format": "--log.format",
+                 "--log-rate-limit": "--log.rate-limit"}
+
+
+class _Store(argparse.Action):
+    """``store``, remembering an old spelling so that ``main`` can say, once logging is set up, what replaces it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        if option_string in OLD_SPELLINGS:
+            used = getattr(namespace, "old_spellings", None) or []
+            namespace.old_spellings = [*used, option_string]
 
 
 def _report(exc: ConfigError, path: str | None) -> None:
@@ -113,7 +127,7 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
     try:
         parse_listen(listen)
     except ValueError as exc:
-        print(f"error: --listen: {exc}", file=sys.stderr)
+        print(f"error: --web.listen-address: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
         save_every = parse_duration(state_save_interval)
@@ -307,7 +321,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         lab = _DemoLab([sys.executable, "-m", "agent.cli", "lab", "--config", str(province),
                         "--write-config", str(agent_config), "--down-ratio", str(args.down_ratio),
                         "--network", args.network, "--parent-pid", str(os.getpid()),
-                        "--log-level", args.log_level])
+                        "--log.level", args.log_level, "--log.format", args.log_format])
         deadline = time.monotonic() + 60
         while not agent_config.exists():
             if lab.process.poll() is not None:
@@ -438,18 +452,24 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="egov-agent", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"egov-agent {__version__}")
+    version = f"egov-agent {__version__}"
+    parser.add_argument("--version", action="version", version=version)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    common.add_argument("--log-format", default="plain", choices=["plain", "json"])
-    common.add_argument("--log-rate-limit", default=DEFAULT_RATE, metavar="BURST/WINDOW",
+    common.add_argument("--version", action="version", version=version)  # `egov-agent run --version` too
+    common.add_argument("--log.level", "--log-level", dest="log_level", action=_Store, default="info",
+                        choices=["debug", "info", "warning", "error"], help="(default info)")
+    common.add_argument("--log.format", "--log-format", dest="log_format", action=_Store, default="plain",
+                        choices=["plain", "json"], help="plain, or one JSON object per line (default plain)")
+    common.add_argument("--log.rate-limit", "--log-rate-limit", dest="log_rate_limit", action=_Store,
+                        default=DEFAULT_RATE, metavar="BURST/WINDOW",
                         help=f"at most BURST similar messages per WINDOW, then a summary "
                              f"(default {DEFAULT_RATE}; 0: off)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", parents=[common], help="run the agent and serve /metrics")
     p.add_argument("--config", required=True)
-    p.add_argument("--listen", default=f"0.0.0.0:{DEFAULT_PORT}", help=f"HOST:PORT (default :{DEFAULT_PORT})")
+    p.add_argument("--web.listen-address", "--listen", dest="listen", action=_Store, default=f"0.0.0.0:{DEFAULT_PORT}",
+                   metavar="HOST:PORT", help=f"where to serve /metrics (default :{DEFAULT_PORT})")
     p.add_argument("--shard", metavar="I/N", help="probe only shard I of N of the units (the sums add up)")
     p.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
                    help="TLS and basic authentication, in the Prometheus exporter-toolkit format")
@@ -517,7 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_dashboards)
 
     p = sub.add_parser("demo", parents=[common], help="the simulated province and an agent monitoring it")
-    p.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}")
+    p.add_argument("--web.listen-address", "--listen", dest="listen", action=_Store,
+                   default=f"127.0.0.1:{DEFAULT_PORT}", metavar="HOST:PORT",
+                   help=f"where the demo's agent serves /metrics (default 127.0.0.1:{DEFAULT_PORT})")
     p.add_argument("--province", default=str(DEFAULT_PROVINCE))
     p.add_argument("--down-ratio", type=float, default=0.03, help="share of simulated targets down at start")
     p.add_argument("--network", default="127.77.0.0/16", help="loopback range for the simulated devices")
@@ -540,8 +562,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         setup_logging(args.log_level, args.log_format, args.log_rate_limit)
     except ValueError as exc:
-        print(f"error: --log-rate-limit: {exc}", file=sys.stderr)
+        print(f"error: --log.rate-limit: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    for old in dict.fromkeys(getattr(args, "old_spellings", None) or []):
+        log.warning("%s is the old spelling of %s, which replaces it in the next release", old, OLD_SPELLINGS[old])
     try:
         return args.func(args)
     except ProbeNotAllowed as exc:
