@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shutil
 import signal
 import subprocess
 import sys
@@ -313,6 +314,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: --network: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    try:
+        parse_listen(args.control)
+    except ValueError as exc:
+        print(f"error: --control: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     workdir = Path(tempfile.mkdtemp(prefix="egov-demo-"))
     agent_config = workdir / "agent.yml"
     previous = signal.signal(signal.SIGTERM, _raise_terminated)  # from here on, SIGTERM runs the finally
@@ -320,10 +326,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         lab = _DemoLab([sys.executable, "-m", "agent.cli", "lab", "--config", str(province),
                         "--write-config", str(agent_config), "--down-ratio", str(args.down_ratio),
-                        "--network", args.network, "--parent-pid", str(os.getpid()),
+                        "--network", args.network, "--control", args.control, "--parent-pid", str(os.getpid()),
                         "--log.level", args.log_level, "--log.format", args.log_format])
-        deadline = time.monotonic() + 60
+        log.info("demo: starting the simulated province %s on %s (lab pid %d); this takes a few seconds",
+                 province.name, args.network, lab.process.pid)
+        started = time.monotonic()
+        deadline, next_word = started + 60, started + 5
         while not agent_config.exists():
+            if time.monotonic() > next_word:
+                log.info("demo: the lab is still starting (%.0fs)", time.monotonic() - started)
+                next_word += 5
             if lab.process.poll() is not None:
                 print(f"error: the lab exited with code {lab.process.returncode}", file=sys.stderr)
                 return EXIT_FAILURE
@@ -331,7 +343,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 print("error: the lab did not start within 60 s", file=sys.stderr)
                 return EXIT_FAILURE
             time.sleep(0.1)
-        log.info("demo: agent config %s; open http://%s/metrics", agent_config, args.listen)
+        log.info("demo: lab ready in %.1fs; starting the agent on %s (config %s)", time.monotonic() - started,
+                 args.listen, agent_config)
         return run_agent(str(agent_config), args.listen, before_exit=lab.stop)
     except _Terminated:
         log.info("demo: SIGTERM received: stopping")
@@ -343,6 +356,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         try:
             if lab is not None:
                 lab.stop()
+            shutil.rmtree(workdir, ignore_errors=True)  # the agent configuration and anything beside it
         finally:
             for sig, handler in ((signal.SIGINT, interrupt), (signal.SIGTERM, previous)):
                 if handler is not None:
@@ -543,6 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--province", default=str(DEFAULT_PROVINCE))
     p.add_argument("--down-ratio", type=float, default=0.03, help="share of simulated targets down at start")
     p.add_argument("--network", default="127.77.0.0/16", help="loopback range for the simulated devices")
+    p.add_argument("--control", default="127.0.0.1:0", metavar="HOST:PORT",
+                   help="the lab's fault-injection API (default: a free port on 127.0.0.1, in the log)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("lab", parents=[common], help="start the simulated province on loopback")
