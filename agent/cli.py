@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import shutil
 import signal
 import subprocess
@@ -50,11 +51,39 @@ class _Store(argparse.Action):
             namespace.old_spellings = [*used, option_string]
 
 
+GROUP_AT = 3  # a message repeated this often is printed once, with how many entries it concerns
+SHOWN_PLACES = 3
+_ENTRY = re.compile(r"^([A-Za-z_]+)(\[\d+\])?")
+_SECRET_PROBLEMS = ("environment variable ", "cannot read secret file ")
+
+
 def _report(exc: ConfigError, path: str | None) -> None:
-    """Every problem of a configuration or web configuration file on stderr, then the count."""
+    """Every problem of a configuration or web configuration file on stderr, then the count.
+
+    A problem repeated in many entries (one unset community for 109 targets) is one line saying how many
+    entries, and where the first are, so the one fix it needs is not lost among a hundred lines."""
+    groups: dict[str, list] = {}
     for problem in exc.problems:
-        print(f"error: {problem}", file=sys.stderr)
+        groups.setdefault(problem.message, []).append(problem)
+    for message, problems in groups.items():
+        if len(problems) < GROUP_AT:
+            for problem in problems:
+                print(f"error: {problem}", file=sys.stderr)
+            continue
+        entries = {m.group(0) for p in problems if (m := _ENTRY.match(p.path))}
+        sections = sorted({m.group(1) for p in problems if (m := _ENTRY.match(p.path))})
+        verb = "used by" if message.startswith(_SECRET_PROBLEMS) else "in"
+        what = f"{len(entries)} {'/'.join(sections)}" if entries else f"{len(problems)} places"
+        problems.sort(key=lambda p: (p.file, p.line or 0))
+        places = "; ".join(f"{p.file}:{p.line} {p.path}" if p.line else f"{p.file} {p.path}"
+                           for p in problems[:SHOWN_PLACES])
+        more = f"; and {len(problems) - SHOWN_PLACES} more" if len(problems) > SHOWN_PLACES else ""
+        print(f"error: {message} — {verb} {what} ({places}{more})", file=sys.stderr)
     print(f"{path}: {len(exc.problems)} error(s)", file=sys.stderr)
+    if any(p.message.startswith(_SECRET_PROBLEMS) for p in exc.problems):
+        print(f"hint: to check {path} without its secrets (on a workstation, in CI), add --skip-secrets: references "
+              "are checked for form only. The service reads env: secrets from /etc/egov-agent/agent.env "
+              "(systemctl cat egov-agent: EnvironmentFile).", file=sys.stderr)
 
 
 def _load(path: str, resolve_secrets: bool = True):
