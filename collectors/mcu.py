@@ -376,7 +376,8 @@ class McuCollector(Collector):
             counter = known[1] if known is not None and known[0] == params else _Counter()
             counter.update(values["meetings_held"])
             self._counters[target_id] = (params, counter)
-            samples += [Sample("mcu_meetings_held", counter.total), Sample("mcu_meetings_held_resets", float(counter.resets))]
+            samples += [Sample("mcu_meetings_held", counter.total),
+                        Sample("mcu_meetings_held_resets", float(counter.resets))]
         if reading.endpoint_ids is not None:
             registered = set(reading.endpoint_ids)
             expected = set(params.expected_endpoints)
