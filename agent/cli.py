@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from agent import __version__
 from agent.config import load_config, parse_duration
 from agent.http import DEFAULT_PORT, parse_listen
 from agent.logs import DEFAULT_RATE, setup_logging
+from agent.packaged import shipped
 from agent.service import Agent, ProbeNotAllowed
 from agent.sharding import Shard
 from agent.table import render_table
@@ -30,16 +33,59 @@ from agent.yamlsource import ConfigError
 log = logging.getLogger("egov-agent")
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PROVINCE = REPO_ROOT / "config" / "provinces" / "bac-giang.yml"
+DEFAULT_PROVINCE = shipped("provinces") / "bac-giang.yml"  # the demo's province, in a checkout or a wheel
+LAB_START_SECONDS = 180.0  # 25 s on an idle 2-core machine, over 60 s when it is shared and busy
 LAB_STOP_SECONDS = 60.0  # the demo's lab closes in seconds (1170 simulated targets); past this it is killed
 PARENT_POLL_SECONDS = 1.0  # how often a lab started with --parent-pid looks for its parent
+# Today's flag spellings, kept as aliases of the Prometheus-style names for one release (until 0.3).
+OLD_SPELLINGS = {"--listen": "--web.listen-address", "--log-level": "--log.level", "--log-format": "--log.format",
+                 "--log-rate-limit": "--log.rate-limit"}
+
+
+class _Store(argparse.Action):
+    """``store``, remembering an old spelling so that ``main`` can say, once logging is set up, what replaces it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        if option_string in OLD_SPELLINGS:
+            used = getattr(namespace, "old_spellings", None) or []
+            namespace.old_spellings = [*used, option_string]
+
+
+GROUP_AT = 3  # a message repeated this often is printed once, with how many entries it concerns
+SHOWN_PLACES = 3
+_ENTRY = re.compile(r"^([A-Za-z_]+)(\[\d+\])?")
+_SECRET_PROBLEMS = ("environment variable ", "cannot read secret file ")
 
 
 def _report(exc: ConfigError, path: str | None) -> None:
-    """Every problem of a configuration or web configuration file on stderr, then the count."""
+    """Every problem of a configuration or web configuration file on stderr, then the count.
+
+    A problem repeated in many entries (one unset community for 109 targets) is one line saying how many
+    entries, and where the first are, so the one fix it needs is not lost among a hundred lines."""
+    groups: dict[str, list] = {}
     for problem in exc.problems:
-        print(f"error: {problem}", file=sys.stderr)
+        groups.setdefault(problem.message, []).append(problem)
+    for message, problems in groups.items():
+        if len(problems) < GROUP_AT:
+            for problem in problems:
+                print(f"error: {problem}", file=sys.stderr)
+            continue
+        entries = {m.group(0) for p in problems if (m := _ENTRY.match(p.path))}
+        sections = sorted({m.group(1) for p in problems if (m := _ENTRY.match(p.path))})
+        verb = "used by" if message.startswith(_SECRET_PROBLEMS) else "in"
+        what = f"{len(entries)} {'/'.join(sections)}" if entries else f"{len(problems)} places"
+        problems.sort(key=lambda p: (p.file, p.line or 0))
+        places = "; ".join(f"{p.file}:{p.line} {p.path}" if p.line else f"{p.file} {p.path}"
+                           for p in problems[:SHOWN_PLACES])
+        more = f"; and {len(problems) - SHOWN_PLACES} more" if len(problems) > SHOWN_PLACES else ""
+        print(f"error: {message} — {verb} {what} ({places}{more})", file=sys.stderr)
     print(f"{path}: {len(exc.problems)} error(s)", file=sys.stderr)
+    if any(p.message.startswith(_SECRET_PROBLEMS) for p in exc.problems):
+        print(f"hint: to check {path} without its secrets (on a workstation, in CI), add --skip-secrets: references "
+              "are checked for form only. The service reads env: secrets from /etc/egov-agent/agent.env "
+              "(systemctl cat egov-agent: EnvironmentFile).", file=sys.stderr)
 
 
 def _load(path: str, resolve_secrets: bool = True):
@@ -113,7 +159,7 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
     try:
         parse_listen(listen)
     except ValueError as exc:
-        print(f"error: --listen: {exc}", file=sys.stderr)
+        print(f"error: --web.listen-address: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
         save_every = parse_duration(state_save_interval)
@@ -299,6 +345,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: --network: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    try:
+        parse_listen(args.control)
+    except ValueError as exc:
+        print(f"error: --control: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     workdir = Path(tempfile.mkdtemp(prefix="egov-demo-"))
     agent_config = workdir / "agent.yml"
     previous = signal.signal(signal.SIGTERM, _raise_terminated)  # from here on, SIGTERM runs the finally
@@ -306,18 +357,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         lab = _DemoLab([sys.executable, "-m", "agent.cli", "lab", "--config", str(province),
                         "--write-config", str(agent_config), "--down-ratio", str(args.down_ratio),
-                        "--network", args.network, "--parent-pid", str(os.getpid()),
-                        "--log-level", args.log_level])
-        deadline = time.monotonic() + 60
+                        "--network", args.network, "--control", args.control, "--parent-pid", str(os.getpid()),
+                        "--log.level", args.log_level, "--log.format", args.log_format])
+        log.info("demo: starting the simulated province %s on %s (lab pid %d); this takes a few seconds",
+                 province.name, args.network, lab.process.pid)
+        started = time.monotonic()
+        deadline, next_word = started + LAB_START_SECONDS, started + 5
         while not agent_config.exists():
+            if time.monotonic() > next_word:
+                log.info("demo: the lab is still starting (%.0fs)", time.monotonic() - started)
+                next_word += 5
             if lab.process.poll() is not None:
                 print(f"error: the lab exited with code {lab.process.returncode}", file=sys.stderr)
                 return EXIT_FAILURE
             if time.monotonic() > deadline:
-                print("error: the lab did not start within 60 s", file=sys.stderr)
+                print(f"error: the lab did not start within {LAB_START_SECONDS:g} s", file=sys.stderr)
                 return EXIT_FAILURE
             time.sleep(0.1)
-        log.info("demo: agent config %s; open http://%s/metrics", agent_config, args.listen)
+        log.info("demo: lab ready in %.1fs; starting the agent on %s (config %s)", time.monotonic() - started,
+                 args.listen, agent_config)
         return run_agent(str(agent_config), args.listen, before_exit=lab.stop)
     except _Terminated:
         log.info("demo: SIGTERM received: stopping")
@@ -329,6 +387,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         try:
             if lab is not None:
                 lab.stop()
+            shutil.rmtree(workdir, ignore_errors=True)  # the agent configuration and anything beside it
         finally:
             for sig, handler in ((signal.SIGINT, interrupt), (signal.SIGTERM, previous)):
                 if handler is not None:
@@ -438,18 +497,24 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="egov-agent", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"egov-agent {__version__}")
+    version = f"egov-agent {__version__}"
+    parser.add_argument("--version", action="version", version=version)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    common.add_argument("--log-format", default="plain", choices=["plain", "json"])
-    common.add_argument("--log-rate-limit", default=DEFAULT_RATE, metavar="BURST/WINDOW",
+    common.add_argument("--version", action="version", version=version)  # `egov-agent run --version` too
+    common.add_argument("--log.level", "--log-level", dest="log_level", action=_Store, default="info",
+                        choices=["debug", "info", "warning", "error"], help="(default info)")
+    common.add_argument("--log.format", "--log-format", dest="log_format", action=_Store, default="plain",
+                        choices=["plain", "json"], help="plain, or one JSON object per line (default plain)")
+    common.add_argument("--log.rate-limit", "--log-rate-limit", dest="log_rate_limit", action=_Store,
+                        default=DEFAULT_RATE, metavar="BURST/WINDOW",
                         help=f"at most BURST similar messages per WINDOW, then a summary "
                              f"(default {DEFAULT_RATE}; 0: off)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", parents=[common], help="run the agent and serve /metrics")
     p.add_argument("--config", required=True)
-    p.add_argument("--listen", default=f"0.0.0.0:{DEFAULT_PORT}", help=f"HOST:PORT (default :{DEFAULT_PORT})")
+    p.add_argument("--web.listen-address", "--listen", dest="listen", action=_Store, default=f"0.0.0.0:{DEFAULT_PORT}",
+                   metavar="HOST:PORT", help=f"where to serve /metrics (default :{DEFAULT_PORT})")
     p.add_argument("--shard", metavar="I/N", help="probe only shard I of N of the units (the sums add up)")
     p.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
                    help="TLS and basic authentication, in the Prometheus exporter-toolkit format")
@@ -517,10 +582,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_dashboards)
 
     p = sub.add_parser("demo", parents=[common], help="the simulated province and an agent monitoring it")
-    p.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}")
+    p.add_argument("--web.listen-address", "--listen", dest="listen", action=_Store,
+                   default=f"127.0.0.1:{DEFAULT_PORT}", metavar="HOST:PORT",
+                   help=f"where the demo's agent serves /metrics (default 127.0.0.1:{DEFAULT_PORT})")
     p.add_argument("--province", default=str(DEFAULT_PROVINCE))
     p.add_argument("--down-ratio", type=float, default=0.03, help="share of simulated targets down at start")
     p.add_argument("--network", default="127.77.0.0/16", help="loopback range for the simulated devices")
+    p.add_argument("--control", default="127.0.0.1:0", metavar="HOST:PORT",
+                   help="the lab's fault-injection API (default: a free port on 127.0.0.1, in the log)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("lab", parents=[common], help="start the simulated province on loopback")
@@ -540,8 +609,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         setup_logging(args.log_level, args.log_format, args.log_rate_limit)
     except ValueError as exc:
-        print(f"error: --log-rate-limit: {exc}", file=sys.stderr)
+        print(f"error: --log.rate-limit: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    for old in dict.fromkeys(getattr(args, "old_spellings", None) or []):
+        log.warning("%s is the old spelling of %s, which replaces it in the next release", old, OLD_SPELLINGS[old])
     try:
         return args.func(args)
     except ProbeNotAllowed as exc:

@@ -183,8 +183,12 @@ class Responder:
         endpoints = self.endpoints
         path = request.path
         if path == "/metrics":
-            body, content_type = endpoints.exposition.render(request.headers.get("accept"))
-            return Reply(200, body, content_type)
+            body, content_type, encoding = endpoints.exposition.render_encoded(
+                request.headers.get("accept"), request.headers.get("accept-encoding"))
+            headers = {"Vary": "Accept-Encoding"}
+            if encoding is not None:
+                headers["Content-Encoding"] = encoding
+            return Reply(200, body, content_type, headers)
         if path == "/":
             page = endpoints.status() if endpoints.status is not None else landing_page(endpoints.title)
             return Reply(200, page, "text/html; charset=utf-8")

@@ -54,7 +54,7 @@ MiB = 1024 * 1024
 GAUGES = {
     "active_conferences": "mcu_active_conferences",
     "ports_in_use": "mcu_ports_in_use",
-    "ports_total": "mcu_ports_total",
+    "ports_total": "mcu_ports_capacity",
     "registered_endpoints": "mcu_registered_endpoints",
     "largest_conference": "mcu_largest_conference_participants",
 }
@@ -316,13 +316,13 @@ class McuCollector(Collector):
     families = (
         Family("mcu_active_conferences", "gauge", "Conferences in progress on the MCU."),
         Family("mcu_ports_in_use", "gauge", "MCU ports (participants) in use."),
-        Family("mcu_ports_total", "gauge", "MCU ports licensed or available in all."),
+        Family("mcu_ports_capacity", "gauge", "MCU ports licensed or available in all."),
         Family("mcu_port_utilisation_ratio", "gauge", "Ports in use / ports in all."),
         Family("mcu_registered_endpoints", "gauge", "Endpoints registered on the MCU."),
         Family("mcu_largest_conference_participants", "gauge", "Participants of the largest conference in progress."),
         Family("mcu_meetings_held", "counter",
                "Conferences held on the MCU, from its counter, added up across the MCU's restarts."),
-        Family("mcu_counter_resets", "counter", "Times the MCU's meetings counter went back (an MCU restart)."),
+        Family("mcu_meetings_held_resets", "counter", "Times the MCU's meetings counter went back (an MCU restart)."),
         Family("mcu_endpoint_registered", "gauge",
                "1 if the MCU lists this expected endpoint as registered, 0 if not.", ("endpoint",)),
         Family("mcu_unexpected_endpoints", "gauge", "Registered endpoints not in expected_endpoints."),
@@ -364,7 +364,7 @@ class McuCollector(Collector):
         known = self._counters.get(target_id)
         if known is None or known[0] != params:
             return []
-        return [Sample("mcu_meetings_held", known[1].total), Sample("mcu_counter_resets", float(known[1].resets))]
+        return [Sample("mcu_meetings_held", known[1].total), Sample("mcu_meetings_held_resets", float(known[1].resets))]
 
     def _samples(self, target_id: str, params: McuParams, reading: _Reading, seconds: float) -> list[Sample]:
         values = reading.values
@@ -376,7 +376,8 @@ class McuCollector(Collector):
             counter = known[1] if known is not None and known[0] == params else _Counter()
             counter.update(values["meetings_held"])
             self._counters[target_id] = (params, counter)
-            samples += [Sample("mcu_meetings_held", counter.total), Sample("mcu_counter_resets", float(counter.resets))]
+            samples += [Sample("mcu_meetings_held", counter.total),
+                        Sample("mcu_meetings_held_resets", float(counter.resets))]
         if reading.endpoint_ids is not None:
             registered = set(reading.endpoint_ids)
             expected = set(params.expected_endpoints)

@@ -226,8 +226,8 @@ class SnmpCollector(Collector):
         Family("snmp_if_out_octets", "counter", "Bytes sent (ifHCOutOctets).", ("ifindex", "role")),
         Family("snmp_if_in_errors", "counter", "Inbound packets with errors (ifInErrors).", ("ifindex", "role")),
         Family("snmp_if_out_errors", "counter", "Outbound packets with errors (ifOutErrors).", ("ifindex", "role")),
-        Family("snmp_if_speed_bits_per_second", "gauge", "Interface speed (ifHighSpeed × 10^6).",
-               ("ifindex", "role")),
+        Family("snmp_if_speed_bytes_per_second", "gauge",
+               "Interface speed in bytes per second (ifHighSpeed × 10^6 / 8).", ("ifindex", "role")),
         Family("snmp_if_utilisation_ratio", "gauge",
                "Share of the interface speed used between the last two probes, per direction.",
                ("ifindex", "role", "direction")),
@@ -569,7 +569,7 @@ class SnmpCollector(Collector):
             Sample("snmp_if_out_octets", float(v["out_octets"]), labels),
             Sample("snmp_if_in_errors", float(v["in_errors"]), labels),
             Sample("snmp_if_out_errors", float(v["out_errors"]), labels),
-            Sample("snmp_if_speed_bits_per_second", speed, labels),
+            Sample("snmp_if_speed_bytes_per_second", speed / 8, labels),
         ]
         previous = device.last.get(index)
         device.last[index] = (ticks, v["in_octets"], v["out_octets"])

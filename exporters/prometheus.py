@@ -7,6 +7,7 @@ most, since KPI targets and staleness depend on the clock), so many scrapers cos
 
 from __future__ import annotations
 
+import gzip
 import platform
 import threading
 import time
@@ -373,6 +374,27 @@ def _family(family: Family, target_labels: list[str]) -> Metric:
     return GaugeMetricFamily(name, family.help, labels=labels)
 
 
+GZIP_LEVEL = 6  # what prometheus_client and Go's gzip use: the demo's 2 MB exposition to 8 % in ~30 ms, once per render
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` header (RFC 9110 §12.5.3) admits gzip: listed, or ``*``, with q above 0."""
+    allowed: dict[str, bool] = {}
+    for item in (accept_encoding or "").split(","):
+        name, _, params = item.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if name.strip():
+            allowed[name.strip().lower()] = q > 0
+    return allowed.get("gzip", allowed.get("x-gzip", allowed.get("*", False)))
+
+
 class Exposition:
     """Renders /metrics in the negotiated format from a cache a scrape never has to wait for.
 
@@ -394,6 +416,10 @@ class Exposition:
         self.registry.register(PlatformCollector(registry=None))
         self._render_lock = threading.Lock()
         self._cache: dict[str, tuple[tuple[int, int], bytes]] = {}
+        # The gzip of each cached rendering, beside the rendering it was made from: a scrape compresses
+        # nothing that an earlier scrape (or the refresh thread) compressed already.
+        self._gzipped: dict[str, tuple[bytes, bytes]] = {}
+        self._gzip_lock = threading.Lock()
         self._wanted: dict[str, tuple[Callable, float]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -424,6 +450,23 @@ class Exposition:
             return cached[1], content_type
         return self._render(content_type, encoder), content_type
 
+    def render_encoded(self, accept: str | None, accept_encoding: str | None) -> tuple[bytes, str, str | None]:
+        """``render``, gzipped when the scraper accepts it: (body, content type, content encoding or None)."""
+        body, content_type = self.render(accept)
+        if not accepts_gzip(accept_encoding):
+            return body, content_type, None
+        self._wanted[content_type + ";gzip"] = (self._wanted[content_type][0], time.monotonic())
+        return self._gzip(content_type, body), content_type, "gzip"
+
+    def _gzip(self, content_type: str, body: bytes) -> bytes:
+        with self._gzip_lock:  # concurrent scrapes of a new rendering compress it once
+            cached = self._gzipped.get(content_type)
+            if cached is not None and cached[0] is body:
+                return cached[1]
+            compressed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+            self._gzipped[content_type] = (body, compressed)
+            return compressed
+
     def invalidate(self) -> None:
         """Drop cached renderings (after a reload): the next scrape shows the new configuration."""
         with self._render_lock:
@@ -440,9 +483,12 @@ class Exposition:
     def _refresh_loop(self) -> None:
         while not self._stop.wait(max(self.min_interval, 10 * self.last_render_seconds)):
             now = time.monotonic()
-            for content_type, (encoder, asked) in list(self._wanted.items()):
+            for wanted, (encoder, asked) in list(self._wanted.items()):
+                content_type, gzipped, _ = wanted.partition(";gzip")
                 if now - asked > 600:  # nobody scraped this format for ten minutes: stop rendering it
-                    self._wanted.pop(content_type, None)
-                    self._cache.pop(content_type, None)
+                    self._wanted.pop(wanted, None)
+                    (self._gzipped if gzipped else self._cache).pop(content_type, None)
                     continue
-                self._render(content_type, encoder)
+                body = self._render(content_type, encoder)
+                if gzipped:
+                    self._gzip(content_type, body)

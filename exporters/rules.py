@@ -337,7 +337,7 @@ def _targets_group(loaded: LoadedConfig) -> dict[str, Any]:
             "refuses it.", "1h"))
     if "mcu" in collectors:
         rules.append(_alert(
-            "EgovMcuCounterGoingBack", "increase(egov_mcu_counter_resets_total[1h]) > 2", "warning",
+            "EgovMcuCounterGoingBack", "increase(egov_mcu_meetings_held_resets_total[1h]) > 2", "warning",
             "Bộ đếm cuộc họp của MCU {{ $labels.target }} lùi lại nhiều lần trong 1 giờ",
             "The meetings counter of MCU {{ $labels.target }} went back several times within an hour",
             "Mỗi lần lùi được tính là MCU khởi động lại; lùi liên tục (hai MCU sau một địa chỉ, bộ đếm lỗi) làm "

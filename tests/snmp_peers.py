@@ -29,7 +29,7 @@ COLUMNS = {
 }
 FAMILY = {"oper": "snmp_if_oper_status", "admin": "snmp_if_admin_status", "in_octets": "snmp_if_in_octets",
           "out_octets": "snmp_if_out_octets", "in_errors": "snmp_if_in_errors", "out_errors": "snmp_if_out_errors",
-          "speed": "snmp_if_speed_bits_per_second"}
+          "speed": "snmp_if_speed_bytes_per_second"}
 
 
 def need(tool: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -236,3 +237,29 @@ def test_probe_allowlist_refuses_real_network_addresses(tmp_path: Path) -> None:
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+def test_a_secret_missing_for_many_targets_is_one_error_with_the_count_and_a_hint(tmp_path: Path) -> None:
+    """One unset community for 40 routers is one line with the count and where the first are, not 40 lines;
+    and check-config says how to check the file without its secrets."""
+    routers = "".join(f"  - {{id: r{i}, unit: c1, collector: snmp, params: {{host: 127.0.0.1, port: 161, "
+                      f"community: env:EGOV_TEST_UNSET_COMMUNITY, interface: {{index: 1}}}}}}\n" for i in range(40))
+    body = BASE.replace("  tcp: {interval: 10s, timeout: 2s}", "  tcp: {interval: 10s, timeout: 2s}\n  snmp: {}")
+    body += routers + "  - {id: t2, unit: nowhere, collector: tcp, params: {host: 127.0.0.1, port: 80}}\n"
+    path = write_config(tmp_path / "c.yml", body)
+    result = subprocess.run([*AGENT, "check-config", str(path)], capture_output=True, text=True, cwd=REPO,
+                            timeout=60, env={k: v for k, v in os.environ.items() if k != "EGOV_TEST_UNSET_COMMUNITY"})
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    grouped = [line for line in lines if "EGOV_TEST_UNSET_COMMUNITY" in line]
+    assert len(grouped) == 1, result.stderr
+    assert "environment variable EGOV_TEST_UNSET_COMMUNITY is not set — used by 40 targets (" in grouped[0]
+    first = body.splitlines().index(next(line for line in body.splitlines() if "id: r0," in line)) + 1
+    assert f"({path}:{first} targets[1].params.community; {path}:{first + 1} targets[2]" in grouped[0]
+    assert "and 37 more)" in grouped[0]
+    assert any("targets[41].unit" in line for line in lines), result.stderr  # a single problem stays as it was
+    assert f"{path}: 41 error(s)" in lines
+    assert any(line.startswith("hint:") and "--skip-secrets" in line for line in lines), result.stderr
+    skipped = subprocess.run([*AGENT, "check-config", "--skip-secrets", str(path)], capture_output=True, text=True,
+                             cwd=REPO, timeout=60)
+    assert "EGOV_TEST_UNSET_COMMUNITY" not in skipped.stderr and "hint:" not in skipped.stderr

@@ -41,9 +41,9 @@ def test_client_certificate_and_mcu_counter_alerts_fire(tmp_path: Path):
           - series: 'egov_http_tls_client_cert_expiry_timestamp_seconds{target="later"}'
             values: '2592000x90'
           # One restart in the hour: quiet. A fall every 10 minutes: fires.
-          - series: 'egov_mcu_counter_resets_total{target="mcu"}'
+          - series: 'egov_mcu_meetings_held_resets_total{target="mcu"}'
             values: '0x30 1x59'
-          - series: 'egov_mcu_counter_resets_total{target="flapping"}'
+          - series: 'egov_mcu_meetings_held_resets_total{target="flapping"}'
             values: '0+0.1x90'
         alert_rule_test:
           - eval_time: 85m

@@ -98,7 +98,7 @@ def test_json_of_the_wrong_shape_is_down_with_its_reason(mcu: ScriptedHttp, name
     assert len(bad.detail) < 300  # says what was wrong, never quotes the body back
     # No number read from the bad answer; the meetings counter collected before it stays exported.
     families = {s.family: s.value for s in bad.samples}
-    assert families == {"mcu_meetings_held": 40.0, "mcu_counter_resets": 0.0}, families
+    assert families == {"mcu_meetings_held": 40.0, "mcu_meetings_held_resets": 0.0}, families
     assert {s.family: s.value for s in after.samples}["mcu_meetings_held"] == 41.0
 
 
@@ -133,7 +133,7 @@ def test_a_counter_going_backwards_never_makes_the_exported_counter_go_backwards
             s = agent.probe()
             assert sample(s, "egov_target_up", target="mcu") == (0 if raw is None else 1)
             held = sample(s, "egov_mcu_meetings_held_total", target="mcu")
-            assert (held, sample(s, "egov_mcu_counter_resets_total", target="mcu")) == (total, resets), raw
+            assert (held, sample(s, "egov_mcu_meetings_held_resets_total", target="mcu")) == (total, resets), raw
             exported.append(held)
         assert exported == sorted(exported)
         assert sample(s, "egov_target_probe_failures_total", target="mcu", reason="wrong_type") == 1

@@ -155,7 +155,7 @@ def test_the_agent_exports_what_the_lab_mcu_serves(lab: dict) -> None:
     (j0, g0, s0), (j1, g1, s1) = before, after
     for target in ("mcu-jitsi", "mcu-generic", "mcu-snmp"):
         assert sample(samples, "egov_target_up", target=target, site="thdl") == 1
-        assert sample(samples, "egov_mcu_counter_resets_total", target=target) == 0
+        assert sample(samples, "egov_mcu_meetings_held_resets_total", target=target) == 0
     # Jitsi Videobridge profile: conferences, participants, largest_conference, total_conferences_created.
     one_of("egov_mcu_active_conferences", "mcu-jitsi", j0["conferences"], j1["conferences"])
     one_of("egov_mcu_ports_in_use", "mcu-jitsi", j0["participants"], j1["participants"])
@@ -163,11 +163,11 @@ def test_the_agent_exports_what_the_lab_mcu_serves(lab: dict) -> None:
            j1["largest_conference"])
     between("egov_mcu_meetings_held_total", "mcu-jitsi", j0["total_conferences_created"],
             j1["total_conferences_created"])
-    assert not [n for (n, ls) in samples if n == "egov_mcu_ports_total" and ("target", "mcu-jitsi") in ls]
+    assert not [n for (n, ls) in samples if n == "egov_mcu_ports_capacity" and ("target", "mcu-jitsi") in ls]
     # The generic API through configured JSON pointers and dotted paths.
     one_of("egov_mcu_active_conferences", "mcu-generic", g0["conferences"]["active"], g1["conferences"]["active"])
     one_of("egov_mcu_ports_in_use", "mcu-generic", g0["ports"]["in_use"], g1["ports"]["in_use"])
-    assert sample(samples, "egov_mcu_ports_total", target="mcu-generic") == g1["ports"]["total"]
+    assert sample(samples, "egov_mcu_ports_capacity", target="mcu-generic") == g1["ports"]["total"]
     in_use = sample(samples, "egov_mcu_ports_in_use", target="mcu-generic")
     assert sample(samples, "egov_mcu_port_utilisation_ratio", target="mcu-generic") == in_use / g1["ports"]["total"]
     between("egov_mcu_meetings_held_total", "mcu-generic", g0["counters"]["conferences_held"],
@@ -181,7 +181,7 @@ def test_the_agent_exports_what_the_lab_mcu_serves(lab: dict) -> None:
     # SNMP: the same quantities at the configured OIDs, as net-snmp's snmpget reads them.
     one_of("egov_mcu_active_conferences", "mcu-snmp", s0["active_conferences"], s1["active_conferences"])
     one_of("egov_mcu_ports_in_use", "mcu-snmp", s0["ports_in_use"], s1["ports_in_use"])
-    assert sample(samples, "egov_mcu_ports_total", target="mcu-snmp") == s1["ports_total"]
+    assert sample(samples, "egov_mcu_ports_capacity", target="mcu-snmp") == s1["ports_total"]
     assert sample(samples, "egov_mcu_registered_endpoints", target="mcu-snmp") == s1["registered_endpoints"] == 1
     between("egov_mcu_meetings_held_total", "mcu-snmp", s0["meetings_held"], s1["meetings_held"])
     assert s1["endpoint_ids"] == ["c1"]
@@ -200,7 +200,7 @@ def test_the_meetings_counter_survives_an_mcu_restart(lab: dict, tmp_path: Path)
         def read() -> dict:
             samples = parse_samples(agent.metrics())
             return {t: (sample(samples, "egov_mcu_meetings_held_total", target=t),
-                        sample(samples, "egov_mcu_counter_resets_total", target=t))
+                        sample(samples, "egov_mcu_meetings_held_resets_total", target=t))
                     for t in ("mcu-jitsi", "mcu-snmp")}
 
         first = wait_for(read, lambda r: True)

@@ -68,7 +68,7 @@ def test_v3_reads_what_snmpget_and_snmpwalk_read(mcu: tuple[str, int]) -> None:
     got = {(s.family, s.labels): s.value for s in result.samples}
     assert got[("mcu_active_conferences", ())] == int(scalars[OIDS["active_conferences"]][1]) == 3
     assert got[("mcu_ports_in_use", ())] == int(scalars[OIDS["ports_in_use"]][1])
-    assert got[("mcu_ports_total", ())] == int(scalars[OIDS["ports_total"]][1])
+    assert got[("mcu_ports_capacity", ())] == int(scalars[OIDS["ports_total"]][1])
     assert got[("mcu_port_utilisation_ratio", ())] == 17 / 120
     assert got[("mcu_meetings_held", ())] == int(scalars[OIDS["meetings_held"]][1]) == 4321
     ids = sorted(v for kind, v in walked.values() if kind == "STRING")

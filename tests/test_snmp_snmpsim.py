@@ -82,7 +82,7 @@ def test_uplink_counters_equal_what_snmpget_reads_from_the_recording(recorded_ho
         assert got[("snmp_uptime_seconds", ())] == number(expected, SYS_UPTIME) / 100
         assert got[("snmp_if_info", ("2", "uplink", "eth0"))] == 1
         for key, oid in COLUMNS.items():
-            want = number(expected, f"{oid}.2") * (1_000_000 if key == "speed" else 1)
+            want = number(expected, f"{oid}.2") * (125_000 if key == "speed" else 1)
             assert got[(FAMILY[key], ("2", "uplink"))] == want, key
         assert not [s for s in result.samples if s.labels[:1] == ("1",)], "only the uplink unless all_interfaces"
 
@@ -101,7 +101,7 @@ def test_every_interface_equals_snmpbulkwalk_when_walking_all(recorded_host: tup
     for index in indexes:
         role = "uplink" if index == "2" else "other"
         for key, column in COLUMNS.items():
-            want = number(walked, f"{column}.{index}") * (1_000_000 if key == "speed" else 1)
+            want = number(walked, f"{column}.{index}") * (125_000 if key == "speed" else 1)
             assert got[(FAMILY[key], (index, role))] == want, (key, index)
     assert got[("snmp_if_info", ("1", "other", "lo"))] == 1
 

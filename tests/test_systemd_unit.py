@@ -155,6 +155,11 @@ def test_install_script_stages_unit_and_example_configuration(tmp_path: Path) ->
                            capture_output=True, text=True, cwd=REPO, timeout=60)
     assert check.returncode == 0, check.stderr
     assert "web.yml: OK — HTTP, basic auth off" in check.stdout
+    # No install makes a real province live by itself: agent.yml probes nothing; the provinces are examples.
+    assert ": 1 units, 0 targets, 0 collectors, 0 KPIs" in check.stdout
+    assert (root / "srv/egov/examples/provinces/bac-giang.yml").is_file()
+    assert (root / "srv/egov/examples/provinces/bac-giang/wan.yml").is_file()
+    assert 'EGOV_AGENT_ARGS=""' in (root / "etc/default/egov-agent").read_text()
 
     (conf / "agent.yml").write_text("# the operator's own\n")
     again = subprocess.run([str(REPO / "scripts" / "install-service")], env=env, capture_output=True, text=True,

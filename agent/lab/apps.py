@@ -31,16 +31,19 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as dt
+import functools
 import hmac
 import json
 import logging
 import os
 import random
+import re
 import secrets
 import shutil
 import sqlite3
 import tempfile
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -245,6 +248,58 @@ def one_stop_body(db: sqlite3.Connection, start: str, end: str) -> dict[str, Any
 
 # path -> (query parameter of the first day, of the last day, body builder)
 APIS = {QLVB_PATH: ("tu_ngay", "den_ngay", qlvb_body), ONE_STOP_PATH: ("from", "to", one_stop_body)}
+_FIELD = re.compile(r"\$((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")  # $.a.b: the paths a generated body can honour
+_ITEMS = re.compile(r"\$((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\[\*\]")
+
+
+def _put(body: dict[str, Any], path: str, value: object) -> None:
+    *parents, last = path.strip(".").split(".")
+    for key in parents:
+        body = body.setdefault(key, {})
+    body[last] = value
+
+
+def _get(body: dict[str, Any], path: str) -> object:
+    for key in path.strip(".").split("."):
+        if not isinstance(body, dict) or key not in body:
+            return None
+        body = body[key]
+    return body
+
+
+def generated_body(series: dict[str, Any], units: list[tuple[str, str]], codes: dict[str, str],
+                   seed: str) -> dict[str, Any]:
+    """A body for an ``http_json`` source the lab has no real API for, shaped by the source's own field
+    mapping: each series gets a plausible numerator (or value) not above its denominator, per unit under
+    its ``items`` if it has some. So every source of a shipped province answers in the demo."""
+    rng = random.Random(seed)
+    body: dict[str, Any] = {}
+    lists: dict[str, dict[str, dict[str, Any]]] = {}  # items path -> unit -> that unit's item
+    for mapping in series.values():
+        if not isinstance(mapping, dict):
+            continue
+        items = _ITEMS.fullmatch(str(mapping.get("items", "")))
+        unit_field = _FIELD.fullmatch(str(mapping.get("unit", "")))
+        targets: list[dict[str, Any]] = [body]
+        if items and unit_field:
+            by_unit = lists.setdefault(items.group(1), {})
+            for unit, _level in units:
+                by_unit.setdefault(unit, {})
+                _put(by_unit[unit], unit_field.group(1), codes.get(unit, unit))
+            targets = list(by_unit.values())
+        fields = {key: _FIELD.fullmatch(str(mapping.get(key, ""))) for key in ("denominator", "numerator", "value")}
+        for target in targets:
+            # Series may share a denominator (reports sent nationally, provincially: of the same reports).
+            shared = _get(target, fields["denominator"].group(1)) if fields["denominator"] else None
+            denominator = shared if isinstance(shared, int) else rng.randint(40, 600)
+            numerator = round(denominator * rng.uniform(0.7, 1.0))
+            for key, figure in (("denominator", denominator), ("numerator", numerator), ("value", numerator)):
+                field = fields[key]
+                if field:
+                    _put(target, field.group(1), figure)
+    for path, by_unit in lists.items():
+        _put(body, path, list(by_unit.values()))
+    return body
 
 
 class _ApiHandler(BaseHTTPRequestHandler):
@@ -267,12 +322,16 @@ class _ApiHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         api = APIS.get(parts.path)
         expected = self.apps.credentials.get(parts.path)
-        if api is None or expected is None:
+        generated = self.apps.generated.get(parts.path)
+        if (api is None and generated is None) or expected is None:
             self._reply(404, {"error": "not found"})
             return
         header, value = expected
         if not hmac.compare_digest(self.headers.get(header, "").encode(), value.encode()):
             self._reply(401, {"error": "unauthorized"}, {"WWW-Authenticate": 'Bearer realm="lab"'})
+            return
+        if api is None:
+            self._reply(200, generated() if generated is not None else {})
             return
         query = parse_qs(parts.query)
         try:
@@ -290,6 +349,7 @@ class AppServer:
     def __init__(self, address: str, database: Path) -> None:
         self.database = database
         self.credentials: dict[str, tuple[str, str]] = {}  # path -> (header, the value it must have)
+        self.generated: dict[str, Callable[[], dict[str, Any]]] = {}  # path -> body, for a source with no real API
         handler = type("Handler", (_ApiHandler,), {"apps": self})
         self.server = ThreadingHTTPServer((address, 0), handler)
         self.server.daemon_threads = True
@@ -318,6 +378,7 @@ class AppsLab:
             return
         self.workdir = Path(tempfile.mkdtemp(prefix="egov-lab-apps-"))
         units = _units(data.get("units"))
+        self.units = units
         self.figures = Figures(units, self.seed, self.today)
         self.database = self.workdir / "ung-dung.db"
         build_database(self.database, units, self.figures)
@@ -367,6 +428,12 @@ class AppsLab:
             source["auth"] = {"bearer": self._secret_file(f"{sid}-token", token)}
             expected = ("Authorization", f"Bearer {token}")
         server.credentials[parts.path] = expected
+        if parts.path not in APIS:
+            declared = source.get("series")
+            series: dict[str, Any] = declared if isinstance(declared, dict) else {}
+            codes = {unit: code for code, unit in (source.get("unit_map") or {}).items()}
+            server.generated[parts.path] = functools.partial(generated_body, series, self.units, codes,
+                                                             f"{self.seed}:{sid}")
         source["url"] = urlunsplit(("http", server.address, parts.path, parts.query, ""))
         source.pop("ca_file", None)
         source.pop("tls_verify", None)

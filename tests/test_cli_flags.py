@@ -1,0 +1,55 @@
+"""The agent's flags as Prometheus exporters name them (issue #13), the old spellings kept for one release."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import AGENT, REPO, write_config
+
+from agent import __version__
+from exporters.prometheus import accepts_gzip
+
+PROVINCE = str(REPO / "config" / "provinces" / "hung-yen.yml")
+
+
+def _agent(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*AGENT, *args], capture_output=True, text=True, cwd=REPO, timeout=60)
+
+
+@pytest.mark.parametrize("command", ["run", "demo", "check-config", "once"])
+def test_version_after_any_command(command: str) -> None:
+    done = _agent(command, "--version")
+    assert (done.returncode, done.stdout.strip()) == (0, f"egov-agent {__version__}"), done.stderr
+
+
+def test_old_spellings_work_and_say_what_replaces_them() -> None:
+    old = _agent("check-config", "--skip-secrets", "--log-level", "debug", "--log-format", "json", PROVINCE)
+    assert old.returncode == 0, old.stderr
+    assert "--log-level is the old spelling of --log.level" in old.stderr
+    assert "--log-format is the old spelling of --log.format" in old.stderr
+    new = _agent("check-config", "--skip-secrets", "--log.level", "debug", "--log.format", "json", PROVINCE)
+    assert new.returncode == 0 and "old spelling" not in new.stderr, new.stderr
+    assert '"level": "debug"' in new.stderr or new.stderr == ""  # json logs, if any line was logged
+
+
+@pytest.mark.parametrize("flag", ["--web.listen-address", "--listen"])
+def test_listen_address_is_checked_under_its_new_name(flag: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yml", """\
+province: {code: test, name_vi: Tỉnh Thử, name_en: Test Province}
+levels: [province]
+units:
+  - {id: p, name_vi: Tỉnh Thử, level: province}
+""")
+    done = _agent("run", "--config", str(config), flag, "nowhere")
+    assert done.returncode == 2 and "error: --web.listen-address: expected HOST:PORT, got 'nowhere'" in done.stderr
+
+
+@pytest.mark.parametrize(("header", "gzip"), [
+    ("gzip", True), ("gzip, deflate, br", True), ("br;q=1.0, gzip;q=0.8, *;q=0.1", True), ("*", True),
+    ("identity", False), ("", False), (None, False), ("gzip;q=0", False), ("gzip;q=0.0, identity", False),
+    ("*;q=0", False), ("GZIP", True), ("x-gzip", True), ("gzip;q=bad", False), ("deflate, *;q=0.5", True),
+])
+def test_accept_encoding(header: str | None, gzip: bool) -> None:
+    assert accepts_gzip(header) is gzip
