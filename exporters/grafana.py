@@ -125,7 +125,8 @@ def opening_kpi(kpis: list[KpiSpec]) -> KpiSpec | None:
     """What a drill-down dashboard opens on: the first KPI with a per-group drill-down (the communes of
     each district), else the first; configuration order is the province's own order of importance."""
     grouped = [k for k in kpis if isinstance(k.measure, CoverageMeasure) and k.measure.group_by]
-    return (grouped or kpis or [None])[0]
+    candidates = grouped or kpis
+    return candidates[0] if candidates else None
 
 
 def drill_level(config: Config, kpi: KpiSpec | None) -> str | None:
@@ -268,6 +269,15 @@ def _kpi_trend(kpi_unit: str) -> Panel:
                                 f"unit=\"{kpi_unit}\"}})", legend="{{title_vi}}")])
 
 
+def _met_share(origin: str) -> str:
+    """Share of the KPIs judged against a target of this origin that meet it, from the province-wide
+    recording rules (the shards summed); qualitative targets are never judged, so never counted."""
+    targets = f'max by (province, kpi) (kpi:egov_kpi_target:max{{{PROVINCE}, origin="{origin}"}})'
+    met = f"kpi:egov_kpi_target_met_at:timestamp{{{PROVINCE}}} and on(province, kpi) {targets}"
+    judged = f"{targets} and on(province, kpi) kpi:egov_kpi_value:province{{{PROVINCE}}}"
+    return f"(count({met}) or vector(0)) / count({judged})"
+
+
 def kpi_overview(config: Config, job: str = DEFAULT_JOB) -> dict[str, Any]:
     """Each KPI against its active target in its own unit, by how much and since when it misses it."""
     units = [u for u in GRAFANA_UNITS if any(k.unit == u for k in config.kpis)]
@@ -277,8 +287,7 @@ def kpi_overview(config: Config, job: str = DEFAULT_JOB) -> dict[str, Any]:
         Panel("Tổng quan / Summary", "row"),
         # Plan targets and the ops team's own objectives are counted apart: one never passes for the other.
         Panel("Chỉ tiêu kế hoạch đạt / Plan targets met", "stat", width=4, height=5, unit="percentunit",
-              queries=[Query(f'sum(egov_kpi_target_met{{{PROVINCE}, origin="plan"}}) '
-                             f'/ count(egov_kpi_target_met{{{PROVINCE}, origin="plan"}})', instant=True)],
+              queries=[Query(_met_share("plan"), instant=True)],
               options={**STAT, "colorMode": "background"}, field_config=met_share),
         Panel("Chỉ tiêu kế hoạch chưa đạt / Plan targets missed", "stat", width=4, height=5, unit="none",
               queries=[Query(f'count(kpi:egov_kpi_shortfall:abs{{{PROVINCE}, origin="plan"}}) or vector(0)',
@@ -287,8 +296,7 @@ def kpi_overview(config: Config, job: str = DEFAULT_JOB) -> dict[str, Any]:
         Panel("Mục tiêu vận hành đạt / Ops objectives met", "stat", width=4, height=5, unit="percentunit",
               description="Mục tiêu do tổ vận hành đặt, không phải chỉ tiêu kế hoạch / objectives the operations "
                           "team set itself, not plan targets",
-              queries=[Query(f'sum(egov_kpi_target_met{{{PROVINCE}, origin="ops"}}) '
-                             f'/ count(egov_kpi_target_met{{{PROVINCE}, origin="ops"}})', instant=True)],
+              queries=[Query(_met_share("ops"), instant=True)],
               options={**STAT, "colorMode": "value"}),
         Panel("Mục tiêu vận hành chưa đạt / Ops objectives missed", "stat", width=4, height=5, unit="none",
               queries=[Query(f'count(kpi:egov_kpi_shortfall:abs{{{PROVINCE}, origin="ops"}}) or vector(0)',
@@ -391,8 +399,8 @@ def wan(config: Config) -> dict[str, Any]:
     variables = [_variable_datasource(), _province_variable(config)]
     if opening is not None:
         variables.append(_custom_variable("kpi", "Chỉ tiêu / KPI", [k.id for k in kpis], opening.id))
-    if group:
-        level = opening.measure.select.level if isinstance(opening.measure, CoverageMeasure) else None  # type: ignore
+    if group and opening is not None and isinstance(opening.measure, CoverageMeasure):
+        level = opening.measure.select.level
         at = f', level="{level}"' if level else ""
         variables.append(_variable(group, level_label(group),
                                    f'label_values(egov_target_up{{province="$province"{at}}}, {group})',

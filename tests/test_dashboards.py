@@ -232,3 +232,25 @@ def test_the_command_writes_where_asked_and_never_into_the_installed_packages(tm
     bad = subprocess.run([*AGENT, "dashboards", "--config", str(tmp_path / "missing.yml")], cwd=tmp_path,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "missing.yml" in bad.stderr
+
+
+def test_every_panel_query_parses(tmp_path: Path) -> None:
+    """promtool parses every query of every dashboard, the variables set to what each dashboard opens on
+    (the end-to-end test also runs them against Prometheus with the demo's data)."""
+    config_path = write_config(tmp_path / "two-levels.yml", TWO_LEVELS)
+    rules = []
+    for path in (BAC_GIANG, config_path):
+        for name, board in dashboards(load_config(path, resolve_secrets=False).config).items():
+            values = {"__rate_interval": "30s"}
+            for variable in board["templating"]["list"]:
+                value = variable.get("current", {}).get("value")
+                values[variable["name"]] = ".*" if value in (None, ["$__all"]) else str(value)
+            for title, expr in panel_queries(board):
+                concrete = re.sub(r"\$\{?(\w+)\}?", lambda m: values.get(m.group(1), m.group(0)), expr)
+                rules.append({"record": f"dashboard:q{len(rules)}", "expr": concrete,
+                              "labels": {"panel": f"{name}: {title}"[:200]}})
+    path = tmp_path / "queries.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}, allow_unicode=True),
+                    encoding="utf-8")
+    result = subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
