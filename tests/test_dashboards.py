@@ -4,6 +4,7 @@ the installed packages."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import site
@@ -15,7 +16,7 @@ import pytest
 import yaml
 from conftest import AGENT, REPO, promtool, write_config
 
-from agent.config import load_config
+from agent.config import Config, load_config
 from exporters.grafana import GRAFANA_UNITS, dashboards, panel_queries, render_all
 from exporters.rules import build_rules
 
@@ -59,6 +60,11 @@ kpis:
 """
 
 
+@functools.cache
+def bac_giang() -> Config:
+    return load_config(BAC_GIANG, resolve_secrets=False).config
+
+
 def _board(config_path: Path, name: str) -> dict[str, Any]:
     return dashboards(load_config(config_path, resolve_secrets=False).config)[name]
 
@@ -91,8 +97,21 @@ def kpi_unit_of_query(expr: str, units: dict[str, str]) -> str | None:
     return units.get(by_id.group(1)) if by_id else None
 
 
+def defaults(board: dict[str, Any]) -> dict[str, str]:
+    """What the dashboard opens on: each variable's current value (All is every value)."""
+    out = {"__rate_interval": "30s"}
+    for variable in board["templating"]["list"]:
+        value = variable.get("current", {}).get("value")
+        out[variable["name"]] = ".*" if value in (None, ["$__all"], "$__all") else str(value)
+    return out
+
+
+def substitute(expr: str, values: dict[str, str]) -> str:
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: values.get(m.group(1), m.group(0)), expr)
+
+
 def test_committed_files_match_the_generator() -> None:
-    for name, content in render_all(load_config(BAC_GIANG, resolve_secrets=False).config).items():
+    for name, content in render_all(bac_giang()).items():
         path = GRAFANA / name
         assert path.exists(), f"{path} missing: run egov-agent dashboards --config {BAC_GIANG.relative_to(REPO)}"
         assert path.read_text(encoding="utf-8") == content, \
@@ -123,7 +142,7 @@ def test_dashboard_is_well_formed(name: str) -> None:
 def test_every_kpi_panel_shows_the_kpis_own_unit() -> None:
     """A count KPI 95 is never 9500%, a VND amount never a percentage: every query that selects KPIs by
     unit or by id is shown in the KPI's unit, and each unit of the configuration has its own table."""
-    config = load_config(BAC_GIANG, resolve_secrets=False).config
+    config = bac_giang()
     units = {k.id: k.unit for k in config.kpis}
     checked: set[str] = set()
     for name, board in dashboards(config).items():
@@ -145,7 +164,7 @@ def test_every_kpi_panel_shows_the_kpis_own_unit() -> None:
 
 
 def test_dashboards_open_on_a_meaningful_default() -> None:
-    config = load_config(BAC_GIANG, resolve_secrets=False).config
+    config = bac_giang()
     boards = dashboards(config)
     current = {name: {v["name"]: v["current"].get("value") for v in b["templating"]["list"]}
                for name, b in boards.items()}
@@ -239,15 +258,10 @@ def test_every_panel_query_parses(tmp_path: Path) -> None:
     (the end-to-end test also runs them against Prometheus with the demo's data)."""
     config_path = write_config(tmp_path / "two-levels.yml", TWO_LEVELS)
     rules = []
-    for path in (BAC_GIANG, config_path):
-        for name, board in dashboards(load_config(path, resolve_secrets=False).config).items():
-            values = {"__rate_interval": "30s"}
-            for variable in board["templating"]["list"]:
-                value = variable.get("current", {}).get("value")
-                values[variable["name"]] = ".*" if value in (None, ["$__all"]) else str(value)
+    for config in (bac_giang(), load_config(config_path, resolve_secrets=False).config):
+        for name, board in dashboards(config).items():
             for title, expr in panel_queries(board):
-                concrete = re.sub(r"\$\{?(\w+)\}?", lambda m: values.get(m.group(1), m.group(0)), expr)
-                rules.append({"record": f"dashboard:q{len(rules)}", "expr": concrete,
+                rules.append({"record": f"dashboard:q{len(rules)}", "expr": substitute(expr, defaults(board)),
                               "labels": {"panel": f"{name}: {title}"[:200]}})
     path = tmp_path / "queries.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}, allow_unicode=True),

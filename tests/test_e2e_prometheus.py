@@ -21,7 +21,7 @@ import pytest
 import yaml
 from conftest import AGENT, REPO, AgentProcess
 from realstack import Alertmanager, Prometheus, Webhook
-from test_dashboards import KPI_VALUED, effective_unit
+from test_dashboards import KPI_VALUED, defaults, effective_unit, substitute
 
 from agent.config import load_config
 from exporters.grafana import GRAFANA_UNITS, dashboards
@@ -73,19 +73,6 @@ def speed_up(config: Path) -> None:
         if name == "snmp":
             spec.setdefault("settings", {}).update({"timeout": 5, "retries": 1})
     config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-
-
-def defaults(board: dict) -> dict[str, str]:
-    """What the dashboard opens on: each variable's current value (All is every value)."""
-    out = {"__rate_interval": "30s"}
-    for variable in board["templating"]["list"]:
-        value = variable.get("current", {}).get("value")
-        out[variable["name"]] = ".*" if value in (None, ["$__all"], "$__all") else str(value)
-    return out
-
-
-def substitute(expr: str, values: dict[str, str]) -> str:
-    return re.sub(r"\$\{?(\w+)\}?", lambda m: values.get(m.group(1), m.group(0)), expr)
 
 
 def real_figures(config: Path) -> None:
