@@ -36,6 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROVINCE = shipped("provinces") / "bac-giang.yml"  # the demo's province, in a checkout or a wheel
 LAB_START_SECONDS = 180.0  # 25 s on an idle 2-core machine, over 60 s when it is shared and busy
 LAB_STOP_SECONDS = 60.0  # the demo's lab closes in seconds (1170 simulated targets); past this it is killed
+DEFAULT_DASHBOARDS = "dashboards/grafana"  # relative: under the current directory, never the package's
 PARENT_POLL_SECONDS = 1.0  # how often a lab started with --parent-pid looks for its parent
 # Today's flag spellings, kept as aliases of the Prometheus-style names for one release (until 0.3).
 OLD_SPELLINGS = {"--listen": "--web.listen-address", "--log-level": "--log.level", "--log-format": "--log.format",
@@ -487,10 +488,33 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _installed_package_dirs() -> list[Path]:
+    import site
+    import sysconfig
+
+    paths = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")} | set(site.getsitepackages())
+    return [Path(p).resolve() for p in paths]
+
+
 def cmd_dashboards(args: argparse.Namespace) -> int:
     from exporters.grafana import write_all
 
-    for path in write_all(Path(args.output)):
+    loaded = _load(args.config, resolve_secrets=False)
+    if loaded is None:
+        return EXIT_CONFIG
+    output = Path(args.output).resolve()
+    # An installed package's directory is no place for a province's files: the next upgrade deletes them.
+    for packages in _installed_package_dirs():
+        if output == packages or packages in output.parents:
+            print(f"error: --output {args.output}: inside the installed packages ({packages}); "
+                  f"choose a directory of your own, e.g. /var/lib/grafana/dashboards/egov-agent", file=sys.stderr)
+            return EXIT_CONFIG
+    try:
+        written = write_all(loaded.config, output, job=args.job)
+    except OSError as exc:
+        print(f"error: --output {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    for path in written:
         print(f"wrote {path}")
     return EXIT_OK
 
@@ -577,8 +601,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alert-for", help="override every alert's 'for' duration (e.g. 10s for a demonstration)")
     p.set_defaults(func=cmd_rules)
 
-    p = sub.add_parser("dashboards", parents=[common], help="write the Grafana dashboards and provisioning files")
-    p.add_argument("--output", "-o", default=str(REPO_ROOT / "dashboards" / "grafana"))
+    p = sub.add_parser("dashboards", parents=[common],
+                       help="write the Grafana dashboards and provisioning files for a province's configuration")
+    p.add_argument("--config", required=True, help="the province configuration the dashboards follow")
+    p.add_argument("--output", "-o", default=DEFAULT_DASHBOARDS,
+                   help=f"directory to write (default: {DEFAULT_DASHBOARDS} under the current directory)")
+    p.add_argument("--job", default="egov-agent", help="the Prometheus job that scrapes the agents (agents up)")
     p.set_defaults(func=cmd_dashboards)
 
     p = sub.add_parser("demo", parents=[common], help="the simulated province and an agent monitoring it")

@@ -1,10 +1,12 @@
-"""Grafana dashboards (JSON, Grafana 10+) generated from code, so panels, units and queries stay consistent.
+"""Grafana dashboards (JSON, Grafana 10+) generated from the province's configuration.
 
-No province's numbers are written into a dashboard: titles, targets, citations and deadlines come
-from the agent's series (``egov_kpi_info``, ``kpi:egov_kpi_target:max``...), and the province and
-district are template variables. ``egov-agent dashboards`` writes the JSON and the provisioning
-files into ``dashboards/grafana/``; a test checks the committed files equal what this code writes,
-and the end-to-end test runs every panel query against a real Prometheus.
+The configuration decides the shape: which KPI units get a table (a count is not a percentage, a VND
+amount not a ratio), which hierarchy levels get a variable and a drill-down panel (a province without
+districts gets none), which KPI each dashboard opens on. The numbers stay out: titles, targets,
+citations and deadlines come from the agent's series (``egov_kpi_info``, ``kpi:egov_kpi_target:max``...).
+``egov-agent dashboards --config FILE -o DIR`` writes the JSON and the provisioning files; a test checks
+the committed files equal what this code writes for Bắc Giang, and the end-to-end test runs every panel
+query against a real Prometheus and checks each KPI panel's unit against the KPI's.
 """
 
 from __future__ import annotations
@@ -14,8 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.config import Config, CoverageMeasure, KpiSpec
+
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SCHEMA_VERSION = 39  # Grafana 10.4
+DEFAULT_JOB = "egov-agent"  # the Prometheus job that scrapes the agents, as in ``egov-agent rules``
+WAN_AREA, VC_AREA = "network", "video_conference"
+
+# The KPI's unit (configuration) -> Grafana's unit id. currencyVND: Grafana's "Vietnamese Dong (VND)".
+GRAFANA_UNITS = {"ratio": "percentunit", "count": "none", "vnd": "currencyVND", "value": "none",
+                 "yes_no": "bool_yes_no"}
+UNIT_TITLES = {"ratio": "Tỷ lệ / Ratios", "count": "Số lượng / Counts", "vnd": "Giá trị tiền (VND) / Amounts (VND)",
+               "value": "Giá trị / Values", "yes_no": "Có / không / Yes or no"}
+# Vietnamese names of the usual hierarchy levels; any other level is shown by its configured name.
+LEVEL_NAMES_VI = {"province": "Tỉnh", "district": "Huyện", "commune": "Xã", "department": "Sở, ngành",
+                  "site": "Điểm", "ward": "Phường", "village": "Thôn"}
 
 
 @dataclass
@@ -47,13 +62,79 @@ def _variable_datasource() -> dict[str, Any]:
             "query": "prometheus", "current": {}, "hide": 0, "refresh": 1, "options": []}
 
 
-def _variable(name: str, label: str, query: str, multi: bool = False, include_all: bool = False) -> dict[str, Any]:
+def _variable(name: str, label: str, query: str, multi: bool = False, include_all: bool = False,
+              current: str | None = None) -> dict[str, Any]:
+    """A query variable; ``current`` is what the dashboard opens on (all, for include_all without one)."""
+    if current is not None:
+        selected: dict[str, Any] = {"selected": True, "text": current, "value": current}
+    elif include_all:
+        selected = {"selected": True, "text": ["All"], "value": ["$__all"]}
+    else:
+        selected = {}
     return {
         "name": name, "label": label, "type": "query", "datasource": DS,
         "query": {"query": query, "refId": f"var-{name}", "qryType": 1},
         "definition": query, "refresh": 2, "sort": 1, "multi": multi, "includeAll": include_all,
-        "allValue": ".*" if include_all else None, "current": {}, "hide": 0, "options": [],
+        "allValue": ".*" if include_all else None, "current": selected, "hide": 0, "options": [],
     }
+
+
+def _custom_variable(name: str, label: str, values: list[str], current: str) -> dict[str, Any]:
+    """A fixed list from the configuration (the KPIs a dashboard is about), opening on ``current``."""
+    return {
+        "name": name, "label": label, "type": "custom", "query": ",".join(values), "multi": False,
+        "includeAll": False, "hide": 0, "current": {"selected": True, "text": current, "value": current},
+        "options": [{"selected": v == current, "text": v, "value": v} for v in values],
+    }
+
+
+def _province_variable(config: Config) -> dict[str, Any]:
+    return _variable("province", "Tỉnh / Province", "label_values(egov_kpi_info, province)",
+                     current=config.province.code)
+
+
+def level_label(level: str) -> str:
+    vi = LEVEL_NAMES_VI.get(level)
+    return f"{vi} / {level.capitalize()}" if vi else level
+
+
+def grafana_unit(kpi_unit: str) -> str:
+    return GRAFANA_UNITS[kpi_unit]
+
+
+def _unit_field(kpi_unit: str) -> list[dict[str, Any]]:
+    """Field properties showing a value in the KPI's own unit."""
+    props: list[dict[str, Any]] = [{"id": "unit", "value": grafana_unit(kpi_unit)}]
+    if kpi_unit == "ratio":
+        props.append({"id": "decimals", "value": 1})
+    elif kpi_unit in ("count", "yes_no"):
+        props.append({"id": "decimals", "value": 0})
+    if kpi_unit == "yes_no":
+        props.append({"id": "mappings", "value": [{"type": "value", "options": {
+            "1": {"text": "Có / yes", "index": 0}, "0": {"text": "Không / no", "index": 1}}}]})
+    return props
+
+
+def probe_coverages(config: Config, area: str) -> list[KpiSpec]:
+    """The area's KPIs measured as coverage of units by their own probes, in configuration order."""
+    return [k for k in config.kpis if k.area == area and isinstance(k.measure, CoverageMeasure)
+            and k.measure.over_units and not k.measure.from_source]
+
+
+def opening_kpi(kpis: list[KpiSpec]) -> KpiSpec | None:
+    """What a drill-down dashboard opens on: the first KPI with a per-group drill-down (the communes of
+    each district), else the first; configuration order is the province's own order of importance."""
+    grouped = [k for k in kpis if isinstance(k.measure, CoverageMeasure) and k.measure.group_by]
+    candidates = grouped or kpis
+    return candidates[0] if candidates else None
+
+
+def drill_level(config: Config, kpi: KpiSpec | None) -> str | None:
+    """The level a coverage KPI is broken down by (district), if the province has it below the top."""
+    if kpi is None or not isinstance(kpi.measure, CoverageMeasure):
+        return None
+    group = kpi.measure.group_by
+    return group if group in config.levels[1:] else None
 
 
 def _mappings_met() -> list[dict[str, Any]]:
@@ -124,22 +205,35 @@ def dashboard(uid: str, title: str, panels: list[Panel], variables: list[dict[st
 
 
 PROVINCE = 'province="$province"'
-INFO = f'max by (province, kpi, title_vi, title_en, area) (egov_kpi_info{{{PROVINCE}, area=~"$area"}})'
+STAT = {"reduceOptions": {"calcs": ["lastNotNull"]}}
 
 
-def kpi_overview() -> dict[str, Any]:
-    """Each KPI against its active target, met or not, deadline and trend, grouped by plan area."""
-    in_area = f"* on(province, kpi) group_left() max by (province, kpi) (egov_kpi_info{{{PROVINCE}, area=~\"$area\"}})"
-    table = Panel(
-        "Chỉ tiêu $area / KPIs: $area", "table", width=24, height=10,
-        description="Mỗi chỉ tiêu so với mục tiêu đang áp dụng / each KPI against its active target",
+def _of_unit(kpi_unit: str) -> str:
+    """Keeps a (province, kpi) series only for KPIs of the selected areas measured in ``kpi_unit``."""
+    return (f'* on(province, kpi) group_left() max by (province, kpi) '
+            f'(egov_kpi_info{{{PROVINCE}, area=~"$area", unit="{kpi_unit}"}})')
+
+
+def _kpi_table(kpi_unit: str) -> Panel:
+    """The KPIs of one unit against their active targets: value, target and shortfall in that unit."""
+    keep = _of_unit(kpi_unit)
+    info = (f'max by (province, kpi, title_vi, title_en, area) '
+            f'(egov_kpi_info{{{PROVINCE}, area=~"$area", unit="{kpi_unit}"}})')
+    value, target, short = "Giá trị / Value", "Mục tiêu / Target", "Còn thiếu / Short by"
+    return Panel(
+        f"Chỉ tiêu: {UNIT_TITLES[kpi_unit]} ($area) / KPIs", "table", width=24, height=10,
+        description="Mỗi chỉ tiêu so với mục tiêu đang áp dụng, thiếu bao nhiêu và từ khi nào / each KPI against "
+                    "its active target, by how much it misses it and since when",
         queries=[
-            Query(INFO, instant=True, table=True),
-            Query(f"kpi:egov_kpi_value:province{{{PROVINCE}}} {in_area}", instant=True, table=True),
+            Query(info, instant=True, table=True),
+            Query(f"kpi:egov_kpi_value:province{{{PROVINCE}}} {keep}", instant=True, table=True),
             Query(f"max by (province, kpi, phase, comparator, origin) (kpi:egov_kpi_target:max{{{PROVINCE}}})"
-                  f" {in_area}", instant=True, table=True),
-            Query(f"max by (province, kpi) (egov_kpi_target_met{{{PROVINCE}}}) {in_area}", instant=True, table=True),
-            Query(f"max by (province, kpi) (kpi:egov_kpi_target_deadline:max{{{PROVINCE}}}) * 1000 {in_area}",
+                  f" {keep}", instant=True, table=True),
+            Query(f"max by (province, kpi) (kpi:egov_kpi_shortfall:abs{{{PROVINCE}}}) {keep}", instant=True,
+                  table=True),
+            Query(f"max by (province, kpi) (kpi:egov_kpi_below_target_since:timestamp{{{PROVINCE}}}) * 1000 {keep}",
+                  instant=True, table=True),
+            Query(f"max by (province, kpi) (kpi:egov_kpi_target_deadline:max{{{PROVINCE}}}) * 1000 {keep}",
                   instant=True, table=True),
         ],
         transformations=[
@@ -147,88 +241,113 @@ def kpi_overview() -> dict[str, Any]:
             {"id": "organize", "options": {
                 "excludeByName": {"Time": True, "Value #A": True, "province": True, "area": True},
                 "renameByName": {"kpi": "KPI", "title_vi": "Chỉ tiêu", "title_en": "Indicator",
-                                 "Value #B": "Giá trị / Value", "phase": "Giai đoạn / Phase",
-                                 "comparator": "So sánh", "origin": "Nguồn mục tiêu / Origin",
-                                 "Value #C": "Mục tiêu / Target", "Value #D": "Đạt / Met",
-                                 "Value #E": "Hạn / Deadline"}}},
+                                 "Value #B": value, "phase": "Giai đoạn / Phase", "comparator": "So sánh",
+                                 "origin": "Nguồn mục tiêu / Origin", "Value #C": target, "Value #D": short,
+                                 "Value #E": "Chưa đạt từ / Below since", "Value #F": "Hạn / Deadline"}}},
         ],
         field_config={"overrides": [
-            {"matcher": {"id": "byName", "options": "Giá trị / Value"},
-             "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 1}]},
-            {"matcher": {"id": "byName", "options": "Mục tiêu / Target"},
-             "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 1}]},
-            {"matcher": {"id": "byName", "options": "Đạt / Met"},
-             "properties": [{"id": "mappings", "value": _mappings_met()},
-                            {"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
+            *({"matcher": {"id": "byName", "options": name}, "properties": _unit_field(kpi_unit)}
+              for name in (value, target, short)),
+            {"matcher": {"id": "byName", "options": short},
+             "properties": [{"id": "custom.cellOptions", "value": {"type": "color-text"}},
+                            {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}}]},
+            {"matcher": {"id": "byName", "options": "Chưa đạt từ / Below since"},
+             "properties": [{"id": "unit", "value": "dateTimeAsIso"}]},
             {"matcher": {"id": "byName", "options": "Hạn / Deadline"},
              "properties": [{"id": "unit", "value": "dateTimeAsIsoNoDateIfToday"}]},
         ]},
         options={"showHeader": True, "cellHeight": "sm", "footer": {"show": False}},
     )
+
+
+def _kpi_trend(kpi_unit: str) -> Panel:
+    decimals = {p["id"]: p["value"] for p in _unit_field(kpi_unit) if p["id"] == "decimals"}
+    return Panel(f"Xu hướng: {UNIT_TITLES[kpi_unit]} ($area) / Trend", "timeseries", width=24, height=8,
+                 unit=grafana_unit(kpi_unit), field_config={"defaults": decimals},
+                 queries=[Query(f"kpi:egov_kpi_value:province{{{PROVINCE}}} * on(province, kpi) group_left(title_vi) "
+                                f"max by (province, kpi, title_vi) (egov_kpi_info{{{PROVINCE}, area=~\"$area\", "
+                                f"unit=\"{kpi_unit}\"}})", legend="{{title_vi}}")])
+
+
+def _met_share(origin: str) -> str:
+    """Share of the KPIs judged against a target of this origin that meet it, from the province-wide
+    recording rules (the shards summed); qualitative targets are never judged, so never counted."""
+    targets = f'max by (province, kpi) (kpi:egov_kpi_target:max{{{PROVINCE}, origin="{origin}"}})'
+    met = f"kpi:egov_kpi_target_met_at:timestamp{{{PROVINCE}}} and on(province, kpi) {targets}"
+    judged = f"{targets} and on(province, kpi) kpi:egov_kpi_value:province{{{PROVINCE}}}"
+    return f"(count({met}) or vector(0)) / count({judged})"
+
+
+def kpi_overview(config: Config, job: str = DEFAULT_JOB) -> dict[str, Any]:
+    """Each KPI against its active target in its own unit, by how much and since when it misses it."""
+    units = [u for u in GRAFANA_UNITS if any(k.unit == u for k in config.kpis)]
+    met_share = {"defaults": {"thresholds": {"mode": "absolute", "steps": [
+        {"color": "red", "value": None}, {"color": "orange", "value": 0.5}, {"color": "green", "value": 0.9}]}}}
     panels = [
         Panel("Tổng quan / Summary", "row"),
         # Plan targets and the ops team's own objectives are counted apart: one never passes for the other.
-        Panel("Chỉ tiêu kế hoạch đạt / Plan targets met", "stat", width=5, height=5, unit="percentunit",
-              queries=[Query(f'sum(egov_kpi_target_met{{{PROVINCE}, origin="plan"}}) '
-                             f'/ count(egov_kpi_target_met{{{PROVINCE}, origin="plan"}})', instant=True)],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"},
-              field_config={"defaults": {"thresholds": {"mode": "absolute", "steps": [
-                  {"color": "red", "value": None}, {"color": "orange", "value": 0.5},
-                  {"color": "green", "value": 0.9}]}}}),
-        Panel("Chỉ tiêu kế hoạch chưa đạt / Plan targets missed", "stat", width=4, height=5,
-              queries=[Query(f'count(egov_kpi_target_met{{{PROVINCE}, origin="plan"}} == 0) or vector(0)',
+        Panel("Chỉ tiêu kế hoạch đạt / Plan targets met", "stat", width=4, height=5, unit="percentunit",
+              queries=[Query(_met_share("plan"), instant=True)],
+              options={**STAT, "colorMode": "background"}, field_config=met_share),
+        Panel("Chỉ tiêu kế hoạch chưa đạt / Plan targets missed", "stat", width=4, height=5, unit="none",
+              queries=[Query(f'count(kpi:egov_kpi_shortfall:abs{{{PROVINCE}, origin="plan"}}) or vector(0)',
                              instant=True)],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}),
-        Panel("Mục tiêu vận hành đạt / Ops objectives met", "stat", width=5, height=5, unit="percentunit",
+              options={**STAT, "colorMode": "value"}),
+        Panel("Mục tiêu vận hành đạt / Ops objectives met", "stat", width=4, height=5, unit="percentunit",
               description="Mục tiêu do tổ vận hành đặt, không phải chỉ tiêu kế hoạch / objectives the operations "
                           "team set itself, not plan targets",
-              queries=[Query(f'sum(egov_kpi_target_met{{{PROVINCE}, origin="ops"}}) '
-                             f'/ count(egov_kpi_target_met{{{PROVINCE}, origin="ops"}})', instant=True)],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}),
-        Panel("Chờ số liệu / Pending", "stat", width=4, height=5,
+              queries=[Query(_met_share("ops"), instant=True)],
+              options={**STAT, "colorMode": "value"}),
+        Panel("Mục tiêu vận hành chưa đạt / Ops objectives missed", "stat", width=4, height=5, unit="none",
+              queries=[Query(f'count(kpi:egov_kpi_shortfall:abs{{{PROVINCE}, origin="ops"}}) or vector(0)',
+                             instant=True)],
+              options={**STAT, "colorMode": "value"}),
+        Panel("Chờ số liệu / Pending", "stat", width=3, height=5, unit="none",
               description="Chỉ tiêu chưa có giá trị: số liệu ví dụ, danh mục chưa đủ, nguồn chưa trả lời / KPIs "
                           "without a value: example data only, inventory incomplete, source not answering",
               queries=[Query(f"count(egov_kpi_pending{{{PROVINCE}}}) or vector(0)", instant=True)],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}),
-        Panel("Số liệu cũ / Stale KPI data", "stat", width=3, height=5,
+              options={**STAT, "colorMode": "value"}),
+        Panel("Số liệu cũ / Stale KPI data", "stat", width=2, height=5, unit="none",
               queries=[Query(f"count(egov_kpi_stale{{{PROVINCE}}} == 1) or vector(0)", instant=True)],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}),
-        Panel("Tác tử hoạt động / Agents up", "stat", width=3, height=5,
-              queries=[Query(f"count(egov_config_last_reload_successful{{{PROVINCE}}})", instant=True)],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}}),
-        Panel("Lĩnh vực: $area / Area: $area", "row", repeat="area"),
-        table,
-        Panel("Xu hướng $area / Trend: $area", "timeseries", width=24, height=8, unit="percentunit",
-              queries=[Query(f"kpi:egov_kpi_value:province{{{PROVINCE}}} * on(province, kpi) group_left(title_vi) "
-                             f"max by (province, kpi, title_vi) (egov_kpi_info{{{PROVINCE}, area=~\"$area\", "
-                             f"unit=\"ratio\"}})", legend="{{title_vi}}")]),
+              options={**STAT, "colorMode": "value"}),
+        # Prometheus's own view: an agent that stopped answering is down here, whatever it last said of itself.
+        Panel("Tác tử hoạt động / Agents up", "stat", width=3, height=5, unit="none",
+              description=f"Prometheus: up{{job=\"{job}\"}}",
+              queries=[Query(f'sum(up{{job="{job}"}})', instant=True, legend="up"),
+                       Query(f'count(up{{job="{job}"}})', instant=True, legend="all")],
+              options={**STAT, "textMode": "value_and_name", "colorMode": "value"}),
     ]
-    variables = [_variable_datasource(),
-                 _variable("province", "Tỉnh / Province", "label_values(egov_kpi_info, province)"),
+    for kpi_unit in units:
+        panels += [Panel(UNIT_TITLES[kpi_unit], "row"), _kpi_table(kpi_unit), _kpi_trend(kpi_unit)]
+    variables = [_variable_datasource(), _province_variable(config),
                  _variable("area", "Lĩnh vực / Area", "label_values(egov_kpi_info{province=\"$province\"}, area)",
                            multi=True, include_all=True)]
     return dashboard("egov-kpi-overview", "egov-agent — Chỉ tiêu kế hoạch / Plan KPIs", panels, variables, ["kpi"])
 
 
-def wan() -> dict[str, Any]:
-    """Coverage by district, drill-down to the commune, loss and RTT, uplink utilisation."""
-    sel = 'province="$province", district=~"$district"'
+def wan(config: Config) -> dict[str, Any]:
+    """Coverage of the configured WAN KPIs (opening on commune coverage), by district when the province has
+    districts, drill-down to the unit, loss and RTT, uplink utilisation."""
+    kpis = probe_coverages(config, WAN_AREA)
+    opening = opening_kpi(kpis)
+    group = drill_level(config, opening)
+    sel = f'province="$province", {group}=~"${group}"' if group else 'province="$province"'
+    scope = f" (${group})" if group else ""
     wan_link = 'egov_target_info{tags=~".*,wan_link,.*"}'
+    ratio = {"defaults": {"min": 0, "max": 1, "thresholds": {"mode": "absolute", "steps": [
+        {"color": "red", "value": None}, {"color": "orange", "value": 0.95}, {"color": "green", "value": 1}]}}}
     panels = [
         Panel("Độ phủ / Coverage", "row"),
         Panel("$kpi", "stat", width=8, height=5, unit="percentunit",
               queries=[Query(f'kpi:egov_kpi_value:province{{{PROVINCE}, kpi="$kpi"}}', instant=True)],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"},
-              field_config={"defaults": {"thresholds": {"mode": "absolute", "steps": [
-                  {"color": "red", "value": None}, {"color": "orange", "value": 0.95},
-                  {"color": "green", "value": 1}]}}}),
-        Panel("Đơn vị kết nối / Units connected", "stat", width=8, height=5,
+              options={**STAT, "colorMode": "background"}, field_config=ratio),
+        Panel("Đơn vị kết nối / Units connected", "stat", width=8, height=5, unit="none",
               queries=[Query(f'kpi:egov_kpi_numerator:sum{{{PROVINCE}, kpi="$kpi"}}', instant=True, legend="up"),
                        Query(f'kpi:egov_kpi_denominator:sum{{{PROVINCE}, kpi="$kpi"}}', instant=True, legend="all")],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "value_and_name"}),
+              options={**STAT, "textMode": "value_and_name"}),
         Panel("Mục tiêu / Target", "stat", width=8, height=5, unit="percentunit",
               queries=[Query(f'max(kpi:egov_kpi_target:max{{{PROVINCE}, kpi="$kpi"}})', instant=True)],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}}),
+              options=STAT),
         # The plan's «230/230 xã kết nối» as a state over the period, from the counters (hourly precision).
         Panel("Kết nối trong quý, năm / Connected over the quarter and year", "stat", width=24, height=4,
               unit="percentunit",
@@ -238,21 +357,25 @@ def wan() -> dict[str, Any]:
               queries=[Query(f'max by (period, period_start, connected_min_up) '
                              f'(kpi:egov_kpi_period_coverage:ratio{{{PROVINCE}, kpi="$kpi"}})', instant=True,
                              legend="{{period}} {{period_start}} (≥ {{connected_min_up}})")],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "value_and_name"}),
-        Panel("Độ phủ theo huyện / Coverage by district", "bargauge", width=12, height=10, unit="percentunit",
-              queries=[Query(f'kpi_group:egov_kpi_group_value:ratio{{{PROVINCE}, kpi="$kpi", group_level="district"}}',
-                             legend="{{group}}", instant=True)],
-              options={"orientation": "horizontal", "displayMode": "gradient",
-                       "reduceOptions": {"calcs": ["lastNotNull"]}},
-              field_config={"defaults": {"min": 0, "max": 1, "links": [{
-                  "title": "Xem các xã / Show its communes",
-                  "url": "/d/egov-wan?var-province=$province&var-kpi=$kpi&var-district=${__field.labels.group}"}]}}),
-        Panel("Đơn vị mất kết nối / Units down ($district)", "table", width=12, height=10,
+              options={**STAT, "textMode": "value_and_name"}),
+    ]
+    if group:
+        panels.append(Panel(
+            f"Độ phủ theo {LEVEL_NAMES_VI.get(group, group).lower()} / Coverage by {group}", "bargauge", width=12,
+            height=10, unit="percentunit",
+            queries=[Query(f'kpi_group:egov_kpi_group_value:ratio{{{PROVINCE}, kpi="$kpi", group_level="{group}"}}',
+                           legend="{{group}}", instant=True)],
+            options={**STAT, "orientation": "horizontal", "displayMode": "gradient"},
+            field_config={"defaults": {"min": 0, "max": 1, "links": [{
+                "title": "Xem các đơn vị / Show its units",
+                "url": f"/d/egov-wan?var-province=$province&var-kpi=$kpi&var-{group}=${{__field.labels.group}}"}]}}))
+    panels += [
+        Panel(f"Đơn vị mất kết nối / Units down{scope}", "table", width=12 if group else 24, height=10,
               queries=[Query(f'unit:egov_kpi_unit_up:bool{{kpi="$kpi", {sel}}} == 0', instant=True, table=True)],
               transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True}}}],
               field_config={"overrides": [{"matcher": {"id": "byName", "options": "Value"},
                                            "properties": [{"id": "mappings", "value": _mappings_up()}]}]}),
-        Panel("Chất lượng đường truyền / Link quality ($district)", "row"),
+        Panel(f"Chất lượng đường truyền / Link quality{scope}", "row"),
         Panel("Mất gói ICMP / ICMP loss", "timeseries", width=12, unit="percentunit",
               queries=[Query(f"egov_icmp_loss_ratio{{{sel}}} * on(target) group_left() {wan_link}",
                              legend="{{unit}}")]),
@@ -273,19 +396,19 @@ def wan() -> dict[str, Any]:
                              f' + rate(egov_snmp_if_out_errors_total{{role="uplink", {sel}}}[$__rate_interval])',
                              legend="{{unit}}")]),
     ]
-    variables = [
-        _variable_datasource(),
-        _variable("province", "Tỉnh / Province", "label_values(egov_kpi_info, province)"),
-        _variable("kpi", "Chỉ tiêu / KPI",
-                  'label_values(kpi_group:egov_kpi_group_value:ratio{province="$province"}, kpi)'),
-        _variable("district", "Huyện / District",
-                  'label_values(egov_target_up{province="$province", level="commune"}, district)',
-                  multi=True, include_all=True),
-    ]
+    variables = [_variable_datasource(), _province_variable(config)]
+    if opening is not None:
+        variables.append(_custom_variable("kpi", "Chỉ tiêu / KPI", [k.id for k in kpis], opening.id))
+    if group and opening is not None and isinstance(opening.measure, CoverageMeasure):
+        level = opening.measure.select.level
+        at = f', level="{level}"' if level else ""
+        variables.append(_variable(group, level_label(group),
+                                   f'label_values(egov_target_up{{province="$province"{at}}}, {group})',
+                                   multi=True, include_all=True))
     return dashboard("egov-wan", "egov-agent — Mạng WAN / WAN links", panels, variables, ["wan"])
 
 
-def portals() -> dict[str, Any]:
+def portals(config: Config) -> dict[str, Any]:
     sel = 'province="$province", collector="http"'
     panels = [
         Panel("Cổng thông tin / Portals", "row"),
@@ -335,18 +458,17 @@ def portals() -> dict[str, Any]:
               queries=[Query(f"sum by (reason) (increase(egov_target_probe_failures_total{{{sel}}}[$__rate_interval]))",
                              legend="{{reason}}")]),
     ]
-    variables = [_variable_datasource(),
-                 _variable("province", "Tỉnh / Province", "label_values(egov_kpi_info, province)")]
+    variables = [_variable_datasource(), _province_variable(config)]
     return dashboard("egov-portals", "egov-agent — Cổng thông tin / Portals", panels, variables, ["portals"])
 
 
-def datacentre() -> dict[str, Any]:
+def datacentre(config: Config) -> dict[str, Any]:
     host = 'province="$province", collector="host"'
     tcp = 'province="$province", collector="tcp"'
     power = 'province="$province", collector="power"'
     panels = [
         Panel("Hệ thống tại THDL / Systems hosted at the THDL", "row"),
-        Panel("Hệ thống hoạt động / Systems up", "stat", width=8, height=5,
+        Panel("Hệ thống hoạt động / Systems up", "stat", width=8, height=5, unit="none",
               queries=[Query(f"sum(egov_target_up{{{tcp}}})", instant=True, legend="up"),
                        Query(f"count(egov_target_up{{{tcp}}})", instant=True, legend="all")],
               options={"reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "value_and_name"}),
@@ -384,7 +506,7 @@ def datacentre() -> dict[str, Any]:
               queries=[Query(f"egov_host_process_running{{{host}}}", instant=True, table=True)],
               transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True}}}]),
         Panel("Nguồn điện và môi trường / Power and environment", "row"),
-        Panel("UPS chạy bằng ắc quy / UPS on battery", "stat", width=6, height=5,
+        Panel("UPS chạy bằng ắc quy / UPS on battery", "stat", width=6, height=5, unit="none",
               queries=[Query(f"sum(egov_ups_on_battery{{{power}}})", instant=True)],
               options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"},
               field_config={"defaults": {"thresholds": {"mode": "absolute", "steps": [
@@ -399,18 +521,25 @@ def datacentre() -> dict[str, Any]:
         Panel("Dòng điện PDU / PDU current", "timeseries", width=12, unit="amp",
               queries=[Query(f"egov_pdu_current_amperes{{{power}}}", legend="{{target}} {{phase}}/{{bank}}")]),
     ]
-    variables = [_variable_datasource(),
-                 _variable("province", "Tỉnh / Province", "label_values(egov_kpi_info, province)")]
+    variables = [_variable_datasource(), _province_variable(config)]
     return dashboard("egov-datacentre", "egov-agent — Trung tâm THDL / Data centre", panels, variables,
                      ["datacentre"])
 
 
-def videoconference() -> dict[str, Any]:
-    """Endpoints (điểm cầu) ready by level and district, why the others are not, the MCU's load and meetings."""
+def videoconference(config: Config) -> dict[str, Any]:
+    """Endpoints (điểm cầu) ready by level and district, why the others are not, the MCU's load and meetings.
+
+    Opens on the configured endpoint-readiness KPI (the first VC coverage with a drill-down)."""
+    kpis = probe_coverages(config, VC_AREA)
+    opening = opening_kpi(kpis)
+    group = drill_level(config, opening)
+    level = opening.measure.select.level if opening is not None and isinstance(opening.measure, CoverageMeasure) \
+        else None
     sip = 'province="$province", collector="sip"'
-    sel = f'{sip}, district=~"$district"'
+    sel = f'{sip}, {group}=~"${group}"' if group else sip
+    scope = f" (${group})" if group else ""
     mcu = 'province="$province", collector="mcu"'
-    stat = {"reduceOptions": {"calcs": ["lastNotNull"]}}
+    stat = STAT
     ratio_steps = {"defaults": {"min": 0, "max": 1, "thresholds": {"mode": "absolute", "steps": [
         {"color": "red", "value": None}, {"color": "orange", "value": 0.95}, {"color": "green", "value": 0.98}]}}}
     panels = [
@@ -422,23 +551,30 @@ def videoconference() -> dict[str, Any]:
         Panel("Mục tiêu / Target", "stat", width=6, height=5, unit="percentunit",
               queries=[Query(f'max(kpi:egov_kpi_target:max{{{PROVINCE}, kpi="$kpi"}})', instant=True)],
               options=stat),
-        Panel("Điểm cầu trả lời SIP / Endpoints answering SIP", "stat", width=6, height=5,
+        Panel("Điểm cầu trả lời SIP / Endpoints answering SIP", "stat", width=6, height=5, unit="none",
               queries=[Query(f"sum(egov_target_up{{{sip}}})", instant=True, legend="ready"),
                        Query(f"count(egov_target_up{{{sip}}})", instant=True, legend="all")],
               options={**stat, "textMode": "value_and_name"}),
         Panel("Sẵn sàng theo cấp / Ready by level", "bargauge", width=6, height=5, unit="percentunit",
               queries=[Query(f"avg by (level) (egov_target_up{{{sip}}})", legend="{{level}}", instant=True)],
               options={**stat, "orientation": "horizontal", "displayMode": "gradient"}, field_config=ratio_steps),
-        Panel("Điểm cầu xã sẵn sàng theo huyện / Commune endpoints ready by district", "bargauge", width=12,
-              height=10, unit="percentunit",
-              queries=[Query(f'avg by (district) (egov_target_up{{{sip}, level="commune"}})', legend="{{district}}",
-                             instant=True)],
-              options={**stat, "orientation": "horizontal", "displayMode": "gradient"},
-              field_config={"defaults": {**ratio_steps["defaults"], "links": [{
-                  "title": "Xem các điểm cầu / Show its endpoints",
-                  "url": "/d/egov-videoconference?var-province=$province&var-kpi=$kpi"
-                         "&var-district=${__field.labels.district}"}]}}),
-        Panel("Điểm cầu chưa sẵn sàng / Endpoints not ready ($district)", "table", width=12, height=10,
+    ]
+    if group:
+        at = f', level="{level}"' if level else ""
+        panels.append(Panel(
+            f"Điểm cầu {LEVEL_NAMES_VI.get(level or '', level or '').lower()} sẵn sàng theo "
+            f"{LEVEL_NAMES_VI.get(group, group).lower()} / {(level or 'endpoint').capitalize()} endpoints ready by "
+            f"{group}", "bargauge", width=12, height=10, unit="percentunit",
+            queries=[Query(f"avg by ({group}) (egov_target_up{{{sip}{at}}})", legend=f"{{{{{group}}}}}",
+                           instant=True)],
+            options={**stat, "orientation": "horizontal", "displayMode": "gradient"},
+            field_config={"defaults": {**ratio_steps["defaults"], "links": [{
+                "title": "Xem các điểm cầu / Show its endpoints",
+                "url": f"/d/egov-videoconference?var-province=$province&var-kpi=$kpi"
+                       f"&var-{group}=${{__field.labels.{group}}}"}]}}))
+    panels += [
+        Panel(f"Điểm cầu chưa sẵn sàng / Endpoints not ready{scope}", "table", width=12 if group else 24,
+              height=10,
               queries=[Query(f"egov_target_up{{{sel}}} == 0", instant=True, table=True),
                        Query(f"egov_sip_status_code{{{sel}}} and on(target) (egov_target_up{{{sel}}} == 0)",
                              instant=True, table=True)],
@@ -448,14 +584,14 @@ def videoconference() -> dict[str, Any]:
                       "excludeByName": {"Time": True, "__name__": True, "collector": True, "province": True,
                                         "department": True, "site": True, "Value #A": True},
                       "renameByName": {"Value #B": "Mã SIP / SIP status"}}}]),
-        Panel("Lỗi theo nguyên nhân / Failures by reason ($district)", "timeseries", width=12, unit="short",
+        Panel(f"Lỗi theo nguyên nhân / Failures by reason{scope}", "timeseries", width=12, unit="short",
               queries=[Query(f"sum by (reason) (increase(egov_target_probe_failures_total{{{sel}}}"
                              f"[$__rate_interval]))", legend="{{reason}}")]),
-        Panel("Thời gian trả lời SIP / SIP response time ($district)", "timeseries", width=12, unit="s",
+        Panel(f"Thời gian trả lời SIP / SIP response time{scope}", "timeseries", width=12, unit="s",
               queries=[Query(f"quantile by (level) (0.95, egov_sip_response_seconds{{{sel}}})",
                              legend="p95 {{level}}"),
                        Query(f"max(egov_sip_response_seconds{{{sel}}})", legend="max")]),
-        Panel("Mã trả lời SIP / SIP status codes", "bargauge", width=12, height=6,
+        Panel("Mã trả lời SIP / SIP status codes", "bargauge", width=12, height=6, unit="none",
               description="0: không có trả lời / no answer",
               queries=[Query(f'count_values("code", egov_sip_status_code{{{sel}}})', legend="{{code}}",
                              instant=True)],
@@ -463,22 +599,22 @@ def videoconference() -> dict[str, Any]:
         Panel("Gửi lại qua UDP / UDP retransmissions", "timeseries", width=12, height=6, unit="short",
               queries=[Query(f"sum(egov_sip_retransmissions{{{sel}}})", legend="retransmissions")]),
         Panel("MCU", "row"),
-        Panel("MCU hoạt động / MCU up", "stat", width=4, height=5,
+        Panel("MCU hoạt động / MCU up", "stat", width=4, height=5, unit="none",
               queries=[Query(f"egov_target_up{{{mcu}}}", instant=True, legend="{{target}}")],
               options={**stat, "colorMode": "background"},
               field_config={"defaults": {"mappings": _mappings_up()}}),
-        Panel("Phiên họp đang diễn ra / Conferences in progress", "stat", width=4, height=5,
+        Panel("Phiên họp đang diễn ra / Conferences in progress", "stat", width=4, height=5, unit="none",
               queries=[Query(f"sum(egov_mcu_active_conferences{{{mcu}}})", instant=True)], options=stat),
-        Panel("Cổng đang dùng / Ports in use", "stat", width=4, height=5,
+        Panel("Cổng đang dùng / Ports in use", "stat", width=4, height=5, unit="none",
               queries=[Query(f"sum(egov_mcu_ports_in_use{{{mcu}}})", instant=True, legend="in use"),
                        Query(f"sum(egov_mcu_ports_capacity{{{mcu}}})", instant=True, legend="total")],
               options={**stat, "textMode": "value_and_name"}),
-        Panel("Điểm cầu đăng ký / Endpoints registered", "stat", width=4, height=5,
+        Panel("Điểm cầu đăng ký / Endpoints registered", "stat", width=4, height=5, unit="none",
               queries=[Query(f"sum(egov_mcu_registered_endpoints{{{mcu}}})", instant=True)], options=stat),
-        Panel("Cuộc họp (24h) / Meetings held (24 h)", "stat", width=4, height=5,
+        Panel("Cuộc họp (24h) / Meetings held (24 h)", "stat", width=4, height=5, unit="none",
               queries=[Query(f"sum(increase(egov_mcu_meetings_held_total{{{mcu}}}[1d]))", instant=True)],
               options=stat, field_config={"defaults": {"decimals": 0}}),
-        Panel("MCU khởi động lại (24h) / MCU restarts (24 h)", "stat", width=4, height=5,
+        Panel("MCU khởi động lại (24h) / MCU restarts (24 h)", "stat", width=4, height=5, unit="none",
               queries=[Query(f"sum(increase(egov_mcu_meetings_held_resets_total{{{mcu}}}[1d]))", instant=True)],
               options=stat, field_config={"defaults": {"decimals": 0}}),
         Panel("Phiên họp và cổng / Conferences and ports", "timeseries", width=12, unit="short",
@@ -496,21 +632,29 @@ def videoconference() -> dict[str, Any]:
               queries=[Query(f"egov_mcu_endpoint_registered{{{mcu}}} == 0", instant=True, table=True)],
               transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True}}}]),
     ]
-    variables = [
-        _variable_datasource(),
-        _variable("province", "Tỉnh / Province", "label_values(egov_kpi_info, province)"),
-        _variable("kpi", "Chỉ tiêu / KPI", 'label_values(egov_kpi_info{province="$province", '
-                                          'area="video_conference"}, kpi)'),
-        _variable("district", "Huyện / District",
-                  'label_values(egov_target_up{province="$province", collector="sip"}, district)',
-                  multi=True, include_all=True),
-    ]
+    variables = [_variable_datasource(), _province_variable(config)]
+    if opening is not None:
+        variables.append(_custom_variable("kpi", "Chỉ tiêu / KPI", [k.id for k in kpis], opening.id))
+    if group:
+        variables.append(_variable(group, level_label(group),
+                                   f'label_values(egov_target_up{{province="$province", collector="sip"}}, {group})',
+                                   multi=True, include_all=True))
     return dashboard("egov-videoconference", "egov-agent — Hội nghị truyền hình / Video conference", panels,
                      variables, ["videoconference"])
 
 
-DASHBOARDS = {"egov-kpi-overview.json": kpi_overview, "egov-wan.json": wan, "egov-portals.json": portals,
-              "egov-datacentre.json": datacentre, "egov-videoconference.json": videoconference}
+def dashboards(config: Config, job: str = DEFAULT_JOB) -> dict[str, dict[str, Any]]:
+    """File name -> dashboard, for this province; the WAN and video-conference dashboards only where the
+    configuration has KPIs for them to open on."""
+    out = {"egov-kpi-overview.json": kpi_overview(config, job)}
+    if probe_coverages(config, WAN_AREA):
+        out["egov-wan.json"] = wan(config)
+    out["egov-portals.json"] = portals(config)
+    out["egov-datacentre.json"] = datacentre(config)
+    if probe_coverages(config, VC_AREA):
+        out["egov-videoconference.json"] = videoconference(config)
+    return out
+
 
 PROVISIONING_DASHBOARDS = """\
 # Grafana provisioning: copy to /etc/grafana/provisioning/dashboards/egov-agent.yml and the JSON
@@ -538,17 +682,18 @@ datasources:
 """
 
 
-def render_all() -> dict[str, str]:
-    """File name (relative to dashboards/grafana/) -> content."""
-    files = {name: json.dumps(build(), ensure_ascii=False, indent=2) + "\n" for name, build in DASHBOARDS.items()}
+def render_all(config: Config, job: str = DEFAULT_JOB) -> dict[str, str]:
+    """File name (relative to the output directory) -> content."""
+    files = {name: json.dumps(board, ensure_ascii=False, indent=2) + "\n"
+             for name, board in dashboards(config, job).items()}
     files["provisioning/dashboards/egov-agent.yml"] = PROVISIONING_DASHBOARDS
     files["provisioning/datasources/egov-prometheus.yml"] = PROVISIONING_DATASOURCE
     return files
 
 
-def write_all(directory: Path) -> list[Path]:
+def write_all(config: Config, directory: Path, job: str = DEFAULT_JOB) -> list[Path]:
     written = []
-    for name, content in render_all().items():
+    for name, content in render_all(config, job).items():
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")

@@ -29,6 +29,7 @@ SLI_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 AVAILABILITY_WINDOWS = ("1d", "7d", "30d")
 QUARTERS_GENERATED = 8  # regenerate the rules within two years
 YEARS_GENERATED = 3
+SINCE_LOOKBACK = "1h"  # a gap in a KPI's data this long does not restart its «below target since»
 
 
 def _matchers(selector: Selector, loaded: LoadedConfig, level: str | None = None) -> str:
@@ -109,6 +110,7 @@ def _kpi_group(loaded: LoadedConfig) -> dict[str, Any]:
             f' > 1e-9\n'
             f'or ({value} - on(province, kpi) group_right max by (province, kpi, origin) '
             f'({target}{{bound="upper"}})) > 1e-9')},
+        *_below_target_since(value, target),
     ]
     info = ("group_left(title_vi, title_en, document, section) "
             "max by (province, kpi, title_vi, title_en, document, section) (egov_kpi_info)")
@@ -144,6 +146,31 @@ def _kpi_group(loaded: LoadedConfig) -> dict[str, Any]:
                "check the data source.", "1h"),
     ]
     return {"name": "egov_kpi", "interval": "1m", "rules": rules}
+
+
+def _below_target_since(value: str, target: str) -> list[dict[str, Any]]:
+    """Since when each KPI has missed its active target, for the overview dashboard.
+
+    Computed here rather than in the agent: the shortfall is province-wide only after the recording rules
+    sum every shard, and Prometheus keeps it across agent restarts. The since-series refers to its own last
+    value (a rule group is evaluated in order, reading what it stored before), so it holds while the KPI
+    stays short; a gap in the data of up to SINCE_LOOKBACK (scrapes failing, an agent restarting) does not
+    restart it, but an evaluation where the KPI met its target does."""
+    since = "kpi:egov_kpi_below_target_since:timestamp"
+    met_at = "kpi:egov_kpi_target_met_at:timestamp"
+    shortfall = "kpi:egov_kpi_shortfall:abs"
+    keep = f"max by (province, kpi) (last_over_time({since}[{SINCE_LOOKBACK}]))"
+    return [
+        {"record": met_at, "expr": (
+            f"time() + 0 * max by (province, kpi) ({value} unless on(province, kpi) {shortfall})\n"
+            f"and on(province, kpi) {target}")},
+        {"record": since, "expr": (
+            f"(max by (province, kpi, origin) (last_over_time({since}[{SINCE_LOOKBACK}]))\n"
+            f"  and on(province, kpi) {shortfall})\n"
+            f"unless on(province, kpi) (max by (province, kpi) (last_over_time({met_at}[{SINCE_LOOKBACK}]))"
+            f" > on(province, kpi) {keep})\n"
+            f"or time() + 0 * max by (province, kpi, origin) ({shortfall})")},
+    ]
 
 
 def _probe_coverages(loaded: LoadedConfig) -> list[tuple[KpiSpec, CoverageMeasure, int]]:
