@@ -56,6 +56,7 @@ REPO = Path(__file__).resolve().parent.parent
 AGENT = [sys.executable, "-m", "agent.cli"]
 HTTP_FAULTS = ("error", "wrong_content", "down", "cert_expired")
 LOADED = ("egov_config_last_reload_success_timestamp_seconds", (("province", "soak"),))
+READY_WAIT = 300.0  # seconds for the agent to start: a machine busy with other work takes minutes
 MANUAL_SETTLE = 8.0  # seconds for a replaced manual file to show (the exposition caches up to 5 s)
 COMMUNES = 24  # 4 districts of 6 communes: the coverage KPI's inventory
 Samples = dict[tuple[str, tuple], float]
@@ -397,7 +398,7 @@ class AgentRun:
         self.ps = psutil.Process(self.proc.pid)
         self.started_at = time.monotonic()
         self.starts += 1
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + READY_WAIT
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(self.base + "/-/ready", timeout=2) as r:
@@ -408,7 +409,7 @@ class AgentRun:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the agent exited with {self.proc.returncode}; see {self.log_path}")
             time.sleep(0.1)
-        raise RuntimeError(f"the agent was not ready within 120 s; see {self.log_path}")
+        raise RuntimeError(f"the agent was not ready within {READY_WAIT:g} s; see {self.log_path}")
 
     def kill9(self) -> None:
         assert self.proc is not None
