@@ -22,6 +22,7 @@ from agent.kpi import Evaluation
 from agent.store import CollectorStats, TargetState
 from agent.table import PENDING_WORDS, format_target, format_value, plan_and_ops, status
 from exporters.report.words import AREAS
+from exporters.snapshot import Snapshot, reusable, take
 
 # Rows of the first-screen blocks: at one line each they fit 1920×1080 under the cards (the
 # screenshot test in tests/test_status_page.py measures it); the rest is below the fold.
@@ -307,24 +308,17 @@ def render(province_vi: str, province_en: str, timezone: str, evaluations: list[
     return page.encode()
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """One store snapshot and the KPIs evaluated from it, taken once per page so the page agrees with itself."""
-
-    states: dict[str, TargetState]
-    stats: dict[str, CollectorStats]
-    evaluations: list[Evaluation]
-    now: float
-
-
 def snapshot_of(agent) -> Snapshot:
-    now = time.time()
-    states, stats = agent.store.snapshot()
-    return Snapshot(states, stats, agent.engine.evaluate(states, now), now)
+    """The exposition's latest snapshot when recent and of this configuration, else a fresh one (kept too)."""
+    collector = agent.exposition.collector
+    last, view = collector.last_snapshot, collector.view
+    if last is not None and reusable(last, view):
+        return last
+    return take(agent.store, view.evaluate, view)
 
 
 def render_for(agent) -> bytes:  # agent.service.Agent; not imported, to keep the exporter free of the service
-    """The status page of a running agent, from one store snapshot."""
+    """The status page of a running agent, from the snapshot /metrics was rendered from (or a fresh one)."""
     config = agent.loaded.config
     snap = snapshot_of(agent)
     units = agent.units
@@ -337,4 +331,4 @@ def render_for(agent) -> bytes:  # agent.service.Agent; not imported, to keep th
     names = {uid: u.name_vi for uid, u in units.units.items()}
     root = config.province.code if config.province.code in units.units else ""
     return render(config.province.name_vi, config.province.name_en, config.province.timezone, snap.evaluations,
-                  snap.states, snap.stats, targets, agent.status.success_time, names, snap.now, root)
+                  snap.states, snap.stats, targets, agent.status.success_time, names, snap.taken, root)

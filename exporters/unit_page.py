@@ -155,4 +155,4 @@ def render_unit_for(agent, unit_id: str) -> bytes | None:  # agent.service.Agent
     children = [(u.id, u.name_vi) for u in units.units.values() if u.parent == unit_id]
     targets = [UnitTarget(t.id, t.collector, t.name or "", snap.states.get(t.id)) for t in own]
     return render_unit(unit_id, unit.name_vi, unit.level, lineage, children, targets, counted,
-                       config.province.name_vi, config.province.timezone, snap.now)
+                       config.province.name_vi, config.province.timezone, snap.taken)
