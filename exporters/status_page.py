@@ -80,10 +80,13 @@ def local_time(timestamp: float, timezone: str, seconds: bool = False) -> str:
 
 
 def unit_link(unit_id: str, name: str) -> str:
-    """A unit's name, linking to its page; ids are configuration identifiers ([a-z0-9_-]), escaped anyway."""
+    """A unit's name, linking to its page; ids are configuration identifiers ([a-z0-9_-]), escaped anyway.
+    The title shows the whole name where a wall-screen cell cuts it short."""
     if not unit_id:
         return html.escape(name)
-    return f'<a href="/units/{html.escape(unit_id, quote=True)}">{html.escape(name or unit_id)}</a>'
+    name = name or unit_id
+    return (f'<a href="/units/{html.escape(unit_id, quote=True)}" title="{html.escape(name, quote=True)}">'
+            f"{html.escape(name)}</a>")
 
 
 def badge(ev: Evaluation) -> str:
@@ -179,7 +182,8 @@ def _down_rows(down: list[tuple[float, TargetView, str]], unit_names: dict[str, 
         f"<tr><td>{unit_link(t.unit, t.unit_name)}</td>"
         f"<td>{unit_link(t.district, unit_names.get(t.district, t.district))}</td>"
         f"<td>{html.escape(t.collector)}</td>"
-        f'<td title="{html.escape(t.target_id, quote=True)}">{html.escape(t.name or t.target_id)}</td>'
+        f'<td title="{html.escape(t.name or t.target_id, quote=True)} ({html.escape(t.target_id, quote=True)})">'
+        f"{html.escape(t.name or t.target_id)}</td>"
         f"<td>{html.escape(reason)}</td><td class='num'>{ago(now - since)}</td></tr>"
         for since, t, reason in down[:limit]) or "<tr><td colspan=6>Không có / none</td></tr>"
 

@@ -57,7 +57,8 @@ def test_status_page_renders_in_chromium(agent, tmp_path: Path) -> None:
     # Collectors' health.
     assert "tcp" in text and "3/4" in text
     # The unit named with markup is text, linked to its page.
-    assert '<a href="/units/thdl">Trung tâm &lt;i&gt;THDL&lt;/i&gt; &amp; co</a>' in text
+    assert ('<a href="/units/thdl" title="Trung tâm &lt;i&gt;THDL&lt;/i&gt; &amp; co">'
+            "Trung tâm &lt;i&gt;THDL&lt;/i&gt; &amp; co</a>") in text
     assert "<i>THDL" not in text
 
     shot = tmp_path / "status.png"
@@ -79,7 +80,8 @@ def test_unit_page_shows_targets_since_when_and_kpis(agent) -> None:
     assert "<script" not in text.lower()
     assert "<h1>Trung tâm &lt;i&gt;THDL&lt;/i&gt; &amp; co" in text and "<i>THDL" not in text
     # Its lineage, each linked: the province and the district above it.
-    assert '<a href="/units/p">Tỉnh Thử</a>' in text and '<a href="/units/d1">Huyện Một</a>' in text
+    assert '<a href="/units/p" title="Tỉnh Thử">Tỉnh Thử</a>' in text
+    assert '<a href="/units/d1" title="Huyện Một">Huyện Một</a>' in text
     # Its targets: the refused one down with its reason, since a time given with its zone.
     row = re.search(r"<tr><td>sys-d<br>.*?</tr>", text, re.S)
     assert row is not None, text
@@ -94,7 +96,7 @@ def test_unit_page_shows_targets_since_when_and_kpis(agent) -> None:
 
     # The district counts in the KPIs through nothing of its own here, but lists the unit below it.
     status, _, district = http_get(agent.base + "/units/d1")
-    assert status == 200 and b'<a href="/units/thdl">' in district
+    assert status == 200 and b'<a href="/units/thdl" title=' in district
 
 
 @pytest.mark.parametrize("path, status", [
