@@ -92,7 +92,7 @@ class Store:
             if result.up:
                 state.down_since = 0.0
                 state.failed_in_row = 0
-                if not state.up:
+                if not state.up or not state.up_since:  # (restored up from the state file: since this probe)
                     state.up, state.up_since = True, now
             else:
                 if state.down_since == 0.0:

@@ -75,18 +75,27 @@ def counted_in(unit_id: str, evaluations: list[Evaluation], selected: dict[str, 
 
 
 def _state_cells(state: TargetState | None, now: float, timezone: str) -> str:
+    """The debounced state (what the KPIs count), and the failures in a row it has not yet turned into down."""
     if state is None or state.result is None:
         return '<td><span class="badge na">Chưa đo / not probed yet</span></td><td>—</td><td>—</td>'
-    if state.result.up:
+    if state.up:
         word = '<span class="badge met">Hoạt động / up</span>'
         since = state.up_since
+        reason = "—"
+        if not state.result.up:  # failing, but fewer than down_after times in a row
+            word += (f'<br><span class="en">{state.failed_in_row} lần đo lỗi liên tiếp / failed in a row</span>')
+            reason = html.escape(state.result.reason)
     else:
         word = '<span class="badge below">Mất kết nối / down</span>'
         since = state.down_since or state.last_probe_time
-    reason = html.escape(state.result.reason) if not state.result.up else "—"
+        reason = html.escape(state.result.reason)
     when = (f'{html.escape(local_time(since, timezone))}<br><span class="en">{ago(now - since)}</span>'
             if since else "—")
     return f"<td>{word}</td><td>{reason}</td><td>{when}</td>"
+
+
+def _is_down(t: UnitTarget) -> bool:
+    return t.state is not None and t.state.result is not None and not t.state.up
 
 
 def render_unit(unit_id: str, name_vi: str, level: str, lineage: list[tuple[str, str]], children: list[tuple[str, str]],
@@ -94,14 +103,13 @@ def render_unit(unit_id: str, name_vi: str, level: str, lineage: list[tuple[str,
                 now: float) -> bytes:
     """``lineage`` and ``children`` are (id, name) pairs, nearest ancestor first."""
     crumbs = " › ".join(unit_link(uid, name) for uid, name in reversed(lineage))
-    down = sum(1 for t in targets if t.state is not None and t.state.result is not None and not t.state.result.up)
+    down = sum(1 for t in targets if _is_down(t))
     target_rows = "\n".join(
         f"<tr><td>{html.escape(t.name or t.target_id)}<br><span class='en'>{html.escape(t.target_id)}</span></td>"
         f"<td>{html.escape(t.collector)}</td>{_state_cells(t.state, now, timezone)}"
         f"<td class='num'>{ago(now - t.state.last_probe_time) if t.state and t.state.last_probe_time else '—'}</td>"
         "</tr>"
-        for t in sorted(targets, key=lambda t: (t.state is None or t.state.result is None or t.state.result.up,
-                                                t.target_id))
+        for t in sorted(targets, key=lambda t: (not _is_down(t), t.target_id))
     ) or "<tr><td colspan=6>Đơn vị không có mục tiêu giám sát riêng / no targets of its own</td></tr>"
     kpi_rows = "\n".join(
         f"<tr><td>{html.escape(area_words(c.evaluation.kpi.area))}</td>"
