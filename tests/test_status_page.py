@@ -29,6 +29,17 @@ WALL = (1920, 1080)
 MARKUP_NAME = "Trung tâm <i>THDL</i> & co"
 
 
+def test_every_area_of_the_shipped_provinces_has_words() -> None:
+    """The wall and the report name areas in words; an area id a province uses without them shows as an id."""
+    import yaml
+
+    used = set()
+    for path in (REPO / "config" / "provinces").rglob("*.yml"):
+        for kpi in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("kpis", []) or []:
+            used.add(kpi.get("area", "other"))
+    assert used and not used - set(AREAS) - {"other"}, sorted(used - set(AREAS))
+
+
 @pytest.fixture
 def agent(tmp_path: Path, tcp_peers, start_agent):
     ports = {f"up{i}": tcp_peers.listening(f"127.0.0.{i}") for i in (1, 2, 3)}
