@@ -211,8 +211,10 @@ def serve(agent: Agent, listen: str, web: WebConfigSource, before_exit: Callable
     host, port = parse_listen(listen)
     ready = {"done": False}
     from exporters.status_page import render_for
+    from exporters.unit_page import render_unit_for
 
-    endpoints = Endpoints(agent.exposition, _title(agent), lambda: ready["done"], status=lambda: render_for(agent))
+    endpoints = Endpoints(agent.exposition, _title(agent), lambda: ready["done"], status=lambda: render_for(agent),
+                          unit_page=lambda unit_id: render_unit_for(agent, unit_id))
     try:
         server = AgentHTTPServer((host, port), endpoints, web, limits, reloads)
     except OSError as exc:

@@ -1,4 +1,5 @@
-"""The agent's HTTP endpoint: ``/metrics``, a landing page, health/readiness probes and ``POST /-/reload``.
+"""The agent's HTTP endpoint: ``/metrics``, the status page and ``/units/<id>``, health/readiness probes and
+``POST /-/reload``.
 
 It runs in its own threads (:mod:`agent.webserver`: one event loop for the connections, a few workers
 for the answers), apart from the probe loop, so a burst of probes never delays a scrape and a slow
@@ -20,6 +21,7 @@ from agent import __version__
 from agent.webconfig import WebConfigSource, WebSettings
 from agent.webserver import Limits, Reply, Request, WebServer
 from exporters.prometheus import Exposition
+from exporters.unit_page import valid_unit_id
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 9747
@@ -42,12 +44,14 @@ class Endpoints:
 
     def __init__(self, exposition: Exposition, title: str, ready: Callable[[], bool],
                  reload: Callable[[], tuple[int, str]] | None = None,
-                 status: Callable[[], bytes] | None = None) -> None:
+                 status: Callable[[], bytes] | None = None,
+                 unit_page: Callable[[str], bytes | None] | None = None) -> None:
         self.exposition = exposition
         self.title = title
         self.ready = ready
         self.reload = reload
         self.status = status  # the status page (exporters/status_page.py); the plain landing page without it
+        self.unit_page = unit_page  # a unit's page (exporters/unit_page.py), None for an unknown unit
 
 
 def landing_page(title: str) -> bytes:
@@ -162,8 +166,9 @@ class Responder:
         if request.method == "POST":
             return self._post(request)
         allowed = "POST" if request.path == "/-/reload" else "GET, HEAD"
-        return Reply(405 if request.path in ROUTES else 404,
-                     b"method not allowed\n" if request.path in ROUTES else b"not found\n", headers={"Allow": allowed})
+        known = is_route(request.path)
+        return Reply(405 if known else 404, b"method not allowed\n" if known else b"not found\n",
+                     headers={"Allow": allowed})
 
     @staticmethod
     def _admission(request: Request, web: WebSettings) -> Reply | None:
@@ -199,10 +204,23 @@ class Responder:
             return Reply(200 if ok else 503, b"ready\n" if ok else b"first collection not finished\n")
         if path == "/-/reload":
             return Reply(405, b"use POST /-/reload\n", headers={"Allow": "POST"})
+        if path.startswith(UNITS) and endpoints.unit_page is not None:
+            return self._unit(path[len(UNITS):])
         return Reply(404, b"not found\n")
 
+    def _unit(self, unit_id: str) -> Reply:
+        """``/units/<id>``: the id is checked before any lookup, and never echoed unless it is a valid id."""
+        assert self.endpoints.unit_page is not None
+        if not valid_unit_id(unit_id):
+            return Reply(404, b"not found: a unit id is lower-case letters, digits, '-' and '_' (see the "
+                              b"configuration's units:)\n")
+        page = self.endpoints.unit_page(unit_id)
+        if page is None:
+            return Reply(404, f"not found: no unit {unit_id!r} in the configuration\n".encode())
+        return Reply(200, page, "text/html; charset=utf-8")
+
     def _post(self, request: Request) -> Reply:
-        if request.path in ROUTES and request.path != "/-/reload":
+        if is_route(request.path) and request.path != "/-/reload":
             return Reply(405, b"method not allowed\n", headers={"Allow": "GET, HEAD"})
         if request.path != "/-/reload":
             return Reply(404, b"not found\n")
@@ -223,6 +241,11 @@ class Responder:
 
 
 ROUTES = ("/", "/metrics", "/-/healthy", "/-/ready", "/-/reload")
+UNITS = "/units/"  # followed by a unit id: a unit's page
+
+
+def is_route(path: str) -> bool:
+    return path in ROUTES or (path.startswith(UNITS) and valid_unit_id(path[len(UNITS):]))
 
 
 class AgentHTTPServer(WebServer):

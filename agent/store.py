@@ -46,11 +46,12 @@ class TargetState:
     history: tuple[tuple[float, int, int], ...] = ()
     up: bool = False  # the debounced state coverage, counts and egov_target_up read
     failed_in_row: int = 0  # failed probes since the last success
+    up_since: float = 0.0  # when ``up`` last became true; 0 while down (not kept across restarts)
 
     def copy(self) -> TargetState:
         return TargetState(self.result, self.last_probe_time, self.last_duration, self.probes_total,
                            self.up_total, Counter(self.failures), self.down_since, self.history, self.up,
-                           self.failed_in_row)
+                           self.failed_in_row, self.up_since)
 
 
 @dataclass
@@ -91,13 +92,14 @@ class Store:
             if result.up:
                 state.down_since = 0.0
                 state.failed_in_row = 0
-                state.up = True
+                if not state.up or not state.up_since:  # (restored up from the state file: since this probe)
+                    state.up, state.up_since = True, now
             else:
                 if state.down_since == 0.0:
                     state.down_since = now
                 state.failed_in_row += 1
                 if state.failed_in_row >= down_after:  # (never seen up: it is down already)
-                    state.up = False
+                    state.up, state.up_since = False, 0.0
             state.result = result
             state.last_probe_time = now
             state.last_duration = duration

@@ -33,6 +33,7 @@ from agent.store import DURATION_BUCKETS, CollectorStats, Store, TargetState
 from agent.units import UnitIndex
 from collectors.base import Family
 from exporters.apps import app_metrics
+from exporters.snapshot import Snapshot, take
 
 PREFIX = "egov_"
 CACHE_SECONDS = 5.0
@@ -92,13 +93,15 @@ class EgovCollector:
         self.view = view
         self.status = status
         self.state = state  # the state file's, when the agent keeps one
+        self.last_snapshot: Snapshot | None = None
 
     def collect(self) -> Iterator[Metric]:
         view = self.view
-        states, collector_stats = self.store.snapshot()
+        snap = take(self.store, view.evaluate, view)
+        self.last_snapshot = snap  # the status page's, while it is recent (exporters/snapshot.py)
+        states, collector_stats, evaluations = snap.states, snap.stats, snap.evaluations
         yield from self._self_metrics(view, collector_stats)
         yield from self._target_metrics(view, states)
-        evaluations = view.evaluate(states)
         yield from self._kpi_metrics(view, evaluations)
         yield from self._member_metrics(view, evaluations)
         yield from app_metrics(self.status.province, evaluations, view)

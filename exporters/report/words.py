@@ -33,6 +33,10 @@ AREAS = {
     "ranking": ("Xếp hạng", "Rankings"),
     "society": ("Xã hội", "Society"),
     "transport": ("Giao thông", "Transport"),
+    "e_office": ("Văn phòng điện tử", "E-office"),
+    "e_procurement": ("Đấu thầu qua mạng", "E-procurement"),
+    "e_social_insurance": ("Bảo hiểm xã hội điện tử", "Electronic social insurance"),
+    "reporting": ("Hệ thống thông tin báo cáo", "Reporting information system"),
 }
 
 ROMAN = ["I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X"]
