@@ -33,7 +33,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS targets (
     id TEXT PRIMARY KEY, probes INTEGER NOT NULL, up INTEGER NOT NULL, failures TEXT NOT NULL,
-    down_since REAL NOT NULL, judged_up INTEGER NOT NULL, failed_in_row INTEGER NOT NULL);
+    down_since REAL NOT NULL, judged_up INTEGER NOT NULL, failed_in_row INTEGER NOT NULL, up_since REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
     target TEXT NOT NULL, t REAL NOT NULL, probes INTEGER NOT NULL, up INTEGER NOT NULL,
     PRIMARY KEY (target, t)) WITHOUT ROWID;
@@ -59,7 +59,7 @@ class StateStatus:
 class _Saved:
     """What the file holds for a target, so a save writes only what changed."""
 
-    row: tuple[int, int, str, float, int, int]
+    row: tuple[int, int, str, float, int, int, float]
     first: float  # time of the oldest history point in the file, 0 if none
     last: float   # time of the newest one
 
@@ -140,7 +140,7 @@ class StateFile:
 
     def _read(self, db: sqlite3.Connection, target_ids: set[str], now: float) -> dict[str, TargetState]:
         try:
-            rows = db.execute("SELECT id, probes, up, failures, down_since, judged_up, failed_in_row "
+            rows = db.execute("SELECT id, probes, up, failures, down_since, judged_up, failed_in_row, up_since "
                               "FROM targets").fetchall()
             points: dict[str, list[tuple[float, int, int]]] = {}
             for target, t, probes, up in db.execute("SELECT target, t, probes, up FROM history ORDER BY target, t"):
@@ -149,10 +149,11 @@ class StateFile:
             raise StateFileError(f"state file {self.path}: not a readable state file ({exc})") from exc
         states: dict[str, TargetState] = {}
         skipped: list[str] = []
-        for target, probes, up, failures, down_since, judged_up, failed_in_row in rows:
+        for target, probes, up, failures, down_since, judged_up, failed_in_row, up_since in rows:
             if target not in target_ids:
                 continue  # no longer configured: dropped at the next save
-            state = _state(probes, up, failures, down_since, judged_up, failed_in_row, points.get(target, []), now)
+            state = _state(probes, up, failures, (down_since, up_since), judged_up, failed_in_row,
+                           points.get(target, []), now)
             if state is None:
                 skipped.append(target)
                 continue
@@ -186,7 +187,7 @@ class StateFile:
 
     def _write(self, db: sqlite3.Connection, states: dict[str, TargetState]) -> None:
         saved = dict(self._saved)
-        upserts: list[tuple[str, int, int, str, float, int, int]] = []
+        upserts: list[tuple[str, int, int, str, float, int, int, float]] = []
         inserts: list[tuple[str, float, int, int]] = []
         trims: list[tuple[str, float]] = []
         for target, state in states.items():
@@ -206,7 +207,7 @@ class StateFile:
             del saved[target]
         try:
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT OR REPLACE INTO targets VALUES (?, ?, ?, ?, ?, ?, ?)", upserts)
+            db.executemany("INSERT OR REPLACE INTO targets VALUES (?, ?, ?, ?, ?, ?, ?, ?)", upserts)
             db.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)", inserts)
             db.executemany("DELETE FROM history WHERE target = ? AND t < ?", trims)
             db.executemany("DELETE FROM targets WHERE id = ?", gone)
@@ -226,17 +227,20 @@ class StateFile:
                 self._db = None
 
 
-def _row(state: TargetState) -> tuple[int, int, str, float, int, int]:
+def _row(state: TargetState) -> tuple[int, int, str, float, int, int, float]:
     return (state.probes_total, state.up_total, json.dumps(dict(state.failures), sort_keys=True), state.down_since,
-            int(state.up), state.failed_in_row)
+            int(state.up), state.failed_in_row, state.up_since)
 
 
-def _state(probes: object, up: object, failures: object, down_since: object, judged_up: object,
+def _state(probes: object, up: object, failures: object, since: tuple[object, object], judged_up: object,
            failed_in_row: object, points: list[tuple[float, int, int]], now: float) -> TargetState | None:
     """A TargetState from saved values, or None when they contradict each other (a file edited or damaged)."""
     if not (isinstance(probes, int) and isinstance(up, int) and 0 <= up <= probes):
         return None
-    if not isinstance(down_since, int | float) or not 0 <= down_since <= now + CLOCK_SLACK:
+    down_since, up_since = since
+    if not (isinstance(down_since, int | float) and isinstance(up_since, int | float)):
+        return None
+    if not (0 <= down_since <= now + CLOCK_SLACK and 0 <= up_since <= now + CLOCK_SLACK):
         return None
     if judged_up not in (0, 1) or not (isinstance(failed_in_row, int) and 0 <= failed_in_row <= probes):
         return None
@@ -257,4 +261,5 @@ def _state(probes: object, up: object, failures: object, down_since: object, jud
     # The debounced state carries over, so down_after holds across a restart: a target that was up and
     # fails its first probe after it stays up until the failures in a row reach down_after.
     return TargetState(probes_total=probes, up_total=up, failures=Counter(reasons), down_since=float(down_since),
-                       history=tuple(kept[-HISTORY_POINTS:]), up=bool(judged_up), failed_in_row=failed_in_row)
+                       history=tuple(kept[-HISTORY_POINTS:]), up=bool(judged_up), failed_in_row=failed_in_row,
+                       up_since=float(up_since))

@@ -46,7 +46,7 @@ class TargetState:
     history: tuple[tuple[float, int, int], ...] = ()
     up: bool = False  # the debounced state coverage, counts and egov_target_up read
     failed_in_row: int = 0  # failed probes since the last success
-    up_since: float = 0.0  # when ``up`` last became true; 0 while down (not kept across restarts)
+    up_since: float = 0.0  # when ``up`` last became true; 0 while down
 
     def copy(self) -> TargetState:
         return TargetState(self.result, self.last_probe_time, self.last_duration, self.probes_total,

@@ -92,7 +92,7 @@ def test_the_debounced_state_carries_over_so_down_after_holds_across_a_restart(t
     restored = Store()
     StateFile(path, "test").restore(restored, {"a"}, now=T0 + 120)
     saved = restored.snapshot()[0]["a"]
-    assert (saved.up, saved.failed_in_row) == (True, 1)
+    assert (saved.up, saved.failed_in_row, saved.up_since) == (True, 1, T0)
     # The second failure in a row (down_after 2), the first after the restart, takes it down.
     assert not restored.record("a", "tcp", ProbeResult(False, "timeout"), 0.01, finished_at=T0 + 180, down_after=2)
 
