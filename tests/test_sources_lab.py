@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import ipaddress
 import sqlite3
 import stat
 from pathlib import Path
@@ -164,6 +165,32 @@ def test_the_lab_serves_bac_giang_application_kpis(tmp_path: Path) -> None:
     # The yes/no links to the national systems, as the systems report them.
     assert sample(samples, "egov_kpi_value", kpi="qlvb_national_axis_connected_2020") == 1
     assert sample(samples, "egov_kpi_target_met", kpi="dvc_national_portal_connected_2025") == 1
+
+
+def test_a_generated_api_answers_a_share_for_a_ratio_kpi_and_a_count_for_a_count(tmp_path: Path) -> None:
+    """«Rút ngắn từ 30% - 50% thời gian họp» is a share of meeting time: the lab's stand-in API must not
+    answer it with a count (the demo showed 3000 %), while a count KPI still gets a count."""
+    from agent.lab.addresses import AddressPool
+    from agent.lab.apps import AppsLab
+
+    data = yaml.safe_load(PROVINCE)  # its units; the sources and KPIs below
+    data["sources"] = [{"id": "hop", "kind": "http_json", "url": "https://hop.example.gov.vn/api/thong-ke",
+                        "series": {"saved": {"value": "$.ty_le_rut_ngan"}, "held": {"value": "$.so_cuoc_hop"}}}]
+    data["kpis"] = [{"id": "saved", "measure": {"kind": "value", "source": "hop", "series": "saved"}},
+                    {"id": "held", "unit": "count", "measure": {"kind": "value", "source": "hop", "series": "held"}}]
+    lab = AppsLab(AddressPool(ipaddress.IPv4Network("127.78.0.0/16")))
+
+    async def main() -> dict:
+        await lab.start(data, tmp_path)
+        try:
+            [server] = lab.servers.values()
+            return server.generated["/api/thong-ke"]()
+        finally:
+            await lab.close()
+
+    body = asyncio.run(main())
+    assert 0 < body["ty_le_rut_ngan"] < 1
+    assert isinstance(body["so_cuoc_hop"], int) and body["so_cuoc_hop"] >= 1
 
 
 def test_lab_secret_files_are_private(tmp_path: Path) -> None:

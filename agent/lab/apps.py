@@ -268,14 +268,15 @@ def _get(body: dict[str, Any], path: str) -> object:
 
 
 def generated_body(series: dict[str, Any], units: list[tuple[str, str]], codes: dict[str, str],
-                   seed: str) -> dict[str, Any]:
+                   seed: str, shares: frozenset[str] = frozenset()) -> dict[str, Any]:
     """A body for an ``http_json`` source the lab has no real API for, shaped by the source's own field
     mapping: each series gets a plausible numerator (or value) not above its denominator, per unit under
-    its ``items`` if it has some. So every source of a shipped province answers in the demo."""
+    its ``items`` if it has some. So every source of a shipped province answers in the demo. A value
+    series in ``shares`` feeds a ratio KPI (a share saved, 30%-50%): it answers a share, not a count."""
     rng = random.Random(seed)
     body: dict[str, Any] = {}
     lists: dict[str, dict[str, dict[str, Any]]] = {}  # items path -> unit -> that unit's item
-    for mapping in series.values():
+    for name, mapping in series.items():
         if not isinstance(mapping, dict):
             continue
         items = _ITEMS.fullmatch(str(mapping.get("items", "")))
@@ -293,7 +294,8 @@ def generated_body(series: dict[str, Any], units: list[tuple[str, str]], codes: 
             shared = _get(target, fields["denominator"].group(1)) if fields["denominator"] else None
             denominator = shared if isinstance(shared, int) else rng.randint(40, 600)
             numerator = round(denominator * rng.uniform(0.7, 1.0))
-            for key, figure in (("denominator", denominator), ("numerator", numerator), ("value", numerator)):
+            value = round(rng.uniform(0.2, 0.6), 3) if name in shares else numerator
+            for key, figure in (("denominator", denominator), ("numerator", numerator), ("value", value)):
                 field = fields[key]
                 if field:
                     _put(target, field.group(1), figure)
@@ -382,10 +384,16 @@ class AppsLab:
         self.figures = Figures(units, self.seed, self.today)
         self.database = self.workdir / "ung-dung.db"
         build_database(self.database, units, self.figures)
+        # Value series read by a ratio KPI (the default unit), per source: their lab answer is a share.
+        shares: dict[str, set[str]] = {}
+        for kpi in data.get("kpis") or []:
+            measure = kpi.get("measure") if isinstance(kpi, dict) else None
+            if isinstance(measure, dict) and measure.get("kind") == "value" and kpi.get("unit", "ratio") == "ratio":
+                shares.setdefault(str(measure.get("source")), set()).add(str(measure.get("series")))
         for source in sources:
             kind = source.get("kind")
             if kind == "http_json":
-                self._http(source)
+                self._http(source, frozenset(shares.get(str(source.get("id")), ())))
             elif kind == "sql":
                 source["url"] = f"sqlite:///{self.database}"
                 source.pop("password", None)
@@ -406,7 +414,7 @@ class AppsLab:
         path.chmod(0o600)
         return f"file:{path}"
 
-    def _http(self, source: dict[str, Any]) -> None:
+    def _http(self, source: dict[str, Any], shares: frozenset[str] = frozenset()) -> None:
         parts = urlsplit(str(source.get("url", "")))
         host = parts.hostname or "app"
         if host not in self.servers:
@@ -433,7 +441,7 @@ class AppsLab:
             series: dict[str, Any] = declared if isinstance(declared, dict) else {}
             codes = {unit: code for code, unit in (source.get("unit_map") or {}).items()}
             server.generated[parts.path] = functools.partial(generated_body, series, self.units, codes,
-                                                             f"{self.seed}:{sid}")
+                                                             f"{self.seed}:{sid}", shares)
         source["url"] = urlunsplit(("http", server.address, parts.path, parts.query, ""))
         source.pop("ca_file", None)
         source.pop("tls_verify", None)
