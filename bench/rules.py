@@ -3,11 +3,12 @@
 The hour is backfilled, not waited for: the agent monitors the simulated province (``egov-agent lab``)
 until every collector has probed, its exposition is read once, and an hour of 30 s scrapes is written
 from it as OpenMetrics (counters growing at the pace they show, gauges as they are, ``up`` 1), turned
-into TSDB blocks with ``promtool tsdb create-blocks-from openmetrics``. The hour ends when it is written,
-and building the blocks takes minutes, so Prometheus runs with a 30-minute lookback for instant selectors.
-Prometheus then loads the blocks and the rules, every group's interval set to 10 s so that even the
-hourly groups run here (their expressions stay as generated), and ``/api/v1/rules`` gives each group's ``evaluationTime``; the figure
-printed is the median of the evaluations seen, and the worst.
+into TSDB blocks with ``promtool tsdb create-blocks-from openmetrics``. The hour ends when it is
+written, and building the blocks takes minutes, so Prometheus runs with a 30-minute lookback for
+instant selectors. Prometheus then loads the blocks and the rules, every group's interval set to 10 s
+so that even the hourly groups run here (their expressions stay as generated), and ``/api/v1/rules``
+gives each group's ``evaluationTime``; the figure printed is the median of the evaluations seen, and
+the worst.
 
     python bench/rules.py                      # this checkout's rules
     python bench/rules.py --rules-from ../main # another checkout's generator, on the same data
