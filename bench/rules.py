@@ -207,6 +207,8 @@ def main() -> int:
         for r in results.values():
             cells.append(f"{r[group][0]:10.1f} ms (max {r[group][1]:7.1f})" if group in r else f"{'-':>28}")
         print(f"{group:24}" + "".join(f"{c:>28}" for c in cells))
+    print(f"{'all groups (sum)':24}" + "".join(f"{sum(m for m, _ in r.values()):10.1f} ms{'':15}"
+                                                 for r in results.values()))
     worst = max(m for m, _ in results["this"].values())
     print(f"slowest group (median) of this checkout: {worst:.1f} ms; goal < {GOAL_MS:g} ms: "
           f"{'met' if worst < GOAL_MS else 'NOT met'}")

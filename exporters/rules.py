@@ -158,8 +158,8 @@ def _plan_alerts(loaded: LoadedConfig) -> list[dict[str, Any]]:
     ahead within the horizon and the trend of the last six hours does not reach the target by then; a
     deadline passed never alerts. A sudden fall of a direct KPI is a page: something broke just now.
     Coverage KPIs counted by the agent's own probes are left out of the fall: their units alert one by one."""
-    info = ("group_left(title_vi, title_en, document, section) "
-            "max by (province, kpi, title_vi, title_en, document, section) (egov_kpi_info)")
+    titles = "kpi:egov_kpi_titles:max"
+    info = f"group_left(title_vi, title_en, document, section) {titles}"
     deadline = "kpi:egov_kpi_target_deadline:max"
     left = f"({deadline} - time())"
     target = "kpi:egov_kpi_target:max"
@@ -172,7 +172,11 @@ def _plan_alerts(loaded: LoadedConfig) -> list[dict[str, Any]]:
                  f'or (kpi:egov_kpi_shortfall:abs{{origin="plan"}} + on(province, kpi) group_left() ({trend} * {left})'
                  f' and on(province, kpi) {upper})')
     ahead = f"({left} > 0 < {AT_RISK_HORIZON_DAYS} * 86400)"
-    rules = []
+    # Recorded once for every alert below: the titles, and the projected shortfall of KPIs due within the horizon.
+    rules = [{"record": titles,
+              "expr": "max by (province, kpi, title_vi, title_en, document, section) (egov_kpi_info)"},
+             {"record": "kpi:egov_kpi_shortfall:projected",
+              "expr": f"(({projected}) >= 0)\nand on(province, kpi) {ahead}"}]
     for unit, ids in _kpis_by_unit(loaded, [k for k in loaded.config.kpis if k.targets]).items():
         factor, unit_vi, unit_en, fmt = SHORTFALL_UNITS[unit]
         scaled = f"(kpi:egov_kpi_shortfall:abs{{origin=\"plan\",kpi=~\"{_ids(ids)}\"}} * {factor:g})"
@@ -184,8 +188,8 @@ def _plan_alerts(loaded: LoadedConfig) -> list[dict[str, Any]]:
                     f"{unit_en}{{{{ end }}}}").replace(" {{ end", "{{ end")
         rules.append(_alert(
             "EgovKpiTargetAtRisk",
-            f"{scaled} * on(province, kpi) {info}\nand on(province, kpi) ({projected}) >= 0\n"
-            f"and on(province, kpi) {ahead}", "warning",
+            f"{scaled} * on(province, kpi) {info}\nand on(province, kpi) kpi:egov_kpi_shortfall:projected",
+            "warning",
             f"«{{{{ $labels.title_vi }}}}» chưa đạt chỉ tiêu kế hoạch ({{{{ $labels.document }}}} "
             f"{{{{ $labels.section }}}}): {short_vi}, theo xu hướng hiện tại sẽ không đạt đúng hạn",
             f"«{{{{ $labels.title_en }}}}» is short of its plan target ({{{{ $labels.document }}}} "
@@ -349,13 +353,15 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
     if coverages:
         counters += [("kpi_member:egov_kpi_member_up_seconds", "egov_kpi_member_up_seconds_total"),
                      ("kpi_member:egov_kpi_member_observed_seconds", "egov_kpi_member_observed_seconds_total")]
-    hourly: list[dict[str, Any]] = [{"record": f"{name}:increase1h", "expr": f"increase({metric}[1h])"}
-                                    for name, metric in counters]
+    # One group per counter: Prometheus runs groups side by side and the rules of a group one after the other.
+    hourly: dict[str, list[dict[str, Any]]] = {
+        name: [{"record": f"{name}:increase1h", "expr": f"increase({metric}[1h])"}] for name, metric in counters}
     for kind, start, t0, t1 in _period_bounds(loaded, now):
         labels = {"period": kind, "period_start": start.isoformat()}
         within = f"and on() (vector(time()) > {t0} <= {t1})"
-        hourly += [{"record": f"{name}:increase1h_by_period", "labels": labels, "expr": f"{name}:increase1h {within}"}
-                   for name, _ in counters]
+        for name, _ in counters:
+            hourly[name].append({"record": f"{name}:increase1h_by_period", "labels": labels,
+                                 "expr": f"{name}:increase1h {within}"})
     rules: list[dict[str, Any]] = []
     spans = (("quarter", 93), ("year", 366))
     for kind, days in spans:
@@ -363,6 +369,7 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
             f'sum_over_time(target:egov_probe_successes:increase1h_by_period{{period="{kind}"}}[{days}d])\n'
             f'/ (sum_over_time(target:egov_probes:increase1h_by_period{{period="{kind}"}}[{days}d]) > 0)')})
     share = "kpi_member:egov_kpi_member_up:ratio_period"
+    availability, rules = rules, []
     for kind, days in spans if coverages else ():
         up, seen = ("kpi_member:egov_kpi_member_up_seconds:increase1h_by_period",
                     "kpi_member:egov_kpi_member_observed_seconds:increase1h_by_period")
@@ -378,8 +385,12 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
             {"record": "kpi:egov_kpi_period_coverage:ratio", "labels": {"connected_min_up": f"{minimum:g}"},
              "expr": f"{connected} / {size}"},
         ]
-    return [{"name": "egov_hourly", "interval": "1h", "rules": hourly},
-            {"name": "egov_period", "interval": "1h", "rules": rules}]
+    groups = [{"name": "egov_hourly_" + name.split(":")[1].removeprefix("egov_"), "interval": "1h", "rules": tiles}
+              for name, tiles in hourly.items()]
+    groups.append({"name": "egov_period_availability", "interval": "1h", "rules": availability})
+    if rules:
+        groups.append({"name": "egov_period_coverage", "interval": "1h", "rules": rules})
+    return groups
 
 
 def _availability_group(loaded: LoadedConfig) -> dict[str, Any]:
@@ -399,9 +410,11 @@ def _objective(kpi: KpiSpec) -> float | None:
     return targets[-1].value if targets else None
 
 
-def _slo_group(loaded: LoadedConfig) -> dict[str, Any] | None:
-    rules: list[dict[str, Any]] = []
+def _slo_groups(loaded: LoadedConfig) -> list[dict[str, Any]]:
+    """One group per objective, so that Prometheus evaluates them side by side."""
+    groups = []
     for kpi in loaded.config.kpis:
+        rules: list[dict[str, Any]] = []
         if kpi.measure.kind != "availability":
             continue
         objective = _objective(kpi)
@@ -449,9 +462,8 @@ def _slo_group(loaded: LoadedConfig) -> dict[str, Any] | None:
                 "stay up: see the data-centre dashboard.",
                 "2m" if severity == "critical" else "15m",
                 {"kpi": kpi.id, "window": f"{long}/{short}"}))
-    if not rules:
-        return None
-    return {"name": "egov_slo", "interval": "30s", "rules": rules}
+        groups.append({"name": f"egov_slo_{kpi.id}", "interval": "30s", "rules": rules})
+    return groups
 
 
 def _targets_group(loaded: LoadedConfig) -> dict[str, Any]:
@@ -569,11 +581,11 @@ def build_rules(loaded: LoadedConfig, job: str = "egov-agent", now: float | None
     every alert's ``for`` (a demonstration or an end-to-end test cannot wait fifteen minutes)."""
     today = dt.datetime.fromtimestamp(time.time() if now is None else now,
                                       ZoneInfo(loaded.config.province.timezone)).date()
-    groups = [_kpi_group(loaded), _coverage_group(loaded), _availability_group(loaded), _slo_group(loaded),
+    groups = [_kpi_group(loaded), _coverage_group(loaded), _availability_group(loaded), *_slo_groups(loaded),
               *_period_groups(loaded, today), _targets_group(loaded), _agent_group(job)]
     groups = [g for g in groups if g is not None]
     for group in groups:
-        if evaluation_interval and group["name"] in ("egov_hourly", "egov_period"):
+        if evaluation_interval and group["name"].startswith(("egov_hourly", "egov_period")):
             # The hourly samples tile time: the window must equal the interval, or hours are counted twice;
             # a window shorter than a minute would hold fewer than two scrapes.
             tile = evaluation_interval if _seconds(evaluation_interval) >= 60 else "1m"
