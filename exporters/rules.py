@@ -340,7 +340,7 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
     («230/230 xã kết nối» over a quarter or a year).
 
     Every hour, each counter's increase over the last hour is recorded once, then copied with the
-    period it falls in as labels (one cheap rule per period, matching only inside it). Summing
+    labels of the periods it falls in (joined from egov:reporting_period:current, one rule). Summing
     those hourly samples over the period needs no subquery: a target's availability, a member's
     share of the period up. A member counts as connected when its share reaches the KPI's
     ``connected_min_up`` (an ops threshold); the denominator is the inventory from the
@@ -354,14 +354,19 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
         counters += [("kpi_member:egov_kpi_member_up_seconds", "egov_kpi_member_up_seconds_total"),
                      ("kpi_member:egov_kpi_member_observed_seconds", "egov_kpi_member_observed_seconds_total")]
     # One group per counter: Prometheus runs groups side by side and the rules of a group one after the other.
+    # The periods the present falls in (a quarter, a year), one tiny series each, every minute; each hourly
+    # increase takes their labels in one join instead of one copy rule per period reading every target.
+    current = "egov:reporting_period:current"
+    periods: list[dict[str, Any]] = [
+        {"record": current, "labels": {"period": kind, "period_start": start.isoformat()},
+         "expr": f"vector(1) and on() (vector(time()) > {t0} <= {t1})"}
+        for kind, start, t0, t1 in _period_bounds(loaded, now)]
     hourly: dict[str, list[dict[str, Any]]] = {
-        name: [{"record": f"{name}:increase1h", "expr": f"increase({metric}[1h])"}] for name, metric in counters}
-    for kind, start, t0, t1 in _period_bounds(loaded, now):
-        labels = {"period": kind, "period_start": start.isoformat()}
-        within = f"and on() (vector(time()) > {t0} <= {t1})"
-        for name, _ in counters:
-            hourly[name].append({"record": f"{name}:increase1h_by_period", "labels": labels,
-                                 "expr": f"{name}:increase1h {within}"})
+        name: [{"record": f"{name}:increase1h", "expr": f"increase({metric}[1h])"},
+               *({"record": f"{name}:increase1h_by_period",
+                  "expr": f'{name}:increase1h * on() group_left(period, period_start) {current}{{period="{kind}"}}'}
+                 for kind in ("quarter", "year"))]
+        for name, metric in counters}
     rules: list[dict[str, Any]] = []
     spans = (("quarter", 93), ("year", 366))
     for kind, days in spans:
@@ -385,8 +390,9 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
             {"record": "kpi:egov_kpi_period_coverage:ratio", "labels": {"connected_min_up": f"{minimum:g}"},
              "expr": f"{connected} / {size}"},
         ]
-    groups = [{"name": "egov_hourly_" + name.split(":")[1].removeprefix("egov_"), "interval": "1h", "rules": tiles}
-              for name, tiles in hourly.items()]
+    groups = [{"name": "egov_reporting_periods", "interval": "1m", "rules": periods}]
+    groups += [{"name": "egov_hourly_" + name.split(":")[1].removeprefix("egov_"), "interval": "1h", "rules": tiles}
+               for name, tiles in hourly.items()]
     groups.append({"name": "egov_period_availability", "interval": "1h", "rules": availability})
     if rules:
         groups.append({"name": "egov_period_coverage", "interval": "1h", "rules": rules})

@@ -28,9 +28,18 @@ PORTAL = "portal-noi-vu"
 EXAMPLE = REPO / "config" / "alertmanager" / "alertmanager.example.yml"
 
 
+# The agent's own overload is an incident of its own on a shared machine (two cores, many tests): it is
+# real, not injected, and it inhibits nothing counted here, so it is left out of the count.
+OWN = {"EgovAgentOverloaded"}
+
+
 def key(labels: dict[str, str]) -> tuple[str, str]:
     """What an alert is about: its unit, district or target."""
     return labels["alertname"], labels.get("unit") or labels.get("district") or labels.get("target") or ""
+
+
+def notified(alertmanager: Alertmanager) -> list[tuple[str, str]]:
+    return sorted(key(a["labels"]) for a in alertmanager.active() if a["labels"]["alertname"] not in OWN)
 
 
 def test_firing_alerts_equal_the_distinct_incidents(tmp_path: Path) -> None:
@@ -57,7 +66,7 @@ def test_firing_alerts_equal_the_distinct_incidents(tmp_path: Path) -> None:
         numerator = 'kpi:egov_kpi_numerator:sum{kpi="wan_commune_coverage_2020"}'
         prometheus.wait_for(numerator, lambda v: v == 230, 300, "all 230 communes up")
         time.sleep(30)  # longer than every alert's for: what fires now fires without a fault
-        baseline = sorted(key(a["labels"]) for a in alertmanager.active())
+        baseline = notified(alertmanager)
         assert baseline == [], f"alerts with no fault injected: {baseline}"
 
         loaded = load_config(lab.config, resolve_secrets=False)
@@ -75,14 +84,14 @@ def test_firing_alerts_equal_the_distinct_incidents(tmp_path: Path) -> None:
                                                                             ("EgovPortalDown", PORTAL)])
         deadline = time.monotonic() + 240
         while True:
-            got = sorted(key(a["labels"]) for a in alertmanager.active())
+            got = notified(alertmanager)
             if got == expected or time.monotonic() > deadline:
                 break
             time.sleep(2)
         assert got == expected, f"alerts to notify {got}, incidents {expected}"
         time.sleep(30)  # and nothing more arrives once the faults have settled (burn rates, KPI alerts)
-        alerts = alertmanager.active()
-        assert sorted(key(a["labels"]) for a in alerts) == expected
+        assert notified(alertmanager) == expected
+        alerts = [a for a in alertmanager.active() if a["labels"]["alertname"] not in OWN]
 
         # Before inhibition, Prometheus fires one EgovUnitDown per Hiệp Hòa unit besides: never one per KPI.
         firing = prometheus.firing()

@@ -147,7 +147,7 @@ def test_periods_follow_the_province_definition(tmp_path: Path) -> None:
     text = PROVINCE + "reporting: {quarter_start_month: 12, quarter_start_day: 10}\n"
     loaded = load_config(write_config(tmp_path / "bg.yml", text), resolve_secrets=False)
     now = dt.datetime(2027, 1, 5, 12, tzinfo=dt.UTC).timestamp()
-    hourly = next(g for g in build_rules(loaded, now=now)["groups"] if g["name"] == "egov_hourly_probes")
+    hourly = next(g for g in build_rules(loaded, now=now)["groups"] if g["name"] == "egov_reporting_periods")
     starts = {kind: sorted({r["labels"]["period_start"] for r in hourly["rules"]
                             if r.get("labels", {}).get("period") == kind}) for kind in ("quarter", "year")}
     assert starts["quarter"][:4] == ["2026-12-10", "2027-03-10", "2027-06-10", "2027-09-10"]
