@@ -19,6 +19,7 @@ class Unit:
     name_vi: str
     level: str
     parent: str | None
+    name_en: str | None = None
 
 
 class UnitIndex:
@@ -30,7 +31,7 @@ class UnitIndex:
 
     def _add(self, specs: list[UnitSpec], parent: str | None) -> None:
         for spec in specs:
-            self.units[spec.id] = Unit(spec.id, spec.name_vi, spec.level, parent)
+            self.units[spec.id] = Unit(spec.id, spec.name_vi, spec.level, parent, spec.name_en)
             self._add(spec.children, spec.id)
 
     def lineage(self, unit_id: str) -> list[Unit]:

@@ -338,6 +338,20 @@ class EgovCollector:
                 minimum = getattr(measure, "connected_min_up", None)
                 threshold.add_metric([province, ev.kpi.id, "ops"], minimum if minimum is not None else default_min)
         yield from (up, up_seconds, observed, threshold)
+        yield _unit_info(province, view.units)
+
+
+def _unit_info(province: str, units: UnitIndex) -> Metric:
+    """Every unit's names and its parent's: alert texts name «Xã Đồng Sơn (huyện Yên Dũng)», not bg-yd-05."""
+    info = GaugeMetricFamily(PREFIX + "unit_info", "A unit of the hierarchy: its names and its parent's (value 1).",
+                             labels=["province", "unit", "level", "name_vi", "name_en", "parent", "parent_name_vi",
+                                     "parent_name_en"])
+    for unit in units.units.values():
+        parent = units.units.get(unit.parent) if unit.parent else None
+        info.add_metric([province, unit.id, unit.level, unit.name_vi, unit.name_en or unit.name_vi,
+                         parent.id if parent else "", parent.name_vi if parent else "",
+                         (parent.name_en or parent.name_vi) if parent else ""], 1.0)
+    return info
 
 
 def _state_metrics(state: StateStatus) -> Iterator[Metric]:

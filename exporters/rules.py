@@ -64,16 +64,29 @@ def _selected(metric: str, selector: Selector, loaded: LoadedConfig, level: str 
     return f"({series} * on(target) group_left() {info})"
 
 
-def _alert(name: str, expr: str, severity: str, summary_vi: str, summary_en: str, runbook: str,
+def _alert(name: str, expr: str, severity: str, summary_vi: str, summary_en: str, description: str,
            for_: str = "5m", labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """An alert with both languages' summaries and what to check first; build_rules adds ``runbook_url``."""
     return {
         "alert": name,
         "expr": expr,
         "for": for_,
         "labels": {"severity": severity, **(labels or {})},
         "annotations": {"summary_vi": summary_vi, "summary_en": summary_en, "summary": summary_en,
-                        "runbook": runbook},
+                        "description": description},
     }
+
+
+# The shortfall in the KPI's own unit: (factor applied to the recorded shortfall, Vietnamese, English, format).
+SHORTFALL_UNITS = {
+    "ratio": (100, "điểm phần trăm", "percentage points", "%.1f"),
+    "count": (1, "đơn vị", "units", "%.0f"),
+    "vnd": (1, "đồng", "VND", "%.0f"),
+    "value": (1, "", "", "%.4g"),
+    "yes_no": (1, "", "", "%.0f"),
+}
+AT_RISK_HORIZON_DAYS = 365  # a plan deadline further ahead than this is a report fact, not an alert
+DROP_SHARE = 0.05  # a direct KPI whose numerator falls by 5% of its denominator within an hour pages
 
 
 def _kpi_group(loaded: LoadedConfig) -> dict[str, Any]:
@@ -112,34 +125,17 @@ def _kpi_group(loaded: LoadedConfig) -> dict[str, Any]:
             f'({target}{{bound="upper"}})) > 1e-9')},
         *_below_target_since(value, target),
     ]
-    info = ("group_left(title_vi, title_en, document, section) "
-            "max by (province, kpi, title_vi, title_en, document, section) (egov_kpi_info)")
-    overdue = "(kpi:egov_kpi_target_deadline:max < time())"
-    far = ("(kpi:egov_kpi_shortfall:abs / on(province, kpi) (max by (province, kpi) (kpi:egov_kpi_target:max) > 0)"
-           " >= 0.1)")
-    below = f'kpi:egov_kpi_shortfall:abs{{origin="plan"}} * on(province, kpi) {info}'
-    missed = 'kpi:egov_kpi_shortfall:abs{origin="ops"} * on(province, kpi) group_left(title_vi, title_en) ' \
-             'max by (province, kpi, title_vi, title_en) (egov_kpi_info)'
-    runbook = ("Xem egov_kpi_info để biết chỉ tiêu và trích dẫn; tìm đơn vị kém nhất trên bảng KPI / "
-               "See egov_kpi_info for the target and its citation; find the worst units on the KPI dashboard.")
+    rules.append({"record": "kpi:egov_kpi_value:deriv6h", "expr": f"deriv({value}[6h])"})
+    rules += _plan_alerts(loaded)
     rules += [
-        _alert("EgovKpiBelowTargetCritical", f"{below}\nand on(province, kpi) ({overdue} or {far})", "critical",
-               "KPI {{ $labels.kpi }} ({{ $labels.title_vi }}) dưới chỉ tiêu kế hoạch: thiếu {{ $value | humanize }} "
-               "(đã quá hạn hoặc thiếu từ 10% chỉ tiêu)",
-               "KPI {{ $labels.kpi }} ({{ $labels.title_en }}) is below its plan target by {{ $value | humanize }} "
-               "(deadline passed or short by 10% of the target or more)", runbook, "15m"),
-        _alert("EgovKpiBelowTarget", f"{below}\nunless on(province, kpi) ({overdue} or {far})", "warning",
-               "KPI {{ $labels.kpi }} ({{ $labels.title_vi }}) dưới chỉ tiêu kế hoạch: thiếu {{ $value | humanize }}",
-               "KPI {{ $labels.kpi }} ({{ $labels.title_en }}) is below its plan target by {{ $value | humanize }}",
-               runbook, "15m"),
-        # The operations team's own objectives: no plan citation, their own name and route.
-        _alert("EgovOpsObjectiveMissed", missed, "warning",
-               "Mục tiêu vận hành (không phải chỉ tiêu kế hoạch) {{ $labels.kpi }} ({{ $labels.title_vi }}) chưa đạt: "
+        # The operations team's own objectives: no plan citation, their own name and route. Availability
+        # objectives are watched by their burn rate instead (one alert for one incident).
+        _alert("EgovOpsObjectiveMissed", _ops_missed(loaded), "warning",
+               "Mục tiêu vận hành (không phải chỉ tiêu kế hoạch) «{{ $labels.title_vi }}» chưa đạt: "
                "thiếu {{ $value | humanize }}",
-               "Ops objective (not a plan target) {{ $labels.kpi }} ({{ $labels.title_en }}) is missed by "
-               "{{ $value | humanize }}",
+               "Ops objective (not a plan target) «{{ $labels.title_en }}» is missed by {{ $value | humanize }}",
                "Mục tiêu do tổ vận hành tự đặt; xem bảng điều khiển của lĩnh vực / An objective the operations "
-               "team set itself; see the area's dashboard.", "15m"),
+               "team set itself; see the area's dashboard.", "1h"),
         _alert("EgovKpiStale", "max by (province, kpi) (egov_kpi_stale) == 1", "warning",
                "Số liệu KPI {{ $labels.kpi }} đã cũ, cần cập nhật", "KPI {{ $labels.kpi }} data is stale",
                "Cập nhật tệp số liệu thủ công hoặc kiểm tra nguồn dữ liệu / Update the manual data file or "
@@ -173,6 +169,111 @@ def _below_target_since(value: str, target: str) -> list[dict[str, Any]]:
     ]
 
 
+def _kpis_by_unit(loaded: LoadedConfig, kpis: list[KpiSpec]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for kpi in kpis:
+        out.setdefault(kpi.unit, []).append(kpi.id)
+    return out
+
+
+def _ids(ids: list[str]) -> str:
+    return "|".join(sorted(ids))
+
+
+def _plan_alerts(loaded: LoadedConfig) -> list[dict[str, Any]]:
+    """A plan shortfall is a report fact: it alerts (a warning, never a page) only while its deadline is
+    ahead within the horizon and the trend of the last six hours does not reach the target by then; a
+    deadline passed never alerts. A sudden fall of a direct KPI is a page: something broke just now.
+    Coverage KPIs counted by the agent's own probes are left out of the fall: their units alert one by one."""
+    titles = "kpi:egov_kpi_titles:max"
+    info = f"group_left(title_vi, title_en, document, section) {titles}"
+    deadline = "kpi:egov_kpi_target_deadline:max"
+    left = f"({deadline} - time())"
+    target = "kpi:egov_kpi_target:max"
+    lower = f'max by (province, kpi) ({target}{{comparator=~">=|>|=|approx"}} or {target}{{bound="lower"}})'
+    upper = f'max by (province, kpi) ({target}{{comparator=~"<=|<"}} or {target}{{bound="upper"}})'
+    trend = "kpi:egov_kpi_value:deriv6h"
+    # The shortfall left at the deadline if the last six hours' trend goes on; positive: still short.
+    projected = (f'(kpi:egov_kpi_shortfall:abs{{origin="plan"}} - on(province, kpi) group_left() ({trend} * {left})'
+                 f' and on(province, kpi) {lower})\n'
+                 f'or (kpi:egov_kpi_shortfall:abs{{origin="plan"}} + on(province, kpi) group_left() ({trend} * {left})'
+                 f' and on(province, kpi) {upper})')
+    ahead = f"({left} > 0 < {AT_RISK_HORIZON_DAYS} * 86400)"
+    # Recorded once for every alert below: the titles, and the projected shortfall of KPIs due within the horizon.
+    rules = [{"record": titles,
+              "expr": "max by (province, kpi, title_vi, title_en, document, section) (egov_kpi_info)"},
+             {"record": "kpi:egov_kpi_shortfall:projected",
+              "expr": f"(({projected}) >= 0)\nand on(province, kpi) {ahead}"}]
+    for unit, ids in _kpis_by_unit(loaded, [k for k in loaded.config.kpis if k.targets]).items():
+        factor, unit_vi, unit_en, fmt = SHORTFALL_UNITS[unit]
+        scaled = f"(kpi:egov_kpi_shortfall:abs{{origin=\"plan\",kpi=~\"{_ids(ids)}\"}} * {factor:g})"
+        shown = f'{{{{ $value | printf "{fmt}" }}}}'
+        # A «>» target met with equality is short by 0: say that it must be exceeded, not «below by 0».
+        short_vi = (f"{{{{ if eq $value 0.0 }}}}mới bằng chỉ tiêu, cần vượt{{{{ else }}}}thiếu {shown} {unit_vi}"
+                    "{{ end }}").replace(" {{ end", "{{ end")
+        short_en = (f"{{{{ if eq $value 0.0 }}}}only equal to it, must exceed it{{{{ else }}}}short by {shown} "
+                    f"{unit_en}{{{{ end }}}}").replace(" {{ end", "{{ end")
+        rules.append(_alert(
+            "EgovKpiTargetAtRisk",
+            f"{scaled} * on(province, kpi) {info}\nand on(province, kpi) kpi:egov_kpi_shortfall:projected",
+            "warning",
+            f"«{{{{ $labels.title_vi }}}}» chưa đạt chỉ tiêu kế hoạch ({{{{ $labels.document }}}} "
+            f"{{{{ $labels.section }}}}): {short_vi}, theo xu hướng hiện tại sẽ không đạt đúng hạn",
+            f"«{{{{ $labels.title_en }}}}» is short of its plan target ({{{{ $labels.document }}}} "
+            f"{{{{ $labels.section }}}}): {short_en}; at the current trend it misses the deadline",
+            "Chỉ tiêu kế hoạch còn hạn trong năm tới: báo cáo lãnh đạo, không phải sự cố trực / A plan target due "
+            "within a year: report it to the leadership, it is not an on-call incident.", "1h",
+            {"kpi_unit": unit}))
+    direct = _droppable(loaded)
+    if direct:
+        num = f'kpi:egov_kpi_numerator:sum{{kpi=~"{_ids(direct)}"}}'
+        fall = f"(max_over_time({num}[1h]) - {num})"
+        rules.append(_alert(
+            "EgovKpiDropped",
+            f"{fall} * on(province, kpi) {info}\n"
+            f"and on(province, kpi) ({fall} >= {DROP_SHARE:g} * kpi:egov_kpi_denominator:sum and {fall} >= 1)",
+            "critical",
+            "«{{ $labels.title_vi }}» giảm {{ $value | printf \"%.0f\" }} đơn vị trong một giờ",
+            "«{{ $labels.title_en }}» fell by {{ $value | printf \"%.0f\" }} units within an hour",
+            "Một nguồn dữ liệu hoặc hệ thống vừa hỏng: xem nguồn của KPI (egov_source_*) / A source or system "
+            "just broke: check the KPI's source (egov_source_*).", "5m"))
+    return rules
+
+
+# Collectors whose targets alert one by one when down (EgovPortalDown, EgovHostedSystemDown).
+TARGET_ALERTED = ("http", "tcp")
+
+
+def _droppable(loaded: LoadedConfig) -> list[str]:
+    """Direct KPIs whose fall no other alert tells: not counted over units that alert one by one, not over
+    targets that do, not availability (its burn rate does)."""
+    from agent.kpi import KpiEngine
+    from agent.units import UnitIndex
+
+    engine = KpiEngine(loaded.config, UnitIndex(loaded.config), None)
+    probed = {kpi.id for kpi, _measure, _size in _probe_coverages(loaded)}
+    out = []
+    for kpi in loaded.config.kpis:
+        if kpi.kpi_class != "direct" or kpi.id in probed or kpi.measure.kind == "availability":
+            continue
+        select = getattr(kpi.measure, "select", None)
+        if select is not None and not getattr(kpi.measure, "from_source", False):
+            targets = engine.select(select)
+            if targets and all(t.collector in TARGET_ALERTED for t in targets):
+                continue
+        out.append(kpi.id)
+    return out
+
+
+def _ops_missed(loaded: LoadedConfig) -> str:
+    """Only for objectives whose miss no other alert tells: not over units or targets that alert one by one
+    (a portal down would raise its own alert and this one), not availability (its burn rate)."""
+    told = [k.id for k in loaded.config.kpis if k.id not in _droppable(loaded) or k.measure.kind == "availability"]
+    unless = f'{{origin="ops",kpi!~"{_ids(told)}"}}' if told else '{origin="ops"}'
+    return (f"kpi:egov_kpi_shortfall:abs{unless} * on(province, kpi) group_left(title_vi, title_en) "
+            "max by (province, kpi, title_vi, title_en) (egov_kpi_info)")
+
+
 def _probe_coverages(loaded: LoadedConfig) -> list[tuple[KpiSpec, CoverageMeasure, int]]:
     """Coverage KPIs counted over a complete inventory of units by their own probes, with its size."""
     from agent.kpi import KpiEngine
@@ -190,38 +291,58 @@ def _probe_coverages(loaded: LoadedConfig) -> list[tuple[KpiSpec, CoverageMeasur
     return out
 
 
+def _unit_names(label: str = "unit") -> str:
+    """The units' names (egov_unit_info) joined on ``label``: one copy, however many agents export it."""
+    names = ("max by (province, unit, name_vi, name_en, parent_name_vi, parent_name_en) (egov_unit_info)")
+    if label != "unit":
+        names = f'label_replace({names}, "{label}", "$1", "unit", "(.*)")'
+    kept = "name_vi, name_en, parent_name_vi, parent_name_en"
+    return f"on(province, {label}) group_left({kept}) {names}"
+
+
+# What failed at a unit, for the description: the names of its targets that are down now.
+FAILED_TARGETS = ('{{ range printf "max by (target, name) (egov_target_info{unit=%q}) and on(target) '
+                  '(egov_target_up{unit=%q} == 0)" $labels.unit $labels.unit | query }}'
+                  '{{ if .Labels.name }}{{ .Labels.name }}{{ else }}{{ .Labels.target }}{{ end }}; {{ end }}')
+
+
 def _coverage_group(loaded: LoadedConfig) -> dict[str, Any] | None:
-    """Per-unit state of every coverage KPI over units (the agent's egov_kpi_member_up), a unit-down alert,
-    and one alert per group (district) whose units are all down at once: the district uplink, one alert
-    rather than 23."""
+    """Per-unit state of every coverage KPI over units (the agent's egov_kpi_member_up); one alert per unit
+    down, however many KPIs count it (the incident is the unit, not the KPIs), and one per group (district)
+    whose units are all down at once: the district uplink, one alert rather than 23, which inhibits its units'."""
     levels = [lv for lv in loaded.config.levels if lv != "province"]
-    rules: list[dict[str, Any]] = []
-    for kpi, measure, _size in _probe_coverages(loaded):
-        level = measure.select.level or "unit"
-        by = ", ".join(["province", "kpi", "unit", *levels])
-        record = "unit:egov_kpi_unit_up:bool"
-        rules.append({"record": record,
-                      "expr": f'max by ({by}) (egov_kpi_member_up{{kpi="{kpi.id}"}})'})
-        rules.append(_alert(
-            "EgovUnitDown", f'{record}{{kpi="{kpi.id}"}} == 0', "warning",
-            f"{level} {{{{ $labels.unit }}}} mất kết nối ({kpi.title_vi})",
-            f"{level} {{{{ $labels.unit }}}} is down ({kpi.title_en})",
-            "Kiểm tra đường truyền và thiết bị định tuyến của đơn vị (ping, SNMP ifOperStatus) / Check the unit's "
-            "link and router (ping, SNMP ifOperStatus).", "5m", {"kpi": kpi.id}))
-        group = measure.group_by
-        if group and group in levels:
-            down = f'count by (province, kpi, {group}) ({record}{{kpi="{kpi.id}"}} == 0)'
-            total = f'count by (province, kpi, {group}) ({record}{{kpi="{kpi.id}"}})'
-            rules.append(_alert(
-                "EgovGroupAllDown", f"({down} == {total}) and {total} > 1", "critical",
-                f"Toàn bộ {{{{ $value }}}} {level} của {group} {{{{ $labels.{group} }}}} mất kết nối: nghi sự cố "
-                f"đường truyền cấp {group}",
-                f"All {{{{ $value }}}} {level} units of {group} {{{{ $labels.{group} }}}} are down: suspect the "
-                f"{group} uplink", "Kiểm tra đường trục tới trung tâm huyện trước / Check the district uplink "
-                "first; the unit alerts are inhibited meanwhile.", "3m",
-                {"kpi": kpi.id}))
-    if not rules:
+    coverages = _probe_coverages(loaded)
+    if not coverages:
         return None
+    by = ", ".join(["province", "kpi", "unit", *levels])
+    record = "unit:egov_kpi_unit_up:bool"
+    ids = _ids([kpi.id for kpi, _m, _s in coverages])
+    rules: list[dict[str, Any]] = [
+        {"record": record, "expr": f'max by ({by}) (egov_kpi_member_up{{kpi=~"{ids}"}})'},
+        # The unit is down when a KPI counting it does; the value is how many KPIs count it down.
+        {"record": "unit:egov_unit_down:count",
+         "expr": f'count by ({", ".join(["province", "unit", *levels])}) ({record} == 0)'},
+    ]
+    rules.append(_alert(
+        "EgovUnitDown", f"unit:egov_unit_down:count * {_unit_names()}", "warning",
+        "{{ $labels.name_vi }} ({{ $labels.parent_name_vi }}) mất kết nối",
+        "{{ $labels.name_en }} ({{ $labels.parent_name_en }}) is down",
+        "Hỏng / Failed: " + FAILED_TARGETS + "\nKiểm tra đường truyền và thiết bị định tuyến của đơn vị (ping, SNMP "
+        "ifOperStatus) / Check the unit's link and router (ping, SNMP ifOperStatus).", "5m"))
+    groups = sorted({m.group_by for _k, m, _s in coverages if m.group_by and m.group_by in levels})
+    for group in groups:
+        grouped = _ids([k.id for k, m, _s in coverages if m.group_by == group])
+        down = f'count by (province, kpi, {group}) ({record}{{kpi=~"{grouped}"}} == 0)'
+        total = f'count by (province, kpi, {group}) ({record}{{kpi=~"{grouped}"}})'
+        rules.append({"record": f"{group}:egov_units_all_down:count",
+                      "expr": f"max by (province, {group}) (({down} == {total}) and {total} > 1)"})
+        rules.append(_alert(
+            "EgovGroupAllDown", f"{group}:egov_units_all_down:count * {_unit_names(group)}", "critical",
+            f"Toàn bộ {{{{ $value }}}} đơn vị của {{{{ $labels.name_vi }}}} mất kết nối: nghi sự cố đường truyền "
+            f"cấp {group}",
+            f"All {{{{ $value }}}} units of {{{{ $labels.name_en }}}} are down: suspect the {group} uplink",
+            "Kiểm tra đường trục tới trung tâm huyện trước; cảnh báo của từng xã bị chặn trong lúc này / Check the "
+            "district uplink first; the units' alerts are inhibited meanwhile.", "3m"))
     return {"name": "egov_coverage", "interval": "30s", "rules": rules}
 
 
@@ -247,7 +368,7 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
     («230/230 xã kết nối» over a quarter or a year).
 
     Every hour, each counter's increase over the last hour is recorded once, then copied with the
-    period it falls in as labels (one cheap rule per period, matching only inside it). Summing
+    labels of the periods it falls in (joined from egov:reporting_period:current, one rule). Summing
     those hourly samples over the period needs no subquery: a target's availability, a member's
     share of the period up. A member counts as connected when its share reaches the KPI's
     ``connected_min_up`` (an ops threshold); the denominator is the inventory from the
@@ -260,13 +381,20 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
     if coverages:
         counters += [("kpi_member:egov_kpi_member_up_seconds", "egov_kpi_member_up_seconds_total"),
                      ("kpi_member:egov_kpi_member_observed_seconds", "egov_kpi_member_observed_seconds_total")]
-    hourly: list[dict[str, Any]] = [{"record": f"{name}:increase1h", "expr": f"increase({metric}[1h])"}
-                                    for name, metric in counters]
-    for kind, start, t0, t1 in _period_bounds(loaded, now):
-        labels = {"period": kind, "period_start": start.isoformat()}
-        within = f"and on() (vector(time()) > {t0} <= {t1})"
-        hourly += [{"record": f"{name}:increase1h_by_period", "labels": labels, "expr": f"{name}:increase1h {within}"}
-                   for name, _ in counters]
+    # One group per counter: Prometheus runs groups side by side and the rules of a group one after the other.
+    # The periods the present falls in (a quarter, a year), one tiny series each, every minute; each hourly
+    # increase takes their labels in one join instead of one copy rule per period reading every target.
+    current = "egov:reporting_period:current"
+    periods: list[dict[str, Any]] = [
+        {"record": current, "labels": {"period": kind, "period_start": start.isoformat()},
+         "expr": f"vector(1) and on() (vector(time()) > {t0} <= {t1})"}
+        for kind, start, t0, t1 in _period_bounds(loaded, now)]
+    hourly: dict[str, list[dict[str, Any]]] = {
+        name: [{"record": f"{name}:increase1h", "expr": f"increase({metric}[1h])"},
+               *({"record": f"{name}:increase1h_by_period",
+                  "expr": f'{name}:increase1h * on() group_left(period, period_start) {current}{{period="{kind}"}}'}
+                 for kind in ("quarter", "year"))]
+        for name, metric in counters}
     rules: list[dict[str, Any]] = []
     spans = (("quarter", 93), ("year", 366))
     for kind, days in spans:
@@ -274,6 +402,7 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
             f'sum_over_time(target:egov_probe_successes:increase1h_by_period{{period="{kind}"}}[{days}d])\n'
             f'/ (sum_over_time(target:egov_probes:increase1h_by_period{{period="{kind}"}}[{days}d]) > 0)')})
     share = "kpi_member:egov_kpi_member_up:ratio_period"
+    availability, rules = rules, []
     for kind, days in spans if coverages else ():
         up, seen = ("kpi_member:egov_kpi_member_up_seconds:increase1h_by_period",
                     "kpi_member:egov_kpi_member_observed_seconds:increase1h_by_period")
@@ -289,17 +418,24 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
             {"record": "kpi:egov_kpi_period_coverage:ratio", "labels": {"connected_min_up": f"{minimum:g}"},
              "expr": f"{connected} / {size}"},
         ]
-    return [{"name": "egov_hourly", "interval": "1h", "rules": hourly},
-            {"name": "egov_period", "interval": "1h", "rules": rules}]
+    groups = [{"name": "egov_reporting_periods", "interval": "1m", "rules": periods}]
+    groups += [{"name": "egov_hourly_" + name.split(":")[1].removeprefix("egov_"), "interval": "1h", "rules": tiles}
+               for name, tiles in hourly.items()]
+    groups.append({"name": "egov_period_availability", "interval": "1h", "rules": availability})
+    if rules:
+        groups.append({"name": "egov_period_coverage", "interval": "1h", "rules": rules})
+    return groups
 
 
 def _availability_group(loaded: LoadedConfig) -> dict[str, Any]:
-    """Availability per target over rolling windows (the reporting periods' come from _period_groups)."""
+    """Availability per target over rolling windows, summed from the hourly increases egov_hourly records:
+    720 samples a target for 30 days instead of every scrape (2.5 s an evaluation with raw counters). Precision
+    is the hour, as for the reporting periods'; ``egov-agent report`` computes exact figures."""
     rules: list[dict[str, Any]] = []
     for window in AVAILABILITY_WINDOWS:
         rules.append({"record": f"target:egov_availability:ratio_{window}", "expr": (
-            f"increase(egov_target_probe_successes_total[{window}])\n"
-            f"/ (increase(egov_target_probes_total[{window}]) > 0)")})
+            f"sum_over_time(target:egov_probe_successes:increase1h[{window}])\n"
+            f"/ (sum_over_time(target:egov_probes:increase1h[{window}]) > 0)")})
     return {"name": "egov_availability", "interval": "1m", "rules": rules}
 
 
@@ -308,9 +444,11 @@ def _objective(kpi: KpiSpec) -> float | None:
     return targets[-1].value if targets else None
 
 
-def _slo_group(loaded: LoadedConfig) -> dict[str, Any] | None:
-    rules: list[dict[str, Any]] = []
+def _slo_groups(loaded: LoadedConfig) -> list[dict[str, Any]]:
+    """One group per objective, so that Prometheus evaluates them side by side."""
+    groups = []
     for kpi in loaded.config.kpis:
+        rules: list[dict[str, Any]] = []
         if kpi.measure.kind != "availability":
             continue
         objective = _objective(kpi)
@@ -318,26 +456,48 @@ def _slo_group(loaded: LoadedConfig) -> dict[str, Any] | None:
             continue
         budget = 1 - objective
         select = kpi.measure.select
+        # Incremental: the raw counters are read over five minutes only, once per KPI; every longer window
+        # sums those province-wide samples (one series per KPI). The samples overlap (a 5-minute increase
+        # every 30 s), alike in the numerator and the denominator, so their ratio is the window's.
+        good = _selected("egov_target_probe_successes_total", select, loaded, inner="increase(%s[5m])")
+        total = _selected("egov_target_probes_total", select, loaded, inner="increase(%s[5m])")
+        labels = {"kpi": kpi.id}
+        rules += [
+            {"record": "kpi:egov_sli_good:increase5m", "labels": labels, "expr": f"sum by (province) ({good})"},
+            {"record": "kpi:egov_sli_total:increase5m", "labels": labels, "expr": f"sum by (province) ({total})"},
+        ]
         for window in SLI_WINDOWS:
-            good = _selected("egov_target_probe_successes_total", select, loaded, inner=f"increase(%s[{window}])")
-            total = _selected("egov_target_probes_total", select, loaded, inner=f"increase(%s[{window}])")
-            rules.append({"record": f"kpi:egov_sli_error:ratio_rate{window}", "labels": {"kpi": kpi.id},
-                          "expr": f"1 - (sum({good}) / (sum({total}) > 0))"})
+            sel = f'{{kpi="{kpi.id}"}}'
+            if window == "5m":
+                ratio = f"kpi:egov_sli_good:increase5m{sel} / (kpi:egov_sli_total:increase5m{sel} > 0)"
+            else:
+                ratio = (f"sum_over_time(kpi:egov_sli_good:increase5m{sel}[{window}])\n"
+                         f"/ (sum_over_time(kpi:egov_sli_total:increase5m{sel}[{window}]) > 0)")
+            rules.append({"record": f"kpi:egov_sli_error:ratio_rate{window}", "labels": labels,
+                          "expr": f"1 - ({ratio})"})
+        # A target of the objective down already has its own alert (portal, hosted system, unit): the burn
+        # rate pages only for what no other alert says, failures spread over targets that stay up.
+        down = _selected("egov_target_up", select, loaded)
+        rules.append({"record": "kpi:egov_kpi_targets_down:count", "labels": {"kpi": kpi.id},
+                      "expr": f"count by (province) ({down} == 0)"})
         for long, short, factor, severity in BURN_ALERTS:
             threshold = round(factor * budget, 10)
-            expr = (f'kpi:egov_sli_error:ratio_rate{long}{{kpi="{kpi.id}"}} > {threshold}\n'
-                    f'and kpi:egov_sli_error:ratio_rate{short}{{kpi="{kpi.id}"}} > {threshold}')
+            expr = (f'(kpi:egov_sli_error:ratio_rate{long}{{kpi="{kpi.id}"}} > {threshold}\n'
+                    f'and kpi:egov_sli_error:ratio_rate{short}{{kpi="{kpi.id}"}} > {threshold})\n'
+                    f'unless on(province, kpi) kpi:egov_kpi_targets_down:count')
             rules.append(_alert(
                 "EgovAvailabilityBurnRate", expr, severity,
-                f"{kpi.title_vi}: ngân sách lỗi tiêu hao nhanh gấp {factor:g} lần ({long}/{short})",
-                f"{kpi.title_en}: error budget burning {factor:g}x too fast ({long}/{short} windows)",
-                "Mục tiêu vận hành (không phải chỉ tiêu kế hoạch); xem bảng điều khiển THDL / An operations "
-                "objective, not a plan target; see the data-centre dashboard.",
+                f"{kpi.title_vi}: ngân sách lỗi tiêu hao nhanh gấp {factor:g} lần ({long}/{short}); tỷ lệ lỗi "
+                f"{{{{ $value | humanizePercentage }}}}",
+                f"{kpi.title_en}: error budget burning {factor:g}x too fast ({long}/{short} windows); error ratio "
+                f"{{{{ $value | humanizePercentage }}}}",
+                "Mục tiêu vận hành (không phải chỉ tiêu kế hoạch); lỗi rải rác trên các mục tiêu vẫn lên, xem bảng "
+                "điều khiển THDL / An operations objective, not a plan target; failures spread over targets that "
+                "stay up: see the data-centre dashboard.",
                 "2m" if severity == "critical" else "15m",
                 {"kpi": kpi.id, "window": f"{long}/{short}"}))
-    if not rules:
-        return None
-    return {"name": "egov_slo", "interval": "30s", "rules": rules}
+        groups.append({"name": f"egov_slo_{kpi.id}", "interval": "30s", "rules": rules})
+    return groups
 
 
 def _targets_group(loaded: LoadedConfig) -> dict[str, Any]:
@@ -449,16 +609,17 @@ def _seconds(duration: str) -> float:
 
 
 def build_rules(loaded: LoadedConfig, job: str = "egov-agent", now: float | None = None,
-                evaluation_interval: str | None = None, alert_for: str | None = None) -> dict[str, Any]:
+                evaluation_interval: str | None = None, alert_for: str | None = None,
+                runbook_base: str = "docs/runbooks") -> dict[str, Any]:
     """The rule groups. ``evaluation_interval`` and ``alert_for`` override every group's interval and
     every alert's ``for`` (a demonstration or an end-to-end test cannot wait fifteen minutes)."""
     today = dt.datetime.fromtimestamp(time.time() if now is None else now,
                                       ZoneInfo(loaded.config.province.timezone)).date()
-    groups = [_kpi_group(loaded), _coverage_group(loaded), _availability_group(loaded), _slo_group(loaded),
+    groups = [_kpi_group(loaded), _coverage_group(loaded), _availability_group(loaded), *_slo_groups(loaded),
               *_period_groups(loaded, today), _targets_group(loaded), _agent_group(job)]
     groups = [g for g in groups if g is not None]
     for group in groups:
-        if evaluation_interval and group["name"] in ("egov_hourly", "egov_period"):
+        if evaluation_interval and group["name"].startswith(("egov_hourly", "egov_period")):
             # The hourly samples tile time: the window must equal the interval, or hours are counted twice;
             # a window shorter than a minute would hold fewer than two scrapes.
             tile = evaluation_interval if _seconds(evaluation_interval) >= 60 else "1m"
@@ -467,8 +628,9 @@ def build_rules(loaded: LoadedConfig, job: str = "egov-agent", now: float | None
             group["interval"] = tile
         elif evaluation_interval:
             group["interval"] = evaluation_interval
-        if alert_for:
-            for rule in group["rules"]:
-                if "alert" in rule:
+        for rule in group["rules"]:
+            if "alert" in rule:
+                rule["annotations"]["runbook_url"] = f"{runbook_base.rstrip('/')}/{rule['alert']}.md"
+                if alert_for:
                     rule["for"] = alert_for
     return {"groups": groups}

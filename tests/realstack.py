@@ -89,6 +89,12 @@ class Prometheus(Process):
         assert body["status"] == "success", body
         return body["data"]["result"]
 
+    def firing(self) -> list[dict[str, Any]]:
+        """The alerts firing in Prometheus now (before Alertmanager's inhibitions)."""
+        with urllib.request.urlopen(self.url + "/api/v1/alerts", timeout=10) as response:
+            alerts = json.load(response)["data"]["alerts"]
+        return [a for a in alerts if a["state"] == "firing"]
+
     def value(self, expr: str) -> float | None:
         result = self.query(expr)
         return float(result[0]["value"][1]) if result else None
@@ -105,7 +111,9 @@ class Prometheus(Process):
 
 
 class Alertmanager(Process):
-    def __init__(self, tmp: Path, webhook: str) -> None:
+    """``inhibit_rules`` as in an Alertmanager configuration (the example's, to test its inhibitions)."""
+
+    def __init__(self, tmp: Path, webhook: str, inhibit_rules: list[dict[str, Any]] | None = None) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         directory = tmp / "alertmanager"
@@ -114,12 +122,19 @@ class Alertmanager(Process):
             "route": {"receiver": "test", "group_by": ["alertname", "kpi"], "group_wait": "1s",
                       "group_interval": "1s", "repeat_interval": "1h"},
             "receivers": [{"name": "test", "webhook_configs": [{"url": webhook, "send_resolved": True}]}],
+            "inhibit_rules": inhibit_rules or [],
         }
         (directory / "alertmanager.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
         super().__init__([_binary("prometheus-alertmanager"), f"--config.file={directory / 'alertmanager.yml'}",
                           f"--storage.path={directory / 'data'}", f"--web.listen-address={self.address}",
                           "--cluster.listen-address="], directory / "alertmanager.log")
         _wait_http(f"http://{self.address}/-/ready", self.proc, self.log)
+
+    def active(self) -> list[dict[str, Any]]:
+        """The alerts Alertmanager would notify now: active, neither silenced nor inhibited."""
+        url = f"http://{self.address}/api/v2/alerts?active=true&silenced=false&inhibited=false&unprocessed=false"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.load(response)
 
 
 class Webhook:
