@@ -503,6 +503,8 @@ def main() -> int:
     parser.add_argument("--kill-every", type=float, default=900.0, help="seconds between SIGKILL restarts")
     args = parser.parse_args()
     os.environ.setdefault("EGOV_AGENT_PROBE_ALLOW", "127.0.0.0/8,::1/128")
+    # SIGTERM runs the finally below, so the lab and the agent stop with the soak, not after it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     agent_cpu, lab_cpu = 0, min(1, (os.cpu_count() or 1) - 1)
 
     work = Path(tempfile.mkdtemp(prefix="egov-soak-"))
