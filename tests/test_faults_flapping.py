@@ -31,6 +31,7 @@ COLLECTORS = f"""\
   icmp:
     interval: 30s
     timeout: {TIMEOUT}s
+    down_after: 1  # each probe's own verdict: the test judges every probe against the link's state
     settings: {{privileged: true, up_rule: {{max_loss: 0.5, over_probes: 1}}}}"""
 KPI = """\
 kpis:

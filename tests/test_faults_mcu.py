@@ -116,7 +116,7 @@ COUNTER_SCRIPT = [  # (what the MCU's counter says, total the agent exports, res
 
 
 def test_a_counter_going_backwards_never_makes_the_exported_counter_go_backwards(tmp_path: Path, mcu: ScriptedHttp):
-    path = province_config(tmp_path, "  mcu: {interval: 30s, timeout: 2s}", f"""\
+    path = province_config(tmp_path, "  mcu: {interval: 30s, timeout: 2s, down_after: 1}", f"""\
   - id: mcu
     unit: p
     collector: mcu

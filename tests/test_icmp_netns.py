@@ -36,6 +36,7 @@ collectors:
   icmp:
     interval: 30s
     timeout: {timeout}
+    down_after: 1  # the up rule's own verdict, probe by probe (it is the ICMP debounce)
     settings: {{up_rule: {{max_loss: 0.5, over_probes: {over}}}}}
 targets:
 {targets}
