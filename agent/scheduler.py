@@ -8,8 +8,9 @@ A hung target only ever occupies its own slot until its timeout.
 The agent's own overload is not a target's failure. A probe that found no answer in time
 (NO_ANSWER_REASONS) while the loop spent more than OVERRUN_SHARE of its timeout behind schedule, or
 that ended past its own deadline, is an *overrun*: ``egov_collector_overrun_total`` counts it, and the target
-keeps its state and its availability counts, as if the probe had been skipped. A target that was up
-goes down only after its collector's ``down_after`` failed probes in a row.
+keeps its state and its availability counts, as if the probe had been skipped, for at most
+OVERRUN_PATIENCE seconds of overruns in a row. A target that was up goes down only after its collector's
+``down_after`` failed probes in a row.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ NO_ANSWER_REASONS = frozenset({"timeout", "snmp_timeout", "loss"})
 # late by 0.1-0.5 s at each step, and a probe of several round trips pays every step (0.8-1.8 s of 3 s
 # measured with 200 routers).
 OVERRUN_SHARE = 0.25
+# How long a target's state is held through overruns in a row. Past this the agent reports what it sees
+# (and still says it is overloaded): a dead router is hidden by the agent's own overload for at most
+# this long, while a burst of starvation (a minute of it is tested) fools nobody.
+OVERRUN_PATIENCE = 90.0
 
 
 class Scheduler:
@@ -51,6 +56,7 @@ class Scheduler:
         if not self._pending:
             self.first_round.set()
         self._last_up: dict[str, bool] = {}
+        self._overrun_since: dict[str, float] = {}  # target -> when its current run of overruns began (loop clock)
         self._tasks: dict[str, asyncio.Task] = {}
         self._failure: asyncio.Future | None = None
         self.watch = LoopWatch(store.set_loop_status)
@@ -77,8 +83,13 @@ class Scheduler:
         if collector.self_families:
             self.store.record_self(target.collector, collector.self_families, collector.self_samples())
         if not result.up and (behind := self._overrun(result, slot_at, spec.timeout)) is not None:
-            self._count_overrun(target, result, behind, spec.timeout)
-            return result
+            now = asyncio.get_running_loop().time()
+            if now - self._overrun_since.setdefault(target.id, now) < OVERRUN_PATIENCE:
+                self._count_overrun(target, result, behind, spec.timeout)
+                return result
+            # Overloaded for too long to keep waiting: count what was seen (egov_agent_overloaded says why).
+        else:
+            self._overrun_since.pop(target.id, None)
         up = self.store.record(target.id, target.collector, result, duration, down_after=spec.down_after)
         self._note(target, result, up)
         return result
@@ -194,6 +205,7 @@ class Scheduler:
         self._by_id = {t.id: t for t in targets}
         for target_id in gone:
             self._last_up.pop(target_id, None)
+            self._overrun_since.pop(target_id, None)
         self._pending &= new_ids
         if not self.first_round.is_set():
             self._pending |= {t.id for t in changed}
