@@ -32,6 +32,7 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+from benchutil import wait_ready
 from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,17 +48,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"{url} not ready within {timeout:.0f} s")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -87,7 +77,7 @@ def exposition(tmp: Path, network: str, settle: float) -> str:
         agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(agent_config),
                                   "--listen", f"127.0.0.1:{port}"], cwd=REPO,
                                  stdout=(tmp / "agent.log").open("wb"), stderr=subprocess.STDOUT)
-        wait_http(f"http://127.0.0.1:{port}/-/ready", 120)
+        wait_ready(f"http://127.0.0.1:{port}/-/ready", agent, 120)
         time.sleep(settle)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
             return response.read().decode()
@@ -159,7 +149,7 @@ def measure(tmp: Path, blocks: Path, rules: Path, name: str, rounds: int) -> dic
                             stdout=(tmp / f"prometheus-{name}.log").open("wb"), stderr=subprocess.STDOUT)
     seen: dict[str, dict[str, float]] = {}
     try:
-        wait_http(f"http://127.0.0.1:{port}/-/ready", 120)
+        wait_ready(f"http://127.0.0.1:{port}/-/ready", proc, 120)
         deadline = time.monotonic() + 10 * rounds + 60
         while time.monotonic() < deadline:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/rules", timeout=30) as response:

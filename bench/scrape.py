@@ -27,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+from benchutil import wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 SERIES_PER_TARGET = 6  # up, duration, last probe, probes, successes, connect seconds
@@ -55,19 +56,6 @@ def scrape(url: str) -> tuple[float, int]:
     return time.perf_counter() - started, body.count(b"\n") - body.count(b"\n#")
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"process exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} not ready in {timeout}s")
 
 
 def probes_done(url: str) -> int:
@@ -156,8 +144,8 @@ def main() -> None:
         peer_port = free_port()
         peer = subprocess.Popen([sys.executable, "-c", PEER, str(args.series), str(peer_port)])
         try:
-            wait_ready(f"http://127.0.0.1:{port}/-/ready", agent)
-            wait_ready(f"http://127.0.0.1:{peer_port}/metrics", peer)
+            wait_ready(f"http://127.0.0.1:{port}/-/ready", agent, 120)
+            wait_ready(f"http://127.0.0.1:{peer_port}/metrics", peer, 120)
             url = f"http://127.0.0.1:{port}/metrics"
             scrape(url)
             latencies, series = measure(url, args.scrapes, args.pace)
