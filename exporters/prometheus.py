@@ -181,6 +181,9 @@ class EgovCollector:
                                 labels=names)
         when = GaugeMetricFamily(PREFIX + "target_last_probe_timestamp_seconds",
                                  "When the target was last probed.", labels=names)
+        down_since = GaugeMetricFamily(PREFIX + "target_down_since_timestamp_seconds",
+                                       "While the target is down: when its run of failed probes began (alert "
+                                       "texts say «since 09:12»).", labels=names)
         total = CounterMetricFamily(PREFIX + "target_probes", "Probes of the target.", labels=names)
         good = CounterMetricFamily(PREFIX + "target_probe_successes", "Successful probes of the target.",
                                    labels=names)
@@ -199,6 +202,8 @@ class EgovCollector:
                 continue
             values = list(labels.values)
             up.add_metric(values, 1.0 if state.up else 0.0)
+            if not state.up and state.down_since > 0.0:
+                down_since.add_metric(values, state.down_since)
             dur.add_metric(values, state.last_duration)
             when.add_metric(values, state.last_probe_time)
             total.add_metric(values, float(state.probes_total))
@@ -216,7 +221,7 @@ class EgovCollector:
                 if metric is None:
                     metric = own[family.name] = _family(family, names)
                 metric.add_metric([*values, *sample.labels], sample.value)
-        yield from (info, up, dur, when, total, good, fails)
+        yield from (info, up, down_since, dur, when, total, good, fails)
         yield from own.values()
 
     # -- KPIs --------------------------------------------------------------------------------

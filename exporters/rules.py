@@ -300,13 +300,44 @@ def _unit_names(label: str = "unit") -> str:
     return f"on(province, {label}) group_left({kept}) {names}"
 
 
+def _since(query: str, arg: str, offset: int) -> tuple[str, str]:
+    """« từ 09:12 ngày 03/12» / « since 09:12 on 03/12 (UTC+07:00)»: when ``query`` (a printf format taking
+    ``arg``, giving a Unix time) says the incident began, in the province's clock. Prometheus formats times
+    in UTC only, so the province's offset (at generation time; the rules are regenerated every quarter) is
+    added in the query. Nothing is said when the query has no answer."""
+    sign, minutes = ("+" if offset >= 0 else "-"), abs(offset) // 60
+    shown = f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    lookup = f'{{{{ with printf "({query}) + {offset}" {arg} | query }}}}'
+    clock = '{{ (. | first | value | toTime).Format "15:04" }}'
+    day = '{{ (. | first | value | toTime).Format "02/01" }}'
+    return (f"{lookup} từ {clock} ngày {day}{{{{ end }}}}",
+            f"{lookup} since {clock} on {day} (UTC{shown}){{{{ end }}}}")
+
+
+def _utc_offset(loaded: LoadedConfig, now: float) -> int:
+    zone = ZoneInfo(loaded.config.province.timezone)
+    offset = dt.datetime.fromtimestamp(now, zone).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+# When a unit's failure began: the earliest run of failed probes among its targets down now.
+UNIT_SINCE = "min(egov_target_down_since_timestamp_seconds{unit=%q})"
+# When a target's failure began.
+TARGET_SINCE = "min(egov_target_down_since_timestamp_seconds{target=%q})"
+# When a whole group (district) went down: the last of its units to fail (one may have been down for days).
+GROUP_SINCE = "max(min by (unit) (egov_target_down_since_timestamp_seconds{%s=%%q}))"
+
+# A target's configured name, or its id when it has none.
+TARGET_NAME = ('{{ with printf "max by (name) (egov_target_info{target=%q,name!=\\"\\"})" $labels.target | query }}'
+               '{{ . | first | label "name" }}{{ else }}{{ $labels.target }}{{ end }}')
+
 # What failed at a unit, for the description: the names of its targets that are down now.
 FAILED_TARGETS = ('{{ range printf "max by (target, name) (egov_target_info{unit=%q}) and on(target) '
                   '(egov_target_up{unit=%q} == 0)" $labels.unit $labels.unit | query }}'
                   '{{ if .Labels.name }}{{ .Labels.name }}{{ else }}{{ .Labels.target }}{{ end }}; {{ end }}')
 
 
-def _coverage_group(loaded: LoadedConfig) -> dict[str, Any] | None:
+def _coverage_group(loaded: LoadedConfig, offset: int) -> dict[str, Any] | None:
     """Per-unit state of every coverage KPI over units (the agent's egov_kpi_member_up); one alert per unit
     down, however many KPIs count it (the incident is the unit, not the KPIs), and one per group (district)
     whose units are all down at once: the district uplink, one alert rather than 23, which inhibits its units'."""
@@ -323,10 +354,11 @@ def _coverage_group(loaded: LoadedConfig) -> dict[str, Any] | None:
         {"record": "unit:egov_unit_down:count",
          "expr": f'count by ({", ".join(["province", "unit", *levels])}) ({record} == 0)'},
     ]
+    since_vi, since_en = _since(UNIT_SINCE, "$labels.unit", offset)
     rules.append(_alert(
         "EgovUnitDown", f"unit:egov_unit_down:count * {_unit_names()}", "warning",
-        "{{ $labels.name_vi }} ({{ $labels.parent_name_vi }}) mất kết nối",
-        "{{ $labels.name_en }} ({{ $labels.parent_name_en }}) is down",
+        "{{ $labels.name_vi }} ({{ $labels.parent_name_vi }}) mất kết nối" + since_vi,
+        "{{ $labels.name_en }} ({{ $labels.parent_name_en }}) is down" + since_en,
         "Hỏng / Failed: " + FAILED_TARGETS + "\nKiểm tra đường truyền và thiết bị định tuyến của đơn vị (ping, SNMP "
         "ifOperStatus) / Check the unit's link and router (ping, SNMP ifOperStatus).", "5m"))
     groups = sorted({m.group_by for _k, m, _s in coverages if m.group_by and m.group_by in levels})
@@ -336,11 +368,13 @@ def _coverage_group(loaded: LoadedConfig) -> dict[str, Any] | None:
         total = f'count by (province, kpi, {group}) ({record}{{kpi=~"{grouped}"}})'
         rules.append({"record": f"{group}:egov_units_all_down:count",
                       "expr": f"max by (province, {group}) (({down} == {total}) and {total} > 1)"})
+        group_vi, group_en = _since(GROUP_SINCE % group, f"$labels.{group}", offset)
         rules.append(_alert(
             "EgovGroupAllDown", f"{group}:egov_units_all_down:count * {_unit_names(group)}", "critical",
-            f"Toàn bộ {{{{ $value }}}} đơn vị của {{{{ $labels.name_vi }}}} mất kết nối: nghi sự cố đường truyền "
-            f"cấp {group}",
-            f"All {{{{ $value }}}} units of {{{{ $labels.name_en }}}} are down: suspect the {group} uplink",
+            f"Toàn bộ {{{{ $value }}}} đơn vị của {{{{ $labels.name_vi }}}} mất kết nối{group_vi}: nghi sự cố "
+            f"đường truyền cấp {group}",
+            f"All {{{{ $value }}}} units of {{{{ $labels.name_en }}}} are down{group_en}: suspect the {group} "
+            "uplink",
             "Kiểm tra đường trục tới trung tâm huyện trước; cảnh báo của từng xã bị chặn trong lúc này / Check the "
             "district uplink first; the units' alerts are inhibited meanwhile.", "3m"))
     return {"name": "egov_coverage", "interval": "30s", "rules": rules}
@@ -500,20 +534,22 @@ def _slo_groups(loaded: LoadedConfig) -> list[dict[str, Any]]:
     return groups
 
 
-def _targets_group(loaded: LoadedConfig) -> dict[str, Any]:
+def _targets_group(loaded: LoadedConfig, offset: int) -> dict[str, Any]:
     collectors = loaded.config.collectors
     rules: list[dict[str, Any]] = []
+    since_vi, since_en = _since(TARGET_SINCE, "$labels.target", offset)
     if "http" in collectors:
         rules.append(_alert(
             "EgovPortalDown", 'egov_target_up{collector="http"} == 0', "critical",
-            "Cổng {{ $labels.target }} không truy cập được", "Portal {{ $labels.target }} is down",
+            f"Cổng {TARGET_NAME} không truy cập được{since_vi}",
+            f"Portal {TARGET_NAME} is down{since_en}",
             "Xem egov_target_probe_failures_total{reason} để biết nguyên nhân (TLS, mã trạng thái, nội dung) / "
             "See egov_target_probe_failures_total by reason (TLS, status, content).", "5m"))
         rules.append(_alert(
             "EgovTlsCertificateExpiring", "(egov_http_tls_cert_expiry_timestamp_seconds - time()) < 14 * 86400",
             "warning",
-            "Chứng thư TLS của {{ $labels.target }} hết hạn trong {{ $value | humanizeDuration }}",
-            "TLS certificate of {{ $labels.target }} expires in {{ $value | humanizeDuration }}",
+            f"Chứng thư TLS của {TARGET_NAME} hết hạn trong {{{{ $value | humanizeDuration }}}}",
+            f"TLS certificate of {TARGET_NAME} expires in {{{{ $value | humanizeDuration }}}}",
             "Gia hạn chứng thư số cho cổng / Renew the portal's certificate.", "1h"))
         rules.append(_alert(
             "EgovClientCertificateExpiring",
@@ -533,7 +569,8 @@ def _targets_group(loaded: LoadedConfig) -> dict[str, Any]:
     if "tcp" in collectors:
         rules.append(_alert(
             "EgovHostedSystemDown", 'egov_target_up{collector="tcp"} == 0', "warning",
-            "Hệ thống {{ $labels.target }} tại THDL không phản hồi", "Hosted system {{ $labels.target }} is down",
+            f"Hệ thống {TARGET_NAME} tại THDL không phản hồi{since_vi}",
+            f"Hosted system {TARGET_NAME} is down{since_en}",
             "Kiểm tra máy chủ ứng dụng và cổng dịch vụ / Check the application server and its port.", "5m"))
     if "power" in collectors:
         from collectors.power import PowerSettings  # its thresholds are the power collector's settings
@@ -615,8 +652,9 @@ def build_rules(loaded: LoadedConfig, job: str = "egov-agent", now: float | None
     every alert's ``for`` (a demonstration or an end-to-end test cannot wait fifteen minutes)."""
     today = dt.datetime.fromtimestamp(time.time() if now is None else now,
                                       ZoneInfo(loaded.config.province.timezone)).date()
-    groups = [_kpi_group(loaded), _coverage_group(loaded), _availability_group(loaded), *_slo_groups(loaded),
-              *_period_groups(loaded, today), _targets_group(loaded), _agent_group(job)]
+    offset = _utc_offset(loaded, time.time() if now is None else now)
+    groups = [_kpi_group(loaded), _coverage_group(loaded, offset), _availability_group(loaded),
+              *_slo_groups(loaded), *_period_groups(loaded, today), _targets_group(loaded, offset), _agent_group(job)]
     groups = [g for g in groups if g is not None]
     for group in groups:
         if evaluation_interval and group["name"].startswith(("egov_hourly", "egov_period")):

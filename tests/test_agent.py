@@ -130,10 +130,23 @@ def test_exposition_passes_promtool_and_openmetrics_is_negotiated(province: Path
     assert http_get(agent.base + "/nothing-here")[0] == 404
 
 
+def down_since(samples: dict, target: str) -> list[float]:
+    return [v for (n, ls), v in samples.items()
+            if n == "egov_target_down_since_timestamp_seconds" and dict(ls)["target"] == target]
+
+
 def test_state_changes_show_on_the_next_probe(province: Path, start_agent, tcp_peers) -> None:
+    """Up, then down: the KPI follows, and a target down says since when (alert texts quote it); one up has
+    no down-since time at all."""
+    started = time.time()
     agent = start_agent(province)
     before = parse_samples(agent.metrics())
     assert sample(before, "egov_target_up", target="sys-a") == 1
+    assert down_since(before, "sys-a") == []
+    assert sample(before, "egov_target_up", target="sys-d") == 0
+    [d_since] = down_since(before, "sys-d")
+    assert started <= d_since <= time.time()
+    closed = time.time()
     for s in tcp_peers.sockets:  # every simulated system goes down
         s.close()
     deadline = time.monotonic() + 15
@@ -144,6 +157,9 @@ def test_state_changes_show_on_the_next_probe(province: Path, start_agent, tcp_p
         time.sleep(0.5)
     assert sample(samples, "egov_kpi_value", kpi="systems_up") == 0
     assert sample(samples, "egov_kpi_target_met", kpi="systems_up") == 0
+    [a_since] = down_since(samples, "sys-a")
+    assert closed <= a_since <= time.time()
+    assert down_since(samples, "sys-d") == [d_since]  # the same run of failures: its start does not move
 
 
 def test_hung_target_delays_neither_other_targets_nor_scrapes(tmp_path: Path, tcp_peers, start_agent) -> None:

@@ -12,7 +12,7 @@ import yaml
 from conftest import REPO, promtool, write_config
 
 from agent.config import load_config
-from exporters.rules import FAILED_TARGETS, build_rules
+from exporters.rules import FAILED_TARGETS, TARGET_NAME, build_rules
 
 PROVINCE = """\
 province: {code: t, name_vi: Tỉnh Thử, name_en: Test}
@@ -162,10 +162,19 @@ def _label(labels: dict, match: re.Match) -> str:
     return str(labels.get(match.group(1), ""))
 
 
-def render(template: str, labels: dict, value: str, failed: str) -> str:
+# «since 09:12 on 03/12»: the query, then the clock and the day it formats, then the rest of the sentence.
+SINCE = re.compile(r'\{\{ with printf "\(.*?\) \+ -?\d+" \$labels\.\w+ \| query \}\}'
+                   r'( từ | since )\{\{ [^}]* \}\}( ngày | on )\{\{ [^}]* \}\}(.*?)\{\{ end \}\}')
+
+
+def render(template: str, labels: dict, value: str, failed: str, since: str = "", name: str = "") -> str:
     """What promtool renders from one of our templates: ``$labels.x``, ``$value`` (as the case expects it),
-    the «equal to a > target» choice, and the failed targets' query (as the case expects it)."""
+    the «equal to a > target» choice, the failed targets' query, the target's name and the «since 09:12 on
+    03/12» of the incident (``since`` as «09:12 03/12»; nothing when the case gives none)."""
     text = template.replace(FAILED_TARGETS, failed)
+    text = text.replace(TARGET_NAME, name or str(labels.get("target", "")))
+    clock, _, day = since.partition(" ")
+    text = SINCE.sub(lambda m: f"{m.group(1)}{clock}{m.group(2)}{day}{m.group(3)}" if since else "", text)
     text = CHOICE.sub(lambda m: m.group(1) if value == "0" else m.group(2), text)
     text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", partial(_label, labels), text)
     return re.sub(r"\{\{ \$value[^}]*\}\}", value, text)
@@ -184,9 +193,10 @@ def with_annotations(tests: dict, rules_path: Path) -> dict:
                 labels = alert["exp_labels"]
                 value = str(alert.pop("value", VALUES.get(check["alertname"], "")))
                 failed = alert.pop("failed", "")
+                since, name = alert.pop("since", ""), alert.pop("name", "")
                 rule = next(r for r in alerts if r["alert"] == check["alertname"]
                             and all(labels.get(k) == v for k, v in r["labels"].items()))
-                alert["exp_annotations"] = {key: render(template, labels, value, failed)
+                alert["exp_annotations"] = {key: render(template, labels, value, failed, since, name)
                                             for key, template in rule["annotations"].items()}
     return tests
 
@@ -315,30 +325,38 @@ def test_one_incident_one_alert(tmp_path: Path) -> None:
         - {{series: 'egov_kpi_member_up{{{members[3, "communes_2030"]}}}', values: '1x32'}}
         - {{series: 'egov_target_info{{{C[1]},name="",tags=",wan_link,"}}', values: '1x32'}}
         - {{series: 'egov_target_up{{{C[1]}}}', values: '1 1 0x30'}}
+        - {{series: 'egov_target_down_since_timestamp_seconds{{{C[1]}}}', values: '_ _ 120x30'}}
         - {{series: 'egov_target_info{{{C[2]},name="Router xã 2",tags=",wan_link,"}}', values: '1x32'}}
         - {{series: 'egov_target_up{{{C[2]}}}', values: '1x12 0x20'}}
+        - {{series: 'egov_target_down_since_timestamp_seconds{{{C[2]}}}', values: '_x11 690 690x20'}}
         - {{series: {unit_info("c1", "commune", "Xã 1", "d1", "Huyện Một")}, values: '1x32'}}
         - {{series: {unit_info("c2", "commune", "Xã 2", "d1", "Huyện Một")}, values: '1x32'}}
         - {{series: {unit_info("c3", "commune", "Xã 3", "d2", "Huyện Hai")}, values: '1x32'}}
         - {{series: {unit_info("d1", "district", "Huyện Một", "p", "P")}, values: '1x32'}}
       alert_rule_test:
+        # Each text says since when, in the province's clock (UTC+7): c1 failed at 00:02 UTC, c2 at 00:11:30.
         - eval_time: 10m
           alertname: EgovUnitDown
           exp_alerts:
             - exp_labels: {flow(c1)}
               failed: "c1-link; "
+              since: "07:02 01/01"
         - {{eval_time: 10m, alertname: EgovGroupAllDown, exp_alerts: []}}
+        # The district went down when the last of its communes did (c2), not when the first did.
         - eval_time: 20m
           alertname: EgovGroupAllDown
           exp_alerts:
             - exp_labels: {flow(d1)}
+              since: "07:11 01/01"
         - eval_time: 20m
           alertname: EgovUnitDown
           exp_alerts:
             - exp_labels: {flow(c1)}
               failed: "c1-link; "
+              since: "07:02 01/01"
             - exp_labels: {flow(c2)}
               failed: "Router xã 2; "
+              since: "07:11 01/01"
     - interval: 1m
       input_series:
         - {{series: 'egov_target_probes_total{{{SYS1}}}', values: '0+10x90'}}
@@ -411,6 +429,26 @@ def test_alerts_fire_under_promtool(tmp_path: Path) -> None:
           exp_alerts:
             - exp_labels: {{severity: warning, sensor: internal-1, {UPS1_LABELS}}}
               value: "28.5"
+    # A hosted system down since 00:03 UTC (10:03 in the province's clock), named by its configured name; a
+    # second one, from an agent that exports no down-since time and no name: its id, and no «since».
+    - interval: 1m
+      input_series:
+        - series: 'egov_target_info{{{SYS1},name="Một cửa điện tử",tags=",thdl,"}}'
+          values: '1x12'
+        - series: 'egov_target_up{{{SYS1}}}'
+          values: '1 1 1 0x10'
+        - series: 'egov_target_down_since_timestamp_seconds{{{SYS1}}}'
+          values: '_ _ _ 180x10'
+        - series: 'egov_target_up{{{C[3]}}}'
+          values: '1 1 1 0x10'
+      alert_rule_test:
+        - eval_time: 10m
+          alertname: EgovHostedSystemDown
+          exp_alerts:
+            - exp_labels: {{severity: warning, {SYS1.replace(',commune=""', '').replace('=', ': ').replace('"', '')}}}
+              name: Một cửa điện tử
+              since: "07:03 01/01"
+            - exp_labels: {{severity: warning, {C[3].replace(',site=""', '').replace('=', ': ').replace('"', '')}}}
     # The agent stops answering scrapes.
     - interval: 1m
       input_series:
