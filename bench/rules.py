@@ -40,6 +40,7 @@ PROVINCE = REPO / "config" / "provinces" / "bac-giang.yml"
 STEP = 30.0
 HOUR = 3600.0
 GOAL_MS = 200.0
+TOP_RULES = 12
 
 
 def free_port() -> int:
@@ -148,6 +149,7 @@ def measure(tmp: Path, blocks: Path, rules: Path, name: str, rounds: int) -> dic
                              f"--web.listen-address=127.0.0.1:{port}"],
                             stdout=(tmp / f"prometheus-{name}.log").open("wb"), stderr=subprocess.STDOUT)
     seen: dict[str, dict[str, float]] = {}
+    rule_times: dict[tuple[str, str], list[float]] = {}
     try:
         wait_ready(f"http://127.0.0.1:{port}/-/ready", proc, 120)
         deadline = time.monotonic() + 10 * rounds + 60
@@ -158,11 +160,18 @@ def measure(tmp: Path, blocks: Path, rules: Path, name: str, rounds: int) -> dic
                 if group.get("lastEvaluation", "").startswith("0001"):
                     continue
                 seen.setdefault(group["name"], {})[group["lastEvaluation"]] = group["evaluationTime"] * 1000
+                for rule in group["rules"]:
+                    key = (group["name"], rule.get("name", ""))
+                    rule_times.setdefault(key, []).append(rule.get("evaluationTime", 0.0) * 1000)
             if groups and all(len(seen.get(g["name"], {})) >= rounds for g in groups):
                 break
             time.sleep(2)
     finally:
         stop(proc)
+    slowest = sorted(((statistics.median(v), k) for k, v in rule_times.items()), reverse=True)[:TOP_RULES]
+    print(f"[{name}] slowest rules (median ms over the reads):")
+    for ms, (group, rule) in slowest:
+        print(f"  {ms:8.1f}  {group} / {rule}")
     return {g: (statistics.median(v.values()), max(v.values())) for g, v in seen.items()}
 
 

@@ -320,12 +320,14 @@ def _utc_offset(loaded: LoadedConfig, now: float) -> int:
     return int(offset.total_seconds()) if offset is not None else 0
 
 
-# When a unit's failure began: the earliest run of failed probes among its targets down now.
-UNIT_SINCE = "min(egov_target_down_since_timestamp_seconds{unit=%q})"
+# When a unit's failure began: the earliest run of failed probes among its targets down now (recorded once
+# per evaluation, so that each firing alert's text reads one series, not every target's).
+UNIT_DOWN_SINCE = "unit:egov_unit_down_since:min"
+UNIT_SINCE = f"min({UNIT_DOWN_SINCE}{{unit=%q}})"
 # When a target's failure began.
 TARGET_SINCE = "min(egov_target_down_since_timestamp_seconds{target=%q})"
 # When a whole group (district) went down: the last of its units to fail (one may have been down for days).
-GROUP_SINCE = "max(min by (unit) (egov_target_down_since_timestamp_seconds{%s=%%q}))"
+GROUP_SINCE = f"max({UNIT_DOWN_SINCE}{{%s=%%q}})"
 
 # A target's configured name, or its id when it has none.
 TARGET_NAME = ('{{ with printf "max by (name) (egov_target_info{target=%q,name!=\\"\\"})" $labels.target | query }}'
@@ -353,6 +355,8 @@ def _coverage_group(loaded: LoadedConfig, offset: int) -> dict[str, Any] | None:
         # The unit is down when a KPI counting it does; the value is how many KPIs count it down.
         {"record": "unit:egov_unit_down:count",
          "expr": f'count by ({", ".join(["province", "unit", *levels])}) ({record} == 0)'},
+        {"record": UNIT_DOWN_SINCE,
+         "expr": f'min by ({", ".join(["province", "unit", *levels])}) (egov_target_down_since_timestamp_seconds)'},
     ]
     since_vi, since_en = _since(UNIT_SINCE, "$labels.unit", offset)
     rules.append(_alert(
