@@ -459,22 +459,23 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
     groups = [{"name": "egov_reporting_periods", "interval": "1m", "rules": periods}]
     groups += [{"name": "egov_hourly_" + name.split(":")[1].removeprefix("egov_"), "interval": "1h", "rules": tiles}
                for name, tiles in hourly.items()]
-    groups.append({"name": "egov_period_availability", "interval": "1h", "rules": availability})
+    groups += [{"name": f"egov_period_availability_{kind}", "interval": "1h",
+                "rules": [r for r in availability if f'period="{kind}"' in r["expr"]]} for kind, _days in spans]
     if rules:
         groups.append({"name": "egov_period_coverage", "interval": "1h", "rules": rules})
     return groups
 
 
-def _availability_group(loaded: LoadedConfig) -> dict[str, Any]:
+def _availability_groups(loaded: LoadedConfig) -> list[dict[str, Any]]:
     """Availability per target over rolling windows, summed from the hourly increases egov_hourly records:
     720 samples a target for 30 days instead of every scrape (2.5 s an evaluation with raw counters). Precision
-    is the hour, as for the reporting periods'; ``egov-agent report`` computes exact figures."""
-    rules: list[dict[str, Any]] = []
-    for window in AVAILABILITY_WINDOWS:
-        rules.append({"record": f"target:egov_availability:ratio_{window}", "expr": (
+    is the hour, as for the reporting periods'; ``egov-agent report`` computes exact figures. One group per
+    window: each reads every target, and Prometheus runs groups side by side."""
+    return [{"name": f"egov_availability_{window}", "interval": "1m", "rules": [
+        {"record": f"target:egov_availability:ratio_{window}", "expr": (
             f"sum_over_time(target:egov_probe_successes:increase1h[{window}])\n"
-            f"/ (sum_over_time(target:egov_probes:increase1h[{window}]) > 0)")})
-    return {"name": "egov_availability", "interval": "1m", "rules": rules}
+            f"/ (sum_over_time(target:egov_probes:increase1h[{window}]) > 0)")}]}
+        for window in AVAILABILITY_WINDOWS]
 
 
 def _objective(kpi: KpiSpec) -> float | None:
@@ -657,7 +658,7 @@ def build_rules(loaded: LoadedConfig, job: str = "egov-agent", now: float | None
     today = dt.datetime.fromtimestamp(time.time() if now is None else now,
                                       ZoneInfo(loaded.config.province.timezone)).date()
     offset = _utc_offset(loaded, time.time() if now is None else now)
-    groups = [_kpi_group(loaded), _coverage_group(loaded, offset), _availability_group(loaded),
+    groups = [_kpi_group(loaded), _coverage_group(loaded, offset), *_availability_groups(loaded),
               *_slo_groups(loaded), *_period_groups(loaded, today), _targets_group(loaded, offset), _agent_group(job)]
     groups = [g for g in groups if g is not None]
     for group in groups:
