@@ -18,22 +18,13 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from agent import __version__
+from agent.listen import DEFAULT_PORT, parse_listen  # noqa: F401 - where callers import them from
 from agent.webconfig import WebConfigSource, WebSettings
 from agent.webserver import Limits, Reply, Request, WebServer
 from exporters.prometheus import Exposition
 from exporters.unit_page import valid_unit_id
 
 log = logging.getLogger(__name__)
-DEFAULT_PORT = 9747
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT`` or ``[::1]:PORT``; port 0 picks a free port."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT, got {value!r}")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
 
 
 class Endpoints:
