@@ -35,7 +35,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from openpyxl import load_workbook
 from pydantic import ByteSize, Field
 
 from agent.dates import parse_day, refuse_future
@@ -263,6 +262,8 @@ class FileDropSource(Source):
 
     @contextmanager
     def _excel_rows(self, path: Path) -> Iterator[tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]]:
+        from openpyxl import load_workbook  # here: openpyxl loads numpy, 25 MiB an agent reading CSVs never needs
+
         with steady_binary(path, self.spec.max_file_size) as raw:
             workbook = load_workbook(raw, read_only=True, data_only=True)
             try:

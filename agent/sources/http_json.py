@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import httpx
 from jsonpath_ng.exceptions import JSONPathError
 from jsonpath_ng.ext import parse as parse_jsonpath
 from pydantic import AfterValidator, Field, FilePath, model_validator
@@ -47,6 +46,9 @@ from agent.sources.base import (
     redact,
     unit_code,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 MiB = 1024 * 1024
 # The runner logs each source's state changes; httpx would log every request's full URL at INFO.
@@ -115,6 +117,8 @@ class HttpJsonSource(Source):
         return self.spec.auth.secrets() if self.spec.auth is not None else []
 
     def _http(self) -> httpx.AsyncClient:
+        import httpx  # here, not at import: check-config validates sources without it
+
         if self._client is None:
             spec = self.spec
             verify: Any = str(spec.ca_file) if spec.ca_file else spec.tls_verify
@@ -134,6 +138,8 @@ class HttpJsonSource(Source):
         return FetchResult(data)
 
     async def _get(self, period: Period) -> Any:
+        import httpx
+
         values = period_values(period)
         params = {key: template.format(**values) for key, template in self.spec.params.items()}
         try:
