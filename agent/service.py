@@ -205,12 +205,13 @@ class Agent:
         background = [observing]
         if self.state is not None:
             background.append(asyncio.create_task(self._save_state(), name="state-file"))
-        first = asyncio.create_task(self.scheduler.first_round.wait())
+        first = asyncio.create_task(self.scheduler.ready.wait())
         stopping = asyncio.create_task(stop.wait())
         try:
             done, _ = await asyncio.wait({first, stopping, probing}, return_when=asyncio.FIRST_COMPLETED)
             if first in done:
-                log.info("first collection round complete: %d targets", len(self.targets))
+                log.info("first collection round started: %d targets, %d of them still in their first probe",
+                         len(self.targets), self.store.first_round_pending)
                 if on_first_round is not None:
                     outcome = on_first_round()
                     if outcome is not None:
