@@ -8,6 +8,7 @@ its configuration names. Validating a configuration needs only a kind's Settings
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -27,6 +28,24 @@ KINDS: dict[str, tuple[str, str, str | None]] = {
 }
 
 
+# Optional packages the kinds' libraries import when installed but the agent never calls: pysnmp's MIB
+# compiler (pysmi, with jinja2 and requests; a test extra, for snmpsim) compiles MIB files, and the agent reads
+# numeric OIDs only. Masked while a kind is imported, so a checkout's venv runs like a production install.
+NEVER_USED = ("pysmi",)
+
+
+def _import_without(module: str, optional: tuple[str, ...]) -> Any:
+    masked = [name for name in optional if name not in sys.modules]
+    for name in masked:
+        sys.modules[name] = None  # type: ignore[assignment]  # import fails: the library goes without
+    try:
+        return importlib.import_module(module)
+    finally:
+        for name in masked:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
+
+
 class Registry(MutableMapping[str, type[Collector]]):
     """``REGISTRY[kind]`` imports the kind's module the first time; tests may add kinds of their own."""
 
@@ -38,7 +57,7 @@ class Registry(MutableMapping[str, type[Collector]]):
         cls = self._loaded.get(kind)
         if cls is None:
             module, name, _ = self._known[kind]
-            cls = self._loaded[kind] = getattr(importlib.import_module(module), name)
+            cls = self._loaded[kind] = getattr(_import_without(module, NEVER_USED), name)
         return cls
 
     def __setitem__(self, kind: str, cls: type[Collector]) -> None:
