@@ -76,10 +76,12 @@ class Scheduler:
         spec = self.loaded.config.collectors[target.collector]
         collector = self.collectors[target.collector]
         params = self.loaded.target_params[target.id]
+        if target.id in self._pending and target.id not in self._first_deadline:
+            # Its first probe starts, or queues for a slot: one that waits behind dead targets' timeouts is not
+            # waited for either.
+            self._first_deadline[target.id] = asyncio.get_running_loop().time() + collector.answer_time(params)
         async with self._slots[target.collector]:
             slot_at = asyncio.get_running_loop().time()
-            if target.id in self._pending and target.id not in self._first_deadline:  # its first probe starts
-                self._first_deadline[target.id] = slot_at + collector.answer_time(params)
             started = time.perf_counter()
             try:
                 result = await asyncio.wait_for(collector.probe(target.id, params, spec.timeout),
