@@ -191,8 +191,11 @@ class Responder:
         if path == "/-/healthy":
             return Reply(200, b"OK\n")
         if path == "/-/ready":
-            ok = endpoints.ready()
-            return Reply(200 if ok else 503, b"ready\n" if ok else b"first collection not finished\n")
+            if not endpoints.ready():
+                return Reply(503, b"first collection not finished\n")
+            waiting = endpoints.exposition.collector.store.first_round_pending
+            return Reply(200, f"ready; {waiting} targets still in their first probe\n".encode() if waiting
+                         else b"ready\n")
         if path == "/-/reload":
             return Reply(405, b"use POST /-/reload\n", headers={"Allow": "POST"})
         if path.startswith(UNITS) and endpoints.unit_page is not None:

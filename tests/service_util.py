@@ -45,8 +45,8 @@ class Agent:
             if self.proc.poll() is not None:
                 raise AssertionError(f"agent exited with {self.proc.returncode}:\n{self.text()}")
             try:
-                return (self.get("/-/ready", timeout=1, **kwargs).status_code == 200
-                        and first_round_done(self.get("/metrics", timeout=5, **kwargs).text))
+                reply = self.get("/-/ready", timeout=1, **kwargs)
+                return first_round_done(reply.status_code, reply.text)
             except requests.RequestException:
                 return False
 
