@@ -61,7 +61,7 @@ class Scheduler:
         self._pending = {t.id for t in targets}
         self.first_round = asyncio.Event()  # every target probed once
         self.ready = asyncio.Event()  # every target's first probe started; those that answer, answered
-        self._first_deadline: dict[str, float] = {}  # target -> when its first probe outlives its answer time
+        self._first_start: dict[str, tuple[float, float]] = {}  # target -> (its first probe's start, answer time)
         if not self._pending:
             self.first_round.set()
             self.ready.set()
@@ -76,10 +76,10 @@ class Scheduler:
         spec = self.loaded.config.collectors[target.collector]
         collector = self.collectors[target.collector]
         params = self.loaded.target_params[target.id]
-        if target.id in self._pending and target.id not in self._first_deadline:
+        if target.id in self._pending and target.id not in self._first_start:
             # Its first probe starts, or queues for a slot: one that waits behind dead targets' timeouts is not
             # waited for either.
-            self._first_deadline[target.id] = asyncio.get_running_loop().time() + collector.answer_time(params)
+            self._first_start[target.id] = (asyncio.get_running_loop().time(), collector.answer_time(params))
         async with self._slots[target.collector]:
             slot_at = asyncio.get_running_loop().time()
             started = time.perf_counter()
@@ -153,12 +153,18 @@ class Scheduler:
             self.first_round.set()
             self.ready.set()
 
+    def _outlived(self, target_id: str, now: float) -> bool:
+        """The first probe has run longer than a live target takes to answer, not counting the time the loop
+        itself was behind (an agent busy with its first round answers late, its targets did not)."""
+        started, answer = self._first_start.get(target_id, (math.inf, 0.0))
+        return now - started - self.watch.behind_since(started, now) >= answer
+
     async def _watch_ready(self) -> None:
         """Set ``ready`` once no first probe is left that has not started or may still bring an answer."""
         loop = asyncio.get_running_loop()
         while not self.ready.is_set():
             now = loop.time()
-            if all(now >= self._first_deadline.get(i, math.inf) for i in self._pending):
+            if all(self._outlived(i, now) for i in self._pending):
                 log.info("ready: every target's first probe started; %d still wait on their timeout",
                          len(self._pending))
                 self.ready.set()
