@@ -22,13 +22,12 @@ from pathlib import Path
 
 from agent import __version__
 from agent.config import load_config, parse_duration
-from agent.http import DEFAULT_PORT, parse_listen
+from agent.listen import DEFAULT_PORT, parse_listen
 from agent.logs import DEFAULT_RATE, setup_logging
 from agent.packaged import shipped
-from agent.service import Agent, ProbeNotAllowed
 from agent.sharding import Shard
-from agent.table import render_table
 from agent.yamlsource import ConfigError
+from collectors.netaddr import ProbeNotAllowed
 
 log = logging.getLogger("egov-agent")
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
@@ -89,16 +88,16 @@ def _report(exc: ConfigError, path: str | None) -> None:
               "(systemctl cat egov-agent: EnvironmentFile).", file=sys.stderr)
 
 
-def _load(path: str, resolve_secrets: bool = True):
+def _load(path: str, resolve_secrets: bool = True, load_kinds: bool = True):
     try:
-        return load_config(path, resolve_secrets)
+        return load_config(path, resolve_secrets, load_kinds)
     except ConfigError as exc:
         _report(exc, path)
         return None
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    loaded = _load(args.file, resolve_secrets=not args.skip_secrets)
+    loaded = _load(args.file, resolve_secrets=not args.skip_secrets, load_kinds=False)
     web = _load_web(args.web_config_file) if args.web_config_file else None
     if loaded is None or (args.web_config_file and web is None):
         return EXIT_CONFIG
@@ -137,6 +136,9 @@ def cmd_once(args: argparse.Namespace) -> int:
     shard = _shard(args.shard)
     if loaded is None or shard is False:
         return EXIT_CONFIG
+    from agent.service import Agent
+    from agent.table import render_table
+
     agent = Agent(loaded, shard)
     asyncio.run(agent.collect_once())
     if args.format == "prometheus":
@@ -177,6 +179,7 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
     if http_options is None:
         return EXIT_CONFIG
     from agent import daemon
+    from agent.service import Agent
 
     if state_file is None:
         log.warning("no --storage.state-file: availability windows and probe counters start empty at every restart")

@@ -646,7 +646,7 @@ def _validate_collectors(data: dict[str, Any], doc: Document) -> tuple[dict[str,
             continue
         raw = spec.get("settings", {}) if isinstance(spec, dict) else {}
         try:
-            settings[name] = REGISTRY[name].Settings.model_validate(raw)
+            settings[name] = REGISTRY.models(name)[0].model_validate(raw)
         except ValidationError as exc:
             problems += _problems_from(exc, doc, ("collectors", name, "settings"))
     for i, target in _dicts(data.get("targets")):
@@ -654,7 +654,7 @@ def _validate_collectors(data: dict[str, Any], doc: Document) -> tuple[dict[str,
         if not isinstance(kind, str) or kind not in REGISTRY:
             continue
         try:
-            params[str(target.get("id"))] = REGISTRY[kind].Params.model_validate(target.get("params") or {})
+            params[str(target.get("id"))] = REGISTRY.models(kind)[1].model_validate(target.get("params") or {})
         except ValidationError as exc:
             problems += _problems_from(exc, doc, ("targets", i, "params"))
     return settings, params, problems
@@ -694,17 +694,23 @@ class LoadedConfig:
         return path if path.is_absolute() else self.source.parent / path
 
 
-def load_config(path: str | Path, resolve_secrets: bool = True) -> LoadedConfig:
-    """Load and validate; with ``resolve_secrets=False`` secret references are checked for form only."""
+def load_config(path: str | Path, resolve_secrets: bool = True, load_kinds: bool = True) -> LoadedConfig:
+    """Load and validate; with ``resolve_secrets=False`` secret references are checked for form only.
+
+    ``load_kinds`` imports the collector kinds the file names, to run them; without it (``check-config``)
+    targets are validated with the kinds' light models, and pysnmp, pycurl or httpx are not loaded.
+    """
     token = RESOLVE_SECRETS.set(resolve_secrets)
     try:
-        return _load_config(path)
+        return _load_config(path, load_kinds)
     finally:
         RESOLVE_SECRETS.reset(token)
 
 
-def _load_config(path: str | Path) -> LoadedConfig:
+def _load_config(path: str | Path, load_kinds: bool) -> LoadedConfig:
     doc = load_document(path)
+    if load_kinds and isinstance(doc.data.get("collectors"), dict):
+        REGISTRY.load(doc.data["collectors"])
     problems: list[Problem] = []
     try:
         config = Config.model_validate(doc.data)

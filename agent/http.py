@@ -18,22 +18,13 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from agent import __version__
+from agent.listen import DEFAULT_PORT, parse_listen  # noqa: F401 - where callers import them from
 from agent.webconfig import WebConfigSource, WebSettings
 from agent.webserver import Limits, Reply, Request, WebServer
 from exporters.prometheus import Exposition
 from exporters.unit_page import valid_unit_id
 
 log = logging.getLogger(__name__)
-DEFAULT_PORT = 9747
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT`` or ``[::1]:PORT``; port 0 picks a free port."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT, got {value!r}")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
 
 
 class Endpoints:
@@ -200,8 +191,11 @@ class Responder:
         if path == "/-/healthy":
             return Reply(200, b"OK\n")
         if path == "/-/ready":
-            ok = endpoints.ready()
-            return Reply(200 if ok else 503, b"ready\n" if ok else b"first collection not finished\n")
+            if not endpoints.ready():
+                return Reply(503, b"first collection not finished\n")
+            waiting = endpoints.exposition.collector.store.first_round_pending
+            return Reply(200, f"ready; {waiting} targets still in their first probe\n".encode() if waiting
+                         else b"ready\n")
         if path == "/-/reload":
             return Reply(405, b"use POST /-/reload\n", headers={"Allow": "POST"})
         if path.startswith(UNITS) and endpoints.unit_page is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 
@@ -39,6 +40,12 @@ OVERRUN_SHARE = 0.25
 # (and still says it is overloaded): a dead router is hidden by the agent's own overload for at most
 # this long, while a burst of starvation (a minute of it is tested) fools nobody.
 OVERRUN_PATIENCE = 90.0
+# The first round starts every target within this many seconds of the agent's start (the configured jitter
+# still spreads the later rounds: each target keeps its random phase). The agent is *ready* once every
+# first probe has started, and each has ended or outlived its collector's answer time (a live target
+# answers within it): it waits for the targets that answer, never for the dead ones' timeouts.
+FIRST_ROUND_SPREAD = 1.5
+READY_TICK = 0.05  # seconds between looks at the first round's probes until the agent is ready
 
 
 class Scheduler:
@@ -52,9 +59,13 @@ class Scheduler:
         self._slots = {name: asyncio.Semaphore(spec.concurrency) for name, spec in specs.items()}
         self._by_id = {t.id: t for t in targets}
         self._pending = {t.id for t in targets}
-        self.first_round = asyncio.Event()
+        self.first_round = asyncio.Event()  # every target probed once
+        self.ready = asyncio.Event()  # every target's first probe started; those that answer, answered
+        self._first_start: dict[str, tuple[float, float]] = {}  # target -> (its first probe's start, answer time)
         if not self._pending:
             self.first_round.set()
+            self.ready.set()
+        store.first_round_pending = len(self._pending)
         self._last_up: dict[str, bool] = {}
         self._overrun_since: dict[str, float] = {}  # target -> when its current run of overruns began (loop clock)
         self._tasks: dict[str, asyncio.Task] = {}
@@ -65,6 +76,10 @@ class Scheduler:
         spec = self.loaded.config.collectors[target.collector]
         collector = self.collectors[target.collector]
         params = self.loaded.target_params[target.id]
+        if target.id in self._pending and target.id not in self._first_start:
+            # Its first probe starts, or queues for a slot: one that waits behind dead targets' timeouts is not
+            # waited for either.
+            self._first_start[target.id] = (asyncio.get_running_loop().time(), collector.answer_time(params))
         async with self._slots[target.collector]:
             slot_at = asyncio.get_running_loop().time()
             started = time.perf_counter()
@@ -133,8 +148,28 @@ class Scheduler:
     def _settled(self, target: TargetSpec) -> None:
         """The target had its turn in the first round (an overrun too: waiting would not make it timely)."""
         self._pending.discard(target.id)
+        self.store.first_round_pending = len(self._pending)
         if not self._pending:
             self.first_round.set()
+            self.ready.set()
+
+    def _outlived(self, target_id: str, now: float) -> bool:
+        """The first probe has run longer than a live target takes to answer, not counting the time the loop
+        itself was behind (an agent busy with its first round answers late, its targets did not)."""
+        started, answer = self._first_start.get(target_id, (math.inf, 0.0))
+        return now - started - self.watch.behind_since(started, now) >= answer
+
+    async def _watch_ready(self) -> None:
+        """Set ``ready`` once no first probe is left that has not started or may still bring an answer."""
+        loop = asyncio.get_running_loop()
+        while not self.ready.is_set():
+            now = loop.time()
+            if all(self._outlived(i, now) for i in self._pending):
+                log.info("ready: every target's first probe started; %d still wait on their timeout",
+                         len(self._pending))
+                self.ready.set()
+                return
+            await asyncio.sleep(READY_TICK)
 
     async def run_once(self) -> None:
         """Probe every target once (the ``once`` command and the first round of tests)."""
@@ -149,14 +184,16 @@ class Scheduler:
         """Run every target's loop until cancelled; a loop that crashes ends it with that exception."""
         self._failure = asyncio.get_running_loop().create_future()
         watching = asyncio.create_task(self.watch.run(), name="loop-watch")
+        readiness = asyncio.create_task(self._watch_ready(), name="readiness")
         for target in self.targets:
             self._start(target)
         try:
             await self._failure
         finally:
             watching.cancel()
+            readiness.cancel()
             await self._stop(list(self._tasks))
-            await asyncio.gather(watching, return_exceptions=True)
+            await asyncio.gather(watching, readiness, return_exceptions=True)
 
     def _start(self, target: TargetSpec) -> None:
         task = asyncio.create_task(self._loop(target.id), name=f"probe:{target.id}")
@@ -209,8 +246,10 @@ class Scheduler:
         self._pending &= new_ids
         if not self.first_round.is_set():
             self._pending |= {t.id for t in changed}
+        self.store.first_round_pending = len(self._pending)
         if not self._pending:
             self.first_round.set()
+            self.ready.set()
         if self._failure is not None:
             for target in changed:
                 self._start(target)
@@ -220,8 +259,11 @@ class Scheduler:
         target = self._by_id[target_id]
         spec = self.loaded.config.collectors[target.collector]
         loop = asyncio.get_running_loop()
-        await asyncio.sleep(random.uniform(0, spec.interval * spec.jitter))
-        next_at = loop.time()
+        spread = spec.interval * spec.jitter
+        phase = random.uniform(0, spread)
+        next_at = loop.time() + phase
+        # The first probe comes early, at the same share of FIRST_ROUND_SPREAD; the next keeps the phase.
+        await asyncio.sleep(phase if spread <= FIRST_ROUND_SPREAD else phase * FIRST_ROUND_SPREAD / spread)
         first = True
         while True:
             target = self._by_id[target_id]  # the current spec: a reload may have renamed or moved it

@@ -20,7 +20,7 @@ from agent.store import Store, TargetState
 from agent.units import UnitIndex
 from collectors import REGISTRY
 from collectors.base import Collector
-from collectors.netaddr import ALLOW_ENV, check_allowed
+from collectors.netaddr import ALLOW_ENV, ProbeNotAllowed, check_allowed
 from exporters.prometheus import AgentView, ConfigStatus, EgovCollector, Exposition, TargetLabels
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,6 @@ MEMBER_TICK = 5.0  # seconds between observations of coverage members (the perio
 def longest_window(loaded: LoadedConfig) -> float:
     windows = [k.measure.window for k in loaded.config.kpis if k.measure.kind == "availability"]
     return max(windows, default=86400.0)
-
-
-class ProbeNotAllowed(Exception):
-    """A target address lies outside EGOV_AGENT_PROBE_ALLOW."""
 
 
 def check_probe_allowlist(loaded: LoadedConfig) -> None:
@@ -209,12 +205,13 @@ class Agent:
         background = [observing]
         if self.state is not None:
             background.append(asyncio.create_task(self._save_state(), name="state-file"))
-        first = asyncio.create_task(self.scheduler.first_round.wait())
+        first = asyncio.create_task(self.scheduler.ready.wait())
         stopping = asyncio.create_task(stop.wait())
         try:
             done, _ = await asyncio.wait({first, stopping, probing}, return_when=asyncio.FIRST_COMPLETED)
             if first in done:
-                log.info("first collection round complete: %d targets", len(self.targets))
+                log.info("first collection round started: %d targets, %d of them still in their first probe",
+                         len(self.targets), self.store.first_round_pending)
                 if on_first_round is not None:
                     outcome = on_first_round()
                     if outcome is not None:

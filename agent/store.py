@@ -81,6 +81,7 @@ class Store:
         self._history_step = max(history_span / (HISTORY_POINTS - 2), 1.0)
         self.version = 0  # bumped on every change, so renderers can cache
         self.loop_status = LoopStatus()  # replaced whole (an atomic assignment) by the scheduler's LoopWatch
+        self.first_round_pending = 0  # targets not yet probed once (set by the scheduler)
 
     def record(self, target_id: str, collector: str, result: ProbeResult, duration: float,
                finished_at: float | None = None, down_after: int = 1) -> bool:

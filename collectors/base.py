@@ -40,6 +40,7 @@ def parse_share(value: Any) -> float:
 # Shares (loss, jitter, thresholds): 0..1, also written as percentages.
 Share = Annotated[float, BeforeValidator(parse_share)]
 
+ANSWER_TIME = 1.0  # seconds: a live device on the province's network answers a probe well within this
 
 class StrictModel(BaseModel):
     """Base for every configuration model: unknown keys are errors, not silently ignored."""
@@ -118,6 +119,11 @@ class Collector(ABC):
     @abstractmethod
     async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
         """Probe one target; must return within ``timeout`` seconds or be cancelled."""
+
+    def answer_time(self, params: StrictModel) -> float:
+        """Seconds a probe of a reachable target takes at most: a first probe still running past this is taken
+        to wait on its timeout, and the agent is ready without it (agent/scheduler.py)."""
+        return ANSWER_TIME
 
     def self_samples(self) -> list[Sample]:
         """The current values of ``self_families``; labelled by collector, never by target."""

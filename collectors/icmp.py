@@ -71,7 +71,7 @@ from icmplib import (
 from icmplib.utils import unique_identifier
 from pydantic import Field
 
-from collectors.base import Collector, Family, ProbeResult, Sample, Share, StrictModel
+from collectors.base import ANSWER_TIME, Collector, Family, ProbeResult, Sample, Share, StrictModel
 from collectors.netaddr import Host
 
 log = logging.getLogger(__name__)
@@ -316,6 +316,11 @@ class IcmpCollector(Collector):
             self._pingers[family] = pinger
             return pinger
         raise AssertionError("unreachable")
+
+    def answer_time(self, params: StrictModel) -> float:
+        """A live link's probe lasts as long as its echoes are spaced, plus a round trip."""
+        assert isinstance(params, IcmpParams)
+        return (params.count - 1) * params.interval + ANSWER_TIME
 
     async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
         assert isinstance(params, IcmpParams)

@@ -22,6 +22,10 @@ _HOSTNAME = re.compile(
 )
 
 
+class ProbeNotAllowed(Exception):
+    """A target address lies outside EGOV_AGENT_PROBE_ALLOW."""
+
+
 def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
     raw = os.environ.get(ALLOW_ENV, "").strip()
     if not raw:

@@ -168,7 +168,11 @@ class EgovCollector:
                                        "stalled 0.5 s within the last minute, or it ran behind for half of the "
                                        "last 10 s.")
         overloaded.add_metric([], 1.0 if loop.overloaded else 0.0)
-        yield from (lag, overloaded)
+        pending = GaugeMetricFamily(PREFIX + "agent_first_round_pending_targets",
+                                    "Targets not yet probed once since the start or the reload that added them: "
+                                    "after /-/ready, the dead ones still waiting on their first timeout.")
+        pending.add_metric([], float(self.store.first_round_pending))
+        yield from (lag, overloaded, pending)
         yield from _collector_own_metrics(stats)
 
     # -- targets -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from conftest import AGENT, REPO, free_port
+from conftest import AGENT, REPO, first_round_done, free_port
 
 TEST_COLLECTORS = [sys.executable, str(REPO / "tests" / "agent_with_test_collectors.py")]
 
@@ -45,7 +45,8 @@ class Agent:
             if self.proc.poll() is not None:
                 raise AssertionError(f"agent exited with {self.proc.returncode}:\n{self.text()}")
             try:
-                return self.get("/-/ready", timeout=1, **kwargs).status_code == 200
+                reply = self.get("/-/ready", timeout=1, **kwargs)
+                return first_round_done(reply.status_code, reply.text)
             except requests.RequestException:
                 return False
 

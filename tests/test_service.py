@@ -200,15 +200,16 @@ def test_sd_notify_ready_after_first_round_watchdog_reload_and_stop(tmp_path: Pa
     filler = socket.create_connection(hung.getsockname(), timeout=2)
     try:
         config = province(tmp_path / "p.yml", {"sys-a": tcp_peers.listening("127.0.0.1")}, ["systems_up"],
-                          interval="5s")
-        # A target that answers nothing: the first round (and so READY) waits for its 1.5 s timeout.
-        config.write_text(config.read_text().replace("timeout: 0.25s", "timeout: 1.5s").replace(
+                          interval="10s")
+        # A target that answers nothing: READY comes once its probe has outlived a live target's answer time,
+        # not after its 8 s timeout (agent/scheduler.py).
+        config.write_text(config.read_text().replace("timeout: 0.25s", "timeout: 8s").replace(
             "kpis:", f"  - {{id: hung, unit: thdl, collector: tcp, params: {{host: 127.0.0.10, "
                      f"port: {hung.getsockname()[1]}}}}}\nkpis:"))
         started = time.monotonic()
         agent = agents(config, env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "600000"})
         ready_at = wait_until(lambda: notify.first("READY=1"), 20, agent.text)
-        assert ready_at - started >= 1.5
+        assert 1.0 <= ready_at - started < 8.0
         assert agent.get("/-/ready").status_code == 200
         assert any(m.startswith("READY=1\nSTATUS=") and "targets up" in m for _, m in notify.messages)
         time.sleep(1.5)

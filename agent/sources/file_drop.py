@@ -35,7 +35,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from openpyxl import load_workbook
 from pydantic import ByteSize, Field
 
 from agent.dates import parse_day, refuse_future
@@ -263,6 +262,7 @@ class FileDropSource(Source):
 
     @contextmanager
     def _excel_rows(self, path: Path) -> Iterator[tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]]:
+        load_workbook = _openpyxl_reader()
         with steady_binary(path, self.spec.max_file_size) as raw:
             workbook = load_workbook(raw, read_only=True, data_only=True)
             try:
@@ -274,6 +274,22 @@ class FileDropSource(Source):
                        ((number, dict(zip(header, line, strict=False))) for number, line in enumerate(lines, start=2)))
             finally:
                 workbook.close()
+
+
+def _openpyxl_reader() -> Any:
+    """openpyxl's ``load_workbook``, imported on the first workbook and without numpy and Pillow: openpyxl
+    imports both when installed, to write numpy numbers and images (25 MiB and a BLAS thread pool an agent
+    reading reports never uses). A process that already holds them (the report command) keeps them."""
+    masked = [name for name in ("numpy", "PIL") if name not in sys.modules]
+    for name in masked:
+        sys.modules[name] = None  # type: ignore[assignment]  # import fails: openpyxl goes without
+    try:
+        from openpyxl import load_workbook
+    finally:
+        for name in masked:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
+    return load_workbook
 
 
 def _keep_lost(label: str, new: ParsedFile, held: ParsedFile | None) -> ParsedFile:

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any, Literal
+import os
+import ssl
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import httpx
 from jsonpath_ng.exceptions import JSONPathError
 from jsonpath_ng.ext import parse as parse_jsonpath
 from pydantic import AfterValidator, Field, FilePath, model_validator
@@ -48,9 +49,28 @@ from agent.sources.base import (
     unit_code,
 )
 
+if TYPE_CHECKING:
+    import httpx
+
 MiB = 1024 * 1024
 # The runner logs each source's state changes; httpx would log every request's full URL at INFO.
 logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+# One TLS context per CA file (and its version on disk) and verify setting, shared by every source: each holds
+# a CA store of about 1 MiB, and Bắc Giang has a dozen sources.
+_CONTEXTS: dict[tuple[str | None, int, bool], ssl.SSLContext] = {}
+
+
+def _ssl_context(ca_file: str | None, tls_verify: bool) -> ssl.SSLContext:
+    import httpx
+
+    key = (ca_file, os.stat(ca_file).st_mtime_ns if ca_file else 0, tls_verify)
+    context = _CONTEXTS.get(key)
+    if context is None:
+        made = ssl.create_default_context(cafile=ca_file) if ca_file else httpx.create_ssl_context(verify=tls_verify)
+        context = _CONTEXTS[key] = made
+    return context
 
 
 def _check_jsonpath(text: str) -> str:
@@ -115,9 +135,11 @@ class HttpJsonSource(Source):
         return self.spec.auth.secrets() if self.spec.auth is not None else []
 
     def _http(self) -> httpx.AsyncClient:
+        import httpx  # here, not at import: check-config validates sources without it
+
         if self._client is None:
             spec = self.spec
-            verify: Any = str(spec.ca_file) if spec.ca_file else spec.tls_verify
+            verify = _ssl_context(str(spec.ca_file) if spec.ca_file else None, spec.tls_verify)
             headers = {"Accept": "application/json", **spec.headers}
             auth = spec.auth.for_httpx(headers) if spec.auth is not None else None
             self._client = httpx.AsyncClient(headers=headers, auth=auth, verify=verify, follow_redirects=False,
@@ -134,6 +156,8 @@ class HttpJsonSource(Source):
         return FetchResult(data)
 
     async def _get(self, period: Period) -> Any:
+        import httpx
+
         values = period_values(period)
         params = {key: template.format(**values) for key, template in self.spec.params.items()}
         try:

@@ -1,0 +1,112 @@
+"""A collector kind's libraries load only when the configuration uses the kind, and check-config loads none.
+
+Each check runs in a fresh interpreter and reads its ``sys.modules``: in this one, other tests have
+long since imported everything.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from collectors import KINDS, REGISTRY
+
+REPO = Path(__file__).resolve().parent.parent
+HEAVY = ("pysnmp", "pyasn1", "pycurl", "httpx", "cryptography", "openpyxl", "numpy")
+
+ICMP_ONLY = """\
+province: {code: t, name_vi: Tỉnh Thử, name_en: Test Province}
+levels: [province, commune]
+units:
+  - {id: t, name_vi: Tỉnh Thử, level: province, children: [{id: c1, name_vi: Xã Một, level: commune}]}
+collectors:
+  icmp: {interval: 30s, timeout: 2s}
+targets:
+  - {id: r1, unit: c1, collector: icmp, params: {host: 127.0.0.1}}
+"""
+
+
+def loaded_modules(code: str) -> list[str]:
+    """The heavy top-level packages a fresh interpreter holds after running ``code``."""
+    probe = textwrap.dedent(code) + textwrap.dedent(f"""
+        import json, sys
+        print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({list(HEAVY)!r}))))
+        """)
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "EGOV_AGENT_PROBE_ALLOW": "127.0.0.0/8"})
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_an_icmp_only_agent_loads_neither_pysnmp_nor_pycurl(tmp_path: Path) -> None:
+    config = tmp_path / "icmp.yml"
+    config.write_text(ICMP_ONLY, encoding="utf-8")
+    loaded = loaded_modules(f"""
+        from agent.config import load_config
+        from agent.service import Agent
+        agent = Agent(load_config({str(config)!r}))
+        assert sorted(agent.collectors) == ["icmp"]
+        """)
+    assert loaded == []
+
+
+def test_check_config_of_bac_giang_validates_every_kind_without_their_libraries() -> None:
+    loaded = loaded_modules("""
+        import sys
+        from agent.cli import main
+        assert main(["check-config", "config/provinces/bac-giang.yml", "--skip-secrets"]) == 0
+        """)
+    assert loaded == []
+
+
+def test_a_configured_kind_is_loaded_to_run_it(tmp_path: Path) -> None:
+    config = tmp_path / "snmp.yml"
+    config.write_text(ICMP_ONLY.replace("  icmp: {interval: 30s, timeout: 2s}\n",
+                                        "  icmp: {interval: 30s, timeout: 2s}\n  snmp: {interval: 30s, timeout: 5s}\n"),
+                      encoding="utf-8")
+    assert "pysnmp" in loaded_modules(f"""
+        from agent.config import load_config
+        load_config({str(config)!r})
+        """)
+
+
+@pytest.mark.parametrize("kind", sorted(k for k, (_, _, light) in KINDS.items() if light))
+def test_light_models_are_the_collectors_own(kind: str) -> None:
+    """The models check-config validates with are the ones the collector runs with."""
+    light = KINDS[kind][2]
+    assert light is not None
+    cls = REGISTRY[kind]
+    fresh = REGISTRY.__class__()  # a registry that has loaded nothing: it answers from the light module
+    settings, params = fresh.models(kind)
+    if kind == "snmp":
+        # collectors/snmp.py still defines its own copies (another change owns that file): equal, not the same.
+        import collectors.models.snmp as light
+        import collectors.snmp as own
+
+        for model in ("InterfaceSelector", "V3Auth", "SnmpParams", "SnmpSettings"):
+            assert inspect.getsource(getattr(light, model)) == inspect.getsource(getattr(own, model)), model
+        for bad in ({"host": "127.0.0.1", "interface": {"name": "x"}},  # 2c without a community
+                    {"host": "127.0.0.1", "community": "env:X", "interface": {"name": "x", "index": 1}},
+                    {"host": "127.0.0.1", "version": 3, "v3": {"user": "u", "auth_key": "env:A",
+                                                                 "priv_key": "env:P"}, "community": "env:X",
+                     "interface": {"index": 2}}):
+            with pytest.raises(ValueError):
+                params.model_validate(bad)
+            with pytest.raises(ValueError):
+                cls.Params.model_validate(bad)
+    else:
+        assert (settings, params) == (cls.Settings, cls.Params)
+
+
+def test_registry_takes_kinds_of_its_own() -> None:
+    registry = REGISTRY.__class__()
+    registry["gate"] = REGISTRY["tcp"]
+    assert "gate" in registry and "gate" in list(registry) and registry.models("gate") == registry.models("tcp")
+    registry.pop("gate")
+    assert "gate" not in registry
