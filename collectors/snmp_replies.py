@@ -70,11 +70,12 @@ def source_key(address: Any) -> Address:
     return (str(address[0]), int(address[1]))
 
 
-def _decode_reply(whole: bytes) -> tuple[int, bytes, Any, int]:
-    """(SNMP version, community, PDU, request id) of one v1/v2c message; raises on anything else.
+def decode_reply(whole: bytes) -> tuple[int, bytes, Any, int, int, int, list[tuple[Any, Any]]]:
+    """(SNMP version, community, PDU, request id, error status, error index, varbinds) of one v1/v2c
+    message; raises on anything else.
 
-    The error status, index and every varbind are read here, so a corruption deep in the PDU fails
-    now, as ``malformed``, and not later inside pysnmp's callback."""
+    Every field is read here, so a corruption deep in the PDU fails now, as ``malformed``, and not
+    later inside pysnmp's callback."""
     version = int(verdec.decode_message_version(whole))
     module = api.PROTOCOL_MODULES[version]  # KeyError for v3 (or any other number) on the v2c socket
     message, rest = decoder.decode(whole, asn1Spec=module.Message())
@@ -83,11 +84,19 @@ def _decode_reply(whole: bytes) -> tuple[int, bytes, Any, int]:
     pdu = module.apiMessage.get_pdu(message)
     community = bytes(module.apiMessage.get_community(message))
     request_id = int(module.apiPDU.get_request_id(pdu))
-    int(module.apiPDU.get_error_status(pdu))
-    int(module.apiPDU.get_error_index(pdu))
+    status = int(module.apiPDU.get_error_status(pdu))
+    index = int(module.apiPDU.get_error_index(pdu))
+    varbinds = []
     for name, value in module.apiPDU.get_varbinds(pdu):
         tuple(name)
         value.tagSet  # noqa: B018 - an absent or unchosen value raises here
+        varbinds.append((name, value))
+    return version, community, pdu, request_id, status, index, varbinds
+
+
+def _decode_reply(whole: bytes) -> tuple[int, bytes, Any, int]:
+    """(SNMP version, community, PDU, request id) of one v1/v2c message; raises on anything else."""
+    version, community, pdu, request_id, _, _, _ = decode_reply(whole)
     return version, community, pdu, request_id
 
 
