@@ -120,7 +120,9 @@ class AgentWorker:
         reader.join(timeout)
         if not out or not out[0]:
             self.stop()
-            raise SystemExit(f"the agent gave no answer within {timeout:g}s (exit {self.proc.poll()})")
+            tail = Path(self.log.name).read_text(errors="replace")[-3000:]
+            raise SystemExit(f"the agent gave no answer within {timeout:g}s (exit {self.proc.poll()}); "
+                             f"its log ends:\n{tail}")
         return json.loads(out[0])
 
     def cycle(self, kinds: list[str], tag: str) -> tuple[dict, float]:

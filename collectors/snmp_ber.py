@@ -3,7 +3,7 @@
 pyasn1 builds a typed object tree per message: profiled on the agent, its type objects and BER
 decoding were over half of the SNMP CPU. A v2c answer to a GET or GETBULK has one fixed shape, so
 this module reads it straight from the bytes into plain values, and writes a request once per
-device, leaving only the request id to patch in.
+device, leaving only the request id to patch in (``encode`` writes whole messages: the lab's answers).
 
 It is strict on purpose: any message outside the shape it knows (another version or PDU, an
 indefinite or a constructed string encoding, a high tag number, a value type or range it does not
@@ -213,8 +213,39 @@ def _tlv(tag: int, content: bytes) -> bytes:
     return bytes((tag, 0x80 | len(octets))) + octets + content
 
 
+def _integer_content(value: int) -> bytes:
+    """The minimal two's-complement octets of ``value`` (X.690 8.3.2)."""
+    size = ((value if value >= 0 else ~value).bit_length() + 8) // 8
+    return value.to_bytes(size, "big", signed=True)
+
+
 def _encode_integer(value: int) -> bytes:
-    return _tlv(INTEGER, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+    return _tlv(INTEGER, _integer_content(value))
+
+
+def _encode_value(tag: int, value: Value) -> bytes:
+    if tag in _INT_RANGES:
+        assert isinstance(value, int)
+        return _tlv(tag, _integer_content(value))
+    if tag in _STRING_SIZES:
+        assert isinstance(value, bytes)
+        return _tlv(tag, value)
+    if tag == OBJECT_IDENTIFIER:
+        assert isinstance(value, tuple)
+        return encode_oid(value)
+    if tag in _NULLS:
+        return bytes((tag, 0))
+    raise ValueError(f"no encoding for value tag {tag:#x}")
+
+
+def encode(message: Message) -> bytes:
+    """A v2c message (the lab's answers); the same bytes pyasn1's encoder writes for it."""
+    varbinds = b"".join(_tlv(SEQUENCE, encode_oid(name) + _encode_value(tag, value))
+                        for name, tag, value in message.varbinds)
+    body = (_encode_integer(message.request_id) + _encode_integer(message.error_status)
+            + _encode_integer(message.error_index) + _tlv(SEQUENCE, varbinds))
+    return _tlv(SEQUENCE, _encode_integer(message.version) + _tlv(OCTET_STRING, message.community)
+                + _tlv(message.pdu, body))
 
 
 def encode_oid(oid: Oid) -> bytes:
