@@ -1,4 +1,4 @@
-"""SNMP: a WAN router's uplink (IF-MIB) and uptime (SNMPv2-MIB), read with pysnmp's asyncio engine.
+"""SNMP: a WAN router's uplink (IF-MIB) and uptime (SNMPv2-MIB), over v2c (our own fast path) or v3 (pysnmp).
 
 One probe of a router:
 
@@ -24,9 +24,11 @@ probes by more than an answer's latency could explain (a 497-day wrap of the 32-
 a reboot); it increments ``snmp_reboots``, drops the interface cache (indexes may be renumbered at
 boot) and the next figures come from a second, fresh pass of the same probe.
 
-One dispatcher serves every v2c device of the collector (pysnmp's v1arch API: one UDP socket), so
-thousands of concurrent probes cost one file descriptor and no per-device engine state. v3 devices
-share one SnmpEngine (USM needs it). SNMPv3 keys are per user name: devices sharing a v3 user must
+One client serves every v2c device of the collector (``collectors.snmp_v2c``: one UDP socket per
+address family, requests encoded once per device, answers read by ``collectors.snmp_ber`` without
+pyasn1 objects, pysnmp only for what that codec refuses), so thousands of concurrent probes cost
+one file descriptor and no per-device engine state. v3 devices share one pysnmp SnmpEngine (USM
+needs it). SNMPv3 keys are per user name: devices sharing a v3 user must
 share its keys (pysnmp's USM keeps one entry per user). Both accept an answer only from the address
 the request went to, with the request's random id (and, v2c, its community): see
 ``collectors.snmp_replies``; what they drop is counted in ``egov_snmp_replies_dropped_total`` by

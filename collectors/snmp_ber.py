@@ -162,8 +162,11 @@ def _value(data: bytes, pos: int, end: int) -> tuple[int, Value, int]:
     raise Refused(f"value tag {tag:#x}")
 
 
-def decode(data: bytes) -> Message:
-    """The v2c message in ``data``; raises ``Refused`` for anything else (see the module's docstring)."""
+def decode(data: bytes, as_agent: bool = False) -> Message:
+    """The v2c message in ``data``; raises ``Refused`` for anything else (see the module's docstring).
+
+    ``as_agent``: read a request as an agent does (the lab's routers), where a GETBULK's
+    max-repetitions may exceed its varbinds; a manager (pysnmp, the collectors) refuses that."""
     end = len(data)
     pos, stop = _expect(data, 0, end, SEQUENCE)
     if stop != end:
@@ -195,7 +198,7 @@ def decode(data: bytes) -> Message:
             raise Refused("bytes after a varbind's value")
         varbinds.append((name, tag, value))
         pos = after
-    if error_index > len(varbinds):  # pysnmp calls this malformed (and so GETBULK's max-repetitions)
+    if error_index > len(varbinds) and not (as_agent and pdu == GETBULK):  # pysnmp calls this malformed
         raise Refused("error-index past the varbinds")
     return Message(version, community, pdu, request_id, error_status, error_index, varbinds)
 

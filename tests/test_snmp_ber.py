@@ -218,3 +218,11 @@ def test_encoded_messages_are_the_bytes_pyasn1_writes() -> None:
         negative = message.request_id < 0 or any(tag == ber.INTEGER and value < 0  # type: ignore[operator]
                                                  for _, tag, value in message.varbinds)
         assert negative or encoded == data, data.hex()
+
+
+def test_an_agent_reads_a_getbulk_whose_repetitions_exceed_its_varbinds() -> None:
+    """pysnmp's manager side calls max-repetitions > varbinds malformed; an agent (the lab) must not."""
+    data = ber.request(b"public", ber.GETBULK, [(1, 3, 6, 1, 2, 1, 2, 2, 1, 2)], 0, 25).with_id(ber.ID_LOW)
+    assert fast(data) is None and reference(data) is None
+    message = ber.decode(data, as_agent=True)
+    assert (message.pdu, message.error_status, message.error_index) == (ber.GETBULK, 0, 25)

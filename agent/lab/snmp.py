@@ -400,7 +400,7 @@ class SnmpSimulator:
     def respond(self, router: Router, data: bytes, now: float) -> bytes | None:
         """The answer to one request: read and written by collectors.snmp_ber, pysnmp for what it refuses."""
         try:
-            request = snmp_ber.decode(data)
+            request = snmp_ber.decode(data, as_agent=True)
         except snmp_ber.Refused:
             return self._respond_pysnmp(router, data, now)
         if request.community != router.community:
