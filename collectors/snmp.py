@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import math
 import re
 import socket
@@ -50,10 +51,6 @@ from typing import Annotated, Any, Literal
 
 from pyasn1.error import PyAsn1Error
 from pydantic import BeforeValidator, Field, model_validator
-from pysnmp.carrier.asyncio.dgram import udp, udp6
-from pysnmp.entity import config as engine_config
-from pysnmp.hlapi.v1arch import asyncio as v1arch
-from pysnmp.hlapi.v3arch import asyncio as v3arch
 from pysnmp.proto import errind, rfc1902, rfc1905
 from pysnmp.proto.error import ProtocolError
 from pysnmp.proto.rfc1902 import ObjectName
@@ -62,7 +59,7 @@ from agent.secrets import Secret
 from collectors import snmp_ber, snmp_v2c
 from collectors.base import Collector, Family, ProbeFailure, ProbeResult, Sample, StrictModel
 from collectors.netaddr import Host
-from collectors.snmp_replies import DROP_REASONS, DROPPED_REPLIES, Address, dropped_samples, matching_engine
+from collectors.snmp_drops import DROP_REASONS, DROPPED_REPLIES, Address, dropped_samples
 
 Oid = tuple[int, ...]
 SYS_UPTIME: Oid = (1, 3, 6, 1, 2, 1, 1, 3, 0)
@@ -91,11 +88,11 @@ RECEIVE_BUFFER = 4 * 1024 * 1024
 _TEMPLATES_PER_DEVICE = 16  # requests kept encoded per device: the probe's GET and a walk's first rounds
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._:/+-]")
 
-_AUTH_PROTOCOLS = {"sha": v3arch.USM_AUTH_HMAC96_SHA, "sha224": v3arch.USM_AUTH_HMAC128_SHA224,
-                   "sha256": v3arch.USM_AUTH_HMAC192_SHA256, "sha384": v3arch.USM_AUTH_HMAC256_SHA384,
-                   "sha512": v3arch.USM_AUTH_HMAC384_SHA512}
-_PRIV_PROTOCOLS = {"aes": v3arch.USM_PRIV_CFB128_AES, "aes192": v3arch.USM_PRIV_CFB192_AES,
-                   "aes256": v3arch.USM_PRIV_CFB256_AES}
+# pysnmp's names of the USM protocols (its v3arch engine is imported at the first v3 device only).
+_AUTH_PROTOCOLS = {"sha": "USM_AUTH_HMAC96_SHA", "sha224": "USM_AUTH_HMAC128_SHA224",
+                   "sha256": "USM_AUTH_HMAC192_SHA256", "sha384": "USM_AUTH_HMAC256_SHA384",
+                   "sha512": "USM_AUTH_HMAC384_SHA512"}
+_PRIV_PROTOCOLS = {"aes": "USM_PRIV_CFB128_AES", "aes192": "USM_PRIV_CFB192_AES", "aes256": "USM_PRIV_CFB256_AES"}
 _AUTH_ERRORS = (errind.WrongDigest, errind.UnknownUserName, errind.DecryptionError, errind.AuthenticationError,
                 errind.AuthenticationFailure, errind.UnsupportedSecurityLevel, errind.UnknownSecurityName,
                 errind.NotInTimeWindow, errind.UnknownCommunityName)
@@ -157,9 +154,9 @@ class SnmpSettings(StrictModel):
 @dataclass
 class _Session:
     params: SnmpParams
-    # v1arch.CommunityData prints the community in its repr: kept out of this dataclass's repr.
+    # v3: pysnmp's UsmUserData (its repr shows the keys): kept out of this dataclass's repr. v2c: None.
     auth: Any = field(repr=False)
-    target: Any = None  # a pysnmp UdpTransportTarget or Udp6TransportTarget
+    target: Any = None  # v3: a pysnmp UdpTransportTarget or Udp6TransportTarget
     address: tuple[str, int] = ("", 0)
     reboot_slack: float = 0.0  # seconds: an answer's latency may shift the boot time this much
     timeout: float = 0.0
@@ -200,6 +197,17 @@ def safe_label(text: str) -> str:
     return _SAFE_NAME.sub("_", text)[:64]
 
 
+async def _resolve(host: str, port: int) -> Address:
+    """The (address, port) replies come from, as pysnmp's transport targets resolve it: an IP literal as
+    written (no resolver thread for each of thousands of routers), a name by getaddrinfo."""
+    with contextlib.suppress(ValueError):
+        return (str(ipaddress.ip_address(host)), port)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    found = await asyncio.get_running_loop().getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM,
+                                                         proto=socket.IPPROTO_UDP)
+    return (str(found[0][4][0]), int(found[0][4][1]))
+
+
 def _client_transport(family: int) -> Any:
     """A UDP socket for every device, with a receive buffer big enough for a burst of answers from
     thousands of routers (the default 208 KiB holds about 200 answers and drops the rest)."""
@@ -208,6 +216,8 @@ def _client_transport(family: int) -> Any:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
     sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
     sock.setblocking(False)
+    from pysnmp.carrier.asyncio.dgram import udp, udp6
+
     transport = udp6.Udp6AsyncioTransport() if family == socket.AF_INET6 else udp.UdpAsyncioTransport()
     return transport.open_server_mode(sock=sock)
 
@@ -242,8 +252,8 @@ class SnmpCollector(Collector):
         self.settings: SnmpSettings = settings
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: snmp_v2c.V2cClient | None = None  # v2c: one socket per address family
-        self._engine: v3arch.SnmpEngine | None = None  # v3: created at the first v3 target
-        self._context = v3arch.ContextData()
+        self._engine: Any = None  # v3: a pysnmp SnmpEngine, created at the first v3 target
+        self._context: Any = None
         self._sessions: dict[str, _Session] = {}
         self._devices: dict[str, _Device] = {}
         self._malformed: dict[Address, float] = {}  # a device's address -> when it last sent garbage
@@ -271,10 +281,17 @@ class SnmpCollector(Collector):
             self._client = snmp_v2c.V2cClient(self._note_dropped, RECEIVE_BUFFER)
         return self._client
 
-    def _v3(self) -> v3arch.SnmpEngine:
+    def _v3(self) -> Any:
         self._bind_loop()
         if self._engine is None:
+            from pysnmp.carrier.asyncio.dgram import udp
+            from pysnmp.entity import config as engine_config
+            from pysnmp.hlapi.v3arch import asyncio as v3arch
+
+            from collectors.snmp_replies import matching_engine
+
             self._engine = matching_engine(self._note_dropped)
+            self._context = v3arch.ContextData()
             engine_config.add_transport(self._engine, udp.DOMAIN_NAME, _client_transport(socket.AF_INET))
         return self._engine
 
@@ -306,28 +323,30 @@ class SnmpCollector(Collector):
     async def _session(self, target_id: str, params: SnmpParams) -> _Session:
         self._bind_loop()
         session = self._sessions.get(target_id)
-        if session is not None and session.params == params:
+        if session is not None and (session.params is params or session.params == params):  # == costs 14 µs
             return session
         timeout = params.timeout if params.timeout is not None else self.settings.timeout
         retries = params.retries if params.retries is not None else self.settings.retries
         host = str(params.host)
-        api = v3arch if params.v3 is not None else v1arch
-        cls = api.Udp6TransportTarget if ":" in host else api.UdpTransportTarget
-        target = await cls.create((host, params.port), timeout=timeout, retries=retries)
-        auth: Any
+        auth: Any = None
+        target: Any = None
         community = b""
         if params.v3 is not None:
+            from pysnmp.hlapi.v3arch import asyncio as v3arch
+
+            cls = v3arch.Udp6TransportTarget if ":" in host else v3arch.UdpTransportTarget
+            target = await cls.create((host, params.port), timeout=timeout, retries=retries)
+            address = (str(target.transport_address[0]), int(target.transport_address[1]))
             v3 = params.v3
             auth = v3arch.UsmUserData(v3.user, authKey=v3.auth_key.reveal(), privKey=v3.priv_key.reveal(),
-                                      authProtocol=_AUTH_PROTOCOLS[v3.auth_protocol],
-                                      privProtocol=_PRIV_PROTOCOLS[v3.priv_protocol])
+                                      authProtocol=getattr(v3arch, _AUTH_PROTOCOLS[v3.auth_protocol]),
+                                      privProtocol=getattr(v3arch, _PRIV_PROTOCOLS[v3.priv_protocol]))
         else:
             assert params.community is not None
-            auth = v1arch.CommunityData(params.community.reveal(), mpModel=1)
+            address = await _resolve(host, params.port)
             community = bytes(rfc1902.OctetString(params.community.reveal()))
         if session is not None:  # the target's configuration changed: forget what we knew of it
             self._devices.pop(target_id, None)
-        address = (str(target.transport_address[0]), int(target.transport_address[1]))
         slack = max(REBOOT_SLACK, timeout * (retries + 1) + 1.0)
         session = self._sessions[target_id] = _Session(params, auth, target, address, slack, timeout, retries,
                                                        community)
@@ -341,6 +360,8 @@ class SnmpCollector(Collector):
         """One GET (or GETBULK with ``bulk = (non-repeaters, max-repetitions)``); errors become ProbeFailure."""
         if session.params.v3 is None:
             return await self._request_v2c(session, oids, bulk)
+        from pysnmp.hlapi.v3arch import asyncio as v3arch
+
         varbinds = [(ObjectName(oid), rfc1902.Null()) for oid in oids]
         started = time.monotonic()
         try:

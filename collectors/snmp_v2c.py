@@ -31,7 +31,7 @@ from typing import Any
 from pysnmp.proto import rfc1902, rfc1905
 
 from collectors import snmp_ber as ber
-from collectors.snmp_replies import Address, OnDrop, source_key
+from collectors.snmp_drops import Address, OnDrop, source_key
 
 _READS_PER_WAKE = 4096  # datagrams read per readable event at most: bounds one callback's work
 _ID_DRAWS = 64
