@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 from snmp_peers import snmpd
 
-from collectors.snmp import SnmpCollector, SnmpParams, SnmpSettings
+from collectors import snmp_ber
+from collectors.snmp import SYS_UPTIME, SnmpCollector, SnmpParams, SnmpSettings
+from collectors.snmp_v2c import V2cClient
 
 COMMUNITY = "receive-path-test"
 os.environ["EGOV_TEST_RECEIVE_COMMUNITY"] = COMMUNITY
@@ -63,3 +65,23 @@ def test_the_receive_buffer_holds_a_burst_of_answers(tmp_path: Path) -> None:
             await collector.close()
 
     assert asyncio.run(run()) >= 2 * 1024 * 1024  # thousands of 200-byte answers, not the default ~200
+
+
+def test_sends_are_paced_and_a_request_waits_from_when_it_left(agent: tuple[str, int]) -> None:
+    """40 requests at 100 a second (a burst of 2): they leave over about 0.38 s, and each one's 0.2 s
+    timeout counts from its own send, so none times out while it waited for its turn."""
+
+    async def run() -> tuple[int, float]:
+        client = V2cClient(lambda reason, source: None, 1 << 20, send_rate=100.0, burst=2)
+        template = snmp_ber.request(COMMUNITY.encode(), snmp_ber.GET, [SYS_UPTIME])
+        started = time.monotonic()
+        try:
+            answers = await asyncio.gather(*(client.request(agent, COMMUNITY.encode(), template, 0.2, 0)
+                                             for _ in range(40)))
+        finally:
+            client.close()
+        return sum(a.varbinds[0][1] == snmp_ber.TIMETICKS for a in answers), time.monotonic() - started
+
+    answered, took = asyncio.run(run())
+    assert answered == 40
+    assert took >= 0.35, took  # not all in one burst
