@@ -35,7 +35,7 @@ from agent.lab.addresses import AddressPool
 from agent.lab.snmp import SnmpSimulator
 from collectors.snmp import SnmpCollector, SnmpParams, SnmpSettings
 
-NETWORK = ipaddress.ip_network("127.91.0.0/16")
+NETWORK = ipaddress.IPv4Network("127.91.0.0/16")
 
 
 def serve_lab(routers: int, dead: float, pipe) -> None:
