@@ -8,6 +8,11 @@ wall time, the CPU-seconds of the agent side and of the lab side, and CPU per ta
 own cost can be told from the collector's. Figures for the benchmark against snmp_exporter belong
 to bench/wan.py; this one sizes the lab and the collector.
 
+It also counts false timeouts: routers the lab answers for that read ``snmp_timeout`` (issue 15:
+none at 10,000 links with the concurrency raised 4×, ``--routers 10000 --concurrency 512``). The
+lab's CPU per round is printed beside them: a lab that cannot keep up would be the cause, not the
+agent. The routers live on 127.91.0.0/16.
+
 Usage: .venv/bin/python bench/snmp_lab.py [--routers 262 2620] [--dead 0.1] [--concurrency 256]
 """
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import multiprocessing as mp
 import os
 import random
@@ -29,23 +35,27 @@ from agent.lab.addresses import AddressPool
 from agent.lab.snmp import SnmpSimulator
 from collectors.snmp import SnmpCollector, SnmpParams, SnmpSettings
 
+NETWORK = ipaddress.IPv4Network("127.91.0.0/16")
+
 
 def serve_lab(routers: int, dead: float, pipe) -> None:
     """Child process: the routers, until the parent asks for the lab's CPU time and closes the pipe."""
 
     async def main() -> None:
         os.environ.setdefault("EGOV_SNMP_COMMUNITY", "bench-community")
-        simulator = SnmpSimulator(AddressPool())
+        simulator = SnmpSimulator(AddressPool(NETWORK))
         draw = random.Random(7)
         started = time.perf_counter()
-        params = []
+        params, truth = [], []
         for i in range(routers):
             target = f"bg-x-{i:04d}-snmp"
+            up = draw.random() >= dead
             p = await simulator.add(target, {"host": f"10.99.{i // 250}.{i % 250}",
                                              "community": "env:EGOV_SNMP_COMMUNITY",
-                                             "interface": {"name": "GigabitEthernet0/0/0"}}, draw.random() >= dead)
+                                             "interface": {"name": "GigabitEthernet0/0/0"}}, up)
             params.append(p)
-        pipe.send((params, time.perf_counter() - started))
+            truth.append(up)
+        pipe.send((params, truth, time.perf_counter() - started))
         loop = asyncio.get_running_loop()
         while True:
             message = await loop.run_in_executor(None, pipe.recv)
@@ -64,19 +74,24 @@ def cpu_self() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def probe_all(collector: SnmpCollector, params: list[SnmpParams], concurrency: int) -> tuple[int, dict]:
+async def probe_all(collector: SnmpCollector, params: list[SnmpParams], truth: list[bool], concurrency: int,
+                    ) -> tuple[int, dict, int]:
+    """(routers up, reasons of the others, false timeouts: answering routers read as snmp_timeout)."""
     slots = asyncio.Semaphore(concurrency)
     reasons: dict[str, int] = {}
+    false = 0
 
     async def one(i: int, p: SnmpParams) -> bool:
+        nonlocal false
         async with slots:
             result = await collector.probe(f"r{i}", p, 6.0)
         if not result.up:
             reasons[result.reason] = reasons.get(result.reason, 0) + 1
+            false += truth[i] and result.reason == "snmp_timeout"
         return result.up
 
     ups = await asyncio.gather(*(one(i, p) for i, p in enumerate(params)))
-    return sum(ups), reasons
+    return sum(ups), reasons, false
 
 
 def run(routers: int, dead: float, concurrency: int, rounds: int) -> None:
@@ -84,9 +99,10 @@ def run(routers: int, dead: float, concurrency: int, rounds: int) -> None:
     lab = mp.get_context("fork").Process(target=serve_lab, args=(routers, dead, child), daemon=True)
     lab.start()
     try:
-        raw, startup = parent.recv()
+        raw, truth, startup = parent.recv()
         params = [SnmpParams.model_validate(p) for p in raw]
-        print(f"{routers} routers: lab ready in {startup:.2f}s")
+        print(f"{routers} routers ({routers - sum(truth)} dead), {concurrency} at a time: lab ready in "
+              f"{startup:.2f}s; load average {os.getloadavg()[0]:.2f}")
 
         async def cycles() -> None:
             collector = SnmpCollector(SnmpSettings(timeout=2.0, retries=1))
@@ -95,13 +111,14 @@ def run(routers: int, dead: float, concurrency: int, rounds: int) -> None:
                     parent.send("cpu")
                     lab_before, agent_before = parent.recv(), cpu_self()
                     started = time.perf_counter()
-                    up, reasons = await probe_all(collector, params, concurrency)
+                    up, reasons, false = await probe_all(collector, params, truth, concurrency)
                     wall = time.perf_counter() - started
                     parent.send("cpu")
                     lab_cpu, agent_cpu = parent.recv() - lab_before, cpu_self() - agent_before
-                    print(f"  round {r + 1}: {up}/{routers} up {reasons}; wall {wall:.2f}s; agent CPU "
-                          f"{agent_cpu:.2f}s ({agent_cpu / routers * 1000:.2f} ms/target); lab CPU {lab_cpu:.2f}s "
-                          f"({lab_cpu / routers * 1000:.2f} ms/target)", flush=True)
+                    print(f"  round {r + 1}: {up}/{routers} up {reasons}; FALSE TIMEOUTS {false}; wall {wall:.2f}s; "
+                          f"agent CPU {agent_cpu:.2f}s ({agent_cpu / routers * 1000:.2f} ms/target); lab CPU "
+                          f"{lab_cpu:.2f}s ({lab_cpu / routers * 1000:.2f} ms/target); load average "
+                          f"{os.getloadavg()[0]:.2f}", flush=True)
             finally:
                 await collector.close()
 

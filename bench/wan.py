@@ -8,12 +8,17 @@ full collection cycle, every ICMP and SNMP target probed once:
 
 * the agent (bench/wan_agent.py: ``agent.service.Agent`` built from a configuration as
   ``egov-agent run`` builds it, each cycle a ``Scheduler.run_once()`` over its targets, in a process
-  of its own): a full cycle (ICMP and SNMP together, the settings of bac-giang.yml: 5 echoes 0.5 s
-  apart, 5 s timeout, 256 at a time; SNMP 2 s × 2 tries, 128 at a time), then ICMP alone (5 echoes
-  as shipped, and 1 echo as the blackbox exporter sends) and SNMP alone, for CPU per target;
-* ``prometheus-blackbox-exporter`` (icmp module) and ``prometheus-snmp-exporter`` (a module for the
-  same IF-MIB/SNMPv2-MIB objects, bench/wan_exporters.py), driven by one HTTP request per target with
-  the same concurrency and timeouts, as Prometheus would scrape them.
+  of its own): full cycles (ICMP and SNMP together, the settings of bac-giang.yml: 5 echoes 0.5 s
+  apart, 5 s timeout, 256 at a time; SNMP 2 s × 2 tries, 128 at a time), ICMP alone (5 echoes as
+  shipped), then SNMP alone and ICMP with 1 echo (as the blackbox exporter sends), for CPU per target;
+* ``prometheus-snmp-exporter`` (a module for the same IF-MIB/SNMPv2-MIB objects,
+  bench/wan_exporters.py) and ``prometheus-blackbox-exporter`` (icmp module), driven by one HTTP
+  request per target with the same concurrency and timeouts, as Prometheus would scrape them.
+
+The comparisons alternate in one run, A B A B (``--repeat`` times, 3 by default): an agent SNMP
+cycle, an snmp_exporter cycle, an agent ICMP cycle, a blackbox cycle, and again; the summary gives
+each side's median CPU per target with its spread, the ratio of the medians and of each pair, and
+the load average at the end of every row, so a change in the machine's load shows.
 
 CPU is each process's user+system time from psutil before and after the cycle; "right" counts the
 targets whose up/down matches the lab's truth. The lab (bench/wan_lab.py) runs in its own process.
@@ -23,8 +28,9 @@ echo requests.
 
 Needs root (nftables for dead ICMP routers, raw ICMP sockets), nft, unshare, and the Debian packages
 prometheus-blackbox-exporter and prometheus-snmp-exporter. Only loopback (127.77.0.0/16) is probed.
-About 4 minutes on 2 cores; ``--quick`` (Bắc Giang only, one cycle each) about 40 s.
-Usage: sudo .venv/bin/python bench/wan.py [--quick] [--scales 1 10] [--cycles 2]
+``--scales 10`` (2,620 links) takes about 5 minutes on 2 cores, ``--no-icmp`` (SNMP only) less;
+``--quick`` (Bắc Giang only, one cycle each) about 40 s.
+Usage: sudo .venv/bin/python bench/wan.py [--quick] [--scales 1 10] [--cycles 2] [--repeat 3] [--no-icmp]
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import os
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,6 +65,7 @@ RUN_TIMEOUT = 1800.0  # the whole run, as a last resort
 AGENT_READY_TIMEOUT = 180.0
 CYCLE_TIMEOUT = 300.0  # a cycle that takes this long has failed anyway (the goal is 60 s)
 GOAL_SMALL_WALL, GOAL_LARGE_WALL, GOAL_CPU_RATIO = 10.0, 60.0, 3.0
+GOAL_SNMP_RATIO = 1.0  # issue 15: SNMP CPU per device poll at most snmp_exporter's
 
 
 def cpu(pid: int) -> float:
@@ -76,6 +84,7 @@ class Row:
     lab_cpu: float = 0.0
     note: str = ""
     example: str = ""  # one wrong target and what was said of it
+    load: float = 0.0  # the 1-minute load average when the row ended
 
     @property
     def per_target_ms(self) -> float:
@@ -111,7 +120,9 @@ class AgentWorker:
         reader.join(timeout)
         if not out or not out[0]:
             self.stop()
-            raise SystemExit(f"the agent gave no answer within {timeout:g}s (exit {self.proc.poll()})")
+            tail = Path(self.log.name).read_text(errors="replace")[-3000:]
+            raise SystemExit(f"the agent gave no answer within {timeout:g}s (exit {self.proc.poll()}); "
+                             f"its log ends:\n{tail}")
         return json.loads(out[0])
 
     def cycle(self, kinds: list[str], tag: str) -> tuple[dict, float]:
@@ -160,6 +171,10 @@ def dead_parallelism(results: dict[str, list], dead: set[str]) -> tuple[float, i
     return sum(e - s for s, e in spans), most
 
 
+# Agent row -> the peer row it is compared with, alternated A B A B in one run.
+PAIRS = {"agent SNMP": "snmp_exporter SNMP", "agent ICMP 1 echo": "blackbox_exporter ICMP"}
+
+
 def run_size(province: lab.Province, args: argparse.Namespace, workdir: Path) -> SizeResult:
     lab.kill_some(province.routers, args.dead)
     routers = province.routers
@@ -179,6 +194,7 @@ def run_size(province: lab.Province, args: argparse.Namespace, workdir: Path) ->
             lab_before = cpu(lab_pid)
             row = fn()
             row.lab_cpu = cpu(lab_pid) - lab_before
+            row.load = os.getloadavg()[0]
             result.rows[row.what] = row
             print(format_row(row), flush=True)
             return row
@@ -206,21 +222,35 @@ def run_size(province: lab.Province, args: argparse.Namespace, workdir: Path) ->
                                                             f"ICMP+SNMP together, {kind}"))
             echoes = f"{args.echoes} echoes per target" if args.echoes else "5 echoes per target, as shipped"
             scope = "the uplink's row, one GET" if args.snmp_scope == "uplink" else "every interface, walks"
-            measured(lambda: agent_cycle("agent ICMP", ["icmp"], "wan_link", echoes))
-            measured(lambda: agent_cycle("agent ICMP 1 echo", ["icmp"], "one_echo", "1 echo, as blackbox sends"))
-            measured(lambda: agent_cycle("agent SNMP", ["snmp"], "wan_link", scope))
+            if args.icmp:
+                measured(lambda: agent_cycle("agent ICMP", ["icmp"], "wan_link", echoes))
+            # A B A B: each agent cycle next to its peer's, so a change of the machine's load hits both.
+            peers = [] if args.no_exporters else start_exporters(province, args, workdir, truth)
+            try:
+                for n in range(1, args.repeat + 1):
+                    measured(lambda n=n: agent_cycle(f"agent SNMP {n}", ["snmp"], "wan_link", scope))
+                    for name, cycle in peers:
+                        if name.startswith("snmp_exporter"):
+                            measured(partial(cycle, f"{name} {n}"))
+                    if args.icmp:
+                        measured(lambda n=n: agent_cycle(f"agent ICMP 1 echo {n}", ["icmp"], "one_echo",
+                                                         "1 echo, as blackbox sends"))
+                        for name, cycle in peers:
+                            if name.startswith("blackbox"):
+                                measured(partial(cycle, f"{name} {n}"))
+            finally:
+                for exporter in {id(c.args[0]): c.args[0] for _, c in peers}.values():
+                    exporter.stop()
         finally:
             worker.stop()
-
-        if not args.no_exporters:
-            run_exporters(province, args, workdir, truth, measured)
     finally:
         lab.stop_lab(lab_proc)
     return result
 
 
-def run_exporters(province: lab.Province, args: argparse.Namespace, workdir: Path, truth: dict[str, bool],
-                  measured) -> None:
+def start_exporters(province: lab.Province, args: argparse.Namespace, workdir: Path, truth: dict[str, bool],
+                    ) -> list[tuple[str, partial]]:
+    """The exporters running, and for each a cycle to call with the row's name."""
     icmp_spec, snmp_spec = province.document["collectors"]["icmp"], province.document["collectors"]["snmp"]
     icmp_timeout, snmp_timeout = seconds(icmp_spec["timeout"]), seconds(snmp_spec["timeout"])
     snmp_settings = snmp_spec.get("settings", {})
@@ -234,22 +264,21 @@ def run_exporters(province: lab.Province, args: argparse.Namespace, workdir: Pat
     if exporters.version(exporters.SNMP_EXPORTER) >= (0, 23, 0):
         for query in snmp_queries.values():
             query["auth"] = "lab"
-    plan = [(blackbox, "/probe", icmp_queries, int(icmp_spec["concurrency"]), icmp_timeout + 0.5,
-             exporters.blackbox_up, "blackbox_exporter ICMP"),
-            (snmp, "/snmp", snmp_queries, int(snmp_spec["concurrency"]), snmp_timeout, exporters.snmp_up,
+    plan = [(snmp, "/snmp", snmp_queries, int(snmp_spec["concurrency"]), snmp_timeout, exporters.snmp_up,
              "snmp_exporter SNMP")]
+    if args.icmp:
+        plan.append((blackbox, "/probe", icmp_queries, int(icmp_spec["concurrency"]), icmp_timeout + 0.5,
+                     exporters.blackbox_up, "blackbox_exporter ICMP"))
+    cycles = []
     for exporter, path, queries, concurrency, timeout, up_rule, name in plan:
         exporter.start()
-        try:
-            for i in range(args.cycles):
-                measured(partial(exporter_cycle, exporter, path, queries, concurrency, timeout, up_rule,
-                                 f"{name} {i + 1}", truth))
-        finally:
-            exporter.stop()
+        cycles.append((name, partial(exporter_cycle, exporter, path, queries, concurrency, timeout, up_rule,
+                                     truth=truth)))
+    return cycles
 
 
 def exporter_cycle(exporter: exporters.Exporter, path: str, queries: dict[str, dict[str, str]], concurrency: int,
-                   timeout: float, up_rule, what: str, truth: dict[str, bool]) -> Row:
+                   timeout: float, up_rule, what: str, *, truth: dict[str, bool]) -> Row:
     """One request per target; CPU is the exporter process's (the HTTP client's, in this process, is noted)."""
     assert exporter.proc is not None
     before, mine = cpu(exporter.proc.pid), cpu(os.getpid())
@@ -268,13 +297,13 @@ def seconds(value) -> float:
 
 
 def header() -> str:
-    return (f"  {'':34} {'wall s':>7} {'CPU s':>7} {'CPU/target':>11} {'right':>11} {'lab CPU s':>9}  note")
+    return (f"  {'':34} {'wall s':>7} {'CPU s':>7} {'CPU/target':>11} {'right':>11} {'lab CPU s':>9} {'load':>5}  note")
 
 
 def format_row(row: Row) -> str:
     wrong = f"\n  {'':34} WRONG: {dict(row.wrong)}, e.g. {row.example}" if row.wrong else ""
     return (f"  {row.what:34} {row.wall:7.2f} {row.cpu:7.2f} {row.per_target_ms:8.2f} ms "
-            f"{row.right:5d}/{row.targets:<5d} {row.lab_cpu:9.2f}  {row.note}{wrong}")
+            f"{row.right:5d}/{row.targets:<5d} {row.lab_cpu:9.2f} {row.load:5.1f}  {row.note}{wrong}")
 
 
 def last(result: SizeResult, prefix: str) -> Row | None:
@@ -282,27 +311,40 @@ def last(result: SizeResult, prefix: str) -> Row | None:
     return rows[-1] if rows else None
 
 
+def repeated(result: SizeResult, prefix: str) -> list[Row]:
+    """The rows of one alternated measurement, "<prefix> 1", "<prefix> 2", ..."""
+    return [r for name, r in result.rows.items()
+            if name.startswith(prefix + " ") and name[len(prefix) + 1:].isdigit()]
+
+
+def spread(values: list[float]) -> str:
+    return f"median {statistics.median(values):.3f} (min {min(values):.3f}, max {max(values):.3f}, n {len(values)})"
+
+
 def goals(results: list[SizeResult]) -> None:
-    print("\n== goals (issue 3) ==")
+    print("\n== goals (issues 3 and 15) ==")
     for res in results:
         full = last(res, "agent full cycle")
-        if full is None:
-            continue
-        goal = GOAL_SMALL_WALL if res.links <= 262 else GOAL_LARGE_WALL
-        verdict = "met" if full.wall < goal else "NOT met"
-        print(f"  {res.links} links: full cycle {full.wall:.1f} s, goal < {goal:g} s: {verdict}; "
-              f"{res.dead} dead routers' {2 * res.dead} probes = {res.dead_serial:.0f} s if one after another, "
-              f"up to {res.dead_overlap} timing out at once")
-        for agent_name, exporter_name, what in (("agent ICMP", "blackbox_exporter ICMP", "ICMP, as shipped"),
-                                                ("agent ICMP 1 echo", "blackbox_exporter ICMP", "ICMP, 1 echo each"),
-                                                ("agent SNMP", "snmp_exporter SNMP", "SNMP")):
-            mine, theirs = res.rows.get(agent_name), last(res, exporter_name)
-            if mine is None or theirs is None or theirs.per_target_ms == 0:
+        if full is not None:
+            goal = GOAL_SMALL_WALL if res.links <= 262 else GOAL_LARGE_WALL
+            verdict = "met" if full.wall < goal else "NOT met"
+            print(f"  {res.links} links: full cycle {full.wall:.1f} s, goal < {goal:g} s: {verdict}; "
+                  f"{res.dead} dead routers' {2 * res.dead} probes = {res.dead_serial:.0f} s if one after another, "
+                  f"up to {res.dead_overlap} timing out at once")
+        for agent_name, peer_name in PAIRS.items():
+            mine, theirs = repeated(res, agent_name), repeated(res, peer_name)
+            if not mine or not theirs or any(r.per_target_ms == 0 for r in theirs):
                 continue
-            ratio = mine.per_target_ms / theirs.per_target_ms
-            print(f"    CPU per target, {what}: agent {mine.per_target_ms:.2f} ms vs {exporter_name.split()[0]} "
-                  f"{theirs.per_target_ms:.2f} ms = {ratio:.2f}×, goal within {GOAL_CPU_RATIO:g}×: "
-                  f"{'met' if ratio <= GOAL_CPU_RATIO else 'NOT met'}")
+            goal = GOAL_SNMP_RATIO if "SNMP" in agent_name else GOAL_CPU_RATIO
+            pairs = list(zip(mine, theirs, strict=False))
+            ratios = [a.per_target_ms / b.per_target_ms for a, b in pairs]
+            ratio = (statistics.median(a.per_target_ms for a in mine)
+                     / statistics.median(b.per_target_ms for b in theirs))
+            loads = ", ".join(f"{a.load:.1f}/{b.load:.1f}" for a, b in pairs)
+            print(f"    {agent_name} CPU per target, ms: {spread([r.per_target_ms for r in mine])}")
+            print(f"    {peer_name} CPU per target, ms: {spread([r.per_target_ms for r in theirs])}")
+            print(f"    ratio agent/{peer_name.split()[0]}: {ratio:.2f}x of the medians; per pair {spread(ratios)}; "
+                  f"load (agent/peer) {loads}; goal <= {goal:g}x: {'met' if ratio <= goal else 'NOT met'}")
 
 
 def rerun_in_own_netns() -> int:
@@ -332,7 +374,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="Bắc Giang only (262 links), one cycle each")
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 10],
                         help="province sizes: 1 is Bắc Giang as configured, N > 1 a generated N× province")
-    parser.add_argument("--cycles", type=int, default=2, help="agent full cycles, and cycles per exporter")
+    parser.add_argument("--cycles", type=int, default=2, help="agent full cycles (ICMP and SNMP together)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="alternated agent/peer cycles (A B A B ...), for a median and a spread")
+    parser.add_argument("--no-icmp", dest="icmp", action="store_false",
+                        help="SNMP only: no ICMP rows beside the full cycles (the SNMP comparison, faster)")
     parser.add_argument("--dead", type=float, default=0.1, help="share of routers dead")
     parser.add_argument("--echoes", type=int, default=None, help="ICMP echoes per probe (default: as shipped, 5)")
     parser.add_argument("--snmp-scope", choices=["uplink", "all"], default="uplink",
@@ -342,7 +388,7 @@ def main() -> None:
                         help="run on the host's loopback, not in a network namespace of its own")
     args = parser.parse_args()
     if args.quick:
-        args.scales, args.cycles = [1], 1
+        args.scales, args.cycles, args.repeat = [1], 1, 1
 
     if os.geteuid() != 0 or shutil.which("nft") is None:
         raise SystemExit("run as root with nft installed: dead ICMP routers are nftables rules on loopback")

@@ -50,8 +50,10 @@ async def main(config: Path) -> None:
             states = agent.states()
             results = {}
             for t in targets:
-                state = states[t.id]
-                assert state.result is not None
+                state = states.get(t.id)
+                if state is None or state.result is None:  # an overrun the scheduler did not count: never judged
+                    results[t.id] = [False, "overrun", 0.0, 0.0, "no result recorded (the agent's overrun)"]
+                    continue
                 results[t.id] = [state.result.up, state.result.reason, round(state.last_duration, 4),
                                  round(state.last_probe_time, 4), state.result.detail[:120]]
             print(json.dumps({"wall": wall, "results": results}), flush=True)

@@ -1,4 +1,4 @@
-"""SNMP: a WAN router's uplink (IF-MIB) and uptime (SNMPv2-MIB), read with pysnmp's asyncio engine.
+"""SNMP: a WAN router's uplink (IF-MIB) and uptime (SNMPv2-MIB), over v2c (our own fast path) or v3 (pysnmp).
 
 One probe of a router:
 
@@ -24,9 +24,11 @@ probes by more than an answer's latency could explain (a 497-day wrap of the 32-
 a reboot); it increments ``snmp_reboots``, drops the interface cache (indexes may be renumbered at
 boot) and the next figures come from a second, fresh pass of the same probe.
 
-One dispatcher serves every v2c device of the collector (pysnmp's v1arch API: one UDP socket), so
-thousands of concurrent probes cost one file descriptor and no per-device engine state. v3 devices
-share one SnmpEngine (USM needs it). SNMPv3 keys are per user name: devices sharing a v3 user must
+One client serves every v2c device of the collector (``collectors.snmp_v2c``: one UDP socket per
+address family, requests encoded once per device, answers read by ``collectors.snmp_ber`` without
+pyasn1 objects, pysnmp only for what that codec refuses), so thousands of concurrent probes cost
+one file descriptor and no per-device engine state. v3 devices share one pysnmp SnmpEngine (USM
+needs it). SNMPv3 keys are per user name: devices sharing a v3 user must
 share its keys (pysnmp's USM keeps one entry per user). Both accept an answer only from the address
 the request went to, with the request's random id (and, v2c, its community): see
 ``collectors.snmp_replies``; what they drop is counted in ``egov_snmp_replies_dropped_total`` by
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import math
 import re
 import socket
@@ -48,26 +51,15 @@ from typing import Annotated, Any, Literal
 
 from pyasn1.error import PyAsn1Error
 from pydantic import BeforeValidator, Field, model_validator
-from pysnmp.carrier.asyncio.dgram import udp, udp6
-from pysnmp.entity import config as engine_config
-from pysnmp.hlapi.v1arch import asyncio as v1arch
-from pysnmp.hlapi.v3arch import asyncio as v3arch
 from pysnmp.proto import errind, rfc1902, rfc1905
 from pysnmp.proto.error import ProtocolError
 from pysnmp.proto.rfc1902 import ObjectName
 
 from agent.secrets import Secret
+from collectors import snmp_ber, snmp_v2c
 from collectors.base import Collector, Family, ProbeFailure, ProbeResult, Sample, StrictModel
 from collectors.netaddr import Host
-from collectors.snmp_replies import (
-    DROP_REASONS,
-    DROPPED_REPLIES,
-    Address,
-    MatchingDispatcher,
-    TransportDispatcher,
-    dropped_samples,
-    matching_engine,
-)
+from collectors.snmp_drops import DROP_REASONS, DROPPED_REPLIES, Address, dropped_samples
 
 Oid = tuple[int, ...]
 SYS_UPTIME: Oid = (1, 3, 6, 1, 2, 1, 1, 3, 0)
@@ -93,13 +85,14 @@ _UPTIME_WRAP = 2**32  # sysUpTime is a 32-bit count of centiseconds: it wraps af
 REBOOT_SLACK = 5.0  # seconds of disagreement between clocks tolerated before calling it a reboot
 _WALK_ROUNDS = 64  # GETBULK rounds per walk at most: bounds a device that never ends its table
 RECEIVE_BUFFER = 4 * 1024 * 1024
+_TEMPLATES_PER_DEVICE = 16  # requests kept encoded per device: the probe's GET and a walk's first rounds
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._:/+-]")
 
-_AUTH_PROTOCOLS = {"sha": v3arch.USM_AUTH_HMAC96_SHA, "sha224": v3arch.USM_AUTH_HMAC128_SHA224,
-                   "sha256": v3arch.USM_AUTH_HMAC192_SHA256, "sha384": v3arch.USM_AUTH_HMAC256_SHA384,
-                   "sha512": v3arch.USM_AUTH_HMAC384_SHA512}
-_PRIV_PROTOCOLS = {"aes": v3arch.USM_PRIV_CFB128_AES, "aes192": v3arch.USM_PRIV_CFB192_AES,
-                   "aes256": v3arch.USM_PRIV_CFB256_AES}
+# pysnmp's names of the USM protocols (its v3arch engine is imported at the first v3 device only).
+_AUTH_PROTOCOLS = {"sha": "USM_AUTH_HMAC96_SHA", "sha224": "USM_AUTH_HMAC128_SHA224",
+                   "sha256": "USM_AUTH_HMAC192_SHA256", "sha384": "USM_AUTH_HMAC256_SHA384",
+                   "sha512": "USM_AUTH_HMAC384_SHA512"}
+_PRIV_PROTOCOLS = {"aes": "USM_PRIV_CFB128_AES", "aes192": "USM_PRIV_CFB192_AES", "aes256": "USM_PRIV_CFB256_AES"}
 _AUTH_ERRORS = (errind.WrongDigest, errind.UnknownUserName, errind.DecryptionError, errind.AuthenticationError,
                 errind.AuthenticationFailure, errind.UnsupportedSecurityLevel, errind.UnknownSecurityName,
                 errind.NotInTimeWindow, errind.UnknownCommunityName)
@@ -161,11 +154,17 @@ class SnmpSettings(StrictModel):
 @dataclass
 class _Session:
     params: SnmpParams
-    # v1arch.CommunityData prints the community in its repr: kept out of this dataclass's repr.
+    # v3: pysnmp's UsmUserData (its repr shows the keys): kept out of this dataclass's repr. v2c: None.
     auth: Any = field(repr=False)
-    target: Any = None  # a pysnmp UdpTransportTarget or Udp6TransportTarget
+    target: Any = None  # v3: a pysnmp UdpTransportTarget or Udp6TransportTarget
     address: tuple[str, int] = ("", 0)
     reboot_slack: float = 0.0  # seconds: an answer's latency may shift the boot time this much
+    timeout: float = 0.0
+    retries: int = 0
+    community: bytes = field(default=b"", repr=False)  # v2c: as it goes on the wire
+    # v2c requests encoded once (oids, GETBULK shape) -> template: only the request id changes per probe
+    templates: dict[tuple[tuple[Oid, ...], tuple[int, int] | None], snmp_ber.Template] = field(
+        default_factory=dict, repr=False)
 
 
 @dataclass
@@ -198,6 +197,17 @@ def safe_label(text: str) -> str:
     return _SAFE_NAME.sub("_", text)[:64]
 
 
+async def _resolve(host: str, port: int) -> Address:
+    """The (address, port) replies come from, as pysnmp's transport targets resolve it: an IP literal as
+    written (no resolver thread for each of thousands of routers), a name by getaddrinfo."""
+    with contextlib.suppress(ValueError):
+        return (str(ipaddress.ip_address(host)), port)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    found = await asyncio.get_running_loop().getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM,
+                                                         proto=socket.IPPROTO_UDP)
+    return (str(found[0][4][0]), int(found[0][4][1]))
+
+
 def _client_transport(family: int) -> Any:
     """A UDP socket for every device, with a receive buffer big enough for a burst of answers from
     thousands of routers (the default 208 KiB holds about 200 answers and drops the rest)."""
@@ -206,6 +216,8 @@ def _client_transport(family: int) -> Any:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
     sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
     sock.setblocking(False)
+    from pysnmp.carrier.asyncio.dgram import udp, udp6
+
     transport = udp6.Udp6AsyncioTransport() if family == socket.AF_INET6 else udp.UdpAsyncioTransport()
     return transport.open_server_mode(sock=sock)
 
@@ -239,10 +251,9 @@ class SnmpCollector(Collector):
         assert isinstance(settings, SnmpSettings)
         self.settings: SnmpSettings = settings
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._transports: TransportDispatcher | None = None  # v2c: one socket per address family
-        self._dispatcher: MatchingDispatcher | None = None
-        self._engine: v3arch.SnmpEngine | None = None  # v3: created at the first v3 target
-        self._context = v3arch.ContextData()
+        self._client: snmp_v2c.V2cClient | None = None  # v2c: one socket per address family
+        self._engine: Any = None  # v3: a pysnmp SnmpEngine, created at the first v3 target
+        self._context: Any = None
         self._sessions: dict[str, _Session] = {}
         self._devices: dict[str, _Device] = {}
         self._malformed: dict[Address, float] = {}  # a device's address -> when it last sent garbage
@@ -250,10 +261,10 @@ class SnmpCollector(Collector):
         self.dropped_replies: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
 
     # -- transports ---------------------------------------------------------------------------
-    # SNMPv2c goes through pysnmp's v1arch API (a message dispatcher, no SNMP engine): the v3arch
-    # engine adds every device to its SNMP-TARGET-MIB and rebuilds a transport-to-tag map on each
-    # addition, which made the first round over 2,620 routers quadratic (56 CPU-seconds, most probes
-    # timing out behind the busy loop). SNMPv3 needs the engine (USM, engine-id discovery).
+    # SNMPv2c goes through the fast path of collectors.snmp_v2c (no SNMP engine, no pyasn1 objects
+    # in the steady state): the v3arch engine adds every device to its SNMP-TARGET-MIB and rebuilds
+    # a transport-to-tag map on each addition, which made the first round over 2,620 routers
+    # quadratic. SNMPv3 needs the engine (USM, engine-id discovery).
 
     def _bind_loop(self) -> None:
         """pysnmp binds its sockets to the loop that opened them; a new loop (a test's) gets new ones."""
@@ -264,20 +275,23 @@ class SnmpCollector(Collector):
             self._sessions.clear()
             self._addresses.clear()
 
-    def _v2c(self) -> MatchingDispatcher:
+    def _v2c(self) -> snmp_v2c.V2cClient:
         self._bind_loop()
-        if self._dispatcher is None:
-            self._transports = TransportDispatcher()
-            self._transports.register_transport(udp.DOMAIN_NAME, _client_transport(socket.AF_INET))
-            with contextlib.suppress(OSError):  # a host without IPv6
-                self._transports.register_transport(udp6.DOMAIN_NAME, _client_transport(socket.AF_INET6))
-            self._dispatcher = MatchingDispatcher(self._transports, self._note_dropped)
-        return self._dispatcher
+        if self._client is None:
+            self._client = snmp_v2c.V2cClient(self._note_dropped, RECEIVE_BUFFER)
+        return self._client
 
-    def _v3(self) -> v3arch.SnmpEngine:
+    def _v3(self) -> Any:
         self._bind_loop()
         if self._engine is None:
+            from pysnmp.carrier.asyncio.dgram import udp
+            from pysnmp.entity import config as engine_config
+            from pysnmp.hlapi.v3arch import asyncio as v3arch
+
+            from collectors.snmp_replies import matching_engine
+
             self._engine = matching_engine(self._note_dropped)
+            self._context = v3arch.ContextData()
             engine_config.add_transport(self._engine, udp.DOMAIN_NAME, _client_transport(socket.AF_INET))
         return self._engine
 
@@ -291,16 +305,13 @@ class SnmpCollector(Collector):
         return dropped_samples(self.dropped_replies)
 
     def _close_transports(self) -> None:
-        if self._dispatcher is not None:
+        if self._client is not None:
             with contextlib.suppress(Exception):
-                self._dispatcher.close()
-        if self._transports is not None:
-            with contextlib.suppress(Exception):
-                self._transports.close_dispatcher()
+                self._client.close()
         if self._engine is not None:
             with contextlib.suppress(Exception):
                 self._engine.close_dispatcher()
-        self._dispatcher = self._transports = self._engine = None
+        self._client = self._engine = None
 
     async def close(self) -> None:
         self._close_transports()
@@ -312,28 +323,33 @@ class SnmpCollector(Collector):
     async def _session(self, target_id: str, params: SnmpParams) -> _Session:
         self._bind_loop()
         session = self._sessions.get(target_id)
-        if session is not None and session.params == params:
+        if session is not None and (session.params is params or session.params == params):  # == costs 14 µs
             return session
         timeout = params.timeout if params.timeout is not None else self.settings.timeout
         retries = params.retries if params.retries is not None else self.settings.retries
         host = str(params.host)
-        api = v3arch if params.v3 is not None else v1arch
-        cls = api.Udp6TransportTarget if ":" in host else api.UdpTransportTarget
-        target = await cls.create((host, params.port), timeout=timeout, retries=retries)
-        auth: Any
+        auth: Any = None
+        target: Any = None
+        community = b""
         if params.v3 is not None:
+            from pysnmp.hlapi.v3arch import asyncio as v3arch
+
+            cls = v3arch.Udp6TransportTarget if ":" in host else v3arch.UdpTransportTarget
+            target = await cls.create((host, params.port), timeout=timeout, retries=retries)
+            address = (str(target.transport_address[0]), int(target.transport_address[1]))
             v3 = params.v3
             auth = v3arch.UsmUserData(v3.user, authKey=v3.auth_key.reveal(), privKey=v3.priv_key.reveal(),
-                                      authProtocol=_AUTH_PROTOCOLS[v3.auth_protocol],
-                                      privProtocol=_PRIV_PROTOCOLS[v3.priv_protocol])
+                                      authProtocol=getattr(v3arch, _AUTH_PROTOCOLS[v3.auth_protocol]),
+                                      privProtocol=getattr(v3arch, _PRIV_PROTOCOLS[v3.priv_protocol]))
         else:
             assert params.community is not None
-            auth = v1arch.CommunityData(params.community.reveal(), mpModel=1)
+            address = await _resolve(host, params.port)
+            community = bytes(rfc1902.OctetString(params.community.reveal()))
         if session is not None:  # the target's configuration changed: forget what we knew of it
             self._devices.pop(target_id, None)
-        address = (str(target.transport_address[0]), int(target.transport_address[1]))
         slack = max(REBOOT_SLACK, timeout * (retries + 1) + 1.0)
-        session = self._sessions[target_id] = _Session(params, auth, target, address, slack)
+        session = self._sessions[target_id] = _Session(params, auth, target, address, slack, timeout, retries,
+                                                       community)
         self._addresses.add(address)
         return session
 
@@ -342,24 +358,20 @@ class SnmpCollector(Collector):
     async def _request(self, session: _Session, oids: list[Oid], bulk: tuple[int, int] | None = None,
                        ) -> list[tuple[Any, Any]]:
         """One GET (or GETBULK with ``bulk = (non-repeaters, max-repetitions)``); errors become ProbeFailure."""
+        if session.params.v3 is None:
+            return await self._request_v2c(session, oids, bulk)
+        from pysnmp.hlapi.v3arch import asyncio as v3arch
+
         varbinds = [(ObjectName(oid), rfc1902.Null()) for oid in oids]
         started = time.monotonic()
         try:
-            if session.params.v3 is not None:
-                engine = self._v3()
-                if bulk is None:
-                    answer = await v3arch.get_cmd(engine, session.auth, session.target, self._context, *varbinds,
-                                                  lookupMib=False)
-                else:
-                    answer = await v3arch.bulk_cmd(engine, session.auth, session.target, self._context, *bulk,
-                                                   *varbinds, lookupMib=False)
+            engine = self._v3()
+            if bulk is None:
+                answer = await v3arch.get_cmd(engine, session.auth, session.target, self._context, *varbinds,
+                                              lookupMib=False)
             else:
-                dispatcher = self._v2c()
-                if bulk is None:
-                    answer = await v1arch.get_cmd(dispatcher, session.auth, session.target, *varbinds, lookupMib=False)
-                else:
-                    answer = await v1arch.bulk_cmd(dispatcher, session.auth, session.target, *bulk, *varbinds,
-                                                   lookupMib=False)
+                answer = await v3arch.bulk_cmd(engine, session.auth, session.target, self._context, *bulk,
+                                               *varbinds, lookupMib=False)
         except ProbeFailure:
             raise
         except (PyAsn1Error, ProtocolError) as exc:
@@ -369,6 +381,33 @@ class SnmpCollector(Collector):
         indication, status, index, answered = answer
         self._check(session, started, indication, status, index)
         return list(answered)
+
+    async def _request_v2c(self, session: _Session, oids: list[Oid], bulk: tuple[int, int] | None,
+                           ) -> list[tuple[Any, Any]]:
+        """The fast path: the request from its template, the answer read by collectors.snmp_ber."""
+        client = self._v2c()
+        key = (tuple(oids), bulk)
+        template = session.templates.get(key)
+        if template is None:
+            template = snmp_ber.request(session.community, snmp_ber.GET if bulk is None else snmp_ber.GETBULK,
+                                        oids, *(bulk or (0, 0)))
+            if len(session.templates) < _TEMPLATES_PER_DEVICE:
+                session.templates[key] = template
+        started = time.monotonic()
+        try:
+            message = await client.request(session.address, session.community, template, session.timeout,
+                                           session.retries)
+        except snmp_v2c.Timeout as exc:
+            if self._malformed.get(session.address, -math.inf) >= started:
+                raise ProbeFailure("snmp_malformed", "the device answered undecodably or with another community"
+                                   ) from None
+            raise ProbeFailure("snmp_timeout", str(exc)) from None
+        if message.error_status != 0:
+            status = rfc1905.errorStatus.clone(message.error_status).prettyPrint()
+            reason = "snmp_auth_error" if message.error_status == 16 else "snmp_error"  # 16: authorizationError
+            raise ProbeFailure(reason, f"error-status {status} at varbind {message.error_index}")
+        typed = snmp_v2c.typed
+        return [(name, typed(tag, value)) for name, tag, value in message.varbinds]
 
     def _check(self, session: _Session, started: float, error_indication: Any, error_status: Any,
                error_index: Any) -> None:

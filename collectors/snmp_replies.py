@@ -23,8 +23,6 @@ the event loop as a traceback.
 from __future__ import annotations
 
 import contextlib
-import secrets
-from collections.abc import Callable, Container
 from typing import Any
 
 from pyasn1.codec.ber import decoder
@@ -37,44 +35,24 @@ from pysnmp.proto.api import verdec
 from pysnmp.proto.mpmod.cache import Cache
 from pysnmp.proto.rfc3412 import MsgAndPduDispatcher
 
-from collectors.base import Family, Sample
-
-DROP_REASONS = ("wrong_source", "wrong_community", "unknown_request", "malformed")
-DROPPED_REPLIES = Family(
-    "snmp_replies_dropped", "counter",
-    "SNMP replies dropped: undecodable (malformed), from another address than the request went to "
-    "(wrong_source), with another community or version (wrong_community), or answering no pending "
-    "request (unknown_request).", ("reason",))
-REQUEST_ID_LIMIT = 2**31 - 1  # request-id and msgID are INTEGER (0..2147483647): ids 1..2^31-1
-_ID_DRAWS = 64  # a draw hits a pending id with odds of pending/2^31: 64 misses in a row do not happen
-
-Address = tuple[str, int]
-OnDrop = Callable[[str, Address], None]  # (reason, source address)
+from collectors.snmp_drops import (  # noqa: F401 - re-exported: the rules' names, where they always were
+    DROP_REASONS,
+    DROPPED_REPLIES,
+    REQUEST_ID_LIMIT,
+    Address,
+    OnDrop,
+    dropped_samples,
+    fresh_id,
+    source_key,
+)
 
 
-def dropped_samples(counts: dict[str, int]) -> list[Sample]:
-    return [Sample(DROPPED_REPLIES.name, float(counts.get(reason, 0)), (reason,)) for reason in DROP_REASONS]
+def decode_reply(whole: bytes) -> tuple[int, bytes, Any, int, int, int, list[tuple[Any, Any]]]:
+    """(SNMP version, community, PDU, request id, error status, error index, varbinds) of one v1/v2c
+    message; raises on anything else.
 
-
-def fresh_id(taken: Container[int]) -> int:
-    """A random id in 1..2^31-1 that no pending request uses."""
-    for _ in range(_ID_DRAWS):
-        candidate = secrets.randbelow(REQUEST_ID_LIMIT) + 1
-        if candidate not in taken:
-            return candidate
-    raise RuntimeError("no free SNMP request id after 64 random draws")
-
-
-def source_key(address: Any) -> Address:
-    """(host, port) of a transport address: pysnmp's address objects and IPv6 4-tuples alike."""
-    return (str(address[0]), int(address[1]))
-
-
-def _decode_reply(whole: bytes) -> tuple[int, bytes, Any, int]:
-    """(SNMP version, community, PDU, request id) of one v1/v2c message; raises on anything else.
-
-    The error status, index and every varbind are read here, so a corruption deep in the PDU fails
-    now, as ``malformed``, and not later inside pysnmp's callback."""
+    Every field is read here, so a corruption deep in the PDU fails now, as ``malformed``, and not
+    later inside pysnmp's callback."""
     version = int(verdec.decode_message_version(whole))
     module = api.PROTOCOL_MODULES[version]  # KeyError for v3 (or any other number) on the v2c socket
     message, rest = decoder.decode(whole, asn1Spec=module.Message())
@@ -83,11 +61,19 @@ def _decode_reply(whole: bytes) -> tuple[int, bytes, Any, int]:
     pdu = module.apiMessage.get_pdu(message)
     community = bytes(module.apiMessage.get_community(message))
     request_id = int(module.apiPDU.get_request_id(pdu))
-    int(module.apiPDU.get_error_status(pdu))
-    int(module.apiPDU.get_error_index(pdu))
+    status = int(module.apiPDU.get_error_status(pdu))
+    index = int(module.apiPDU.get_error_index(pdu))
+    varbinds = []
     for name, value in module.apiPDU.get_varbinds(pdu):
         tuple(name)
         value.tagSet  # noqa: B018 - an absent or unchosen value raises here
+        varbinds.append((name, value))
+    return version, community, pdu, request_id, status, index, varbinds
+
+
+def _decode_reply(whole: bytes) -> tuple[int, bytes, Any, int]:
+    """(SNMP version, community, PDU, request id) of one v1/v2c message; raises on anything else."""
+    version, community, pdu, request_id, _, _, _ = decode_reply(whole)
     return version, community, pdu, request_id
 
 

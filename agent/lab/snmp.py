@@ -50,6 +50,7 @@ from pysnmp.proto.api.verdec import decode_message_version
 
 from agent.lab.addresses import AddressPool
 from agent.secrets import resolve
+from collectors import snmp_ber
 
 log = logging.getLogger(__name__)
 
@@ -397,6 +398,48 @@ class SnmpSimulator:
             router.transport.sendto(response, addr)
 
     def respond(self, router: Router, data: bytes, now: float) -> bytes | None:
+        """The answer to one request: read and written by collectors.snmp_ber, pysnmp for what it refuses."""
+        try:
+            request = snmp_ber.decode(data, as_agent=True)
+        except snmp_ber.Refused:
+            return self._respond_pysnmp(router, data, now)
+        if request.community != router.community:
+            return None
+        names = [name for name, _, _ in request.varbinds]
+        out = self._answer(router, request.pdu, names, request.error_status, request.error_index, now)
+        if out is None:
+            return None
+        varbinds = [(tuple(name), *_plain(value)) for name, value in out]
+        return snmp_ber.encode(snmp_ber.Message(snmp_ber.V2C, request.community, snmp_ber.RESPONSE,
+                                                request.request_id, 0, 0, varbinds))
+
+    def _answer(self, router: Router, pdu: int, names: list[tuple[int, ...]], non_repeaters: int, repetitions: int,
+                now: float) -> list[tuple[Any, Any]] | None:
+        table = self.table
+        out: list[tuple[Any, Any]] = []
+        if pdu == snmp_ber.GET:
+            for key in names:
+                row = table.get(key)
+                out.append((key, row[1](router, row[2], now, self) if row else table.missing(key)))
+        elif pdu == snmp_ber.GETNEXT:
+            out = [self._next(router, key, now) for key in names]
+        elif pdu == snmp_ber.GETBULK:
+            non_repeaters, repetitions = max(0, non_repeaters), max(0, repetitions)
+            out = [self._next(router, key, now) for key in names[:non_repeaters]]
+            columns = names[non_repeaters:]
+            if columns:
+                repetitions = min(repetitions, max(1, (MAX_VARBINDS - len(out)) // len(columns)))
+            for _ in range(repetitions if columns else 0):
+                row = [self._next(router, oid, now) for oid in columns]
+                out += row
+                columns = [tuple(oid) for oid, _ in row]
+                if all(value is rfc1905.endOfMibView for _, value in row):
+                    break
+        else:
+            return None  # SET and notifications: this lab router is read-only and sends no traps
+        return out
+
+    def _respond_pysnmp(self, router: Router, data: bytes, now: float) -> bytes | None:
         if decode_message_version(data) != api.SNMP_VERSION_2C:
             return None
         message, _ = decoder.decode(data, asn1Spec=_V2C.Message())
@@ -439,6 +482,25 @@ class SnmpSimulator:
         if row is None:
             return (oid, rfc1905.endOfMibView)
         return (row[0], row[1](router, row[2], now, self))
+
+
+_TAGS: dict[type, int] = {}
+
+
+def _plain(value: Any) -> tuple[int, snmp_ber.Value]:
+    """(identifier octet, plain value) of one of pysnmp's values, for snmp_ber.encode."""
+    cls = type(value)
+    tag = _TAGS.get(cls)
+    if tag is None:
+        base = cls.tagSet[0]
+        tag = _TAGS[cls] = int(base.tagClass) | int(base.tagFormat) | int(base.tagId)
+    if tag in (snmp_ber.NULL, snmp_ber.NO_SUCH_OBJECT, snmp_ber.NO_SUCH_INSTANCE, snmp_ber.END_OF_MIB_VIEW):
+        return tag, None
+    if tag in (snmp_ber.OCTET_STRING, snmp_ber.IP_ADDRESS, snmp_ber.OPAQUE):
+        return tag, bytes(value)
+    if tag == snmp_ber.OBJECT_IDENTIFIER:
+        return tag, tuple(value)
+    return tag, int(value)
 
 
 def _send(transport: asyncio.DatagramTransport, data: bytes, addr: tuple[str, int]) -> None:
