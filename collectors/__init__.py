@@ -8,11 +8,11 @@ its configuration names. Validating a configuration needs only a kind's Settings
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from collectors.base import Collector
+from collectors.lazyimport import import_without
 
 # kind -> (module, class of the collector, module holding its Settings and Params when the collector's own
 # module is heavy: the light kinds' models live beside their collector)
@@ -34,18 +34,6 @@ KINDS: dict[str, tuple[str, str, str | None]] = {
 NEVER_USED = ("pysmi",)
 
 
-def _import_without(module: str, optional: tuple[str, ...]) -> Any:
-    masked = [name for name in optional if name not in sys.modules]
-    for name in masked:
-        sys.modules[name] = None  # type: ignore[assignment]  # import fails: the library goes without
-    try:
-        return importlib.import_module(module)
-    finally:
-        for name in masked:
-            if sys.modules.get(name, ...) is None:
-                del sys.modules[name]
-
-
 class Registry(MutableMapping[str, type[Collector]]):
     """``REGISTRY[kind]`` imports the kind's module the first time; tests may add kinds of their own."""
 
@@ -57,7 +45,7 @@ class Registry(MutableMapping[str, type[Collector]]):
         cls = self._loaded.get(kind)
         if cls is None:
             module, name, _ = self._known[kind]
-            cls = self._loaded[kind] = getattr(_import_without(module, NEVER_USED), name)
+            cls = self._loaded[kind] = getattr(import_without(module, NEVER_USED), name)
         return cls
 
     def __setitem__(self, kind: str, cls: type[Collector]) -> None:

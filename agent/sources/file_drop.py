@@ -43,6 +43,7 @@ from agent.periods import Period, today_in
 from agent.sources.base import FetchResult, Record, SeriesName, SeriesSpec, Source, SourceError, SourceSpec, make_record
 from agent.steadyfile import DEFAULT_MAX_BYTES, FileChanged, MaxFileSize, stamp, steady_binary, steady_text
 from collectors.base import StrictModel
+from collectors.lazyimport import import_without
 
 log = logging.getLogger(__name__)
 EXCEL = (".xlsx", ".xlsm")
@@ -280,16 +281,7 @@ def _openpyxl_reader() -> Any:
     """openpyxl's ``load_workbook``, imported on the first workbook and without numpy and Pillow: openpyxl
     imports both when installed, to write numpy numbers and images (25 MiB and a BLAS thread pool an agent
     reading reports never uses). A process that already holds them (the report command) keeps them."""
-    masked = [name for name in ("numpy", "PIL") if name not in sys.modules]
-    for name in masked:
-        sys.modules[name] = None  # type: ignore[assignment]  # import fails: openpyxl goes without
-    try:
-        from openpyxl import load_workbook
-    finally:
-        for name in masked:
-            if sys.modules.get(name, ...) is None:
-                del sys.modules[name]
-    return load_workbook
+    return import_without("openpyxl", ("numpy", "PIL")).load_workbook
 
 
 def _keep_lost(label: str, new: ParsedFile, held: ParsedFile | None) -> ParsedFile:
