@@ -12,6 +12,7 @@ from agent.config import LoadedConfig, load_config
 from agent.kpi import Evaluation, KpiEngine
 from agent.manual import ManualData
 from agent.member_clock import MemberClock
+from agent.pool import WorkerPool
 from agent.scheduler import Scheduler
 from agent.sharding import Shard
 from agent.sources.runner import SourceRunner, SourceStatus, manual_status, source_hosts
@@ -59,9 +60,10 @@ class Agent:
     """One configuration's worth of collection; ``collect_once`` and ``run`` drive it, ``reload`` swaps it."""
 
     def __init__(self, loaded: LoadedConfig, shard: Shard | None = None, state_path: Path | None = None,
-                 state_save_interval: float = 15.0) -> None:
+                 state_save_interval: float = 15.0, workers: int = 1) -> None:
         check_probe_allowlist(loaded)
         self.shard = shard  # this agent probes only its share of the units (agent/sharding.py)
+        self.workers = workers  # collector processes for ``run`` (agent/pool.py); 1: probes on this loop
         self.clock = MemberClock()  # up time of each coverage member, kept across reloads
         self._apply(loaded, self._collectors_for(loaded, {}))
         self.store = Store(history_span=longest_window(loaded))
@@ -73,7 +75,7 @@ class Agent:
         self.status = ConfigStatus(loaded.config.province.code, str(loaded.source), True, time.time(), time.time())
         self.exposition = Exposition(EgovCollector(self.store, self._view(), self.status,
                                                    self.state.status if self.state else None))
-        self.scheduler: Scheduler | None = None
+        self.scheduler: Scheduler | WorkerPool | None = None
         self._reload_lock = asyncio.Lock()
 
     def _apply(self, loaded: LoadedConfig, collectors: dict[str, Collector]) -> None:
@@ -202,7 +204,8 @@ class Agent:
 
     async def run(self, stop: asyncio.Event, on_first_round: Callable[[], Awaitable[None] | None] | None = None,
                   ) -> None:
-        self.scheduler = Scheduler(self.loaded, self.store, self.collectors, self.targets)
+        self.scheduler = (WorkerPool(self.loaded, self.store, self.targets, self.workers) if self.workers > 1
+                          else Scheduler(self.loaded, self.store, self.collectors, self.targets))
         probing = asyncio.create_task(self.scheduler.run_forever(), name="scheduler")
         self._start_sources()
         observing = asyncio.create_task(self._observe_members(), name="member-clock")

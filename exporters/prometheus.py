@@ -169,6 +169,15 @@ class EgovCollector:
                                        "last 10 s.")
         overloaded.add_metric([], 1.0 if loop.overloaded else 0.0)
         yield from (lag, overloaded)
+        if (pool := self.store.pool_status) is not None:
+            workers = GaugeMetricFamily(PREFIX + "agent_workers", "Collector worker processes running (run --workers).",
+                                        labels=["state"])
+            workers.add_metric(["configured"], float(pool.workers))
+            workers.add_metric(["running"], float(pool.running))
+            restarts = CounterMetricFamily(PREFIX + "agent_worker_restarts", "Collector workers that died and were "
+                                           "started again.")
+            restarts.add_metric([], float(pool.restarts))
+            yield from (workers, restarts)
         yield from _collector_own_metrics(stats)
 
     # -- targets -----------------------------------------------------------------------------
