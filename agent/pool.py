@@ -235,7 +235,7 @@ class WorkerPool:
             self._publish_self(message[1])
         elif kind == "l":
             worker.loop_status = LoopStatus(message[1], message[2])
-            statuses = [w.loop_status for w in self._workers.values()]
+            statuses = [w.loop_status for w in self._workers.values() if w is not worker] + [worker.loop_status]
             self.store.set_loop_status(LoopStatus(max(s.lag_seconds for s in statuses),
                                                   any(s.overloaded for s in statuses)))
 
