@@ -201,7 +201,7 @@ class WorkerPool:
                 if worker.proc.poll() is None:
                     with contextlib.suppress(ProcessLookupError):
                         worker.proc.kill()
-            codes = [w.proc.wait() for w in workers]  # at once: they exited or were just killed
+            codes: list[int | None] = [w.proc.wait() for w in workers]  # at once: they exited or were just killed
             self._publish()
         return codes
 

@@ -167,7 +167,7 @@ class Scraper:
 
 
 def judge(up: dict[str, bool], truth: dict[str, bool]) -> tuple[int, Counter]:
-    right, wrong = 0, Counter()
+    right, wrong = 0, Counter[str]()
     for target, state in truth.items():
         if target not in up:
             wrong["never probed"] += 1
@@ -185,7 +185,7 @@ class Labs:
         subnets = list(NETWORK.subnets(new_prefix=18))[:count]
         shares = [routers[i::count] for i in range(count)]
         started = time.perf_counter()
-        self.procs = []
+        self.procs: list[subprocess.Popen] = []
         import threading
 
         errors: list[BaseException] = []
