@@ -7,12 +7,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.config import LoadedConfig, load_config
 from agent.kpi import Evaluation, KpiEngine
 from agent.manual import ManualData
 from agent.member_clock import MemberClock
-from agent.pool import WorkerPool
 from agent.scheduler import Scheduler
 from agent.sharding import Shard
 from agent.sources.runner import SourceRunner, SourceStatus, manual_status, source_hosts
@@ -23,6 +23,9 @@ from collectors import REGISTRY
 from collectors.base import Collector
 from collectors.netaddr import ALLOW_ENV, check_allowed
 from exporters.prometheus import AgentView, ConfigStatus, EgovCollector, Exposition, TargetLabels
+
+if TYPE_CHECKING:
+    from agent.pool import WorkerPool
 
 log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 5.0  # seconds each collector gets to close its sockets and sessions
@@ -204,8 +207,12 @@ class Agent:
 
     async def run(self, stop: asyncio.Event, on_first_round: Callable[[], Awaitable[None] | None] | None = None,
                   ) -> None:
-        self.scheduler = (WorkerPool(self.loaded, self.store, self.targets, self.workers) if self.workers > 1
-                          else Scheduler(self.loaded, self.store, self.collectors, self.targets))
+        if self.workers > 1:
+            from agent.pool import WorkerPool  # only when asked: the single-process agent never loads it
+
+            self.scheduler = WorkerPool(self.loaded, self.store, self.targets, self.workers)
+        else:
+            self.scheduler = Scheduler(self.loaded, self.store, self.collectors, self.targets)
         probing = asyncio.create_task(self.scheduler.run_forever(), name="scheduler")
         self._start_sources()
         observing = asyncio.create_task(self._observe_members(), name="member-clock")
