@@ -154,7 +154,7 @@ def cmd_once(args: argparse.Namespace) -> int:
 
 def run_agent(config_path: str, listen: str, web_config: str | None = None, shard_text: str | None = None,
               before_exit: Callable[[], None] | None = None, state_file: str | None = None,
-              state_save_interval: str = "15s", http: argparse.Namespace | None = None) -> int:
+              state_save_interval: str = "15s", http: argparse.Namespace | None = None, workers: int = 1) -> int:
     loaded = _load(config_path)
     shard = _shard(shard_text)
     if loaded is None or shard is False:
@@ -172,6 +172,9 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
     if not 1.0 <= save_every <= 3600.0:
         print("error: --storage.state-save-interval: between 1s and 1h", file=sys.stderr)
         return EXIT_CONFIG
+    if not 1 <= workers <= 64:
+        print("error: --workers: between 1 and 64", file=sys.stderr)
+        return EXIT_CONFIG
     web = _load_web(web_config)
     if web is None:
         return EXIT_CONFIG
@@ -183,7 +186,7 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
 
     if state_file is None:
         log.warning("no --storage.state-file: availability windows and probe counters start empty at every restart")
-    agent = Agent(loaded, shard, Path(state_file) if state_file else None, save_every)
+    agent = Agent(loaded, shard, Path(state_file) if state_file else None, save_every, workers)
     limits, reloads = http_options
     return EXIT_OK if daemon.serve(agent, listen, web, before_exit, limits, reloads) else EXIT_FAILURE
 
@@ -242,7 +245,8 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     return run_agent(args.config, args.listen, args.web_config_file, args.shard,
-                     state_file=args.state_file, state_save_interval=args.state_save_interval, http=args)
+                     state_file=args.state_file, state_save_interval=args.state_save_interval, http=args,
+                     workers=args.workers)
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
@@ -544,6 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web.listen-address", "--listen", dest="listen", action=_Store, default=f"0.0.0.0:{DEFAULT_PORT}",
                    metavar="HOST:PORT", help=f"where to serve /metrics (default :{DEFAULT_PORT})")
     p.add_argument("--shard", metavar="I/N", help="probe only shard I of N of the units (the sums add up)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="probe in N worker processes, units split between them (default 1: on the main loop; "
+                        "one per core past ~10,000 links)")
     p.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
                    help="TLS and basic authentication, in the Prometheus exporter-toolkit format")
     p.add_argument("--storage.state-file", dest="state_file", metavar="FILE",

@@ -143,10 +143,13 @@ class RateLimitFilter(logging.Filter):
 
 
 _filter: RateLimitFilter | None = None
+# The arguments of the last setup_logging, so collector workers (agent/pool.py) log as the main process does.
+current: tuple[str, str, str] = ("info", "plain", DEFAULT_RATE)
 
 
 def setup_logging(level: str = "info", fmt: str = "plain", rate: str = DEFAULT_RATE) -> None:
-    global _filter
+    global _filter, current
+    current = (level, fmt, rate)
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

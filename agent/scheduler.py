@@ -48,15 +48,35 @@ FIRST_ROUND_SPREAD = 1.5
 READY_TICK = 0.05  # seconds between looks at the first round's probes until the agent is ready
 
 
+def note_change(last_up: dict[str, bool], target: TargetSpec, result: ProbeResult, up: bool) -> None:
+    """Log changes of state only, so a dead commune logs once, not every interval."""
+    before = last_up.get(target.id)
+    last_up[target.id] = up
+    if before is None and up:
+        return
+    if before != up:
+        fields = {"collector": target.collector, "target": target.id, "unit": target.unit}
+        if up:
+            log.info("target up: collector=%s target=%s unit=%s", target.collector, target.id, target.unit,
+                     extra=fields)
+        else:
+            log.warning("target down: collector=%s target=%s unit=%s reason=%s%s", target.collector,
+                        target.id, target.unit, result.reason, f" ({result.detail})" if result.detail else "",
+                        extra={**fields, "reason": result.reason})
+
+
 class Scheduler:
     def __init__(self, loaded: LoadedConfig, store: Store, collectors: dict[str, Collector],
-                 targets: list[TargetSpec]) -> None:
+                 targets: list[TargetSpec], share_of: int = 1) -> None:
         self.loaded = loaded
         self.store = store
         self.collectors = collectors
         self.targets = targets
+        # A worker of a pool of ``share_of`` gets that share of each collector's concurrency, so the
+        # configured figure stays the agent's whole load on the network (agent/pool.py).
+        self.share_of = share_of
         specs = loaded.config.collectors
-        self._slots = {name: asyncio.Semaphore(spec.concurrency) for name, spec in specs.items()}
+        self._slots = {name: self._semaphore(spec.concurrency) for name, spec in specs.items()}
         self._by_id = {t.id: t for t in targets}
         self._pending = {t.id for t in targets}
         self.first_round = asyncio.Event()  # every target probed once
@@ -71,6 +91,9 @@ class Scheduler:
         self._tasks: dict[str, asyncio.Task] = {}
         self._failure: asyncio.Future | None = None
         self.watch = LoopWatch(store.set_loop_status)
+
+    def _semaphore(self, concurrency: int) -> asyncio.Semaphore:
+        return asyncio.Semaphore(max(1, math.ceil(concurrency / self.share_of)))
 
     async def probe(self, target: TargetSpec) -> ProbeResult:
         spec = self.loaded.config.collectors[target.collector]
@@ -105,9 +128,13 @@ class Scheduler:
             # Overloaded for too long to keep waiting: count what was seen (egov_agent_overloaded says why).
         else:
             self._overrun_since.pop(target.id, None)
-        up = self.store.record(target.id, target.collector, result, duration, down_after=spec.down_after)
-        self._note(target, result, up)
+        self._record(target, result, duration, spec.down_after)
         return result
+
+    def _record(self, target: TargetSpec, result: ProbeResult, duration: float, down_after: int) -> None:
+        """Count the probe in the store (a pool's worker sends it to the main process instead)."""
+        up = self.store.record(target.id, target.collector, result, duration, down_after=down_after)
+        self._note(target, result, up)
 
     def _overrun(self, result: ProbeResult, slot_at: float, timeout: float) -> float | None:
         """Seconds the loop was behind if this failure is the agent's own (no answer, while the loop was
@@ -129,20 +156,7 @@ class Scheduler:
         self._settled(target)
 
     def _note(self, target: TargetSpec, result: ProbeResult, up: bool) -> None:
-        """Log changes of state only, so a dead commune logs once, not every interval."""
-        before = self._last_up.get(target.id)
-        self._last_up[target.id] = up
-        if before is None and up:
-            pass
-        elif before != up:
-            fields = {"collector": target.collector, "target": target.id, "unit": target.unit}
-            if up:
-                log.info("target up: collector=%s target=%s unit=%s", target.collector, target.id, target.unit,
-                         extra=fields)
-            else:
-                log.warning("target down: collector=%s target=%s unit=%s reason=%s%s", target.collector,
-                            target.id, target.unit, result.reason, f" ({result.detail})" if result.detail else "",
-                            extra={**fields, "reason": result.reason})
+        note_change(self._last_up, target, result, up)
         self._settled(target)
 
     def _settled(self, target: TargetSpec) -> None:
@@ -237,7 +251,7 @@ class Scheduler:
         await self._stop(gone + [t.id for t in changed if t.id in self._tasks])
         for name, spec in loaded.config.collectors.items():
             if name not in self._slots or old_loaded.config.collectors.get(name) != spec:
-                self._slots[name] = asyncio.Semaphore(spec.concurrency)
+                self._slots[name] = self._semaphore(spec.concurrency)
         self.loaded, self.collectors, self.targets = loaded, collectors, targets
         self._by_id = {t.id: t for t in targets}
         for target_id in gone:

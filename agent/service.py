@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.config import LoadedConfig, load_config
 from agent.kpi import Evaluation, KpiEngine
@@ -22,6 +23,9 @@ from collectors import REGISTRY
 from collectors.base import Collector
 from collectors.netaddr import ALLOW_ENV, ProbeNotAllowed, check_allowed
 from exporters.prometheus import AgentView, ConfigStatus, EgovCollector, Exposition, TargetLabels
+
+if TYPE_CHECKING:
+    from agent.pool import WorkerPool
 
 log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 5.0  # seconds each collector gets to close its sockets and sessions
@@ -55,9 +59,10 @@ class Agent:
     """One configuration's worth of collection; ``collect_once`` and ``run`` drive it, ``reload`` swaps it."""
 
     def __init__(self, loaded: LoadedConfig, shard: Shard | None = None, state_path: Path | None = None,
-                 state_save_interval: float = 15.0) -> None:
+                 state_save_interval: float = 15.0, workers: int = 1) -> None:
         check_probe_allowlist(loaded)
         self.shard = shard  # this agent probes only its share of the units (agent/sharding.py)
+        self.workers = workers  # collector processes for ``run`` (agent/pool.py); 1: probes on this loop
         self.clock = MemberClock()  # up time of each coverage member, kept across reloads
         self._apply(loaded, self._collectors_for(loaded, {}))
         self.store = Store(history_span=longest_window(loaded))
@@ -69,7 +74,7 @@ class Agent:
         self.status = ConfigStatus(loaded.config.province.code, str(loaded.source), True, time.time(), time.time())
         self.exposition = Exposition(EgovCollector(self.store, self._view(), self.status,
                                                    self.state.status if self.state else None))
-        self.scheduler: Scheduler | None = None
+        self.scheduler: Scheduler | WorkerPool | None = None
         self._reload_lock = asyncio.Lock()
 
     def _apply(self, loaded: LoadedConfig, collectors: dict[str, Collector]) -> None:
@@ -198,7 +203,12 @@ class Agent:
 
     async def run(self, stop: asyncio.Event, on_first_round: Callable[[], Awaitable[None] | None] | None = None,
                   ) -> None:
-        self.scheduler = Scheduler(self.loaded, self.store, self.collectors, self.targets)
+        if self.workers > 1:
+            from agent.pool import WorkerPool  # only when asked: the single-process agent never loads it
+
+            self.scheduler = WorkerPool(self.loaded, self.store, self.targets, self.workers)
+        else:
+            self.scheduler = Scheduler(self.loaded, self.store, self.collectors, self.targets)
         probing = asyncio.create_task(self.scheduler.run_forever(), name="scheduler")
         self._start_sources()
         observing = asyncio.create_task(self._observe_members(), name="member-clock")

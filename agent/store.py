@@ -13,9 +13,13 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from agent.loopwatch import LoopStatus
 from collectors.base import Family, ProbeResult, Sample
+
+if TYPE_CHECKING:
+    from agent.pool import PoolStatus
 
 # Upper bounds of the per-collector probe duration histogram, in seconds.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -82,6 +86,7 @@ class Store:
         self.version = 0  # bumped on every change, so renderers can cache
         self.loop_status = LoopStatus()  # replaced whole (an atomic assignment) by the scheduler's LoopWatch
         self.first_round_pending = 0  # targets not yet probed once (set by the scheduler)
+        self.pool_status: PoolStatus | None = None  # the collector workers', when there are any (agent/pool.py)
 
     def record(self, target_id: str, collector: str, result: ProbeResult, duration: float,
                finished_at: float | None = None, down_after: int = 1) -> bool:

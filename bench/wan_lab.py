@@ -16,6 +16,7 @@ from the agent and the exporters so the CPU of each process is its own.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import random
 import sys
@@ -150,8 +151,8 @@ def write_yaml(data: dict[str, Any], path: Path) -> None:
 # --- the lab process ------------------------------------------------------------------------
 
 
-async def serve(routers: list[dict[str, Any]]) -> None:
-    pool = AddressPool()
+async def serve(routers: list[dict[str, Any]], network: str | None = None) -> None:
+    pool = AddressPool(ipaddress.ip_network(network)) if network else AddressPool()
     icmp, snmp = IcmpSimulator(pool), SnmpSimulator(pool)
     started = time.perf_counter()
     try:
@@ -173,11 +174,13 @@ async def serve(routers: list[dict[str, Any]]) -> None:
         await snmp.close()
 
 
-def start_lab(routers: list[Router], timeout: float = 120.0):
-    """Start the lab process for ``routers``; fill in their endpoints; return the process (stdin open)."""
+def start_lab(routers: list[Router], timeout: float = 120.0, network: str | None = None):
+    """Start the lab process for ``routers`` (on ``network``, default 127.77.0.0/16); fill in their
+    endpoints; return the process (stdin open)."""
     import subprocess
 
-    proc = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, __file__, *([network] if network else [])], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(json.dumps([asdict(r) for r in routers]) + "\n")
     proc.stdin.flush()
@@ -217,4 +220,4 @@ def stop_lab(proc, timeout: float = 60.0) -> None:
 
 if __name__ == "__main__":
     spec = json.loads(sys.stdin.readline())
-    asyncio.run(serve(spec))
+    asyncio.run(serve(spec, sys.argv[1] if len(sys.argv) > 1 else None))

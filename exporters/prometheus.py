@@ -173,6 +173,15 @@ class EgovCollector:
                                     "after /-/ready, the dead ones still waiting on their first timeout.")
         pending.add_metric([], float(self.store.first_round_pending))
         yield from (lag, overloaded, pending)
+        if (pool := self.store.pool_status) is not None:
+            workers = GaugeMetricFamily(PREFIX + "agent_workers", "Collector worker processes running (run --workers).",
+                                        labels=["state"])
+            workers.add_metric(["configured"], float(pool.workers))
+            workers.add_metric(["running"], float(pool.running))
+            restarts = CounterMetricFamily(PREFIX + "agent_worker_restarts", "Collector workers that died and were "
+                                           "started again.")
+            restarts.add_metric([], float(pool.restarts))
+            yield from (workers, restarts)
         yield from _collector_own_metrics(stats)
 
     # -- targets -----------------------------------------------------------------------------
