@@ -10,9 +10,12 @@ alert for a plan target whose deadline passed years ago.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import subprocess
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 from conftest import AGENT, REPO, AgentProcess
@@ -74,6 +77,7 @@ def test_firing_alerts_equal_the_distinct_incidents(tmp_path: Path) -> None:
         district_links = [t.id for t in loaded.config.targets
                           if "wan_link" in t.tags and units.is_under(t.unit, DISTRICT)]
         assert len(district_links) > 20, district_links
+        injected = time.time()
         for unit in COMMUNES:
             lab.set(f"{unit}-snmp", "down")
         for target in district_links:
@@ -107,7 +111,15 @@ def test_firing_alerts_equal_the_distinct_incidents(tmp_path: Path) -> None:
         # The texts name the commune and its district, and what failed there.
         by_unit = {a["labels"].get("unit"): a for a in alerts}
         commune = by_unit["bg-lg-03"]["annotations"]
-        assert commune["summary_vi"] == "Xã số 03 (Lạng Giang) (Huyện Lạng Giang) mất kết nối", commune
+        # ... and since when, in the province's clock: the first failed probe after the fault, within a minute.
+        match = re.fullmatch(r"Xã số 03 \(Lạng Giang\) \(Huyện Lạng Giang\) mất kết nối từ (\d\d:\d\d) ngày "
+                             r"(\d\d/\d\d)", commune["summary_vi"])
+        assert match, commune
+        local = ZoneInfo(loaded.config.province.timezone)
+        fault = dt.datetime.fromtimestamp(injected, local).replace(tzinfo=None, second=0, microsecond=0)
+        since = dt.datetime.strptime(f"{fault.year}/{match[2]} {match[1]}", "%Y/%d/%m %H:%M")
+        assert fault <= since <= fault + dt.timedelta(minutes=1), (commune["summary_vi"], fault)
+        assert "(UTC+07:00)" in commune["summary_en"], commune
         failed = "Hỏng / Failed: Bộ định tuyến WAN: Xã số 03 (Lạng Giang) (SNMP); \n"
         assert commune["description"].startswith(failed), commune
         district = next(a for a in alerts if a["labels"]["alertname"] == "EgovGroupAllDown")
