@@ -196,7 +196,7 @@ def test_stopping_with_a_signal_leaves_no_nftables_table(tmp_path, nft_root, run
     lab_pid = started.lab_pid(command == "demo")
     if command == "demo":
         listen = re.search(r"--listen (\S+)", " ".join(started.proc.args)).group(1)  # type: ignore[union-attr]
-        started.wait_for(r"first collection round complete")
+        started.wait_for(r"first collection round started")
         assert http_get(f"http://{listen}/-/ready")[0] == 200
     assert tables_of(lab_pid) == []  # no fault yet: no table
     assert post(f"{control}/targets/r1/down") == 200
@@ -212,7 +212,7 @@ def demo_with_a_fault(tmp_path: Path, run) -> tuple[Command, int]:
     started = run(argv_for("demo", tmp_path))
     control = started.wait_for(r"lab ready: .* control (http://\S+)").group(1)
     lab_pid = started.lab_pid(demo=True)
-    started.wait_for(r"first collection round complete")
+    started.wait_for(r"first collection round started")
     assert post(f"{control}/targets/r1/down") == 200
     assert tables_of(lab_pid) == [f"egov_lab_{lab_pid}_1"]
     return started, lab_pid
@@ -252,7 +252,7 @@ def test_demo_stopped_while_it_starts_leaves_no_table(tmp_path, nft_root, run):
     while not tables_of(lab_pid):
         assert time.monotonic() < deadline and started.proc.poll() is None, started.output()
         time.sleep(0.05)
-    assert "first collection round complete" not in started.output()
+    assert "first collection round started" not in started.output()
     assert started.stop("SIGTERM") == 0, started.output()
     assert not running(lab_pid), started.output()
     assert tables_of(lab_pid) == [], started.output()
