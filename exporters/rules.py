@@ -440,29 +440,32 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
             f'sum_over_time(target:egov_probe_successes:increase1h_by_period{{period="{kind}"}}[{days}d])\n'
             f'/ (sum_over_time(target:egov_probes:increase1h_by_period{{period="{kind}"}}[{days}d]) > 0)')})
     share = "kpi_member:egov_kpi_member_up:ratio_period"
-    availability, rules = rules, []
+    availability = rules
+    reporting = loaded.config.reporting
+    coverage: dict[str, list[dict[str, Any]]] = {}
     for kind, days in spans if coverages else ():
         up, seen = ("kpi_member:egov_kpi_member_up_seconds:increase1h_by_period",
                     "kpi_member:egov_kpi_member_observed_seconds:increase1h_by_period")
-        rules.append({"record": share, "expr": (f'sum_over_time({up}{{period="{kind}"}}[{days}d])\n'
-                                                f'/ (sum_over_time({seen}{{period="{kind}"}}[{days}d]) > 0)')})
-    reporting = loaded.config.reporting
-    for kpi, measure, size in coverages:
-        minimum = measure.connected_min_up if measure.connected_min_up is not None else reporting.connected_min_up
-        connected = f'sum by (province, kpi, period, period_start) ({share}{{kpi="{kpi.id}"}} >= bool {minimum:g})'
-        rules += [
-            {"record": "kpi:egov_kpi_period_coverage_numerator:sum", "expr": connected},
-            {"record": "kpi:egov_kpi_period_coverage_denominator:sum", "expr": f"{connected} * 0 + {size}"},
-            {"record": "kpi:egov_kpi_period_coverage:ratio", "labels": {"connected_min_up": f"{minimum:g}"},
-             "expr": f"{connected} / {size}"},
-        ]
+        rules = coverage[kind] = [{"record": share, "expr": (f'sum_over_time({up}{{period="{kind}"}}[{days}d])\n'
+                                                             f'/ (sum_over_time({seen}{{period="{kind}"}}[{days}d]) > 0)')}]
+        for kpi, measure, size in coverages:
+            minimum = measure.connected_min_up if measure.connected_min_up is not None else reporting.connected_min_up
+            connected = (f'sum by (province, kpi, period, period_start) ({share}{{kpi="{kpi.id}",period="{kind}"}} '
+                         f'>= bool {minimum:g})')
+            rules += [
+                {"record": "kpi:egov_kpi_period_coverage_numerator:sum", "expr": connected},
+                {"record": "kpi:egov_kpi_period_coverage_denominator:sum", "expr": f"{connected} * 0 + {size}"},
+                {"record": "kpi:egov_kpi_period_coverage:ratio", "labels": {"connected_min_up": f"{minimum:g}"},
+                 "expr": f"{connected} / {size}"},
+            ]
+    # One group per period kind: each reads every target or member over its whole period, side by side.
     groups = [{"name": "egov_reporting_periods", "interval": "1m", "rules": periods}]
     groups += [{"name": "egov_hourly_" + name.split(":")[1].removeprefix("egov_"), "interval": "1h", "rules": tiles}
                for name, tiles in hourly.items()]
     groups += [{"name": f"egov_period_availability_{kind}", "interval": "1h",
                 "rules": [r for r in availability if f'period="{kind}"' in r["expr"]]} for kind, _days in spans]
-    if rules:
-        groups.append({"name": "egov_period_coverage", "interval": "1h", "rules": rules})
+    groups += [{"name": f"egov_period_coverage_{kind}", "interval": "1h", "rules": kept}
+               for kind, kept in coverage.items()]
     return groups
 
 
@@ -515,10 +518,12 @@ def _slo_groups(loaded: LoadedConfig) -> list[dict[str, Any]]:
             rules.append({"record": f"kpi:egov_sli_error:ratio_rate{window}", "labels": labels,
                           "expr": f"1 - ({ratio})"})
         # A target of the objective down already has its own alert (portal, hosted system, unit): the burn
-        # rate pages only for what no other alert says, failures spread over targets that stay up.
+        # rate pages only for what no other alert says, failures spread over targets that stay up. Counted in
+        # a group of its own (it reads every target of the objective again); the alerts read its last count.
         down = _selected("egov_target_up", select, loaded)
-        rules.append({"record": "kpi:egov_kpi_targets_down:count", "labels": {"kpi": kpi.id},
-                      "expr": f"count by (province) ({down} == 0)"})
+        groups.append({"name": f"egov_slo_{kpi.id}_targets_down", "interval": "30s", "rules": [
+            {"record": "kpi:egov_kpi_targets_down:count", "labels": {"kpi": kpi.id},
+             "expr": f"count by (province) ({down} == 0)"}]})
         for long, short, factor, severity in BURN_ALERTS:
             threshold = round(factor * budget, 10)
             expr = (f'(kpi:egov_sli_error:ratio_rate{long}{{kpi="{kpi.id}"}} > {threshold}\n'
