@@ -24,6 +24,7 @@ import time
 from agent.config import LoadedConfig, TargetSpec
 from agent.loopwatch import LoopWatch
 from agent.store import Store
+from collectors import REGISTRY
 from collectors.base import Collector, ProbeResult
 
 log = logging.getLogger(__name__)
@@ -299,3 +300,14 @@ class Scheduler:
                 self.store.record_skip(target.collector, missed)
                 next_at += missed * spec.interval
             await asyncio.sleep(next_at - now)
+
+
+def collectors_for(loaded: LoadedConfig, current: dict[str, Collector]) -> dict[str, Collector]:
+    """One collector per configured kind, keeping a running one (its sockets, sessions, caches) whose settings
+    are unchanged: the agent and each worker of a pool, at start and at every reload."""
+    out = {}
+    for name in loaded.config.collectors:
+        settings = loaded.collector_settings[name]
+        running = current.get(name)
+        out[name] = running if running is not None and running.settings == settings else REGISTRY[name](settings)
+    return out

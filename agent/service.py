@@ -13,7 +13,7 @@ from agent.config import LoadedConfig, load_config
 from agent.kpi import Evaluation, KpiEngine
 from agent.manual import ManualData
 from agent.member_clock import MemberClock
-from agent.scheduler import Scheduler
+from agent.scheduler import Scheduler, collectors_for
 from agent.sharding import Shard
 from agent.sources.runner import SourceRunner, SourceStatus, manual_status, source_hosts
 from agent.state import StateFile
@@ -64,7 +64,7 @@ class Agent:
         self.shard = shard  # this agent probes only its share of the units (agent/sharding.py)
         self.workers = workers  # collector processes for ``run`` (agent/pool.py); 1: probes on this loop
         self.clock = MemberClock()  # up time of each coverage member, kept across reloads
-        self._apply(loaded, self._collectors_for(loaded, {}))
+        self._apply(loaded, collectors_for(loaded, {}))
         self.store = Store(history_span=longest_window(loaded))
         # Counters and availability history from the previous run, so a restart does not zero the KPIs.
         self.state = StateFile(state_path, loaded.config.province.code) if state_path else None
@@ -92,16 +92,6 @@ class Agent:
         self.loaded, self.units, self.manual, self.targets, self.engine = loaded, units, manual, targets, engine
         self.collectors = collectors
 
-    @staticmethod
-    def _collectors_for(loaded: LoadedConfig, current: dict[str, Collector]) -> dict[str, Collector]:
-        """Keep a running collector (its sessions, engines, caches) when its settings are unchanged."""
-        out = {}
-        for name in loaded.config.collectors:
-            settings = loaded.collector_settings[name]
-            running = current.get(name)
-            out[name] = running if running is not None and running.settings == settings else REGISTRY[name](settings)
-        return out
-
     async def reload(self) -> LoadedConfig:
         """Re-read the configuration file and swap it in; on any error raise it and keep the running one.
 
@@ -116,7 +106,7 @@ class Agent:
             try:
                 loaded = await asyncio.to_thread(load_config, source)
                 check_probe_allowlist(loaded)
-                collectors = self._collectors_for(loaded, old)
+                collectors = collectors_for(loaded, old)
                 self._apply(loaded, collectors)
             except Exception:
                 await self._close([c for c in collectors.values() if c not in old.values()])

@@ -27,8 +27,7 @@ from agent import wire
 from agent.config import LoadedConfig, TargetSpec
 from agent.logs import DEFAULT_RATE, setup_logging
 from agent.loopwatch import LoopStatus
-from agent.scheduler import Scheduler
-from collectors import REGISTRY
+from agent.scheduler import Scheduler, collectors_for
 from collectors.base import Collector, Family, ProbeResult, Sample
 
 log = logging.getLogger("egov-agent.worker")
@@ -101,16 +100,6 @@ class WorkerScheduler(Scheduler):
         if target.id in self._pending:
             self.outbox.put(("d", target.id))
         super()._settled(target)
-
-
-def collectors_for(loaded: LoadedConfig, current: dict[str, Collector]) -> dict[str, Collector]:
-    """Keep a running collector (its sockets and caches) when its settings are unchanged, as Agent does."""
-    out = {}
-    for name in loaded.config.collectors:
-        settings = loaded.collector_settings[name]
-        running = current.get(name)
-        out[name] = running if running is not None and running.settings == settings else REGISTRY[name](settings)
-    return out
 
 
 def _targets(loaded: LoadedConfig, ids: list[str]) -> list[TargetSpec]:

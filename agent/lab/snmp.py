@@ -424,17 +424,7 @@ class SnmpSimulator:
         elif pdu == snmp_ber.GETNEXT:
             out = [self._next(router, key, now) for key in names]
         elif pdu == snmp_ber.GETBULK:
-            non_repeaters, repetitions = max(0, non_repeaters), max(0, repetitions)
-            out = [self._next(router, key, now) for key in names[:non_repeaters]]
-            columns = names[non_repeaters:]
-            if columns:
-                repetitions = min(repetitions, max(1, (MAX_VARBINDS - len(out)) // len(columns)))
-            for _ in range(repetitions if columns else 0):
-                row = [self._next(router, oid, now) for oid in columns]
-                out += row
-                columns = [tuple(oid) for oid, _ in row]
-                if all(value is rfc1905.endOfMibView for _, value in row):
-                    break
+            out = self._bulk(router, names, non_repeaters, repetitions, now)
         else:
             return None  # SET and notifications: this lab router is read-only and sends no traps
         return out
@@ -460,22 +450,30 @@ class SnmpSimulator:
         elif tag == _GETNEXT:
             out = [self._next(router, tuple(oid), now) for oid, _ in varbinds]
         elif tag == _GETBULK:
-            non_repeaters = max(0, int(_V2C.apiBulkPDU.get_non_repeaters(request)))
-            repetitions = max(0, int(_V2C.apiBulkPDU.get_max_repetitions(request)))
-            out = [self._next(router, tuple(oid), now) for oid, _ in varbinds[:non_repeaters]]
-            columns = [tuple(oid) for oid, _ in varbinds[non_repeaters:]]
-            if columns:
-                repetitions = min(repetitions, max(1, (MAX_VARBINDS - len(out)) // len(columns)))
-            for _ in range(repetitions if columns else 0):
-                row = [self._next(router, oid, now) for oid in columns]
-                out += row
-                columns = [tuple(oid) for oid, _ in row]
-                if all(value is rfc1905.endOfMibView for _, value in row):
-                    break
+            out = self._bulk(router, [tuple(oid) for oid, _ in varbinds],
+                             int(_V2C.apiBulkPDU.get_non_repeaters(request)),
+                             int(_V2C.apiBulkPDU.get_max_repetitions(request)), now)
         else:
             return None  # SET and notifications: this lab router is read-only and sends no traps
         _V2C.apiPDU.set_varbinds(response, out)
         return encoder.encode(response_message)
+
+    def _bulk(self, router: Router, names: list[tuple[int, ...]], non_repeaters: int, repetitions: int,
+              now: float) -> list[tuple[Any, Any]]:
+        """A GETBULK's answer: the non-repeaters' next objects, then rows of the columns' next ones, bounded
+        by MAX_VARBINDS and ended early when every column is past the end of the MIB view."""
+        non_repeaters, repetitions = max(0, non_repeaters), max(0, repetitions)
+        out = [self._next(router, key, now) for key in names[:non_repeaters]]
+        columns = names[non_repeaters:]
+        if columns:
+            repetitions = min(repetitions, max(1, (MAX_VARBINDS - len(out)) // len(columns)))
+        for _ in range(repetitions if columns else 0):
+            row = [self._next(router, oid, now) for oid in columns]
+            out += row
+            columns = [tuple(oid) for oid, _ in row]
+            if all(value is rfc1905.endOfMibView for _, value in row):
+                break
+        return out
 
     def _next(self, router: Router, oid: tuple[int, ...], now: float):
         row = self.table.next(oid)
