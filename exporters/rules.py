@@ -446,8 +446,9 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
     for kind, days in spans if coverages else ():
         up, seen = ("kpi_member:egov_kpi_member_up_seconds:increase1h_by_period",
                     "kpi_member:egov_kpi_member_observed_seconds:increase1h_by_period")
-        rules = coverage[kind] = [{"record": share, "expr": (f'sum_over_time({up}{{period="{kind}"}}[{days}d])\n'
-                                                             f'/ (sum_over_time({seen}{{period="{kind}"}}[{days}d]) > 0)')}]
+        ratio = (f'sum_over_time({up}{{period="{kind}"}}[{days}d])\n'
+                 f'/ (sum_over_time({seen}{{period="{kind}"}}[{days}d]) > 0)')
+        rules = coverage[kind] = [{"record": share, "expr": ratio}]
         for kpi, measure, size in coverages:
             minimum = measure.connected_min_up if measure.connected_min_up is not None else reporting.connected_min_up
             connected = (f'sum by (province, kpi, period, period_start) ({share}{{kpi="{kpi.id}",period="{kind}"}} '
