@@ -40,7 +40,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import wan_exporters as exporters
 import wan_lab as lab
+from benchutil import rerun_in_own_netns
 
 ALLOW = "127.0.0.0/8,::1/128"
 NETNS_ENV = "EGOV_BENCH_WAN_NETNS"  # set inside the benchmark's own network namespace
@@ -347,28 +347,6 @@ def goals(results: list[SizeResult]) -> None:
                   f"load (agent/peer) {loads}; goal <= {goal:g}x: {'met' if ratio <= goal else 'NOT met'}")
 
 
-def rerun_in_own_netns() -> int:
-    """Run this benchmark again inside a new network namespace (``unshare --net``) with its own loopback.
-
-    Every lab uses 127.77.0.0/16: on the host's loopback, another lab's nftables table (a test run
-    at the same time) would drop this one's echo requests to the same addresses. The namespace, its
-    loopback and nftables rules vanish with the processes; it is a process group of its own, killed
-    whole if the run overruns.
-    """
-    command = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
-               sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]]
-    proc = subprocess.Popen(command, env={**os.environ, NETNS_ENV: "1"}, start_new_session=True)
-    try:
-        return proc.wait(RUN_TIMEOUT)
-    except BaseException:  # timeout or Ctrl-C: stop the whole group (lab, agent, exporters)
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        raise
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Bắc Giang only (262 links), one cycle each")
@@ -396,7 +374,7 @@ def main() -> None:
     if missing:
         raise SystemExit(f"missing {', '.join(missing)} (Debian packages of the same names)")
     if not os.environ.get(NETNS_ENV) and not args.no_netns:
-        raise SystemExit(rerun_in_own_netns())
+        raise SystemExit(rerun_in_own_netns(__file__, NETNS_ENV, RUN_TIMEOUT))
     os.environ["EGOV_AGENT_PROBE_ALLOW"] = ALLOW  # the agent refuses any address outside loopback
     os.environ["EGOV_SNMP_COMMUNITY"] = "bench-" + secrets.token_urlsafe(9)
 

@@ -47,6 +47,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import wan_lab as lab
+from benchutil import rerun_in_own_netns
 
 REPO = Path(__file__).resolve().parent.parent
 NETNS_ENV = "EGOV_BENCH_WAN_SCALE_NETNS"
@@ -349,22 +350,6 @@ def verdict(figures: dict, targets: int, interval: float) -> str:
     return "met" if ok else "NOT met"
 
 
-def rerun_in_own_netns() -> int:
-    """Again, inside a network namespace of its own (its loopback, its nftables), killed whole on overrun."""
-    command = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
-               sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]]
-    proc = subprocess.Popen(command, env={**os.environ, NETNS_ENV: "1"}, start_new_session=True)
-    try:
-        return proc.wait(RUN_TIMEOUT)
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        raise
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=76, help="bench/wan_lab.py's generated province, N× Bắc Giang")
@@ -380,7 +365,7 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("run as root: dead ICMP routers are nftables rules, ICMP probes raw sockets")
     if not os.environ.get(NETNS_ENV) and not args.no_netns:
-        raise SystemExit(rerun_in_own_netns())
+        raise SystemExit(rerun_in_own_netns(__file__, NETNS_ENV, RUN_TIMEOUT))
     os.environ["EGOV_AGENT_PROBE_ALLOW"] = str(NETWORK)
     os.environ["EGOV_SNMP_COMMUNITY"] = "bench-" + secrets.token_urlsafe(9)
 
