@@ -433,14 +433,12 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
                   "expr": f'{name}:increase1h * on() group_left(period, period_start) {current}{{period="{kind}"}}'}
                  for kind in ("quarter", "year"))]
         for name, metric in counters}
-    rules: list[dict[str, Any]] = []
     spans = (("quarter", 93), ("year", 366))
-    for kind, days in spans:
-        rules.append({"record": "target:egov_availability:ratio_period", "expr": (
-            f'sum_over_time(target:egov_probe_successes:increase1h_by_period{{period="{kind}"}}[{days}d])\n'
-            f'/ (sum_over_time(target:egov_probes:increase1h_by_period{{period="{kind}"}}[{days}d]) > 0)')})
+    availability = {kind: [{"record": "target:egov_availability:ratio_period", "expr": (
+        f'sum_over_time(target:egov_probe_successes:increase1h_by_period{{period="{kind}"}}[{days}d])\n'
+        f'/ (sum_over_time(target:egov_probes:increase1h_by_period{{period="{kind}"}}[{days}d]) > 0)')}]
+        for kind, days in spans}
     share = "kpi_member:egov_kpi_member_up:ratio_period"
-    availability = rules
     reporting = loaded.config.reporting
     coverage: dict[str, list[dict[str, Any]]] = {}
     for kind, days in spans if coverages else ():
@@ -448,12 +446,12 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
                     "kpi_member:egov_kpi_member_observed_seconds:increase1h_by_period")
         ratio = (f'sum_over_time({up}{{period="{kind}"}}[{days}d])\n'
                  f'/ (sum_over_time({seen}{{period="{kind}"}}[{days}d]) > 0)')
-        rules = coverage[kind] = [{"record": share, "expr": ratio}]
+        kept = coverage[kind] = [{"record": share, "expr": ratio}]
         for kpi, measure, size in coverages:
             minimum = measure.connected_min_up if measure.connected_min_up is not None else reporting.connected_min_up
             connected = (f'sum by (province, kpi, period, period_start) ({share}{{kpi="{kpi.id}",period="{kind}"}} '
                          f'>= bool {minimum:g})')
-            rules += [
+            kept += [
                 {"record": "kpi:egov_kpi_period_coverage_numerator:sum", "expr": connected},
                 {"record": "kpi:egov_kpi_period_coverage_denominator:sum", "expr": f"{connected} * 0 + {size}"},
                 {"record": "kpi:egov_kpi_period_coverage:ratio", "labels": {"connected_min_up": f"{minimum:g}"},
@@ -463,10 +461,9 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
     groups = [{"name": "egov_reporting_periods", "interval": "1m", "rules": periods}]
     groups += [{"name": "egov_hourly_" + name.split(":")[1].removeprefix("egov_"), "interval": "1h", "rules": tiles}
                for name, tiles in hourly.items()]
-    groups += [{"name": f"egov_period_availability_{kind}", "interval": "1h",
-                "rules": [r for r in availability if f'period="{kind}"' in r["expr"]]} for kind, _days in spans]
-    groups += [{"name": f"egov_period_coverage_{kind}", "interval": "1h", "rules": kept}
-               for kind, kept in coverage.items()]
+    groups += [{"name": f"egov_period_{what}_{kind}", "interval": "1h", "rules": kept}
+               for what, by_kind in (("availability", availability), ("coverage", coverage))
+               for kind, kept in by_kind.items()]
     return groups
 
 
