@@ -43,10 +43,10 @@ def status(key):
     raise KeyError(key)
 
 mode, path = sys.argv[1], Path(sys.argv[2])
-from agent.config import load_config
-from agent.manual import ManualData
+from agent.config.schema import load_config
+from agent.sources.manual import ManualData
 from agent.sources.runner import SourceRunner
-from agent.units import UnitIndex
+from agent.engine.units import UnitIndex
 if mode == "report":
     loaded = load_config(path)
     runner = SourceRunner.from_config(loaded, set(UnitIndex(loaded.config).units))

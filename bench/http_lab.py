@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.lab.addresses import AddressPool
-from agent.lab.http import ND43_SECTIONS, HttpSimulator
-from collectors.http import HttpCollector, HttpParams, HttpSettings
+from collectors.http.lab import ND43_SECTIONS, HttpSimulator
+from collectors.http.probe import HttpCollector, HttpParams, HttpSettings
+from collectors.lab_addresses import AddressPool
 
 
 async def round_of(portals: int, threads: int) -> None:

@@ -154,7 +154,7 @@ def main() -> None:
         config = Path(tmp) / "bench.yml"
         config.write_text(province(peer.getsockname()[1]))
         log = open(Path(tmp) / "agent.log", "wb")  # noqa: SIM115  # closed with the directory
-        agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(config),
+        agent = subprocess.Popen([sys.executable, "-m", "agent.app.cli", "run", "--config", str(config),
                                   "--listen", f"{AGENT_HOST}:{agent_port}", "--log-level", "warning",
                                   *args.agent_args.split()],
                                  cwd=REPO, stdout=log, stderr=subprocess.STDOUT,

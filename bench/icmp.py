@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from icmplib import async_ping
 
-from collectors.icmp import IcmpCollector, IcmpParams, IcmpSettings
+from collectors.icmp.probe import IcmpCollector, IcmpParams, IcmpSettings
 
 
 def addresses(n: int) -> list[str]:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.lab.addresses import AddressPool
-from agent.lab.snmp import ensure_community
-from agent.lab.ups import PowerSimulator
-from collectors.power import PowerCollector, PowerParams, PowerSettings
+from collectors.lab_addresses import AddressPool
+from collectors.power.lab import PowerSimulator
+from collectors.power.probe import PowerCollector, PowerParams, PowerSettings
+from collectors.snmp.lab import ensure_community
 
 PROFILES = ("ups_mib", "xups", "apc_rpdu", "geist")
 

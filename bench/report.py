@@ -32,9 +32,9 @@ from conftest import AGENT  # noqa: E402
 from realstack import VictoriaMetrics  # noqa: E402
 from report_history import History, Outage, local  # noqa: E402
 
-from agent.config import CoverageMeasure, load_config  # noqa: E402
-from agent.kpi import KpiEngine  # noqa: E402
-from agent.units import UnitIndex  # noqa: E402
+from agent.config.schema import CoverageMeasure, load_config  # noqa: E402
+from agent.engine.kpi import KpiEngine  # noqa: E402
+from agent.engine.units import UnitIndex  # noqa: E402
 
 PROVINCE = REPO / "config" / "provinces" / "bac-giang.yml"
 TZ = "Asia/Ho_Chi_Minh"

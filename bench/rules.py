@@ -64,7 +64,7 @@ def stop(proc: subprocess.Popen) -> None:
 def exposition(tmp: Path, network: str, settle: float) -> str:
     """The agent's /metrics over the simulated province, once every collector has had time to probe."""
     agent_config = tmp / "agent.yml"
-    lab = subprocess.Popen([sys.executable, "-m", "agent.cli", "lab", "--config", str(PROVINCE), "--write-config",
+    lab = subprocess.Popen([sys.executable, "-m", "agent.app.cli", "lab", "--config", str(PROVINCE), "--write-config",
                             str(agent_config), "--network", network], cwd=REPO,
                            stdout=(tmp / "lab.log").open("wb"), stderr=subprocess.STDOUT)
     agent = None
@@ -75,7 +75,7 @@ def exposition(tmp: Path, network: str, settle: float) -> str:
                 raise SystemExit("the lab did not start:\n" + (tmp / "lab.log").read_text()[-2000:])
             time.sleep(0.5)
         port = free_port()
-        agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(agent_config),
+        agent = subprocess.Popen([sys.executable, "-m", "agent.app.cli", "run", "--config", str(agent_config),
                                   "--listen", f"127.0.0.1:{port}"], cwd=REPO,
                                  stdout=(tmp / "agent.log").open("wb"), stderr=subprocess.STDOUT)
         wait_ready(f"http://127.0.0.1:{port}/-/ready", agent, 120)
@@ -125,7 +125,7 @@ def backfill_openmetrics(text: str, end: float, path: Path) -> int:
 
 def rules_file(tmp: Path, source: Path, name: str) -> Path:
     path = tmp / f"rules-{name}.yml"
-    subprocess.run([sys.executable, "-m", "agent.cli", "rules", "--config", str(PROVINCE), "-o", str(path)],
+    subprocess.run([sys.executable, "-m", "agent.app.cli", "rules", "--config", str(PROVINCE), "-o", str(path)],
                    cwd=source, check=True, capture_output=True, timeout=120)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     for group in data["groups"]:

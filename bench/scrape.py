@@ -196,7 +196,7 @@ def main() -> None:
         config.write_text(agent_config(targets, listener.getsockname()[1], args.interval).replace(
             "host: 127.0.0.1", f"host: {HOST}"), encoding="utf-8")
         port = free_port()
-        agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(config), "--listen",
+        agent = subprocess.Popen([sys.executable, "-m", "agent.app.cli", "run", "--config", str(config), "--listen",
                                   f"{HOST}:{port}", "--log-level", "warning"], cwd=REPO)
         peer_port = free_port()
         peer = subprocess.Popen([sys.executable, "-c", PEER, str(args.series), str(peer_port), HOST])

@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.lab.addresses import AddressPool
-from agent.lab.snmp import SnmpSimulator
-from collectors.snmp import SnmpCollector, SnmpParams, SnmpSettings
+from collectors.lab_addresses import AddressPool
+from collectors.snmp.lab import SnmpSimulator
+from collectors.snmp.probe import SnmpCollector, SnmpParams, SnmpSettings
 
 NETWORK = ipaddress.IPv4Network("127.91.0.0/16")
 

@@ -28,8 +28,8 @@ from pysnmp.carrier.asyncio.dgram import udp
 from pysnmp.hlapi.v1arch import asyncio as v1arch
 from pysnmp.proto import api, rfc1902
 
-from collectors.snmp import COLUMNS, SYS_UPTIME
-from collectors.snmp_replies import MatchingDispatcher, TransportDispatcher
+from collectors.snmp.probe import COLUMNS, SYS_UPTIME
+from collectors.snmp.replies import MatchingDispatcher, TransportDispatcher
 
 V2C = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
 HOST = "127.41.4.1"

@@ -53,7 +53,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
-AGENT = [sys.executable, "-m", "agent.cli"]
+AGENT = [sys.executable, "-m", "agent.app.cli"]
 HTTP_FAULTS = ("error", "wrong_content", "down", "cert_expired")
 LOADED = ("egov_config_last_reload_success_timestamp_seconds", (("province", "soak"),))
 READY_WAIT = 300.0  # seconds for the agent to start: a machine busy with other work takes minutes
@@ -434,7 +434,7 @@ def supports(flag: str) -> bool:
 
 def lab_states(kind: str) -> tuple[str, ...]:
     """The fault states the lab offers for a collector kind (newer labs offer more)."""
-    module = {"snmp": "agent.lab.snmp", "http": "agent.lab.http"}[kind]
+    module = {"snmp": "collectors.snmp.lab", "http": "collectors.http.lab"}[kind]
     out = subprocess.run([sys.executable, "-c", f"import {module} as m; print(','.join(m.STATES))"],
                          capture_output=True, text=True, cwd=REPO, timeout=60).stdout.strip()
     return tuple(out.split(","))

@@ -38,7 +38,7 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 PROVINCE = REPO / "config" / "provinces" / "bac-giang.yml"
-AGENT = [sys.executable, "-m", "agent.cli"]
+AGENT = [sys.executable, "-m", "agent.app.cli"]
 POLL = 0.01  # seconds between polls of an endpoint while timing a start
 BLACKBOX_CONFIG = "modules:\n  icmp:\n    prober: icmp\n    timeout: 5s\n"
 

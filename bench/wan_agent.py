@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.config import load_config
-from agent.scheduler import Scheduler
-from agent.service import Agent
+from agent.app.runtime import Agent
+from agent.config.schema import load_config
+from agent.engine.scheduler import Scheduler
 
 
 async def main(config: Path) -> None:

@@ -30,10 +30,10 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from agent.lab.addresses import AddressPool  # noqa: E402
-from agent.lab.icmp import IcmpSimulator  # noqa: E402
-from agent.lab.snmp import SnmpSimulator  # noqa: E402
-from agent.yamlsource import load_document  # noqa: E402
+from agent.config.yamlsource import load_document  # noqa: E402
+from collectors.icmp.lab import IcmpSimulator  # noqa: E402
+from collectors.lab_addresses import AddressPool  # noqa: E402
+from collectors.snmp.lab import SnmpSimulator  # noqa: E402
 
 BAC_GIANG = REPO / "config" / "provinces" / "bac-giang.yml"
 UPLINK = "GigabitEthernet0/0/0"  # the lab routers' WAN uplink, ifIndex 1

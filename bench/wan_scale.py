@@ -226,7 +226,7 @@ class AgentRun:
         self.base = f"http://127.0.0.1:{port}"
         self.log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(config),
+        self.proc = subprocess.Popen([sys.executable, "-m", "agent.app.cli", "run", "--config", str(config),
                                       "--listen", f"127.0.0.1:{port}", "--workers", str(workers),
                                       "--log.level", "warning"],
                                      cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
@@ -244,7 +244,7 @@ class AgentRun:
 
     def workers(self) -> list[psutil.Process]:
         try:
-            return [p for p in self.main.children() if "agent.worker" in " ".join(p.cmdline())]
+            return [p for p in self.main.children() if "agent.engine.worker" in " ".join(p.cmdline())]
         except psutil.NoSuchProcess:
             return []
 

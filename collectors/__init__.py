@@ -11,20 +11,20 @@ import importlib
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-from collectors.base import Collector
+from collectors.api import Collector
 from collectors.lazyimport import import_without
 
 # kind -> (module, class of the collector, module holding its Settings and Params when the collector's own
 # module is heavy: the light kinds' models live beside their collector)
 KINDS: dict[str, tuple[str, str, str | None]] = {
-    "host": ("collectors.host", "HostCollector", None),
-    "http": ("collectors.http", "HttpCollector", "collectors.models.http"),
-    "icmp": ("collectors.icmp", "IcmpCollector", None),
-    "mcu": ("collectors.mcu", "McuCollector", "collectors.models.mcu"),
-    "power": ("collectors.power", "PowerCollector", "collectors.models.power"),
-    "sip": ("collectors.sip", "SipCollector", None),
-    "snmp": ("collectors.snmp", "SnmpCollector", "collectors.models.snmp"),
-    "tcp": ("collectors.tcp", "TcpCollector", None),
+    "host": ("collectors.host.probe", "HostCollector", None),
+    "http": ("collectors.http.probe", "HttpCollector", "collectors.http.models"),
+    "icmp": ("collectors.icmp.probe", "IcmpCollector", None),
+    "mcu": ("collectors.mcu.probe", "McuCollector", "collectors.mcu.models"),
+    "power": ("collectors.power.probe", "PowerCollector", "collectors.power.models"),
+    "sip": ("collectors.sip.probe", "SipCollector", None),
+    "snmp": ("collectors.snmp.probe", "SnmpCollector", "collectors.snmp.models"),
+    "tcp": ("collectors.tcp.probe", "TcpCollector", None),
 }
 
 

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from agent.kpi import Evaluation
-from agent.periods import ReportingSpec, current_periods
+from agent.domain.periods import ReportingSpec, current_periods
+from agent.engine.kpi import Evaluation
 
 PREFIX = "egov_"
 

@@ -24,14 +24,14 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import choose_encoder
 
-from agent import __version__
-from agent.kpi import Evaluation, deadline_timestamp
-from agent.member_clock import MemberTime
-from agent.periods import ReportingSpec
-from agent.state import StateStatus
-from agent.store import DURATION_BUCKETS, CollectorStats, Store, TargetState
-from agent.units import UnitIndex
-from collectors.base import Family
+from agent.domain.periods import ReportingSpec
+from agent.domain.version import __version__
+from agent.engine.kpi import Evaluation, deadline_timestamp
+from agent.engine.member_clock import MemberTime
+from agent.engine.state import StateStatus
+from agent.engine.store import DURATION_BUCKETS, CollectorStats, Store, TargetState
+from agent.engine.units import UnitIndex
+from collectors.api import Family
 from exporters.apps import app_metrics
 from exporters.snapshot import Snapshot, take
 

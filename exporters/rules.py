@@ -18,7 +18,7 @@ import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.config import CoverageMeasure, KpiSpec, LoadedConfig, Selector
+from agent.config.schema import CoverageMeasure, KpiSpec, LoadedConfig, Selector
 
 # Sloth's defaults for a 30-day objective: (long window, short window, burn factor, severity).
 BURN_ALERTS = (
@@ -46,7 +46,7 @@ def _matchers(selector: Selector, loaded: LoadedConfig, level: str | None = None
 
 
 def _unit_level(loaded: LoadedConfig, unit_id: str) -> str:
-    from agent.units import UnitIndex
+    from agent.engine.units import UnitIndex
 
     return UnitIndex(loaded.config).units[unit_id].level
 
@@ -247,8 +247,8 @@ TARGET_ALERTED = ("http", "tcp")
 def _droppable(loaded: LoadedConfig) -> list[str]:
     """Direct KPIs whose fall no other alert tells: not counted over units that alert one by one, not over
     targets that do, not availability (its burn rate does)."""
-    from agent.kpi import KpiEngine
-    from agent.units import UnitIndex
+    from agent.engine.kpi import KpiEngine
+    from agent.engine.units import UnitIndex
 
     engine = KpiEngine(loaded.config, UnitIndex(loaded.config), None)
     probed = {kpi.id for kpi, _measure, _size in _probe_coverages(loaded)}
@@ -276,8 +276,8 @@ def _ops_missed(loaded: LoadedConfig) -> str:
 
 def _probe_coverages(loaded: LoadedConfig) -> list[tuple[KpiSpec, CoverageMeasure, int]]:
     """Coverage KPIs counted over a complete inventory of units by their own probes, with its size."""
-    from agent.kpi import KpiEngine
-    from agent.units import UnitIndex
+    from agent.engine.kpi import KpiEngine
+    from agent.engine.units import UnitIndex
 
     engine = KpiEngine(loaded.config, UnitIndex(loaded.config), None)
     out = []
@@ -386,7 +386,7 @@ def _coverage_group(loaded: LoadedConfig, offset: int) -> dict[str, Any] | None:
 
 def _period_bounds(loaded: LoadedConfig, now: dt.date) -> list[tuple[str, dt.date, int, int]]:
     """(kind, first day, start, end as Unix times) of the current and coming quarters and years."""
-    from agent.periods import add_months, period_containing
+    from agent.domain.periods import add_months, period_containing
 
     tz = ZoneInfo(loaded.config.province.timezone)
     reporting = loaded.config.reporting
@@ -581,7 +581,7 @@ def _targets_group(loaded: LoadedConfig, offset: int) -> dict[str, Any]:
             f"Hosted system {TARGET_NAME} is down{since_en}",
             "Kiểm tra máy chủ ứng dụng và cổng dịch vụ / Check the application server and its port.", "5m"))
     if "power" in collectors:
-        from collectors.power import PowerSettings  # its thresholds are the power collector's settings
+        from collectors.power.probe import PowerSettings  # its thresholds are the power collector's settings
 
         power = PowerSettings.model_validate(collectors["power"].settings)
         rules.append(_alert(
@@ -648,7 +648,7 @@ def _agent_group(job: str) -> dict[str, Any]:
 
 
 def _seconds(duration: str) -> float:
-    from agent.config import parse_duration
+    from agent.domain.models import parse_duration
 
     return parse_duration(duration)
 

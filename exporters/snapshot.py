@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.kpi import Evaluation
-from agent.store import CollectorStats, Store, TargetState
+from agent.engine.kpi import Evaluation
+from agent.engine.store import CollectorStats, Store, TargetState
 
 REUSE_SECONDS = 5.0  # a snapshot this young serves the status page (the exposition's own cache span)
 

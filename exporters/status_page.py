@@ -17,12 +17,12 @@ from collections import Counter
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from agent import __version__
-from agent.kpi import Evaluation
-from agent.store import CollectorStats, TargetState
-from agent.table import PENDING_WORDS, format_target, format_value, plan_and_ops, status
+from agent.domain.version import __version__
+from agent.engine.kpi import Evaluation
+from agent.engine.store import CollectorStats, TargetState
 from exporters.report.words import AREAS
 from exporters.snapshot import Snapshot, reusable, take
+from exporters.table import PENDING_WORDS, format_target, format_value, plan_and_ops, status
 
 # Rows of the first-screen blocks: at one line each they fit 1920×1080 under the cards (the
 # screenshot test in tests/test_status_page.py measures it); the rest is below the fold.

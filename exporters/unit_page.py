@@ -11,8 +11,8 @@ import html
 import re
 from dataclasses import dataclass
 
-from agent.kpi import Evaluation
-from agent.store import TargetState
+from agent.engine.kpi import Evaluation
+from agent.engine.store import TargetState
 from exporters.status_page import (
     ago,
     area_words,

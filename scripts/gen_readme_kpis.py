@@ -16,9 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.config import CoverageMeasure, load_config  # noqa: E402
-from agent.kpi import KpiEngine  # noqa: E402
-from agent.units import UnitIndex  # noqa: E402
+from agent.config.schema import CoverageMeasure, load_config  # noqa: E402
+from agent.engine.kpi import KpiEngine  # noqa: E402
+from agent.engine.units import UnitIndex  # noqa: E402
 
 README = ROOT / "README.md"
 START, END = "<!-- kpi-table:start -->", "<!-- kpi-table:end -->"

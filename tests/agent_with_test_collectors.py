@@ -13,8 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.domain.models import StrictModel
 from collectors import REGISTRY
-from collectors.base import Collector, ProbeResult, StrictModel
+from collectors.api import Collector, ProbeResult
 
 
 class BlockParams(StrictModel):
@@ -42,6 +43,6 @@ REGISTRY["blocker"] = Blocker
 REGISTRY["crasher"] = Crasher
 
 if __name__ == "__main__":
-    from agent.cli import main
+    from agent.app.cli import main
 
     sys.exit(main())

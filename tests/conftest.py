@@ -24,7 +24,7 @@ for _name in ("EGOV_BG_QLVB_TOKEN", "EGOV_BG_MOTCUA_PASSWORD", "EGOV_BG_DVC_DB_P
               "EGOV_BG_HOP_TOKEN", "EGOV_BG_TINH_UY_TOKEN", "EGOV_BG_SSO_TOKEN", "EGOV_BG_LGSP_TOKEN",
               "EGOV_BG_BAO_CAO_TOKEN"):
     os.environ.setdefault(_name, "test-" + _name.lower())
-AGENT = [sys.executable, "-m", "agent.cli"]
+AGENT = [sys.executable, "-m", "agent.app.cli"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:

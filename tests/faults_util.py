@@ -14,9 +14,9 @@ from pathlib import Path
 from conftest import parse_samples, write_config
 from icmp_netns import RouterNamespace
 
-from agent.config import load_config
-from agent.scheduler import Scheduler
-from agent.service import Agent
+from agent.app.runtime import Agent
+from agent.config.schema import load_config
+from agent.engine.scheduler import Scheduler
 
 PROVINCE = """\
 province: {{code: faults, name_vi: Tỉnh Thử, name_en: Test Province}}

@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from conftest import parse_samples, write_config
 
-from agent.config import LoadedConfig, load_config
-from agent.service import Agent
+from agent.app.runtime import Agent
+from agent.config.schema import LoadedConfig, load_config
+from agent.engine.units import UnitIndex
 from agent.sources.runner import SourceRunner
-from agent.units import UnitIndex
 
 # Province p: districts d1 (commune c1, c2) and d2 (commune c3); department s1.
 UNITS = """\

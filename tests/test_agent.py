@@ -231,7 +231,7 @@ def test_host_collector_names_what_is_missing(tmp_path: Path) -> None:
     systemd (then the reason says systemd cannot be asked, rather than claiming the unit is down)."""
     import asyncio
 
-    from collectors.host import HostCollector, HostParams, _unit_states
+    from collectors.host.probe import HostCollector, HostParams, _unit_states
 
     collector = HostCollector(HostCollector.Settings())
     result = asyncio.run(collector.probe("h", HostParams(mountpoints=["/", "/no/such/mount"]), 5.0))

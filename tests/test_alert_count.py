@@ -22,8 +22,8 @@ from conftest import AGENT, REPO, AgentProcess
 from realstack import Alertmanager, Prometheus, Webhook
 from test_e2e_prometheus import Lab, speed_up
 
-from agent.config import load_config
-from agent.units import UnitIndex
+from agent.config.schema import load_config
+from agent.engine.units import UnitIndex
 
 COMMUNES = ["bg-lg-03", "bg-sd-04", "bg-yt-05"]  # one commune in each of three districts
 DISTRICT = "bg-hh"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.config import load_config
+from agent.config.schema import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO.parent / "shared" / "seeds"
@@ -164,9 +164,9 @@ def _said(target, unit: str, where: str, counted: int | None = None) -> bool:
 def test_every_plan_number_is_in_its_quote(province):
     """A plan target's number (or the plan's word for it) is written in the sentence it cites, or in the
     heading the sentence sits under: no target is invented or rounded on the way into the catalogue."""
-    from agent.config import CoverageMeasure
-    from agent.kpi import KpiEngine
-    from agent.units import UnitIndex
+    from agent.config.schema import CoverageMeasure
+    from agent.engine.kpi import KpiEngine
+    from agent.engine.units import UnitIndex
 
     _, config = province
     engine = KpiEngine(config, UnitIndex(config), None)
@@ -187,7 +187,7 @@ def test_every_plan_number_is_in_its_quote(province):
 
 
 def test_the_quote_check_catches_an_invented_number():
-    from agent.config import KpiTarget
+    from agent.config.schema import KpiTarget
 
     target = KpiTarget.model_validate({"phase": "x", "deadline": "2020-12-31", "comparator": ">=", "value": "85%"})
     assert _said(target, "ratio", "đạt 85% số xã") and not _said(target, "ratio", "đạt 80% số xã, 185%")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import AGENT, REPO, write_config
 
-from agent import __version__
+from agent.domain.version import __version__
 from exporters.prometheus import accepts_gzip
 
 PROVINCE = str(REPO / "config" / "provinces" / "hung-yen.yml")

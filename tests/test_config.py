@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import AGENT, REPO, write_config
 
-from agent.config import load_config
-from agent.yamlsource import ConfigError
+from agent.config.schema import load_config
+from agent.config.yamlsource import ConfigError
 
 BASE = """\
 province: {code: test, name_vi: Tỉnh Thử, name_en: Test Province}
@@ -196,8 +196,8 @@ def test_invalid_yaml_is_located(tmp_path: Path) -> None:
 def test_secret_literal_is_refused_without_echoing_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pydantic import ValidationError
 
-    from agent.secrets import Secret
-    from collectors.base import StrictModel
+    from agent.domain.models import StrictModel
+    from agent.domain.secrets import Secret
 
     class WithSecret(StrictModel):
         password: Secret

@@ -25,8 +25,8 @@ import pytest
 from faults_util import H5Namespace
 from icmp_netns import require_netns
 
-from collectors.base import ProbeResult
-from collectors.icmp import IcmpCollector, IcmpParams, IcmpSettings, UpRule
+from collectors.api import ProbeResult
+from collectors.icmp.probe import IcmpCollector, IcmpParams, IcmpSettings, UpRule
 
 RESPONDER = Path(__file__).with_name("icmp_faulty_router.py")
 ECHOES = 10

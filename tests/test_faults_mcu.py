@@ -19,7 +19,7 @@ import pytest
 from conftest import sample
 from faults_util import InProcessAgent, ScriptedHttp, province_config
 
-from collectors.mcu import McuCollector, McuParams, McuSettings
+from collectors.mcu.probe import McuCollector, McuParams, McuSettings
 
 HOST = "127.45.2.1"
 FIELDS = {"active_conferences": "/conferences", "ports_in_use": "ports.in_use",

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from collectors.base import ProbeResult
-from collectors.sip import MAX_MESSAGE_BYTES, SipCollector, SipParams, SipSettings
+from collectors.api import ProbeResult
+from collectors.sip.probe import MAX_MESSAGE_BYTES, SipCollector, SipParams, SipSettings
 
 HOST = "127.45.3.1"
 

@@ -25,7 +25,7 @@ import trustme
 from cryptography import x509
 from pydantic import ValidationError
 
-from collectors.http import HttpCollector, HttpParams, HttpSettings
+from collectors.http.probe import HttpCollector, HttpParams, HttpSettings
 
 HOST = "127.45.1.1"
 PASSPHRASE = "h5-s3cret-passphrase"

@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from agent.lab.addresses import AddressPool
-from agent.lab.http import HttpSimulator
-from collectors.http import HttpCollector, HttpParams, HttpSettings
+from collectors.http.lab import HttpSimulator
+from collectors.http.probe import HttpCollector, HttpParams, HttpSettings
+from collectors.lab_addresses import AddressPool
 
 
 async def _portals(sim: HttpSimulator, **states: str) -> dict[str, HttpParams]:
@@ -128,7 +128,7 @@ def test_an_unresolvable_host_is_a_dns_error():
         pytest.skip("unshare --net needs root")
     script = textwrap.dedent("""
         import asyncio
-        from collectors.http import HttpCollector, HttpParams, HttpSettings
+        from collectors.http.probe import HttpCollector, HttpParams, HttpSettings
         collector = HttpCollector(HttpSettings())
         result = asyncio.run(collector.probe("t", HttpParams(url="https://portal.bacgiang.invalid/"), 5.0))
         print(result.up, result.reason)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.config import load_config
-from agent.yamlsource import ConfigError
+from agent.config.schema import load_config
+from agent.config.yamlsource import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVINCE = ROOT / "config" / "provinces" / "bac-giang"
@@ -75,7 +75,7 @@ include: [{PROVINCE / 'units.yml'}, {PROVINCE / 'portals.yml'}]
 collectors:
   http: {{interval: 60s, timeout: 15s, concurrency: 16}}
 """, encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "agent.cli", "check-config", str(path)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "agent.app.cli", "check-config", str(path)], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     config = load_config(path).config

@@ -77,7 +77,7 @@ def run(tmp_path_factory):
         write_config(data, tmp / "agent.yml")
         env = {**os.environ, "EGOV_AGENT_PROBE_ALLOW": "127.0.0.0/8,::1/128"}
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "agent.cli", "once", "--config", str(tmp / "agent.yml"),
+        proc = subprocess.run([sys.executable, "-m", "agent.app.cli", "once", "--config", str(tmp / "agent.yml"),
                                "--format", "prometheus"], env=env, capture_output=True, text=True, timeout=60)
         elapsed = time.monotonic() - started
         assert proc.returncode == 0, proc.stderr

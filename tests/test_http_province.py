@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.config import load_config
+from agent.app.runtime import Agent
+from agent.config.schema import load_config
 from agent.lab import Lab, write_config
-from agent.service import Agent
 
 PROVINCE = Path(__file__).resolve().parent.parent / "config" / "provinces" / "bac-giang"
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from conftest import REPO, parse_samples, sample, write_config
 
-from agent.config import load_config
+from agent.app.runtime import Agent
+from agent.config.schema import load_config
+from agent.engine.scheduler import Scheduler
 from agent.lab import Lab
 from agent.lab import write_config as write_lab_config
-from agent.scheduler import Scheduler
-from agent.service import Agent
 
 PROVINCE = """\
 province: {code: test, name_vi: Tỉnh Thử, name_en: Test Province}
@@ -154,8 +154,8 @@ def test_a_dead_lab_table_is_removed_by_the_next_lab(nft_root):
         child.wait(10)
     assert table in nft_tables()
 
-    from agent.lab.addresses import AddressPool
-    from agent.lab.icmp import IcmpSimulator
+    from collectors.icmp.lab import IcmpSimulator
+    from collectors.lab_addresses import AddressPool
 
     async def next_lab() -> str:
         import ipaddress

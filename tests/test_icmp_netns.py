@@ -17,9 +17,9 @@ import pytest
 from conftest import AGENT, REPO, parse_samples, sample, write_config
 from icmp_netns import RouterNamespace, router_ns  # noqa: F401 - fixture
 
-from agent.config import load_config
-from agent.scheduler import Scheduler
-from agent.service import Agent
+from agent.app.runtime import Agent
+from agent.config.schema import load_config
+from agent.engine.scheduler import Scheduler
 
 CONFIG = """\
 province: {{code: test, name_vi: Tỉnh Thử, name_en: Test Province}}

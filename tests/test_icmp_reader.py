@@ -22,11 +22,11 @@ from pathlib import Path
 from conftest import parse_samples, sample, write_config
 from icmp_netns import RouterNamespace, router_ns  # noqa: F401 - fixture
 
-from agent.config import load_config
-from agent.scheduler import Scheduler
-from agent.service import Agent
-from collectors.base import ProbeResult
-from collectors.icmp import IcmpCollector, IcmpParams, IcmpSettings
+from agent.app.runtime import Agent
+from agent.config.schema import load_config
+from agent.engine.scheduler import Scheduler
+from collectors.api import ProbeResult
+from collectors.icmp.probe import IcmpCollector, IcmpParams, IcmpSettings
 
 TARGETS, ECHOES = 200, 5
 PASS_SECONDS = 0.005  # CPU time each pass of the loop spends outside the ICMP reader

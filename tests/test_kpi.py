@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from conftest import write_config
 
-from agent.config import KpiTarget, load_config
-from agent.kpi import KpiEngine, active_target, deadline_timestamp, is_met, today_in
-from agent.manual import ManualData
-from agent.store import Store
-from agent.units import UnitIndex
-from collectors.base import ProbeResult
+from agent.config.schema import KpiTarget, load_config
+from agent.engine.kpi import KpiEngine, active_target, deadline_timestamp, is_met, today_in
+from agent.engine.store import Store
+from agent.engine.units import UnitIndex
+from agent.sources.manual import ManualData
+from collectors.api import ProbeResult
 
 
 def target(**kw) -> KpiTarget:

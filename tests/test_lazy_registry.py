@@ -47,8 +47,8 @@ def test_an_icmp_only_agent_loads_neither_pysnmp_nor_pycurl(tmp_path: Path) -> N
     config = tmp_path / "icmp.yml"
     config.write_text(ICMP_ONLY, encoding="utf-8")
     loaded = loaded_modules(f"""
-        from agent.config import load_config
-        from agent.service import Agent
+        from agent.config.schema import load_config
+        from agent.app.runtime import Agent
         agent = Agent(load_config({str(config)!r}))
         assert sorted(agent.collectors) == ["icmp"]
         """)
@@ -58,7 +58,7 @@ def test_an_icmp_only_agent_loads_neither_pysnmp_nor_pycurl(tmp_path: Path) -> N
 def test_check_config_of_bac_giang_validates_every_kind_without_their_libraries() -> None:
     loaded = loaded_modules("""
         import sys
-        from agent.cli import main
+        from agent.app.cli import main
         assert main(["check-config", "config/provinces/bac-giang.yml", "--skip-secrets"]) == 0
         """)
     assert loaded == []
@@ -70,7 +70,7 @@ def test_a_configured_kind_is_loaded_to_run_it(tmp_path: Path) -> None:
                                         "  icmp: {interval: 30s, timeout: 2s}\n  snmp: {interval: 30s, timeout: 5s}\n"),
                       encoding="utf-8")
     assert "pysnmp" in loaded_modules(f"""
-        from agent.config import load_config
+        from agent.config.schema import load_config
         load_config({str(config)!r})
         """)
 

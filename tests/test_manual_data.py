@@ -15,9 +15,9 @@ import pytest
 from conftest import parse_samples, sample, write_config
 from sources_util import UNITS, MidRead
 
-from agent.config import ConfigError, load_config
-from agent.manual import ManualData
-from agent.service import Agent
+from agent.app.runtime import Agent
+from agent.config.schema import ConfigError, load_config
+from agent.sources.manual import ManualData
 
 TZ = "Asia/Ho_Chi_Minh"
 HEADER = "kpi,date,source,value\n"

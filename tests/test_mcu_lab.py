@@ -20,9 +20,9 @@ import yaml
 from conftest import AGENT, REPO, AgentProcess, parse_samples, sample, write_config
 from snmp_peers import net_snmp
 
-from agent.lab.addresses import AddressPool
-from agent.lab.mcu import McuSimulator
-from collectors.mcu import McuCollector, McuParams, McuSettings
+from collectors.lab_addresses import AddressPool
+from collectors.mcu.lab import McuSimulator
+from collectors.mcu.probe import McuCollector, McuParams, McuSettings
 
 PASSWORD = "mcu-lab-password-59"
 os.environ.update(EGOV_TEST_MCU_PASSWORD=PASSWORD, EGOV_TEST_MCU_WRONG="not-the-password")

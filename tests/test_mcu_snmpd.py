@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 from snmp_peers import net_snmp, snmpd
 
-from collectors.base import ProbeResult
-from collectors.mcu import McuCollector, McuParams, McuSettings
+from collectors.api import ProbeResult
+from collectors.mcu.probe import McuCollector, McuParams, McuSettings
 
 USER, AUTH, PRIV = "egov-mcu", "mcu-auth-key-2025", "mcu-priv-key-2025"
 os.environ.update(EGOV_TEST_MCU_AUTH=AUTH, EGOV_TEST_MCU_PRIV=PRIV, EGOV_TEST_MCU_BAD="not-the-mcu-key")

@@ -19,14 +19,14 @@ import yaml
 from conftest import parse_samples, sample, write_config
 from starved_agent import LAB_NETWORK, province, starve
 
-from agent.config import load_config
-from agent.lab.addresses import AddressPool
-from agent.lab.snmp import SnmpSimulator, ensure_community
-from agent.scheduler import Scheduler
-from agent.service import Agent
-from agent.store import Store
-from agent.yamlsource import ConfigError
-from collectors.base import ProbeResult
+from agent.app.runtime import Agent
+from agent.config.schema import load_config
+from agent.config.yamlsource import ConfigError
+from agent.engine.scheduler import Scheduler
+from agent.engine.store import Store
+from collectors.api import ProbeResult
+from collectors.lab_addresses import AddressPool
+from collectors.snmp.lab import SnmpSimulator, ensure_community
 
 COMMUNES = 200  # 10 districts of 20 communes, one router each
 # Spread over the whole interval (jitter 100%): at 10% the 200 probes come in one burst every round, and

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import write_config
 
-from agent.config import ConfigError, load_config
-from agent.periods import ReportingSpec, current_periods, period_containing
+from agent.config.schema import ConfigError, load_config
+from agent.domain.periods import ReportingSpec, current_periods, period_containing
 
 BG = ReportingSpec(quarter_start_month=12, quarter_start_day=10)
 D = dt.date.fromisoformat

@@ -17,11 +17,11 @@ import pytest
 from conftest import REPO, parse_samples, sample, write_config
 from sources_util import UNITS, exposition, fetch
 
-from agent.config import load_config
-from agent.member_clock import MAX_GAP, MemberClock
-from agent.periods import ReportingSpec, current_periods
-from agent.service import Agent
-from agent.yamlsource import ConfigError
+from agent.app.runtime import Agent
+from agent.config.schema import load_config
+from agent.config.yamlsource import ConfigError
+from agent.domain.periods import ReportingSpec, current_periods
+from agent.engine.member_clock import MAX_GAP, MemberClock
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -150,7 +150,7 @@ def test_an_incomplete_inventory_leaves_the_kpi_pending_not_met_on_examples(tmp_
                 and ("kpi", "health_stations_online") in k[1]]
     import subprocess
     import sys
-    done = subprocess.run([sys.executable, "-m", "agent.cli", "check-config", str(path)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "agent.app.cli", "check-config", str(path)], capture_output=True,
                           text=True, timeout=60, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert "warning:" in done.stdout and "health_stations_online stays pending" in done.stdout

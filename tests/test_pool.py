@@ -17,8 +17,8 @@ import pytest
 from conftest import REPO, parse_samples
 from service_util import Agent, wait_until
 
-from agent.pool import worker_of
-from agent.sharding import Shard
+from agent.engine.pool import worker_of
+from agent.engine.sharding import Shard
 
 sys.path.insert(0, str(REPO / "bench"))
 import wan_lab as lab
@@ -68,7 +68,7 @@ def per_target(samples: dict, name: str) -> dict[str, float]:
 
 
 def workers_of(agent: Agent) -> list[psutil.Process]:
-    return [p for p in psutil.Process(agent.proc.pid).children() if "agent.worker" in " ".join(p.cmdline())]
+    return [p for p in psutil.Process(agent.proc.pid).children() if "agent.engine.worker" in " ".join(p.cmdline())]
 
 
 def test_units_split_evenly_inside_a_shard() -> None:

@@ -8,11 +8,11 @@ import asyncio
 
 from snmp_peers import net_snmp_async, number
 
-from agent.lab.addresses import AddressPool
-from agent.lab.snmp import ensure_community
-from agent.lab.ups import PowerSimulator
-from collectors.base import ProbeResult
-from collectors.power import PowerCollector, PowerParams, PowerSettings
+from collectors.api import ProbeResult
+from collectors.lab_addresses import AddressPool
+from collectors.power.lab import PowerSimulator
+from collectors.power.probe import PowerCollector, PowerParams, PowerSettings
+from collectors.snmp.lab import ensure_community
 
 UPS = "1.3.6.1.2.1.33.1"
 SCALARS = {"source": f"{UPS}.4.1.0", "status": f"{UPS}.2.1.0", "on_battery": f"{UPS}.2.2.0",

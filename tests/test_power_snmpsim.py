@@ -16,8 +16,8 @@ import pytest
 from conftest import AGENT, REPO, parse_samples, sample, write_config
 from snmp_peers import net_snmp, number, snmpsim, snmpsim_recordings
 
-from collectors.base import ProbeResult
-from collectors.power import PowerCollector, PowerParams, PowerSettings
+from collectors.api import ProbeResult
+from collectors.power.probe import PowerCollector, PowerParams, PowerSettings
 
 XUPS_SOURCE = "1.3.6.1.4.1.534.1.4.5.0"
 DEVICES = {"eaton": "xups", "apc7902b": "apc_rpdu", "apc8641": "apc_rpdu", "apc8932": "apc_rpdu", "geist": "geist"}

@@ -48,7 +48,7 @@ def lab(tmp_path: Path):
         pytest.skip("dead routers in the lab need root and nft (nftables drops their echoes)")
     province = write_config(tmp_path / "province.yml", PROVINCE)
     agent_config = tmp_path / "agent.yml"
-    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "lab", "--config", str(province), "--write-config",
+    proc = subprocess.Popen([sys.executable, "-m", "agent.app.cli", "lab", "--config", str(province), "--write-config",
                              str(agent_config), "--network", NETWORK, "--down-ratio", "0.34",
                              "--control", "127.93.10.254:0"], cwd=REPO)
     try:

@@ -18,9 +18,9 @@ from conftest import AGENT, REPO
 from realstack import Prometheus, VictoriaMetrics
 from report_history import History, Outage, down_seconds, local
 
-from agent.config import CoverageMeasure, load_config
-from agent.kpi import KpiEngine
-from agent.units import UnitIndex
+from agent.config.schema import CoverageMeasure, load_config
+from agent.engine.kpi import KpiEngine
+from agent.engine.units import UnitIndex
 
 PROVINCE = REPO / "config" / "provinces" / "bac-giang.yml"
 TZ = "Asia/Ho_Chi_Minh"

@@ -16,7 +16,7 @@ import requests
 from conftest import parse_samples, write_config
 from service_util import TEST_COLLECTORS, Agent, wait_until
 
-from agent.logs import RateLimitFilter
+from agent.domain.logs import RateLimitFilter
 
 HEAD = """\
 province: {code: test, name_vi: Tỉnh Thử, name_en: Test Province}
@@ -314,11 +314,12 @@ def test_stopping_a_probe_loop_survives_a_lost_cancellation(tmp_path: Path) -> N
     completes. A reload removing that target once waited forever on its loop (found by bench/soak.py)."""
     import asyncio
 
-    from agent.config import load_config
-    from agent.scheduler import Scheduler
-    from agent.store import Store
+    from agent.config.schema import load_config
+    from agent.domain.models import StrictModel
+    from agent.engine.scheduler import Scheduler
+    from agent.engine.store import Store
     from collectors import REGISTRY
-    from collectors.base import Collector, ProbeResult, StrictModel
+    from collectors.api import Collector, ProbeResult
 
     calls = []
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import AGENT, REPO, parse_samples, write_config
 
-from agent.sharding import Shard
+from agent.engine.sharding import Shard
 
 UNITS = "\n".join(f"          - {{id: c{i:02d}, name_vi: Xã {i}, level: commune}}" for i in range(40))
 TARGETS = "\n".join(

@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from agent.lab.addresses import AddressPool
-from agent.lab.sip import SipSimulator
-from collectors.sip import SipCollector, SipParams, SipSettings
+from collectors.lab_addresses import AddressPool
+from collectors.sip.lab import SipSimulator
+from collectors.sip.probe import SipCollector, SipParams, SipSettings
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])

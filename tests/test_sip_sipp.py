@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import AGENT, REPO, parse_samples, sample, write_config
 
-from collectors.sip import SipCollector, SipParams, SipSettings
+from collectors.sip.probe import SipCollector, SipParams, SipSettings
 
 HOST = "127.0.55.1"
 

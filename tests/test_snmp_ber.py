@@ -11,8 +11,8 @@ import pytest
 from pyasn1.codec.ber import encoder
 from pysnmp.proto import api, rfc1902, rfc1905
 
-from collectors import snmp_ber as ber
-from collectors.snmp_v2c import pysnmp_decode
+from collectors.snmp import ber
+from collectors.snmp.v2c import pysnmp_decode
 
 V2C = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
 PDUS = {ber.RESPONSE: V2C.GetResponsePDU, ber.GET: V2C.GetRequestPDU, ber.GETNEXT: V2C.GetNextRequestPDU,

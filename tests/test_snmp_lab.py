@@ -16,12 +16,12 @@ import yaml
 from conftest import AGENT, REPO, parse_samples, promtool, sample, write_config
 from snmp_peers import COLUMNS, FAMILY, SYS_UPTIME, net_snmp, net_snmp_async, number
 
-from agent.config import load_config
-from agent.lab.addresses import AddressPool
-from agent.lab.snmp import SnmpSimulator
-from collectors.base import ProbeResult
-from collectors.snmp import SnmpCollector, SnmpParams, SnmpSettings
-from collectors.snmp_replies import DROP_REASONS
+from agent.config.schema import load_config
+from collectors.api import ProbeResult
+from collectors.lab_addresses import AddressPool
+from collectors.snmp.drops import DROP_REASONS
+from collectors.snmp.lab import SnmpSimulator
+from collectors.snmp.probe import SnmpCollector, SnmpParams, SnmpSettings
 
 PROVINCE = """\
 province: {code: lab-test, name_vi: Tỉnh Thử, name_en: Test Province}

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from snmp_peers import snmpd
 
-from collectors import snmp_ber
-from collectors.snmp import SYS_UPTIME, SnmpCollector, SnmpParams, SnmpSettings
-from collectors.snmp_v2c import V2cClient
+from collectors.snmp import ber as snmp_ber
+from collectors.snmp.probe import SYS_UPTIME, SnmpCollector, SnmpParams, SnmpSettings
+from collectors.snmp.v2c import V2cClient
 
 COMMUNITY = "receive-path-test"
 os.environ["EGOV_TEST_RECEIVE_COMMUNITY"] = COMMUNITY

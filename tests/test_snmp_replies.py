@@ -18,10 +18,10 @@ from pysnmp.proto import api, rfc1902
 from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
 from snmp_peers import UdpRelay, snmpd
 
-from agent.lab.addresses import AddressPool
-from agent.lab.snmp import SnmpSimulator
-from collectors.base import ProbeResult
-from collectors.snmp import COLUMNS, SYS_UPTIME, SnmpCollector, SnmpParams, SnmpSettings
+from collectors.api import ProbeResult
+from collectors.lab_addresses import AddressPool
+from collectors.snmp.lab import SnmpSimulator
+from collectors.snmp.probe import COLUMNS, SYS_UPTIME, SnmpCollector, SnmpParams, SnmpSettings
 
 V2C = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
 NETWORK = ipaddress.ip_network("127.41.0.0/24")  # this file's lab routers; relays on 127.41.1-3.x

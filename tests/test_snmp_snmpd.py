@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from snmp_peers import COLUMNS, FAMILY, SYS_UPTIME, net_snmp, number, snmpd
 
-from collectors.base import ProbeResult
-from collectors.snmp import SnmpCollector, SnmpParams, SnmpSettings
+from collectors.api import ProbeResult
+from collectors.snmp.probe import SnmpCollector, SnmpParams, SnmpSettings
 
 USER, AUTH, PRIV = "egov-monitor", "auth-key-2019-kh59", "priv-key-2019-kh59"
 os.environ.update(EGOV_TEST_V3_AUTH=AUTH, EGOV_TEST_V3_PRIV=PRIV, EGOV_TEST_V3_WRONG="not-the-key-at-all",

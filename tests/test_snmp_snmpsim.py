@@ -20,8 +20,8 @@ from snmp_peers import (
     snmpsim_recordings,
 )
 
-from collectors.base import ProbeResult
-from collectors.snmp import SnmpCollector, SnmpParams, SnmpSettings
+from collectors.api import ProbeResult
+from collectors.snmp.probe import SnmpCollector, SnmpParams, SnmpSettings
 
 os.environ["EGOV_TEST_SNMPSIM_LINUX"] = "linux"
 os.environ["EGOV_TEST_SNMPSIM_WRONGTYPE"] = "wrongtype"

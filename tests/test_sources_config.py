@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sources_util import kpi, province
 
-from agent.config import ConfigError, load_config
+from agent.config.schema import ConfigError, load_config
 
 GOOD_SOURCE = """\
   - id: qlvb
@@ -131,7 +131,7 @@ def test_a_period_not_served_cannot_be_a_headline(tmp_path: Path, monkeypatch) -
 
 def test_the_agent_refuses_sources_outside_the_probe_allowlist(tmp_path: Path, monkeypatch) -> None:
     """Province URLs and DSNs are validated, never contacted from a test machine."""
-    from agent.service import Agent, ProbeNotAllowed
+    from agent.app.runtime import Agent, ProbeNotAllowed
 
     monkeypatch.setenv("EGOV_TEST_TOKEN", "x")
     path = province(tmp_path, GOOD_SOURCE + """\
@@ -149,8 +149,8 @@ def test_the_agent_refuses_sources_outside_the_probe_allowlist(tmp_path: Path, m
 
 
 def test_a_reload_keeps_an_unchanged_source_and_its_values(tmp_path: Path, monkeypatch) -> None:
+    from agent.engine.units import UnitIndex
     from agent.sources.runner import Snapshot, SourceRunner
-    from agent.units import UnitIndex
 
     monkeypatch.setenv("EGOV_TEST_TOKEN", "x")
     path = province(tmp_path, GOOD_SOURCE, "  []\n")

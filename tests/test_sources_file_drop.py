@@ -12,8 +12,8 @@ from conftest import sample
 from openpyxl import Workbook
 from sources_util import exposition, fetch, kpi, province
 
-from agent.config import load_config
-from agent.periods import ReportingSpec, current_periods
+from agent.config.schema import load_config
+from agent.domain.periods import ReportingSpec, current_periods
 
 BG = ReportingSpec(quarter_start_month=12, quarter_start_day=10)
 SOURCE = """\

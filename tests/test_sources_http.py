@@ -9,8 +9,8 @@ import pytest
 from conftest import parse_samples, sample
 from sources_util import Api, exposition, fetch, kpi, province
 
-from agent.config import load_config
-from agent.periods import ReportingSpec, current_periods
+from agent.config.schema import load_config
+from agent.domain.periods import ReportingSpec, current_periods
 
 TOKEN = "s3cret-token-for-the-test"
 BG = ReportingSpec(quarter_start_month=12, quarter_start_day=10)

@@ -20,11 +20,11 @@ import yaml
 from conftest import REPO, parse_samples, sample, write_config
 from openpyxl import load_workbook
 
-from agent.config import load_config
+from agent.app.runtime import Agent
+from agent.config.schema import load_config
+from agent.domain.periods import current_periods
 from agent.lab import Lab
 from agent.lab import write_config as write_lab_config
-from agent.periods import current_periods
-from agent.service import Agent
 
 APPS = REPO / "config" / "provinces" / "bac-giang" / "apps.yml"
 SEEDS = REPO.parent / "shared" / "seeds"
@@ -76,7 +76,7 @@ def db_ratio(db: Path, table: str, numerator: str, denominator: str, kind: str =
 
 
 def load_config_reporting():
-    from agent.periods import ReportingSpec
+    from agent.domain.periods import ReportingSpec
     return ReportingSpec(**yaml.safe_load(APPS.read_text(encoding="utf-8"))["reporting"])
 
 
@@ -170,8 +170,8 @@ def test_the_lab_serves_bac_giang_application_kpis(tmp_path: Path) -> None:
 def test_a_generated_api_answers_a_share_for_a_ratio_kpi_and_a_count_for_a_count(tmp_path: Path) -> None:
     """«Rút ngắn từ 30% - 50% thời gian họp» is a share of meeting time: the lab's stand-in API must not
     answer it with a count (the demo showed 3000 %), while a count KPI still gets a count."""
-    from agent.lab.addresses import AddressPool
     from agent.lab.apps import AppsLab
+    from collectors.lab_addresses import AddressPool
 
     data = yaml.safe_load(PROVINCE)  # its units; the sources and KPIs below
     data["sources"] = [{"id": "hop", "kind": "http_json", "url": "https://hop.example.gov.vn/api/thong-ke",

@@ -23,10 +23,10 @@ import pytest
 from conftest import REPO, free_port, sample
 from sources_util import exposition, fetch, kpi, province
 
-from agent.config import ConfigError, load_config
-from agent.periods import ReportingSpec, current_periods
+from agent.config.schema import ConfigError, load_config
+from agent.domain.periods import ReportingSpec, current_periods
+from agent.engine.units import UnitIndex
 from agent.sources.runner import SourceRunner
-from agent.units import UnitIndex
 
 BG = ReportingSpec(quarter_start_month=12, quarter_start_day=10)
 ROWS_PER_UNIT = {"s1": (40, 50), "d1": (200, 400), "c1": (10, 100), "c2": (30, 60), "c3": (5, 50)}
@@ -187,7 +187,7 @@ def test_check_config_refuses_the_statements_of_the_issue(tmp_path: Path) -> Non
                            (f"WITH w AS (DELETE FROM ho_so_thang RETURNING 1) SELECT {COLUMNS} FROM w",
                             "this one has a DELETE in it")]:
         path = province(tmp_path, SOURCE.format(url=url, password="", query=query, timeout="5s"), KPIS)
-        result = subprocess.run([sys.executable, "-m", "agent.cli", "check-config", str(path)], capture_output=True,
+        result = subprocess.run([sys.executable, "-m", "agent.app.cli", "check-config", str(path)], capture_output=True,
                                 text=True, timeout=60, cwd=REPO)
         assert result.returncode != 0 and message in result.stdout + result.stderr
 
@@ -225,7 +225,7 @@ def evaluated(path: Path) -> tuple[dict, dict]:
 
     from conftest import parse_samples
 
-    from agent.service import Agent
+    from agent.app.runtime import Agent
     agent = Agent(load_config(path))
     asyncio.run(agent.collect_once())
     body, _ = agent.exposition.render(None)

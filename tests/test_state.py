@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import AGENT, AgentProcess, parse_samples, sample, write_config
 
-from agent.state import StateFile
-from agent.store import HISTORY_POINTS, Store, window_counts
-from collectors.base import ProbeResult
+from agent.engine.state import StateFile
+from agent.engine.store import HISTORY_POINTS, Store, window_counts
+from collectors.api import ProbeResult
 
 DAY = 86400.0
 T0 = 1_790_000_000.0

@@ -150,7 +150,7 @@ def test_install_script_stages_unit_and_example_configuration(tmp_path: Path) ->
     conf = root / "etc/egov-agent"
     assert (conf / "credentials").stat().st_mode & 0o777 == 0o700
     assert (conf / "agent.env").stat().st_mode & 0o777 == 0o600
-    check = subprocess.run([sys.executable, "-m", "agent.cli", "check-config", str(conf / "agent.yml"),
+    check = subprocess.run([sys.executable, "-m", "agent.app.cli", "check-config", str(conf / "agent.yml"),
                             "--skip-secrets", "--web.config.file", str(conf / "web.yml")],
                            capture_output=True, text=True, cwd=REPO, timeout=60)
     assert check.returncode == 0, check.stderr

@@ -23,18 +23,18 @@ from typing import Any
 
 import yaml
 
-from agent.config import load_config
-from agent.lab.addresses import LAB_NETWORK, AddressPool
+from agent.config.schema import load_config
+from agent.config.yamlsource import load_document
 from agent.lab.apps import AppsLab, ensure_source_secrets
-from agent.lab.host import HostSimulator
-from agent.lab.http import HttpSimulator
-from agent.lab.icmp import IcmpSimulator, remove_stale_tables
-from agent.lab.mcu import McuSimulator
-from agent.lab.sip import SipSimulator
-from agent.lab.snmp import SnmpSimulator, ensure_community
-from agent.lab.tcp import TcpSimulator
-from agent.lab.ups import PowerSimulator
-from agent.yamlsource import load_document
+from collectors.host.lab import HostSimulator
+from collectors.http.lab import HttpSimulator
+from collectors.icmp.lab import IcmpSimulator, remove_stale_tables
+from collectors.lab_addresses import LAB_NETWORK, AddressPool
+from collectors.mcu.lab import McuSimulator
+from collectors.power.lab import PowerSimulator
+from collectors.sip.lab import SipSimulator
+from collectors.snmp.lab import SnmpSimulator, ensure_community
+from collectors.tcp.lab import TcpSimulator
 
 log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 10.0  # seconds for one simulator to close before the lab gives up on it and goes on

@@ -51,9 +51,9 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from openpyxl import Workbook
 
-from agent.lab.addresses import AddressPool
-from agent.periods import add_months
-from agent.yamlsource import load_document
+from agent.config.yamlsource import load_document
+from agent.domain.periods import add_months
+from collectors.lab_addresses import AddressPool
 
 log = logging.getLogger(__name__)
 MONTHS = 15

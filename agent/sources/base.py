@@ -23,10 +23,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, model_validator
 
-from agent.config import Duration, Ident
-from agent.periods import Period
-from agent.secrets import HIDDEN, SecretValue
-from collectors.base import StrictModel
+from agent.domain.models import Duration, Ident, StrictModel
+from agent.domain.periods import Period
+from agent.domain.secrets import HIDDEN, SecretValue
 
 SeriesName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=80)]
 # Placeholders a query parameter may carry; {period_end} is the exclusive end (the next period's

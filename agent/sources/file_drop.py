@@ -37,12 +37,12 @@ from typing import Any, Literal
 
 from pydantic import ByteSize, Field
 
-from agent.dates import parse_day, refuse_future
-from agent.manual import is_example
-from agent.periods import Period, today_in
+from agent.domain.dates import parse_day, refuse_future
+from agent.domain.models import StrictModel
+from agent.domain.periods import Period, today_in
+from agent.domain.steadyfile import DEFAULT_MAX_BYTES, FileChanged, MaxFileSize, stamp, steady_binary, steady_text
 from agent.sources.base import FetchResult, Record, SeriesName, SeriesSpec, Source, SourceError, SourceSpec, make_record
-from agent.steadyfile import DEFAULT_MAX_BYTES, FileChanged, MaxFileSize, stamp, steady_binary, steady_text
-from collectors.base import StrictModel
+from agent.sources.manual import is_example
 from collectors.lazyimport import import_without
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,9 @@ from jsonpath_ng.exceptions import JSONPathError
 from jsonpath_ng.ext import parse as parse_jsonpath
 from pydantic import AfterValidator, Field, FilePath, model_validator
 
-from agent.httpauth import AuthSpec, check_api_url
-from agent.periods import Period
-from agent.secrets import SecretValue
+from agent.domain.httpauth import AuthSpec, check_api_url
+from agent.domain.periods import Period
+from agent.domain.secrets import SecretValue
 from agent.sources.base import (
     FetchResult,
     Record,

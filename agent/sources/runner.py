@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agent.periods import Period, ReportingSpec, current_periods, cuts_months
+from agent.domain.periods import Period, ReportingSpec, current_periods, cuts_months
 from agent.sources import source_class
 from agent.sources.base import FetchResult, Record, Source, SourceContext, SourceError
 

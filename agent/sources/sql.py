@@ -48,9 +48,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.pool import NullPool
 from sqlglot import exp
 
-from agent.config import Duration
-from agent.periods import Period
-from agent.secrets import Secret, SecretValue
+from agent.domain.models import Duration
+from agent.domain.periods import Period
+from agent.domain.secrets import Secret, SecretValue
 from agent.sources.base import (
     FetchResult,
     Record,

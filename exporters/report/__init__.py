@@ -12,7 +12,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from agent.config import LoadedConfig, QueryServer
+from agent.config.schema import LoadedConfig, QueryServer
 from exporters.report.model import Report
 from exporters.report.promql import QueryClient, QueryError
 from exporters.report.windows import Window, WindowError

@@ -24,10 +24,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from agent.config import AvailabilityMeasure, CoverageMeasure, KpiSpec, LoadedConfig
-from agent.kpi import KpiEngine, active_target, is_met
+from agent.config.schema import AvailabilityMeasure, CoverageMeasure, KpiSpec, LoadedConfig
+from agent.engine.kpi import KpiEngine, active_target, is_met
+from agent.engine.units import UnitIndex
 from agent.sources.base import mask_url
-from agent.units import UnitIndex
 from exporters.report.model import MET, NO_DATA, NOT_JUDGED, NOT_MET, Figure, GroupRow, QueryRow, Report, TargetView
 from exporters.report.promql import LoggedQuery, QueryClient
 from exporters.report.windows import Window, history, previous

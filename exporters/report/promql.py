@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from agent.config import QueryServer
+from agent.config.schema import QueryServer
 from agent.sources.base import mask_url, redact
 
 

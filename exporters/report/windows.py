@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from agent.periods import Period, ReportingSpec, add_months, period_containing, today_in
+from agent.domain.periods import Period, ReportingSpec, add_months, period_containing, today_in
 
 
 class WindowError(ValueError):

@@ -160,7 +160,7 @@ GAPS = {
 
 
 def gap(text: str, lang: str) -> str:
-    from agent.table import PENDING_WORDS
+    from exporters.table import PENDING_WORDS
 
     code, _, detail = text.partition("|")
     vi, en = GAPS.get(code, (text, text))

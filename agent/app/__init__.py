@@ -1,0 +1,1 @@
+"""The application shell: CLI, daemon, runtime, web server and its configuration."""

@@ -1,0 +1,1 @@
+"""The province configuration: schema, YAML with marks, located errors, cross-checks, loading."""

@@ -1,0 +1,194 @@
+"""The agent's latest results: written by probes, read by scrapes and the KPI engine.
+
+Probes run on the asyncio loop; scrapes are served from HTTP threads. A lock held only for a dict
+update or a shallow copy keeps the two apart, so a scrape never waits for a probe. Per target the
+store keeps monotonic probe counters (for availability and for Prometheus ``_total`` series) and a
+short, thinned history of them, so availability over a window can be answered without Prometheus.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from agent.engine.loopwatch import LoopStatus
+from collectors.api import Family, ProbeResult, Sample
+
+if TYPE_CHECKING:
+    from agent.engine.pool import PoolStatus
+
+# Upper bounds of the per-collector probe duration histogram, in seconds.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+HISTORY_POINTS = 512  # snapshots kept per target for availability windows
+
+
+@dataclass
+class TargetState:
+    """One target's latest probe and its counters.
+
+    ``result`` is the last probe's own verdict (reason, samples); ``up`` is the target's state, which
+    goes down only after its collector's ``down_after`` failed probes in a row, so one lost answer does
+    not take a commune off the coverage KPI. Availability counts every probe (``probes_total``,
+    ``up_total``): it measures how often the target answered, and a failure nobody was told about
+    yet is still a failure.
+    """
+
+    result: ProbeResult | None = None
+    last_probe_time: float = 0.0
+    last_duration: float = 0.0
+    probes_total: int = 0
+    up_total: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    down_since: float = 0.0  # when the current failure run began; 0 after a success
+    # (unix time, probes_total, up_total), thinned so it spans the longest availability window. A tuple,
+    # replaced (never changed in place) when a point is added: a snapshot handed to a scrape thread can
+    # be iterated while probes go on (a shared deque raised "deque mutated during iteration").
+    history: tuple[tuple[float, int, int], ...] = ()
+    up: bool = False  # the debounced state coverage, counts and egov_target_up read
+    failed_in_row: int = 0  # failed probes since the last success
+    up_since: float = 0.0  # when ``up`` last became true; 0 while down
+
+    def copy(self) -> TargetState:
+        return TargetState(self.result, self.last_probe_time, self.last_duration, self.probes_total,
+                           self.up_total, Counter(self.failures), self.down_since, self.history, self.up,
+                           self.failed_in_row, self.up_since)
+
+
+@dataclass
+class CollectorStats:
+    probes_total: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    last_success_time: float = 0.0
+    bucket_counts: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS))
+    duration_sum: float = 0.0
+    skipped_total: int = 0
+    overrun_total: int = 0  # failed probes discarded because the agent's own loop was late (LoopWatch)
+    # The collector's own counters (Collector.self_families and its latest self_samples).
+    self_families: tuple[Family, ...] = ()
+    self_samples: tuple[Sample, ...] = ()
+
+    def copy(self) -> CollectorStats:
+        return CollectorStats(self.probes_total, Counter(self.errors), self.last_success_time,
+                              list(self.bucket_counts), self.duration_sum, self.skipped_total, self.overrun_total,
+                              self.self_families, self.self_samples)
+
+
+class Store:
+    def __init__(self, history_span: float = 86400.0) -> None:
+        self._lock = threading.Lock()
+        self._targets: dict[str, TargetState] = {}
+        self._collectors: dict[str, CollectorStats] = {}
+        self._history_step = max(history_span / (HISTORY_POINTS - 2), 1.0)
+        self.version = 0  # bumped on every change, so renderers can cache
+        self.loop_status = LoopStatus()  # replaced whole (an atomic assignment) by the scheduler's LoopWatch
+        self.first_round_pending = 0  # targets not yet probed once (set by the scheduler)
+        self.pool_status: PoolStatus | None = None  # the collector workers', when there are any (agent/pool.py)
+
+    def record(self, target_id: str, collector: str, result: ProbeResult, duration: float,
+               finished_at: float | None = None, down_after: int = 1) -> bool:
+        """Count one probe; return the target's state after it (down once ``down_after`` probes in a row
+        failed, or at its first failure if it was never seen up: there is no state to keep)."""
+        now = time.time() if finished_at is None else finished_at
+        with self._lock:
+            state = self._targets.setdefault(target_id, TargetState())
+            if result.up:
+                state.down_since = 0.0
+                state.failed_in_row = 0
+                if not state.up or not state.up_since:  # (restored up from the state file: since this probe)
+                    state.up, state.up_since = True, now
+            else:
+                if state.down_since == 0.0:
+                    state.down_since = now
+                state.failed_in_row += 1
+                if state.failed_in_row >= down_after:  # (never seen up: it is down already)
+                    state.up, state.up_since = False, 0.0
+            state.result = result
+            state.last_probe_time = now
+            state.last_duration = duration
+            state.probes_total += 1
+            if result.up:
+                state.up_total += 1
+            else:
+                state.failures[result.reason or "unknown"] += 1
+            if not state.history or now - state.history[-1][0] >= self._history_step:
+                state.history = (*state.history[-(HISTORY_POINTS - 1):], (now, state.probes_total, state.up_total))
+
+            stats = self._collectors.setdefault(collector, CollectorStats())
+            stats.probes_total += 1
+            stats.duration_sum += duration
+            index = bisect.bisect_left(DURATION_BUCKETS, duration)
+            if index < len(DURATION_BUCKETS):
+                stats.bucket_counts[index] += 1
+            if result.up:
+                stats.last_success_time = now
+            else:
+                stats.errors[result.reason or "unknown"] += 1
+            self.version += 1
+            return state.up
+
+    def record_skip(self, collector: str, missed: int) -> None:
+        """A probe overran its interval and ``missed`` scheduled probes were dropped."""
+        with self._lock:
+            self._collectors.setdefault(collector, CollectorStats()).skipped_total += missed
+            self.version += 1
+
+    def restore(self, states: dict[str, TargetState]) -> None:
+        """Take over counters and history saved by an earlier run (agent/state.py), before any probe."""
+        with self._lock:
+            for target_id, state in states.items():
+                self._targets.setdefault(target_id, state)
+            self.version += 1
+
+    def record_self(self, collector: str, families: tuple[Family, ...], samples: list[Sample]) -> None:
+        """The collector's own counters as they are now (they replace the previous values)."""
+        with self._lock:
+            stats = self._collectors.setdefault(collector, CollectorStats())
+            stats.self_families, stats.self_samples = families, tuple(samples)
+            self.version += 1
+
+    def record_overrun(self, collector: str) -> None:
+        """A probe failed for want of an answer while the agent's loop was late: its verdict is not the
+        target's, so only this counter moves (the target keeps its state, availability its counts)."""
+        with self._lock:
+            self._collectors.setdefault(collector, CollectorStats()).overrun_total += 1
+            self.version += 1
+
+    def set_loop_status(self, status: LoopStatus) -> None:
+        """Ten times a second, from the loop itself: no version bump, or the renderers' cache would never
+        hold; a rendering is at most CACHE_SECONDS old anyway."""
+        self.loop_status = status
+
+    def forget(self, keep: set[str]) -> None:
+        """Drop targets no longer configured (after a reload)."""
+        with self._lock:
+            for target_id in set(self._targets) - keep:
+                del self._targets[target_id]
+            self.version += 1
+
+    def set_history_span(self, history_span: float) -> None:
+        """After a reload changed the longest availability window: thin new history points to fit it."""
+        with self._lock:
+            self._history_step = max(history_span / (HISTORY_POINTS - 2), 1.0)
+
+    def snapshot(self) -> tuple[dict[str, TargetState], dict[str, CollectorStats]]:
+        with self._lock:
+            return ({k: v.copy() for k, v in self._targets.items()},
+                    {k: v.copy() for k, v in self._collectors.items()})
+
+
+def window_counts(state: TargetState, window: float, now: float) -> tuple[int, int]:
+    """(up probes, all probes) in the last ``window`` seconds, or since the agent started."""
+    start = now - window
+    baseline: tuple[float, int, int] | None = None
+    for point in state.history:
+        if point[0] <= start:
+            baseline = point
+        else:
+            break
+    if baseline is None:  # the agent has run for less than the window: count from the beginning
+        return (state.up_total, state.probes_total)
+    return (state.up_total - baseline[2], state.probes_total - baseline[1])

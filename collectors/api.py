@@ -1,0 +1,100 @@
+"""The contract between the scheduler and every collector.
+
+A collector probes one kind of thing (a TCP port, a router over SNMP, a host's own resources).
+It is handed one configured target at a time and returns a :class:`ProbeResult`; it never touches
+Prometheus objects, so the exposition can be rendered from the agent's last results at any moment
+without waiting for a probe. The layout mirrors blackbox_exporter's ``prober/``: one file, one
+kind, one ``probe`` coroutine.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from agent.domain.models import StrictModel
+
+MetricType = Literal["gauge", "counter", "info"]
+
+
+ANSWER_TIME = 1.0  # seconds: a live device on the province's network answers a probe well within this
+
+@dataclass(frozen=True)
+class Family:
+    """Metadata of one metric family a collector emits (name without the ``egov_`` prefix).
+
+    ``labels`` are the family's own label names; the scheduler adds the target's identity and
+    administrative hierarchy labels in front of them.
+    """
+
+    name: str
+    type: MetricType
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sample:
+    family: str
+    value: float
+    labels: tuple[str, ...] = ()  # values, in the order of Family.labels
+
+
+@dataclass
+class ProbeResult:
+    """What one probe of one target found.
+
+    ``up`` is the target's health as the KPI engine sees it; ``reason`` names why it is down
+    (``timeout``, ``refused``, ``snmp_no_such_object``...) and becomes a label, so it must be a short
+    fixed word, never free text from the device and never a secret.
+    """
+
+    up: bool
+    reason: str = ""
+    samples: list[Sample] = field(default_factory=list)
+    detail: str = ""  # free text for the log only
+
+
+class ProbeFailure(Exception):
+    """Raised inside a collector to end a probe with a labelled reason (and a detail for the log)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class Collector(ABC):
+    """One kind of probe. Subclasses set ``kind``, ``Params`` and ``families`` and implement ``probe``.
+
+    ``Params`` validates a target's ``params`` mapping in the configuration; ``Settings`` validates
+    the collector-wide options beyond interval/timeout/concurrency. A collector whose ``probe``
+    blocks (psutil, file reads) must push the work to a thread itself.
+    """
+
+    kind: ClassVar[str]
+    Params: ClassVar[type[StrictModel]]
+    Settings: ClassVar[type[StrictModel]] = StrictModel
+    families: ClassVar[tuple[Family, ...]] = ()
+    # Counters of the collector as a whole, not of one target (SNMP replies dropped on a shared socket).
+    self_families: ClassVar[tuple[Family, ...]] = ()
+
+    def __init__(self, settings: StrictModel) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
+        """Probe one target; must return within ``timeout`` seconds or be cancelled."""
+
+    def answer_time(self, params: StrictModel) -> float:
+        """Seconds a probe of a reachable target takes at most: a first probe still running past this is taken
+        to wait on its timeout, and the agent is ready without it (agent/scheduler.py)."""
+        return ANSWER_TIME
+
+    def self_samples(self) -> list[Sample]:
+        """The current values of ``self_families``; labelled by collector, never by target."""
+        return []
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, most collectors hold nothing
+        """Release sockets, engines and caches when the agent stops or reloads."""

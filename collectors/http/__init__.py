@@ -1,0 +1,1 @@
+"""The http kind: portals and web applications over HTTP(S) via pycurl."""

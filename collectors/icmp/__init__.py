@@ -1,0 +1,1 @@
+"""The icmp kind: ICMP echo to links and devices."""

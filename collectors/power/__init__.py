@@ -1,0 +1,1 @@
+"""The power kind: UPS and rack PDUs over SNMP."""

@@ -1,0 +1,1 @@
+"""The sip kind: SIP OPTIONS to video-conference endpoints and gateways."""

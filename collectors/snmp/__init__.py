@@ -1,0 +1,1 @@
+"""The snmp kind: routers and switches over SNMP (a v2c fast path, pysnmp for the rest)."""

@@ -1,0 +1,1 @@
+"""The tcp kind: a TCP connect to a service port."""
