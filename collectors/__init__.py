@@ -1,32 +1,22 @@
 """Registry of collector kinds: the configuration names a kind, the registry gives its class.
 
-A kind's module is imported on first use, so an agent loads pysnmp, pycurl or httpx only for the kinds
-its configuration names. Validating a configuration needs only a kind's Settings and Params
-(:meth:`Registry.models`), which the heavy kinds keep in collectors/models/ apart from their libraries.
+Kinds are found, not listed: every package under collectors/ whose ``__init__`` defines a
+:class:`~collectors.api.KindDescriptor` named ``DESCRIPTOR`` is a kind. The descriptor names its
+collector, models and contributions as strings, so a kind's module (pysnmp, pycurl, httpx...) is
+imported on first use and an agent loads only the libraries of the kinds its configuration names.
+Validating a configuration needs only a kind's Settings and Params (:meth:`Registry.models`), which
+the heavy kinds keep in a models module apart from their libraries.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, MutableMapping
+import pkgutil
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
-from collectors.api import Collector
+from collectors.api import Collector, KindDescriptor
 from collectors.lazyimport import import_without
-
-# kind -> (module, class of the collector, module holding its Settings and Params when the collector's own
-# module is heavy: the light kinds' models live beside their collector)
-KINDS: dict[str, tuple[str, str, str | None]] = {
-    "host": ("collectors.host.probe", "HostCollector", None),
-    "http": ("collectors.http.probe", "HttpCollector", "collectors.http.models"),
-    "icmp": ("collectors.icmp.probe", "IcmpCollector", None),
-    "mcu": ("collectors.mcu.probe", "McuCollector", "collectors.mcu.models"),
-    "power": ("collectors.power.probe", "PowerCollector", "collectors.power.models"),
-    "sip": ("collectors.sip.probe", "SipCollector", None),
-    "snmp": ("collectors.snmp.probe", "SnmpCollector", "collectors.snmp.models"),
-    "tcp": ("collectors.tcp.probe", "TcpCollector", None),
-}
-
 
 # Optional packages the kinds' libraries import when installed but the agent never calls: pysnmp's MIB
 # compiler (pysmi, with jinja2 and requests; a test extra, for snmpsim) compiles MIB files, and the agent reads
@@ -34,18 +24,47 @@ KINDS: dict[str, tuple[str, str, str | None]] = {
 NEVER_USED = ("pysmi",)
 
 
+def discover_kinds() -> dict[str, KindDescriptor]:
+    """The descriptors of the kinds under collectors/, by kind name."""
+    found: dict[str, KindDescriptor] = {}
+    for info in pkgutil.iter_modules(__path__):
+        if not info.ispkg:
+            continue
+        descriptor = getattr(importlib.import_module(f"{__name__}.{info.name}"), "DESCRIPTOR", None)
+        if isinstance(descriptor, Mapping):  # a plain dict is accepted too
+            descriptor = KindDescriptor(**descriptor)
+        if isinstance(descriptor, KindDescriptor):
+            found[descriptor.kind] = descriptor
+    return found
+
+
+def resolve(reference: str) -> Any:
+    """The object a descriptor names: ``module:attribute`` (or a module), imported now."""
+    module, _, attribute = reference.partition(":")
+    loaded = import_without(module, NEVER_USED)
+    return getattr(loaded, attribute) if attribute else loaded
+
+
 class Registry(MutableMapping[str, type[Collector]]):
     """``REGISTRY[kind]`` imports the kind's module the first time; tests may add kinds of their own."""
 
     def __init__(self) -> None:
         self._loaded: dict[str, type[Collector]] = {}
-        self._known: dict[str, tuple[str, str, str | None]] = dict(KINDS)
+        self._known: dict[str, KindDescriptor] | None = None
+
+    @property
+    def descriptors(self) -> dict[str, KindDescriptor]:
+        if self._known is None:
+            self._known = discover_kinds()
+        return self._known
+
+    def descriptor(self, kind: str) -> KindDescriptor | None:
+        return self.descriptors.get(kind)
 
     def __getitem__(self, kind: str) -> type[Collector]:
         cls = self._loaded.get(kind)
         if cls is None:
-            module, name, _ = self._known[kind]
-            cls = self._loaded[kind] = getattr(import_without(module, NEVER_USED), name)
+            cls = self._loaded[kind] = resolve(self.descriptors[kind].collector)
         return cls
 
     def __setitem__(self, kind: str, cls: type[Collector]) -> None:
@@ -53,17 +72,17 @@ class Registry(MutableMapping[str, type[Collector]]):
 
     def __delitem__(self, kind: str) -> None:
         found = self._loaded.pop(kind, None)
-        if self._known.pop(kind, None) is None and found is None:
+        if self.descriptors.pop(kind, None) is None and found is None:
             raise KeyError(kind)
 
     def __contains__(self, kind: object) -> bool:
-        return kind in self._known or kind in self._loaded
+        return kind in self.descriptors or kind in self._loaded
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(set(self._known) | set(self._loaded)))
+        return iter(sorted(set(self.descriptors) | set(self._loaded)))
 
     def __len__(self) -> int:
-        return len(set(self._known) | set(self._loaded))
+        return len(set(self.descriptors) | set(self._loaded))
 
     def load(self, kinds: Any) -> None:
         """Import these kinds now (an agent about to run them), so that :meth:`models` gives their own."""
@@ -74,15 +93,15 @@ class Registry(MutableMapping[str, type[Collector]]):
     def models(self, kind: str) -> tuple[Any, Any]:
         """(Settings, Params) of a kind: the collector's own once it is loaded, else its light models,
         without the libraries its probes need (``check-config``)."""
-        _, name, light = self._known.get(kind, ("", "", None))
-        if kind in self._loaded or light is None:
+        descriptor = self.descriptors.get(kind)
+        if kind in self._loaded or descriptor is None or descriptor.models is None:
             cls = self[kind]
             return cls.Settings, cls.Params
-        models = importlib.import_module(light)
-        prefix = name.removesuffix("Collector")
+        models = importlib.import_module(descriptor.models)
+        prefix = descriptor.collector.rpartition(":")[2].removesuffix("Collector")
         return getattr(models, f"{prefix}Settings"), getattr(models, f"{prefix}Params")
 
 
 REGISTRY = Registry()
 
-__all__ = ["KINDS", "REGISTRY", "Collector", "Registry"]
+__all__ = ["REGISTRY", "Collector", "KindDescriptor", "Registry", "discover_kinds", "resolve"]

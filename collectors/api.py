@@ -20,6 +20,24 @@ MetricType = Literal["gauge", "counter", "info"]
 
 ANSWER_TIME = 1.0  # seconds: a live device on the province's network answers a probe well within this
 
+
+@dataclass(frozen=True)
+class KindDescriptor:
+    """What one collector kind brings, read from its package's light ``__init__`` (``DESCRIPTOR``).
+
+    Every reference is a string (``module`` or ``module:attribute``) imported on first use, so finding
+    the kinds costs nothing and a kind's libraries load only when a configuration uses it. Adding a kind
+    is adding one package under collectors/.
+    """
+
+    kind: str
+    collector: str  # "module:Class" of the Collector
+    models: str | None = None  # module with <Prefix>Settings and <Prefix>Params when the collector's is heavy
+    simulator: str | None = None  # "module:Class" the lab starts for the kind's targets
+    rules: str | None = None  # "module:function" giving the kind's Prometheus rule groups
+    panels: str | None = None  # "module:function" giving the kind's Grafana panels
+
+
 @dataclass(frozen=True)
 class Family:
     """Metadata of one metric family a collector emits (name without the ``egov_`` prefix).

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from collectors import KINDS, REGISTRY
+from collectors import REGISTRY, discover_kinds
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("pysnmp", "pyasn1", "pycurl", "httpx", "cryptography", "openpyxl", "numpy")
@@ -75,11 +75,9 @@ def test_a_configured_kind_is_loaded_to_run_it(tmp_path: Path) -> None:
         """)
 
 
-@pytest.mark.parametrize("kind", sorted(k for k, (_, _, light) in KINDS.items() if light))
+@pytest.mark.parametrize("kind", sorted(k for k, d in discover_kinds().items() if d.models))
 def test_light_models_are_the_collectors_own(kind: str) -> None:
     """The models check-config validates with are the ones the collector runs with."""
-    light = KINDS[kind][2]
-    assert light is not None
     cls = REGISTRY[kind]
     fresh = REGISTRY.__class__()  # a registry that has loaded nothing: it answers from the light module
     settings, params = fresh.models(kind)
@@ -92,3 +90,12 @@ def test_registry_takes_kinds_of_its_own() -> None:
     assert "gate" in registry and "gate" in list(registry) and registry.models("gate") == registry.models("tcp")
     registry.pop("gate")
     assert "gate" not in registry
+
+
+def test_every_package_under_collectors_that_declares_a_kind_is_found() -> None:
+    """Kinds are discovered, not listed: each package's DESCRIPTOR names its collector, found on first use."""
+    kinds = discover_kinds()
+    assert {"host", "http", "icmp", "mcu", "power", "sip", "snmp", "tcp"} <= set(kinds)
+    for kind, descriptor in kinds.items():
+        assert descriptor.kind == kind
+        assert REGISTRY[kind].kind == kind

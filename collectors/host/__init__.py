@@ -1,1 +1,9 @@
 """The host kind: the agent's own machine (CPU, memory, disks) via psutil."""
+
+from collectors.api import KindDescriptor
+
+DESCRIPTOR = KindDescriptor(
+    kind="host",
+    collector="collectors.host.probe:HostCollector",
+    simulator="collectors.host.lab:HostSimulator",
+)

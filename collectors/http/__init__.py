@@ -1,1 +1,10 @@
 """The http kind: portals and web applications over HTTP(S) via pycurl."""
+
+from collectors.api import KindDescriptor
+
+DESCRIPTOR = KindDescriptor(
+    kind="http",
+    collector="collectors.http.probe:HttpCollector",
+    models="collectors.http.models",
+    simulator="collectors.http.lab:HttpSimulator",
+)

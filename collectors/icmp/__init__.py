@@ -1,1 +1,9 @@
 """The icmp kind: ICMP echo to links and devices."""
+
+from collectors.api import KindDescriptor
+
+DESCRIPTOR = KindDescriptor(
+    kind="icmp",
+    collector="collectors.icmp.probe:IcmpCollector",
+    simulator="collectors.icmp.lab:IcmpSimulator",
+)

@@ -1,1 +1,9 @@
 """The sip kind: SIP OPTIONS to video-conference endpoints and gateways."""
+
+from collectors.api import KindDescriptor
+
+DESCRIPTOR = KindDescriptor(
+    kind="sip",
+    collector="collectors.sip.probe:SipCollector",
+    simulator="collectors.sip.lab:SipSimulator",
+)

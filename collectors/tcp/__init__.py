@@ -1,1 +1,9 @@
 """The tcp kind: a TCP connect to a service port."""
+
+from collectors.api import KindDescriptor
+
+DESCRIPTOR = KindDescriptor(
+    kind="tcp",
+    collector="collectors.tcp.probe:TcpCollector",
+    simulator="collectors.tcp.lab:TcpSimulator",
+)
