@@ -32,7 +32,6 @@ from agent.engine.sharding import Shard
 
 log = logging.getLogger("egov-agent")
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PROVINCE = shipped("provinces") / "bac-giang.yml"  # the demo's province, in a checkout or a wheel
 LAB_START_SECONDS = 180.0  # 25 s on an idle 2-core machine, over 60 s when it is shared and busy
 LAB_STOP_SECONDS = 60.0  # the demo's lab closes in seconds (1170 simulated targets); past this it is killed
@@ -250,10 +249,26 @@ def cmd_run(args: argparse.Namespace) -> int:
                      workers=args.workers)
 
 
+def _lab_installed(command: str) -> bool:
+    """Whether the lab imports; if not, say which extra to install: its libraries (trustme) are not the agent's,
+    so a service installed without them stays lean, and `demo` there should not end in a traceback."""
+    try:
+        import agent.lab  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.partition(".")[0] in ("agent", "collectors", "exporters"):
+            raise  # our own module missing is a bug, not an extra to install
+        print(f"error: egov-agent {command} needs the lab extra ({exc.name} is not installed): "
+              f"pip install 'egov-agent[lab]'", file=sys.stderr)
+        return False
+    return True
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     import ipaddress
     import os
 
+    if not _lab_installed("lab"):
+        return EXIT_FAILURE
     from agent.lab import prepare_environment, run_lab
     from collectors.lab_addresses import AddressPool
 
@@ -347,6 +362,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not province.exists():
         print(f"error: {province}: no such province configuration", file=sys.stderr)
         return EXIT_CONFIG
+    if not _lab_installed("demo"):
+        return EXIT_FAILURE
     from collectors.lab_addresses import AddressPool
 
     try:
