@@ -1,4 +1,4 @@
-"""The dns collector against a real resolver: Debian's unbound, started by the test on 127.0.25.1 with the
+"""The dns collector against a real resolver: Debian's unbound, started by the test on 127.0.25.201 with the
 province's names as local data, and zones that answer REFUSED, SERVFAIL or nothing at all."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def resolver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 def probe(params: dict[str, Any], timeout: float = 2.0, **settings: Any) -> tuple[ProbeResult, float]:
     async def run() -> ProbeResult:
-        collector = DnsCollector(DnsSettings(**settings))
+        collector = DnsCollector(DnsSettings.model_validate(settings))
         try:
             return await collector.probe("t", DnsParams.model_validate(params), timeout)
         finally:
