@@ -67,7 +67,7 @@ class DnsParams(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> DnsParams:
         if self.addresses and self.type not in ADDRESS_TYPES:
-            raise ValueError(f"addresses are for A and AAAA questions; check a {self.type} answer with regex")
+            raise ValueError(f"addresses are for A and AAAA questions; check the {self.type} answer with regex")
         version = 4 if self.type == "A" else 6
         wrong = [str(a) for a in self.addresses if a.version != version]
         if wrong:
