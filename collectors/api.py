@@ -47,7 +47,9 @@ class KindDescriptor:
       asked once for each dashboard (``board.board``: ``wan``, ``portals``, ``datacentre``,
       ``videoconference``), empty for a dashboard the kind has nothing on.
 
-    ``order`` places a kind's rules and panels among the other kinds' (smaller first, then by kind name).
+    ``order`` places a kind's rules and panels among the other kinds' (smaller first, then by kind name): the
+    network's first (icmp 10, snmp 20), then the portals' (http 30), the video conference's (sip 40, mcu 50)
+    and the data centre's (tcp 60, host 70, power 80); a kind that names none comes after them.
     """
 
     kind: str
