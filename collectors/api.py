@@ -27,7 +27,29 @@ class KindDescriptor:
 
     Every reference is a string (``module`` or ``module:attribute``) imported on first use, so finding
     the kinds costs nothing and a kind's libraries load only when a configuration uses it. Adding a kind
-    is adding one package under collectors/.
+    is adding one package under collectors/; a plain dict with these keys is accepted too.
+
+    What the references must name (the lab and the exporters know no kind by name):
+
+    * ``simulator``: a class fitting :class:`collectors.simulation.SimulatorClass`: constructed as
+      ``Class(pool, seed, peers)`` (the lab's :class:`~collectors.lab_addresses.AddressPool`, its seed, and
+      the lab as :class:`~collectors.simulation.Peers`, to ask for another kind's simulator), with a static
+      ``prepare_environment()``; its instances fit :class:`collectors.simulation.Simulator` (``start``,
+      ``add(target_id, params, up) -> params``, the fault API ``set_state(target_id, state)`` and
+      ``states()``, ``close``; ``close_first``). :class:`~collectors.simulation.SimulatorBase` gives the
+      optional parts.
+    * ``rules``: ``def rules(context: collectors.contrib.RuleContext) -> list[dict]``, Prometheus rule groups
+      (``{"name": ..., "rules": [...]}``) for a configuration with a collector of the kind; a group named
+      ``collectors.contrib.TARGETS_GROUP`` joins the alerts about targets, any other is a group of its own.
+      Build alerts with ``collectors.contrib.alert``; an alert on ``target_down(kind)`` tells the KPI-level
+      rules that the kind's targets alert one by one.
+    * ``panels``: ``def panels(board: collectors.contrib.BoardContext) -> list[collectors.contrib.Panel]``,
+      asked once for each dashboard (``board.board``: ``wan``, ``portals``, ``datacentre``,
+      ``videoconference``), empty for a dashboard the kind has nothing on.
+
+    ``order`` places a kind's rules and panels among the other kinds' (smaller first, then by kind name): the
+    network's first (icmp 10, snmp 20), then the portals' (http 30), the video conference's (sip 40, mcu 50)
+    and the data centre's (tcp 60, host 70, power 80); a kind that names none comes after them.
     """
 
     kind: str
@@ -36,6 +58,7 @@ class KindDescriptor:
     simulator: str | None = None  # "module:Class" the lab starts for the kind's targets
     rules: str | None = None  # "module:function" giving the kind's Prometheus rule groups
     panels: str | None = None  # "module:function" giving the kind's Grafana panels
+    order: int = 100
 
 
 @dataclass(frozen=True)

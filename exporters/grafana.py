@@ -7,16 +7,21 @@ citations and deadlines come from the agent's series (``egov_kpi_info``, ``kpi:e
 ``egov-agent dashboards --config FILE -o DIR`` writes the JSON and the provisioning files; a test checks
 the committed files equal what this code writes for Bắc Giang, and the end-to-end test runs every panel
 query against a real Prometheus and checks each KPI panel's unit against the KPI's.
+
+The KPI-level panels are made here; what shows one kind of target (the portals, the THDL's servers and
+UPSes, the MCU) each kind brings itself through its descriptor's ``panels`` (collectors/<kind>/panels.py),
+asked for each board with how that board drills down (:class:`~collectors.contrib.BoardContext`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.config.schema import Config, CoverageMeasure, KpiSpec
+from collectors.contrib import LEVEL_NAMES_VI, PROVINCE, STAT, BoardContext, Panel, Query, contributions, drill_selector
+from collectors.contrib import mappings_up as _mappings_up
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SCHEMA_VERSION = 39  # Grafana 10.4
@@ -28,33 +33,6 @@ GRAFANA_UNITS = {"ratio": "percentunit", "count": "none", "vnd": "currencyVND", 
                  "yes_no": "bool_yes_no"}
 UNIT_TITLES = {"ratio": "Tỷ lệ / Ratios", "count": "Số lượng / Counts", "vnd": "Giá trị tiền (VND) / Amounts (VND)",
                "value": "Giá trị / Values", "yes_no": "Có / không / Yes or no"}
-# Vietnamese names of the usual hierarchy levels; any other level is shown by its configured name.
-LEVEL_NAMES_VI = {"province": "Tỉnh", "district": "Huyện", "commune": "Xã", "department": "Sở, ngành",
-                  "site": "Điểm", "ward": "Phường", "village": "Thôn"}
-
-
-@dataclass
-class Query:
-    expr: str
-    legend: str = ""
-    instant: bool = False
-    table: bool = False
-
-
-@dataclass
-class Panel:
-    title: str
-    kind: str  # timeseries | stat | table | bargauge | row
-    queries: list[Query] = field(default_factory=list)
-    width: int = 12
-    height: int = 8
-    unit: str = ""
-    description: str = ""
-    options: dict[str, Any] = field(default_factory=dict)
-    field_config: dict[str, Any] = field(default_factory=dict)
-    transformations: list[dict[str, Any]] = field(default_factory=list)
-    repeat: str = ""
-    links: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _variable_datasource() -> dict[str, Any]:
@@ -137,17 +115,21 @@ def drill_level(config: Config, kpi: KpiSpec | None) -> str | None:
     return group if group in config.levels[1:] else None
 
 
+def _counted_level(kpi: KpiSpec | None) -> str | None:
+    """The level of the units a coverage KPI counts (commune), if it names one."""
+    return kpi.measure.select.level if kpi is not None and isinstance(kpi.measure, CoverageMeasure) else None
+
+
+def _kinds_panels(board: BoardContext) -> list[Panel]:
+    """Every kind's panels on this board, in the kinds' order: every kind's, configured or not, as a board
+    shows its sections whatever the province monitors yet."""
+    return [panel for _kind, panels in contributions("panels") for panel in panels(board)]
+
+
 def _mappings_met() -> list[dict[str, Any]]:
     return [{"type": "value", "options": {
         "1": {"text": "Đạt / met", "color": "green", "index": 0},
         "0": {"text": "Chưa đạt / below", "color": "red", "index": 1},
-    }}]
-
-
-def _mappings_up() -> list[dict[str, Any]]:
-    return [{"type": "value", "options": {
-        "1": {"text": "Hoạt động / up", "color": "green", "index": 0},
-        "0": {"text": "Mất kết nối / down", "color": "red", "index": 1},
     }}]
 
 
@@ -204,8 +186,6 @@ def dashboard(uid: str, title: str, panels: list[Panel], variables: list[dict[st
     }
 
 
-PROVINCE = 'province="$province"'
-STAT = {"reduceOptions": {"calcs": ["lastNotNull"]}}
 
 
 def _of_unit(kpi_unit: str) -> str:
@@ -331,9 +311,7 @@ def wan(config: Config) -> dict[str, Any]:
     kpis = probe_coverages(config, WAN_AREA)
     opening = opening_kpi(kpis)
     group = drill_level(config, opening)
-    sel = f'province="$province", {group}=~"${group}"' if group else 'province="$province"'
-    scope = f" (${group})" if group else ""
-    wan_link = 'egov_target_info{tags=~".*,wan_link,.*"}'
+    sel, scope = drill_selector(BoardContext("wan", group))
     ratio = {"defaults": {"min": 0, "max": 1, "thresholds": {"mode": "absolute", "steps": [
         {"color": "red", "value": None}, {"color": "orange", "value": 0.95}, {"color": "green", "value": 1}]}}}
     panels = [
@@ -376,26 +354,8 @@ def wan(config: Config) -> dict[str, Any]:
               field_config={"overrides": [{"matcher": {"id": "byName", "options": "Value"},
                                            "properties": [{"id": "mappings", "value": _mappings_up()}]}]}),
         Panel(f"Chất lượng đường truyền / Link quality{scope}", "row"),
-        Panel("Mất gói ICMP / ICMP loss", "timeseries", width=12, unit="percentunit",
-              queries=[Query(f"egov_icmp_loss_ratio{{{sel}}} * on(target) group_left() {wan_link}",
-                             legend="{{unit}}")]),
-        Panel("Độ trễ ICMP / ICMP round-trip time", "timeseries", width=12, unit="s",
-              queries=[Query(f'egov_icmp_rtt_seconds{{stat="avg", {sel}}}', legend="{{unit}}")]),
-        Panel("Tải đường lên / Uplink utilisation", "timeseries", width=12, unit="percentunit",
-              queries=[Query(f'egov_snmp_if_utilisation_ratio{{role="uplink", {sel}}}', legend="{{unit}}")]),
-        Panel("Lưu lượng đường lên / Uplink traffic", "timeseries", width=12, unit="bps",
-              queries=[Query(f'8 * rate(egov_snmp_if_in_octets_total{{role="uplink", {sel}}}[$__rate_interval])',
-                             legend="{{unit}} in"),
-                       Query(f'-8 * rate(egov_snmp_if_out_octets_total{{role="uplink", {sel}}}[$__rate_interval])',
-                             legend="{{unit}} out")]),
-        Panel("Khởi động lại thiết bị (24h) / Device reboots (24h)", "table", width=12, height=8,
-              queries=[Query(f"increase(egov_snmp_reboots_total{{{sel}}}[1d]) > 0", instant=True, table=True)],
-              transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True}}}]),
-        Panel("Lỗi giao diện / Interface errors", "timeseries", width=12, height=8, unit="pps",
-              queries=[Query(f'rate(egov_snmp_if_in_errors_total{{role="uplink", {sel}}}[$__rate_interval])'
-                             f' + rate(egov_snmp_if_out_errors_total{{role="uplink", {sel}}}[$__rate_interval])',
-                             legend="{{unit}}")]),
     ]
+    panels += _kinds_panels(BoardContext("wan", group, _counted_level(opening)))
     variables = [_variable_datasource(), _province_variable(config)]
     if opening is not None:
         variables.append(_custom_variable("kpi", "Chỉ tiêu / KPI", [k.id for k in kpis], opening.id))
@@ -409,118 +369,13 @@ def wan(config: Config) -> dict[str, Any]:
 
 
 def portals(config: Config) -> dict[str, Any]:
-    sel = 'province="$province", collector="http"'
-    panels = [
-        Panel("Cổng thông tin / Portals", "row"),
-        Panel("Cổng hoạt động / Portals up", "stat", width=8, height=5, unit="percentunit",
-              queries=[Query(f"avg(egov_target_up{{{sel}}})", instant=True)],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"}),
-        Panel("Sẵn sàng 30 ngày / 30-day availability", "stat", width=8, height=5, unit="percentunit",
-              queries=[Query(f"sum(increase(egov_target_probe_successes_total{{{sel}}}[30d])) / "
-                             f"sum(increase(egov_target_probes_total{{{sel}}}[30d]))", instant=True)],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}}),
-        Panel("Chứng thư sắp hết hạn (ngày) / Certificates expiring (days)", "stat", width=8, height=5, unit="d",
-              queries=[Query(f"min((egov_http_tls_cert_expiry_timestamp_seconds{{{sel}}} - time()) / 86400)",
-                             instant=True)],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}},
-              field_config={"defaults": {"thresholds": {"mode": "absolute", "steps": [
-                  {"color": "red", "value": None}, {"color": "orange", "value": 14},
-                  {"color": "green", "value": 30}]}}}),
-        Panel("Trạng thái từng cổng / Each portal", "table", width=24, height=12,
-              queries=[Query(f"egov_target_up{{{sel}}}", instant=True, table=True),
-                       Query(f"target:egov_availability:ratio_30d{{{sel}}}", instant=True, table=True),
-                       Query(f"egov_http_total_seconds{{{sel}}}", instant=True, table=True),
-                       Query(f"(egov_http_tls_cert_expiry_timestamp_seconds{{{sel}}} - time()) / 86400",
-                             instant=True, table=True)],
-              transformations=[
-                  {"id": "merge", "options": {}},
-                  {"id": "organize", "options": {
-                      "indexByName": {"target": 0, "unit": 1},
-                      "excludeByName": {"Time": True, "__name__": True, "collector": True, "level": True,
-                                        "province": True, "commune": True, "site": True, "department": True,
-                                        "district": True},
-                      "renameByName": {"Value #A": "Hoạt động / Up", "Value #B": "Sẵn sàng 30 ngày / 30 d",
-                                       "Value #C": "Thời gian / Time (s)", "Value #D": "Chứng thư / Cert (days)"}}}],
-              field_config={"overrides": [
-                  {"matcher": {"id": "byName", "options": "Hoạt động / Up"},
-                   "properties": [{"id": "mappings", "value": _mappings_up()},
-                                  {"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
-                  {"matcher": {"id": "byName", "options": "Sẵn sàng 30 ngày / 30 d"},
-                   "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 2}]},
-              ]}),
-        Panel("Thời gian phản hồi / Response time", "timeseries", width=12, unit="s",
-              queries=[Query(f"egov_http_total_seconds{{{sel}}}", legend="{{target}}")]),
-        Panel("Các pha / Phases (all portals)", "timeseries", width=12, unit="s",
-              options={"legend": {"displayMode": "list"}},
-              field_config={"defaults": {"custom": {"stacking": {"mode": "normal"}, "fillOpacity": 30}}},
-              queries=[Query(f"avg by (phase) (egov_http_phase_seconds{{{sel}}})", legend="{{phase}}")]),
-        Panel("Lỗi theo nguyên nhân / Failures by reason", "timeseries", width=24, unit="short",
-              queries=[Query(f"sum by (reason) (increase(egov_target_probe_failures_total{{{sel}}}[$__rate_interval]))",
-                             legend="{{reason}}")]),
-    ]
+    panels = _kinds_panels(BoardContext("portals"))
     variables = [_variable_datasource(), _province_variable(config)]
     return dashboard("egov-portals", "egov-agent — Cổng thông tin / Portals", panels, variables, ["portals"])
 
 
 def datacentre(config: Config) -> dict[str, Any]:
-    host = 'province="$province", collector="host"'
-    tcp = 'province="$province", collector="tcp"'
-    power = 'province="$province", collector="power"'
-    panels = [
-        Panel("Hệ thống tại THDL / Systems hosted at the THDL", "row"),
-        Panel("Hệ thống hoạt động / Systems up", "stat", width=8, height=5, unit="none",
-              queries=[Query(f"sum(egov_target_up{{{tcp}}})", instant=True, legend="up"),
-                       Query(f"count(egov_target_up{{{tcp}}})", instant=True, legend="all")],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "value_and_name"}),
-        Panel("Sẵn sàng 30 ngày / 30-day availability", "stat", width=8, height=5, unit="percentunit",
-              queries=[Query(f"sum(increase(egov_target_probe_successes_total{{{tcp}}}[30d])) / "
-                             f"sum(increase(egov_target_probes_total{{{tcp}}}[30d]))", instant=True)],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}}),
-        Panel("Hệ thống không phản hồi / Systems down", "table", width=8, height=5,
-              queries=[Query(f"egov_target_up{{{tcp}}} == 0", instant=True, table=True)],
-              transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True}}}]),
-        Panel("Máy chủ / Servers", "row"),
-        Panel("CPU", "timeseries", width=12, unit="percentunit",
-              queries=[Query(f'sum by (target) (rate(egov_host_cpu_seconds_total{{{host}, mode!="idle"}}'
-                             f'[$__rate_interval])) / on(target) max by (target) (egov_host_cpus{{{host}}})',
-                             legend="{{target}}")]),
-        Panel("Bộ nhớ / Memory used", "timeseries", width=12, unit="percentunit",
-              queries=[Query(f"1 - egov_host_memory_available_bytes{{{host}}} / egov_host_memory_total_bytes{{{host}}}",
-                             legend="{{target}}")]),
-        Panel("Ổ đĩa / Filesystems used", "bargauge", width=12, unit="percentunit",
-              queries=[Query(f"egov_host_filesystem_used_ratio{{{host}}}", instant=True,
-                             legend="{{target}} {{mountpoint}}")],
-              options={"orientation": "horizontal", "displayMode": "gradient",
-                       "reduceOptions": {"calcs": ["lastNotNull"]}},
-              field_config={"defaults": {"min": 0, "max": 1, "thresholds": {"mode": "absolute", "steps": [
-                  {"color": "green", "value": None}, {"color": "orange", "value": 0.8},
-                  {"color": "red", "value": 0.9}]}}}),
-        Panel("Tải / Load (1 min)", "timeseries", width=12, unit="short",
-              queries=[Query(f"egov_host_load1{{{host}}}", legend="{{target}}")]),
-        Panel("Mạng / Network", "timeseries", width=12, unit="Bps",
-              queries=[Query(f"rate(egov_host_network_receive_bytes_total{{{host}}}[$__rate_interval])",
-                             legend="{{target}} {{interface}} in"),
-                       Query(f"-rate(egov_host_network_transmit_bytes_total{{{host}}}[$__rate_interval])",
-                             legend="{{target}} {{interface}} out")]),
-        Panel("Tiến trình / Processes running", "table", width=12, height=8,
-              queries=[Query(f"egov_host_process_running{{{host}}}", instant=True, table=True)],
-              transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True}}}]),
-        Panel("Nguồn điện và môi trường / Power and environment", "row"),
-        Panel("UPS chạy bằng ắc quy / UPS on battery", "stat", width=6, height=5, unit="none",
-              queries=[Query(f"sum(egov_ups_on_battery{{{power}}})", instant=True)],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"},
-              field_config={"defaults": {"thresholds": {"mode": "absolute", "steps": [
-                  {"color": "green", "value": None}, {"color": "red", "value": 1}]}}}),
-        Panel("Thời gian lưu điện / Battery runtime", "stat", width=6, height=5, unit="s",
-              queries=[Query(f"min(egov_ups_battery_runtime_seconds{{{power}}})", instant=True)],
-              options={"reduceOptions": {"calcs": ["lastNotNull"]}}),
-        Panel("Nhiệt độ phòng máy / Room temperature", "timeseries", width=12, height=5, unit="celsius",
-              queries=[Query(f"egov_env_temperature_celsius{{{power}}}", legend="{{target}} {{sensor}}")]),
-        Panel("Tải UPS / UPS load", "timeseries", width=12, unit="percentunit",
-              queries=[Query(f"egov_ups_load_ratio{{{power}}}", legend="{{target}} {{line}}")]),
-        Panel("Dòng điện PDU / PDU current", "timeseries", width=12, unit="amp",
-              queries=[Query(f"egov_pdu_current_amperes{{{power}}}", legend="{{target}} {{phase}}/{{bank}}")]),
-    ]
+    panels = _kinds_panels(BoardContext("datacentre"))
     variables = [_variable_datasource(), _province_variable(config)]
     return dashboard("egov-datacentre", "egov-agent — Trung tâm THDL / Data centre", panels, variables,
                      ["datacentre"])
@@ -533,12 +388,7 @@ def videoconference(config: Config) -> dict[str, Any]:
     kpis = probe_coverages(config, VC_AREA)
     opening = opening_kpi(kpis)
     group = drill_level(config, opening)
-    level = opening.measure.select.level if opening is not None and isinstance(opening.measure, CoverageMeasure) \
-        else None
-    sip = 'province="$province", collector="sip"'
-    sel = f'{sip}, {group}=~"${group}"' if group else sip
-    scope = f" (${group})" if group else ""
-    mcu = 'province="$province", collector="mcu"'
+    level = _counted_level(opening)
     stat = STAT
     ratio_steps = {"defaults": {"min": 0, "max": 1, "thresholds": {"mode": "absolute", "steps": [
         {"color": "red", "value": None}, {"color": "orange", "value": 0.95}, {"color": "green", "value": 0.98}]}}}
@@ -551,87 +401,8 @@ def videoconference(config: Config) -> dict[str, Any]:
         Panel("Mục tiêu / Target", "stat", width=6, height=5, unit="percentunit",
               queries=[Query(f'max(kpi:egov_kpi_target:max{{{PROVINCE}, kpi="$kpi"}})', instant=True)],
               options=stat),
-        Panel("Điểm cầu trả lời SIP / Endpoints answering SIP", "stat", width=6, height=5, unit="none",
-              queries=[Query(f"sum(egov_target_up{{{sip}}})", instant=True, legend="ready"),
-                       Query(f"count(egov_target_up{{{sip}}})", instant=True, legend="all")],
-              options={**stat, "textMode": "value_and_name"}),
-        Panel("Sẵn sàng theo cấp / Ready by level", "bargauge", width=6, height=5, unit="percentunit",
-              queries=[Query(f"avg by (level) (egov_target_up{{{sip}}})", legend="{{level}}", instant=True)],
-              options={**stat, "orientation": "horizontal", "displayMode": "gradient"}, field_config=ratio_steps),
     ]
-    if group:
-        at = f', level="{level}"' if level else ""
-        panels.append(Panel(
-            f"Điểm cầu {LEVEL_NAMES_VI.get(level or '', level or '').lower()} sẵn sàng theo "
-            f"{LEVEL_NAMES_VI.get(group, group).lower()} / {(level or 'endpoint').capitalize()} endpoints ready by "
-            f"{group}", "bargauge", width=12, height=10, unit="percentunit",
-            queries=[Query(f"avg by ({group}) (egov_target_up{{{sip}{at}}})", legend=f"{{{{{group}}}}}",
-                           instant=True)],
-            options={**stat, "orientation": "horizontal", "displayMode": "gradient"},
-            field_config={"defaults": {**ratio_steps["defaults"], "links": [{
-                "title": "Xem các điểm cầu / Show its endpoints",
-                "url": f"/d/egov-videoconference?var-province=$province&var-kpi=$kpi"
-                       f"&var-{group}=${{__field.labels.{group}}}"}]}}))
-    panels += [
-        Panel(f"Điểm cầu chưa sẵn sàng / Endpoints not ready{scope}", "table", width=12 if group else 24,
-              height=10,
-              queries=[Query(f"egov_target_up{{{sel}}} == 0", instant=True, table=True),
-                       Query(f"egov_sip_status_code{{{sel}}} and on(target) (egov_target_up{{{sel}}} == 0)",
-                             instant=True, table=True)],
-              transformations=[
-                  {"id": "merge", "options": {}},
-                  {"id": "organize", "options": {
-                      "excludeByName": {"Time": True, "__name__": True, "collector": True, "province": True,
-                                        "department": True, "site": True, "Value #A": True},
-                      "renameByName": {"Value #B": "Mã SIP / SIP status"}}}]),
-        Panel(f"Lỗi theo nguyên nhân / Failures by reason{scope}", "timeseries", width=12, unit="short",
-              queries=[Query(f"sum by (reason) (increase(egov_target_probe_failures_total{{{sel}}}"
-                             f"[$__rate_interval]))", legend="{{reason}}")]),
-        Panel(f"Thời gian trả lời SIP / SIP response time{scope}", "timeseries", width=12, unit="s",
-              queries=[Query(f"quantile by (level) (0.95, egov_sip_response_seconds{{{sel}}})",
-                             legend="p95 {{level}}"),
-                       Query(f"max(egov_sip_response_seconds{{{sel}}})", legend="max")]),
-        Panel("Mã trả lời SIP / SIP status codes", "bargauge", width=12, height=6, unit="none",
-              description="0: không có trả lời / no answer",
-              queries=[Query(f'count_values("code", egov_sip_status_code{{{sel}}})', legend="{{code}}",
-                             instant=True)],
-              options={**stat, "orientation": "horizontal"}),
-        Panel("Gửi lại qua UDP / UDP retransmissions", "timeseries", width=12, height=6, unit="short",
-              queries=[Query(f"sum(egov_sip_retransmissions{{{sel}}})", legend="retransmissions")]),
-        Panel("MCU", "row"),
-        Panel("MCU hoạt động / MCU up", "stat", width=4, height=5, unit="none",
-              queries=[Query(f"egov_target_up{{{mcu}}}", instant=True, legend="{{target}}")],
-              options={**stat, "colorMode": "background"},
-              field_config={"defaults": {"mappings": _mappings_up()}}),
-        Panel("Phiên họp đang diễn ra / Conferences in progress", "stat", width=4, height=5, unit="none",
-              queries=[Query(f"sum(egov_mcu_active_conferences{{{mcu}}})", instant=True)], options=stat),
-        Panel("Cổng đang dùng / Ports in use", "stat", width=4, height=5, unit="none",
-              queries=[Query(f"sum(egov_mcu_ports_in_use{{{mcu}}})", instant=True, legend="in use"),
-                       Query(f"sum(egov_mcu_ports_capacity{{{mcu}}})", instant=True, legend="total")],
-              options={**stat, "textMode": "value_and_name"}),
-        Panel("Điểm cầu đăng ký / Endpoints registered", "stat", width=4, height=5, unit="none",
-              queries=[Query(f"sum(egov_mcu_registered_endpoints{{{mcu}}})", instant=True)], options=stat),
-        Panel("Cuộc họp (24h) / Meetings held (24 h)", "stat", width=4, height=5, unit="none",
-              queries=[Query(f"sum(increase(egov_mcu_meetings_held_total{{{mcu}}}[1d]))", instant=True)],
-              options=stat, field_config={"defaults": {"decimals": 0}}),
-        Panel("MCU khởi động lại (24h) / MCU restarts (24 h)", "stat", width=4, height=5, unit="none",
-              queries=[Query(f"sum(increase(egov_mcu_meetings_held_resets_total{{{mcu}}}[1d]))", instant=True)],
-              options=stat, field_config={"defaults": {"decimals": 0}}),
-        Panel("Phiên họp và cổng / Conferences and ports", "timeseries", width=12, unit="short",
-              queries=[Query(f"sum(egov_mcu_active_conferences{{{mcu}}})", legend="conferences"),
-                       Query(f"sum(egov_mcu_ports_in_use{{{mcu}}})", legend="ports in use"),
-                       Query(f"sum(egov_mcu_largest_conference_participants{{{mcu}}})", legend="largest conference"),
-                       Query(f"sum(egov_mcu_registered_endpoints{{{mcu}}})", legend="registered")]),
-        Panel("Tải cổng MCU / MCU port utilisation", "timeseries", width=12, unit="percentunit",
-              queries=[Query(f"egov_mcu_port_utilisation_ratio{{{mcu}}}", legend="{{target}}")],
-              field_config={"defaults": {"min": 0, "max": 1}}),
-        Panel("Cuộc họp mỗi giờ / Meetings per hour", "timeseries", width=12, unit="short",
-              description="Từ bộ đếm của MCU, cộng dồn qua các lần MCU khởi động lại / from the MCU's counter",
-              queries=[Query(f"sum(increase(egov_mcu_meetings_held_total{{{mcu}}}[1h]))", legend="meetings")]),
-        Panel("Điểm cầu chưa đăng ký / Expected endpoints not registered", "table", width=12, height=8,
-              queries=[Query(f"egov_mcu_endpoint_registered{{{mcu}}} == 0", instant=True, table=True)],
-              transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True}}}]),
-    ]
+    panels += _kinds_panels(BoardContext("videoconference", group, level))
     variables = [_variable_datasource(), _province_variable(config)]
     if opening is not None:
         variables.append(_custom_variable("kpi", "Chỉ tiêu / KPI", [k.id for k in kpis], opening.id))

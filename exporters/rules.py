@@ -9,6 +9,10 @@ Province-wide KPIs are sums of numerators over sums of denominators across every
 shards and sites add up. Every alert has Vietnamese and English summaries, a runbook hint, and the ``unit`` and
 hierarchy labels (``district``...) of what it is about, for routing; province-wide alerts (a KPI
 below target, the agent down) have none, since Prometheus drops empty labels.
+
+What is about one kind of target (a portal down, a UPS on battery) each kind brings itself, through its
+descriptor's ``rules`` (collectors/<kind>/rules.py), for the kinds the configuration has a collector of;
+this module adds the KPI-level rules and those about every collector.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.config.schema import CoverageMeasure, KpiSpec, LoadedConfig, Selector
+from collectors.contrib import TARGET_NAME as TARGET_NAME  # tests read a target's name as the alerts do
+from collectors.contrib import TARGETS_GROUP, RuleContext, alerts_each_target, contributions
+from collectors.contrib import alert as _alert
+from collectors.contrib import since as _since
 
 # Sloth's defaults for a 30-day objective: (long window, short window, burn factor, severity).
 BURN_ALERTS = (
@@ -62,19 +70,6 @@ def _selected(metric: str, selector: Selector, loaded: LoadedConfig, level: str 
     # One matcher per tag: Prometheus accepts several on one label, and all must hold.
     info = "egov_target_info{" + ",".join(f'tags=~".*,{tag},.*"' for tag in selector.tags) + "}"
     return f"({series} * on(target) group_left() {info})"
-
-
-def _alert(name: str, expr: str, severity: str, summary_vi: str, summary_en: str, description: str,
-           for_: str = "5m", labels: dict[str, str] | None = None) -> dict[str, Any]:
-    """An alert with both languages' summaries and what to check first; build_rules adds ``runbook_url``."""
-    return {
-        "alert": name,
-        "expr": expr,
-        "for": for_,
-        "labels": {"severity": severity, **(labels or {})},
-        "annotations": {"summary_vi": summary_vi, "summary_en": summary_en, "summary": summary_en,
-                        "description": description},
-    }
 
 
 # The shortfall in the KPI's own unit: (factor applied to the recorded shortfall, Vietnamese, English, format).
@@ -240,8 +235,17 @@ def _plan_alerts(loaded: LoadedConfig) -> list[dict[str, Any]]:
     return rules
 
 
-# Collectors whose targets alert one by one when down (EgovPortalDown, EgovHostedSystemDown).
-TARGET_ALERTED = ("http", "tcp")
+def _kinds_rules(loaded: LoadedConfig, offset: int) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(kind, rule groups) of each kind the configuration has a collector of, in the kinds' order."""
+    collectors = loaded.config.collectors
+    return [(kind, rules(RuleContext(collectors[kind].settings, offset)))
+            for kind, rules in contributions("rules", collectors)]
+
+
+def _target_alerted(loaded: LoadedConfig) -> set[str]:
+    """Collectors whose targets alert one by one when down (a portal, a hosted system): their kind's rules
+    alert on its target down."""
+    return {kind for kind, groups in _kinds_rules(loaded, 0) if alerts_each_target(groups, kind)}
 
 
 def _droppable(loaded: LoadedConfig) -> list[str]:
@@ -252,6 +256,7 @@ def _droppable(loaded: LoadedConfig) -> list[str]:
 
     engine = KpiEngine(loaded.config, UnitIndex(loaded.config), None)
     probed = {kpi.id for kpi, _measure, _size in _probe_coverages(loaded)}
+    alerted = _target_alerted(loaded)
     out = []
     for kpi in loaded.config.kpis:
         if kpi.kpi_class != "direct" or kpi.id in probed or kpi.measure.kind == "availability":
@@ -259,7 +264,7 @@ def _droppable(loaded: LoadedConfig) -> list[str]:
         select = getattr(kpi.measure, "select", None)
         if select is not None and not getattr(kpi.measure, "from_source", False):
             targets = engine.select(select)
-            if targets and all(t.collector in TARGET_ALERTED for t in targets):
+            if targets and all(t.collector in alerted for t in targets):
                 continue
         out.append(kpi.id)
     return out
@@ -300,20 +305,6 @@ def _unit_names(label: str = "unit") -> str:
     return f"on(province, {label}) group_left({kept}) {names}"
 
 
-def _since(query: str, arg: str, offset: int) -> tuple[str, str]:
-    """« từ 09:12 ngày 03/12» / « since 09:12 on 03/12 (UTC+07:00)»: when ``query`` (a printf format taking
-    ``arg``, giving a Unix time) says the incident began, in the province's clock. Prometheus formats times
-    in UTC only, so the province's offset (at generation time; the rules are regenerated every quarter) is
-    added in the query. Nothing is said when the query has no answer."""
-    sign, minutes = ("+" if offset >= 0 else "-"), abs(offset) // 60
-    shown = f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
-    lookup = f'{{{{ with printf "({query}) + {offset}" {arg} | query }}}}'
-    clock = '{{ (. | first | value | toTime).Format "15:04" }}'
-    day = '{{ (. | first | value | toTime).Format "02/01" }}'
-    return (f"{lookup} từ {clock} ngày {day}{{{{ end }}}}",
-            f"{lookup} since {clock} on {day} (UTC{shown}){{{{ end }}}}")
-
-
 def _utc_offset(loaded: LoadedConfig, now: float) -> int:
     zone = ZoneInfo(loaded.config.province.timezone)
     offset = dt.datetime.fromtimestamp(now, zone).utcoffset()
@@ -324,14 +315,8 @@ def _utc_offset(loaded: LoadedConfig, now: float) -> int:
 # per evaluation, so that each firing alert's text reads one series, not every target's).
 UNIT_DOWN_SINCE = "unit:egov_unit_down_since:min"
 UNIT_SINCE = f"min({UNIT_DOWN_SINCE}{{unit=%q}})"
-# When a target's failure began.
-TARGET_SINCE = "min(egov_target_down_since_timestamp_seconds{target=%q})"
 # When a whole group (district) went down: the last of its units to fail (one may have been down for days).
 GROUP_SINCE = f"max({UNIT_DOWN_SINCE}{{%s=%%q}})"
-
-# A target's configured name, or its id when it has none.
-TARGET_NAME = ('{{ with printf "max by (name) (egov_target_info{target=%q,name!=\\"\\"})" $labels.target | query }}'
-               '{{ . | first | label "name" }}{{ else }}{{ $labels.target }}{{ end }}')
 
 # What failed at a unit, for the description: the names of its targets that are down now.
 FAILED_TARGETS = ('{{ range printf "max by (target, name) (egov_target_info{unit=%q}) and on(target) '
@@ -542,68 +527,11 @@ def _slo_groups(loaded: LoadedConfig) -> list[dict[str, Any]]:
     return groups
 
 
-def _targets_group(loaded: LoadedConfig, offset: int) -> dict[str, Any]:
+def _targets_group(loaded: LoadedConfig, kinds_rules: list[tuple[str, list[dict[str, Any]]]]) -> dict[str, Any]:
+    """The kinds' alerts about their targets, then those about every collector."""
     collectors = loaded.config.collectors
-    rules: list[dict[str, Any]] = []
-    since_vi, since_en = _since(TARGET_SINCE, "$labels.target", offset)
-    if "http" in collectors:
-        rules.append(_alert(
-            "EgovPortalDown", 'egov_target_up{collector="http"} == 0', "critical",
-            f"Cổng {TARGET_NAME} không truy cập được{since_vi}",
-            f"Portal {TARGET_NAME} is down{since_en}",
-            "Xem egov_target_probe_failures_total{reason} để biết nguyên nhân (TLS, mã trạng thái, nội dung) / "
-            "See egov_target_probe_failures_total by reason (TLS, status, content).", "5m"))
-        rules.append(_alert(
-            "EgovTlsCertificateExpiring", "(egov_http_tls_cert_expiry_timestamp_seconds - time()) < 14 * 86400",
-            "warning",
-            f"Chứng thư TLS của {TARGET_NAME} hết hạn trong {{{{ $value | humanizeDuration }}}}",
-            f"TLS certificate of {TARGET_NAME} expires in {{{{ $value | humanizeDuration }}}}",
-            "Gia hạn chứng thư số cho cổng / Renew the portal's certificate.", "1h"))
-        rules.append(_alert(
-            "EgovClientCertificateExpiring",
-            "(egov_http_tls_client_cert_expiry_timestamp_seconds - time()) < 14 * 86400", "warning",
-            "Chứng thư máy khách của agent cho {{ $labels.target }} hết hạn trong {{ $value | humanizeDuration }}",
-            "The agent's client certificate for {{ $labels.target }} expires in {{ $value | humanizeDuration }}",
-            "Gia hạn chứng thư (client_cert) trước khi cổng từ chối / Renew client_cert before the portal "
-            "refuses it.", "1h"))
-    if "mcu" in collectors:
-        rules.append(_alert(
-            "EgovMcuCounterGoingBack", "increase(egov_mcu_meetings_held_resets_total[1h]) > 2", "warning",
-            "Bộ đếm cuộc họp của MCU {{ $labels.target }} lùi lại nhiều lần trong 1 giờ",
-            "The meetings counter of MCU {{ $labels.target }} went back several times within an hour",
-            "Mỗi lần lùi được tính là MCU khởi động lại; lùi liên tục (hai MCU sau một địa chỉ, bộ đếm lỗi) làm "
-            "số cuộc họp bị tính thừa / Each fall counts as an MCU restart; repeated falls (two MCUs behind one "
-            "address, a faulty counter) overcount meetings held.", "0m"))
-    if "tcp" in collectors:
-        rules.append(_alert(
-            "EgovHostedSystemDown", 'egov_target_up{collector="tcp"} == 0', "warning",
-            f"Hệ thống {TARGET_NAME} tại THDL không phản hồi{since_vi}",
-            f"Hosted system {TARGET_NAME} is down{since_en}",
-            "Kiểm tra máy chủ ứng dụng và cổng dịch vụ / Check the application server and its port.", "5m"))
-    if "power" in collectors:
-        from collectors.power.probe import PowerSettings  # its thresholds are the power collector's settings
-
-        power = PowerSettings.model_validate(collectors["power"].settings)
-        rules.append(_alert(
-            "EgovUpsOnBattery", "egov_ups_on_battery == 1", "critical",
-            "UPS {{ $labels.target }} đang chạy bằng ắc quy (mất điện lưới)",
-            "UPS {{ $labels.target }} is on battery (mains lost)",
-            "Kiểm tra điện lưới, ATS và máy phát; theo dõi egov_ups_battery_runtime_seconds / "
-            "Check mains, the ATS and the generator; watch egov_ups_battery_runtime_seconds.", "1m"))
-        rules.append(_alert(
-            "EgovUpsLowRuntime", f"egov_ups_battery_runtime_seconds < {power.runtime_low_seconds:g}", "critical",
-            "UPS {{ $labels.target }} chỉ còn {{ $value | humanizeDuration }} thời gian lưu điện",
-            "UPS {{ $labels.target }} has {{ $value | humanizeDuration }} of battery runtime left",
-            "Chuẩn bị tắt có kiểm soát các hệ thống không thiết yếu; kiểm tra ắc quy / "
-            "Prepare a controlled shutdown of non-essential systems; check the batteries.", "1m"))
-        rules.append(_alert(
-            "EgovTemperatureHigh", f"egov_env_temperature_celsius > {power.temperature_high_celsius:g}", "warning",
-            "Nhiệt độ tại {{ $labels.target }} ({{ $labels.sensor }}) là {{ $value }} °C, "
-            f"vượt ngưỡng {power.temperature_high_celsius:g} °C",
-            "Temperature at {{ $labels.target }} ({{ $labels.sensor }}) is {{ $value }} °C, "
-            f"above {power.temperature_high_celsius:g} °C",
-            "Kiểm tra điều hòa chính xác và luồng gió của phòng máy / "
-            "Check the precision air conditioning and the room's airflow.", "10m"))
+    rules = [rule for _kind, groups in kinds_rules for group in groups if group["name"] == TARGETS_GROUP
+             for rule in group["rules"]]
     for name, spec in collectors.items():
         stale_after = int(3 * spec.interval + spec.timeout)
         rules.append(_alert(
@@ -622,7 +550,7 @@ def _targets_group(loaded: LoadedConfig, offset: int) -> dict[str, Any]:
         "More than half of collector {{ $labels.collector }}'s probes fail",
         "Một sự cố chung (mạng, thông tin xác thực SNMP)? / A shared fault (network, SNMP credentials)?", "15m",
 ))
-    return {"name": "egov_targets", "interval": "30s", "rules": rules}
+    return {"name": TARGETS_GROUP, "interval": "30s", "rules": rules}
 
 
 def _agent_group(job: str) -> dict[str, Any]:
@@ -661,8 +589,11 @@ def build_rules(loaded: LoadedConfig, job: str = "egov-agent", now: float | None
     today = dt.datetime.fromtimestamp(time.time() if now is None else now,
                                       ZoneInfo(loaded.config.province.timezone)).date()
     offset = _utc_offset(loaded, time.time() if now is None else now)
+    kinds_rules = _kinds_rules(loaded, offset)
+    own = [group for _kind, groups in kinds_rules for group in groups if group["name"] != TARGETS_GROUP]
     groups = [_kpi_group(loaded), _coverage_group(loaded, offset), *_availability_groups(loaded),
-              *_slo_groups(loaded), *_period_groups(loaded, today), _targets_group(loaded, offset), _agent_group(job)]
+              *_slo_groups(loaded), *_period_groups(loaded, today), _targets_group(loaded, kinds_rules), *own,
+              _agent_group(job)]
     groups = [g for g in groups if g is not None]
     for group in groups:
         if evaluation_interval and group["name"].startswith(("egov_hourly", "egov_period")):

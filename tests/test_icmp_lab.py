@@ -137,8 +137,8 @@ def test_lab_routers_break_as_the_agent_sees_it(tmp_path, nft_root):
 
 def test_a_dead_lab_table_is_removed_by_the_next_lab(nft_root):
     script = ("import asyncio, ipaddress, time\n"
-              "from agent.lab.addresses import AddressPool\n"
-              "from agent.lab.icmp import IcmpSimulator\n"
+              "from collectors.lab_addresses import AddressPool\n"
+              "from collectors.icmp.lab import IcmpSimulator\n"
               "async def main():\n"
               "    sim = IcmpSimulator(AddressPool(ipaddress.ip_network('127.77.252.0/24')))\n"
               "    await sim.add('r', {'host': '10.9.9.9'}, up=False)\n"
@@ -172,8 +172,8 @@ def test_a_dead_lab_table_is_removed_by_the_next_lab(nft_root):
 
 def test_without_nft_routers_answer_and_faults_are_refused(tmp_path):
     script = ("import asyncio, ipaddress\n"
-              "from agent.lab.addresses import AddressPool\n"
-              "from agent.lab.icmp import IcmpSimulator\n"
+              "from collectors.lab_addresses import AddressPool\n"
+              "from collectors.icmp.lab import IcmpSimulator\n"
               "async def main():\n"
               "    sim = IcmpSimulator(AddressPool(ipaddress.ip_network('127.77.250.0/24')))\n"
               "    params = await sim.add('r', {'host': '10.9.9.9', 'count': 3}, up=False)\n"

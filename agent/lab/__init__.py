@@ -26,40 +26,61 @@ import yaml
 from agent.config.schema import load_config
 from agent.config.yamlsource import load_document
 from agent.lab.apps import AppsLab, ensure_source_secrets
-from collectors.host.lab import HostSimulator
-from collectors.http.lab import HttpSimulator
-from collectors.icmp.lab import IcmpSimulator, remove_stale_tables
+from collectors import REGISTRY, resolve
 from collectors.lab_addresses import LAB_NETWORK, AddressPool
-from collectors.mcu.lab import McuSimulator
-from collectors.power.lab import PowerSimulator
-from collectors.sip.lab import SipSimulator
-from collectors.snmp.lab import SnmpSimulator, ensure_community
-from collectors.tcp.lab import TcpSimulator
+from collectors.simulation import DEFAULT_SEED, Simulator, SimulatorClass
 
 log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 10.0  # seconds for one simulator to close before the lab gives up on it and goes on
 
 
+def simulator_class(kind: str) -> SimulatorClass | None:
+    """The simulator a kind's descriptor names, imported now; None for a kind the lab cannot simulate."""
+    descriptor = REGISTRY.descriptor(kind)
+    if descriptor is None or descriptor.simulator is None:
+        return None
+    found: SimulatorClass = resolve(descriptor.simulator)
+    return found
+
+
 class Lab:
-    def __init__(self, province_config: Path, down_ratio: float = 0.03, seed: int = 59,
+    """Every simulator is the one its kind's descriptor names, constructed when the province first needs it
+    (a target of the kind, or another simulator asking for it: :meth:`simulator`)."""
+
+    def __init__(self, province_config: Path, down_ratio: float = 0.03, seed: int = DEFAULT_SEED,
                  network: ipaddress.IPv4Network = LAB_NETWORK) -> None:
         self.province_config = province_config
         self.down_ratio = down_ratio
+        self.seed = seed
         self.random = random.Random(seed)
         self.pool = AddressPool(network)  # labs side by side need their own ranges (their nftables rules)
-        self.simulators = {"tcp": TcpSimulator(self.pool)}
-        self.simulators["http"] = HttpSimulator(self.pool)
-        self.simulators["host"] = HostSimulator()
-        self.simulators["icmp"] = IcmpSimulator(self.pool)
-        self.simulators["snmp"] = SnmpSimulator(self.pool, seed)
-        self.simulators["sip"] = sip = SipSimulator(self.pool)
-        self.simulators["mcu"] = McuSimulator(self.pool, seed, registered=sip.registered)
-        self.simulators["power"] = PowerSimulator(self.pool, seed)
+        self.simulators: dict[str, Simulator] = {}  # kind -> its simulator, in the order they were needed
+        self._started: set[str] = set()
+        self._constructing = threading.Lock()  # a simulator may ask for another from a server thread of its own
         self._fates: dict[str, bool] = {}
-        self.owner: dict[str, Any] = {}  # target id -> simulator
+        self.owner: dict[str, Simulator] = {}  # target id -> simulator
         # Lab services stand in for what is not a target: the systems behind the province's sources:.
         self.services = [AppsLab(self.pool, seed)]
         self._closed = False
+
+    def simulator(self, kind: str) -> Simulator | None:
+        """The lab's simulator of ``kind``, constructed on first ask (what :class:`~collectors.simulation.Peers`
+        promises the simulators); None if the kind has none."""
+        with self._constructing:
+            found = self.simulators.get(kind)
+            if found is None:
+                cls = simulator_class(kind)
+                if cls is None:
+                    return None
+                found = self.simulators[kind] = cls(self.pool, self.seed, self)
+            return found
+
+    async def _started_simulator(self, kind: str) -> Simulator | None:
+        simulator = self.simulator(kind)
+        if simulator is not None and kind not in self._started:
+            self._started.add(kind)
+            await simulator.start()
+        return simulator
 
     async def start(self) -> dict[str, Any]:
         """Start every simulator; return the agent configuration (as data) pointing at them. Should any
@@ -71,15 +92,12 @@ class Lab:
             raise
 
     async def _start(self) -> dict[str, Any]:
-        # Tables left by labs that were killed (SIGKILL, or a crash of the interpreter) go first: one log
-        # line names them. Only our naming and pids no longer running; without root or nft, nothing.
-        await asyncio.to_thread(remove_stale_tables)
         prepare_environment(self.province_config)
         loaded = load_config(self.province_config)  # refuse to simulate an invalid province
         data = load_document(self.province_config).data
         self._plan_fates(data.get("targets", []))
         for target in data.get("targets", []):
-            simulator = self.simulators.get(target["collector"])
+            simulator = await self._started_simulator(target["collector"])
             if simulator is None:
                 continue
             up = self._fate(target)
@@ -100,7 +118,7 @@ class Lab:
         groups: dict[str, list[str]] = {}
         for target in targets:
             key = _address_key(target)
-            if target["collector"] in self.simulators and key not in self._fates:
+            if key not in self._fates and _simulates(target["collector"]):
                 self._fates[key] = True
                 groups.setdefault(target["collector"], []).append(key)
         for keys in groups.values():
@@ -119,17 +137,18 @@ class Lab:
 
     def states(self) -> dict[str, str]:
         out: dict[str, str] = {}
-        for simulator in self.simulators.values():
+        for simulator in list(self.simulators.values()):
             out.update(simulator.states())
         return out
 
     async def close(self) -> None:
         """Close every simulator and service, each even if another's close fails or hangs (then it is logged
-        and given up after CLOSE_TIMEOUT). ICMP goes first: its nftables table must not outlive the lab."""
+        and given up after CLOSE_TIMEOUT). Those that change the machine (``close_first``: ICMP's nftables
+        table) go first, so that nothing they made outlives the lab."""
         if self._closed:
             return
         self._closed = True
-        order = sorted(self.simulators.items(), key=lambda item: item[0] != "icmp")
+        order = sorted(list(self.simulators.items()), key=lambda item: not item[1].close_first)
         parts: list[tuple[str, Any]] = [*order, *((type(s).__name__, s) for s in self.services)]
         for name, part in parts:
             try:
@@ -140,15 +159,37 @@ class Lab:
                 log.exception("lab: closing %s failed", name)
 
 
+def _simulates(kind: str) -> bool:
+    descriptor = REGISTRY.descriptor(kind)
+    return descriptor is not None and descriptor.simulator is not None
+
+
 def _address_key(target: dict[str, Any]) -> str:
     return str((target.get("params") or {}).get("host") or target["id"])
 
 
 def prepare_environment(province_config: Path | None = None) -> None:
-    """Secrets the province configuration names and the lab itself provides: its SNMP community, and
-    the credentials of the application systems its sources read."""
-    ensure_community()
+    """Secrets the province configuration names and the lab itself provides: those of the kinds it
+    simulates (their ``prepare_environment``: the SNMP community...), and the credentials of the application
+    systems its sources read. Without a configuration (or with one that does not parse), every kind's."""
+    for kind in _kinds(province_config):
+        cls = simulator_class(kind)
+        if cls is not None:
+            cls.prepare_environment()
     ensure_source_secrets(province_config)
+
+
+def _kinds(province_config: Path | None) -> list[str]:
+    """The kinds the province's collectors and targets name, or every kind."""
+    try:
+        data = load_document(province_config).data if province_config is not None else None
+    except Exception:  # an invalid configuration is reported by the lab's own validation
+        data = None
+    if not isinstance(data, dict):
+        return list(REGISTRY.descriptors)
+    named = [*(data.get("collectors") or {})]
+    named += [t.get("collector") for t in data.get("targets") or [] if isinstance(t, dict)]
+    return [kind for kind in dict.fromkeys(named) if isinstance(kind, str)]
 
 
 def write_config(data: dict[str, Any], path: Path) -> None:

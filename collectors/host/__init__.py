@@ -6,4 +6,6 @@ DESCRIPTOR = KindDescriptor(
     kind="host",
     collector="collectors.host.probe:HostCollector",
     simulator="collectors.host.lab:HostSimulator",
+    panels="collectors.host.panels:panels",
+    order=70,
 )

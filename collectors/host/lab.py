@@ -11,11 +11,15 @@ from typing import Any
 
 import psutil
 
+from collectors.lab_addresses import AddressPool
+from collectors.simulation import DEFAULT_SEED, Peers, SimulatorBase
 
-class HostSimulator:
+
+class HostSimulator(SimulatorBase):
     kind = "host"
 
-    def __init__(self) -> None:
+    def __init__(self, pool: AddressPool, seed: int = DEFAULT_SEED, peers: Peers | None = None) -> None:
+        super().__init__(pool, seed, peers)
         self.targets: set[str] = set()
 
     async def add(self, target_id: str, params: dict[str, Any], up: bool) -> dict[str, Any]:

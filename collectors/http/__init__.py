@@ -7,4 +7,7 @@ DESCRIPTOR = KindDescriptor(
     collector="collectors.http.probe:HttpCollector",
     models="collectors.http.models",
     simulator="collectors.http.lab:HttpSimulator",
+    rules="collectors.http.rules:rules",
+    panels="collectors.http.panels:panels",
+    order=30,
 )

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from collectors.lab_addresses import AddressPool
+from collectors.simulation import DEFAULT_SEED, Peers, SimulatorBase
 
 log = logging.getLogger(__name__)
 
@@ -191,11 +192,11 @@ class _Portal:
         changed.set()
 
 
-class HttpSimulator:
+class HttpSimulator(SimulatorBase):
     kind = "http"
 
-    def __init__(self, pool: AddressPool) -> None:
-        self.pool = pool
+    def __init__(self, pool: AddressPool, seed: int = DEFAULT_SEED, peers: Peers | None = None) -> None:
+        super().__init__(pool, seed, peers)
         self.portals: dict[str, _Portal] = {}
         self._dir: Path | None = None
         self._ca: trustme.CA | None = None

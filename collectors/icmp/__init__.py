@@ -6,4 +6,6 @@ DESCRIPTOR = KindDescriptor(
     kind="icmp",
     collector="collectors.icmp.probe:IcmpCollector",
     simulator="collectors.icmp.lab:IcmpSimulator",
+    panels="collectors.icmp.panels:panels",
+    order=10,
 )

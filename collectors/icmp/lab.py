@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from collectors.lab_addresses import LAB_NETWORK, AddressPool
+from collectors.simulation import DEFAULT_SEED, Peers, SimulatorBase
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +71,13 @@ def faults_unavailable() -> str | None:
     return None
 
 
-class IcmpSimulator:
+class IcmpSimulator(SimulatorBase):
     kind = "icmp"
+    close_first = True  # its nftables table must not outlive the lab
 
-    def __init__(self, pool: AddressPool, lossy_percent: int = 30, slow_delay: float = 0.3,
-                 flap_seconds: float = 30.0) -> None:
-        self.pool = pool
+    def __init__(self, pool: AddressPool, seed: int = DEFAULT_SEED, peers: Peers | None = None,
+                 lossy_percent: int = 30, slow_delay: float = 0.3, flap_seconds: float = 30.0) -> None:
+        super().__init__(pool, seed, peers)
         self.lossy_percent = lossy_percent
         self.slow_delay = slow_delay
         self.flap_seconds = flap_seconds
@@ -84,6 +86,11 @@ class IcmpSimulator:
         self.faults: NftFaults | None = None
         self._unavailable: str | None = None
         self._warned = False
+
+    async def start(self) -> None:
+        """Tables left by labs that were killed (SIGKILL, a crash of the interpreter) go first, one log line
+        naming them: only our naming and pids no longer running; without root or nft, nothing."""
+        await asyncio.to_thread(remove_stale_tables)
 
     async def add(self, target_id: str, params: dict[str, Any], up: bool) -> dict[str, Any]:
         host = self.pool.take(str(params.get("host", target_id)))

@@ -7,4 +7,7 @@ DESCRIPTOR = KindDescriptor(
     collector="collectors.mcu.probe:McuCollector",
     models="collectors.mcu.models",
     simulator="collectors.mcu.lab:McuSimulator",
+    rules="collectors.mcu.rules:rules",
+    panels="collectors.mcu.panels:panels",
+    order=50,
 )

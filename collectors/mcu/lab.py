@@ -7,7 +7,7 @@ behind the credentials the target's ``auth`` names when they resolve in the lab'
 Over SNMPv2c it answers GET and GETNEXT for exactly the OIDs the target configures, the endpoint
 ids as a table column (rows 1..n). Its figures move with time: a meeting starts every
 ``meeting_every`` seconds, one to four conferences run, and the registered endpoints are the lab's
-SIP endpoints that currently answer (``registered``, a callable the lab passes in).
+SIP endpoints that currently answer (asked of the lab's SIP simulator, :class:`~collectors.simulation.Peers`).
 
 States (``set_state``): ``up``; ``down`` (HTTP refused, SNMP silent); ``slow`` (answers
 ``slow_delay`` seconds late); ``error`` (HTTP 500, SNMP genErr); ``garbage`` (a body that is not
@@ -32,7 +32,6 @@ import threading
 import time
 import zlib
 from bisect import bisect_right
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,6 +44,8 @@ from pysnmp.proto.api.verdec import decode_message_version
 
 from agent.domain.secrets import resolve
 from collectors.lab_addresses import AddressPool
+from collectors.simulation import DEFAULT_SEED, Peers, SimulatorBase
+from collectors.sip.lab import SipSimulator
 from collectors.snmp.lab import ensure_community
 
 log = logging.getLogger(__name__)
@@ -75,18 +76,25 @@ class Mcu:
     changed: threading.Event = field(default_factory=threading.Event)
 
 
-class McuSimulator:
+class McuSimulator(SimulatorBase):
     kind = "mcu"
 
-    def __init__(self, pool: AddressPool, seed: int = 59, registered: Callable[[], list[str]] | None = None,
+    def __init__(self, pool: AddressPool, seed: int = DEFAULT_SEED, peers: Peers | None = None,
                  meeting_every: float = 20.0, slow_delay: float = 30.0) -> None:
-        self.pool = pool
-        self.seed = seed
-        self.registered = registered or (lambda: [])
+        super().__init__(pool, seed, peers)
         self.meeting_every = meeting_every
         self.slow_delay = slow_delay
         self.mcus: dict[str, Mcu] = {}
         self._secret_dir: Path | None = None
+
+    @staticmethod
+    def prepare_environment() -> None:
+        ensure_community()  # the MCU's SNMP agent answers the lab's community
+
+    def registered(self) -> list[str]:
+        """The lab's SIP endpoints that answer: what the MCU lists as registered (none without a lab)."""
+        sip = self.peers.simulator("sip") if self.peers is not None else None
+        return sip.registered() if isinstance(sip, SipSimulator) else []
 
     # -- what the MCU reports ---------------------------------------------------------------------
 

@@ -7,4 +7,7 @@ DESCRIPTOR = KindDescriptor(
     collector="collectors.power.probe:PowerCollector",
     models="collectors.power.models",
     simulator="collectors.power.lab:PowerSimulator",
+    rules="collectors.power.rules:rules",
+    panels="collectors.power.panels:panels",
+    order=80,
 )

@@ -28,6 +28,7 @@ from typing import Any
 from pysnmp.proto import rfc1902
 
 from collectors.lab_addresses import AddressPool
+from collectors.simulation import DEFAULT_SEED, Peers
 from collectors.snmp.lab import SCALARS, Getter, MibTable, Router, SnmpSimulator
 
 STATES = ("online", "on_battery", "low_battery", "hot", "down")
@@ -162,8 +163,8 @@ class PowerTable(MibTable):
 class PowerSimulator(SnmpSimulator):
     kind = "power"
 
-    def __init__(self, pool: AddressPool, seed: int = 59, port: int = 0) -> None:
-        super().__init__(pool, seed, port=port)
+    def __init__(self, pool: AddressPool, seed: int = DEFAULT_SEED, peers: Peers | None = None, port: int = 0) -> None:
+        super().__init__(pool, seed, peers, port=port)
         self.table = PowerTable()
 
     async def set_state(self, target_id: str, state: str) -> None:

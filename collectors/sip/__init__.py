@@ -6,4 +6,6 @@ DESCRIPTOR = KindDescriptor(
     kind="sip",
     collector="collectors.sip.probe:SipCollector",
     simulator="collectors.sip.lab:SipSimulator",
+    panels="collectors.sip.panels:panels",
+    order=40,
 )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collectors.lab_addresses import AddressPool
+from collectors.simulation import DEFAULT_SEED, Peers, SimulatorBase
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +95,12 @@ def _send(transport: asyncio.DatagramTransport, data: bytes, addr: tuple) -> Non
         transport.sendto(data, addr)
 
 
-class SipSimulator:
+class SipSimulator(SimulatorBase):
     kind = "sip"
 
-    def __init__(self, pool: AddressPool, slow_delay: float = 8.0) -> None:
-        self.pool = pool
+    def __init__(self, pool: AddressPool, seed: int = DEFAULT_SEED, peers: Peers | None = None,
+                 slow_delay: float = 8.0) -> None:
+        super().__init__(pool, seed, peers)
         self.slow_delay = slow_delay
         self.endpoints: dict[str, Endpoint] = {}
         self._tags: dict[str, str] = {}

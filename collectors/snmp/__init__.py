@@ -7,4 +7,6 @@ DESCRIPTOR = KindDescriptor(
     collector="collectors.snmp.probe:SnmpCollector",
     models="collectors.snmp.models",
     simulator="collectors.snmp.lab:SnmpSimulator",
+    panels="collectors.snmp.panels:panels",
+    order=20,
 )

@@ -50,6 +50,7 @@ from pysnmp.proto.api.verdec import decode_message_version
 
 from agent.domain.secrets import resolve
 from collectors.lab_addresses import AddressPool
+from collectors.simulation import DEFAULT_SEED, Peers, SimulatorBase
 from collectors.snmp import ber as snmp_ber
 
 log = logging.getLogger(__name__)
@@ -267,13 +268,12 @@ class _RouterProtocol(asyncio.DatagramProtocol):
         self.simulator.handle(self.router, data, addr)
 
 
-class SnmpSimulator:
+class SnmpSimulator(SimulatorBase):
     kind = "snmp"
 
-    def __init__(self, pool: AddressPool, seed: int = 59, slow_delay: float = 1.5, loss: float = 0.3,
-                 flap_period: float = 20.0, port: int = 0) -> None:
-        self.pool = pool
-        self.seed = seed
+    def __init__(self, pool: AddressPool, seed: int = DEFAULT_SEED, peers: Peers | None = None,
+                 slow_delay: float = 1.5, loss: float = 0.3, flap_period: float = 20.0, port: int = 0) -> None:
+        super().__init__(pool, seed, peers)
         self.slow_delay = slow_delay
         self.loss = loss
         self.flap_period = flap_period
@@ -285,6 +285,10 @@ class SnmpSimulator:
         self._community_file: Path | None = None
 
     # -- the simulator interface of the lab -----------------------------------------------------
+
+    @staticmethod
+    def prepare_environment() -> None:
+        ensure_community()  # the province's configuration reads it as env:EGOV_SNMP_COMMUNITY
 
     async def add(self, target_id: str, params: dict[str, Any], up: bool) -> dict[str, Any]:
         host = self.pool.take(str(params.get("host", target_id)))

@@ -6,4 +6,7 @@ DESCRIPTOR = KindDescriptor(
     kind="tcp",
     collector="collectors.tcp.probe:TcpCollector",
     simulator="collectors.tcp.lab:TcpSimulator",
+    rules="collectors.tcp.rules:rules",
+    panels="collectors.tcp.panels:panels",
+    order=60,
 )

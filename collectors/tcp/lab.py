@@ -6,13 +6,14 @@ import asyncio
 from typing import Any
 
 from collectors.lab_addresses import AddressPool
+from collectors.simulation import DEFAULT_SEED, Peers, SimulatorBase
 
 
-class TcpSimulator:
+class TcpSimulator(SimulatorBase):
     kind = "tcp"
 
-    def __init__(self, pool: AddressPool) -> None:
-        self.pool = pool
+    def __init__(self, pool: AddressPool, seed: int = DEFAULT_SEED, peers: Peers | None = None) -> None:
+        super().__init__(pool, seed, peers)
         self.servers: dict[str, asyncio.Server] = {}
         self.addresses: dict[str, tuple[str, int]] = {}
 
