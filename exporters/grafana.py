@@ -120,10 +120,10 @@ def _counted_level(kpi: KpiSpec | None) -> str | None:
     return kpi.measure.select.level if kpi is not None and isinstance(kpi.measure, CoverageMeasure) else None
 
 
-def _kinds_panels(board: BoardContext) -> list[Panel]:
-    """Every kind's panels on this board, in the kinds' order: every kind's, configured or not, as a board
-    shows its sections whatever the province monitors yet."""
-    return [panel for _kind, panels in contributions("panels") for panel in panels(board)]
+def _kinds_panels(config: Config, board: BoardContext) -> list[Panel]:
+    """The panels on this board of each kind the configuration has a collector of, in the kinds' order (as
+    with the rules: a section for what the province does not monitor would only ever read "No data")."""
+    return [panel for _kind, panels in contributions("panels", config.collectors) for panel in panels(board)]
 
 
 def _mappings_met() -> list[dict[str, Any]]:
@@ -355,7 +355,7 @@ def wan(config: Config) -> dict[str, Any]:
                                            "properties": [{"id": "mappings", "value": _mappings_up()}]}]}),
         Panel(f"Chất lượng đường truyền / Link quality{scope}", "row"),
     ]
-    panels += _kinds_panels(BoardContext("wan", group, _counted_level(opening)))
+    panels += _kinds_panels(config, BoardContext("wan", group, _counted_level(opening)))
     variables = [_variable_datasource(), _province_variable(config)]
     if opening is not None:
         variables.append(_custom_variable("kpi", "Chỉ tiêu / KPI", [k.id for k in kpis], opening.id))
@@ -369,13 +369,13 @@ def wan(config: Config) -> dict[str, Any]:
 
 
 def portals(config: Config) -> dict[str, Any]:
-    panels = _kinds_panels(BoardContext("portals"))
+    panels = _kinds_panels(config, BoardContext("portals"))
     variables = [_variable_datasource(), _province_variable(config)]
     return dashboard("egov-portals", "egov-agent — Cổng thông tin / Portals", panels, variables, ["portals"])
 
 
 def datacentre(config: Config) -> dict[str, Any]:
-    panels = _kinds_panels(BoardContext("datacentre"))
+    panels = _kinds_panels(config, BoardContext("datacentre"))
     variables = [_variable_datasource(), _province_variable(config)]
     return dashboard("egov-datacentre", "egov-agent — Trung tâm THDL / Data centre", panels, variables,
                      ["datacentre"])
@@ -402,7 +402,7 @@ def videoconference(config: Config) -> dict[str, Any]:
               queries=[Query(f'max(kpi:egov_kpi_target:max{{{PROVINCE}, kpi="$kpi"}})', instant=True)],
               options=stat),
     ]
-    panels += _kinds_panels(BoardContext("videoconference", group, level))
+    panels += _kinds_panels(config, BoardContext("videoconference", group, level))
     variables = [_variable_datasource(), _province_variable(config)]
     if opening is not None:
         variables.append(_custom_variable("kpi", "Chỉ tiêu / KPI", [k.id for k in kpis], opening.id))
