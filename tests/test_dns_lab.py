@@ -100,7 +100,6 @@ collectors:
 
     async def main() -> tuple[Agent, dict[str, Any], dict[str, str]]:
         lab = Lab(config, down_ratio=0.0, network=NETWORK)
-        lab.simulators["dns"] = DnsSimulator(lab.pool)  # type: ignore[assignment] # until the lab finds simulators through the kinds
         try:
             data = await lab.start()
             for target, state in FAULTS.items():

@@ -11,14 +11,16 @@ import yaml
 from conftest import promtool
 
 from collectors import REGISTRY, resolve
-from exporters.grafana import Panel, Query, dashboard, panel_queries
+from collectors.contrib import BoardContext, RuleContext
+from exporters.grafana import dashboard, panel_queries
 
 DNS = REGISTRY.descriptor("dns")
+CONTEXT = RuleContext({}, 7 * 3600)  # the province at UTC+07:00
 
 
 def test_the_alert_is_valid_and_fires_with_the_name_and_the_reason(tmp_path: Path) -> None:
     assert DNS is not None and DNS.rules is not None
-    (tmp_path / "dns.rules.yml").write_text(yaml.safe_dump({"groups": resolve(DNS.rules)()}), encoding="utf-8")
+    (tmp_path / "dns.rules.yml").write_text(yaml.safe_dump({"groups": resolve(DNS.rules)(CONTEXT)}), encoding="utf-8")
     check = subprocess.run([promtool(), "check", "rules", str(tmp_path / "dns.rules.yml")], capture_output=True,
                            text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -33,7 +35,7 @@ def test_the_alert_is_valid_and_fires_with_the_name_and_the_reason(tmp_path: Pat
             {"eval_time": "6m", "alertname": "EgovDnsNameNotResolving", "exp_alerts": []},
             {"eval_time": "8m", "alertname": "EgovDnsNameNotResolving", "exp_alerts": [{
                 "exp_labels": {"severity": "critical", "collector": "dns", "target": "dns-portal-bg", "unit": "bg"},
-                "exp_annotations": {**resolve(DNS.rules)()[0]["rules"][0]["annotations"],
+                "exp_annotations": {**resolve(DNS.rules)(CONTEXT)[0]["rules"][0]["annotations"],
                                     "summary_vi": "Tên miền Cổng tỉnh Bắc Giang không phân giải được (nxdomain)",
                                     "summary_en": "Name Cổng tỉnh Bắc Giang does not resolve (nxdomain)",
                                     "summary": "Name Cổng tỉnh Bắc Giang does not resolve (nxdomain)"}}]},
@@ -46,7 +48,8 @@ def test_the_alert_is_valid_and_fires_with_the_name_and_the_reason(tmp_path: Pat
 
 def test_the_panels_lay_out_and_query_valid_promql(tmp_path: Path) -> None:
     assert DNS is not None and DNS.panels is not None
-    panels = [Panel(**{**p, "queries": [Query(**q) for q in p.get("queries", [])]}) for p in resolve(DNS.panels)()]
+    panels = resolve(DNS.panels)(BoardContext("portals"))
+    assert resolve(DNS.panels)(BoardContext("wan")) == []
     board = json.loads(json.dumps(dashboard("egov-dns", "dns", panels, [], ["portals"])))
     queries = panel_queries(board)
     assert len(queries) == 7

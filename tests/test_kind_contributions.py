@@ -149,3 +149,15 @@ def test_a_kinds_panels_come_from_its_descriptor(monkeypatch: pytest.MonkeyPatch
     titles = [p["title"] for p in dashboards(config)["egov-datacentre.json"]["panels"]]
     assert "Test servers" in titles and "CPU" not in titles
     assert titles.index("Test servers") < titles.index("Nguồn điện và môi trường / Power and environment")
+
+
+def test_every_alert_a_kind_brings_has_its_runbook() -> None:
+    """The on-call engineer's link must lead somewhere, for a kind's alerts too, configured anywhere or not."""
+    from collectors.contrib import RuleContext, contributions
+
+    for kind, rules in contributions("rules"):
+        for group in rules(RuleContext({}, 7 * 3600)):
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    book = REPO / "docs" / "runbooks" / f"{rule['alert']}.md"
+                    assert book.is_file(), f"{kind}: {rule['alert']} has no runbook at {book}"

@@ -38,6 +38,7 @@ import dns.rdatatype
 import dns.rrset
 
 from collectors.lab_addresses import AddressPool
+from collectors.simulation import DEFAULT_SEED, Peers, SimulatorBase
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +142,11 @@ class _Stream(dns.asyncbackend.StreamSocket):
         return await self.reader.read(size)
 
 
-class DnsSimulator:
+class DnsSimulator(SimulatorBase):
     kind = "dns"
 
-    def __init__(self, pool: AddressPool) -> None:
-        self.pool = pool
+    def __init__(self, pool: AddressPool, seed: int = DEFAULT_SEED, peers: Peers | None = None) -> None:
+        super().__init__(pool, seed, peers)
         self.servers: dict[str, _Server] = {}
         self.targets: dict[str, _Entry] = {}
 
