@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import ssl
 from collections.abc import Mapping
@@ -43,6 +44,9 @@ from agent.domain.secrets import HIDDEN, SecretValue
 
 if TYPE_CHECKING:
     import httpx
+
+# Callers log each API's state changes; httpx would log every request's full URL (query tokens too) at INFO.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class HttpJsonError(Exception):
@@ -209,13 +213,17 @@ def _spreads(step: JSONPath) -> bool:
 
 
 class JsonField:
-    """A compiled field path: JSONPath (``$.don_vi[*].ma``), a JSON pointer (``/a/0``) or a dotted path
-    (``a.*.id``, ``*`` over a list)."""
+    """A compiled field path: by default the MCU's forms (:func:`compile_path`); :meth:`jsonpath` for JSONPath
+    alone, relative ones included (``van_ban_di`` within an item)."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, expression: JSONPath | None = None) -> None:
         self.text = text
-        self.steps = _steps(compile_path(text))
+        self.steps = _steps(expression if expression is not None else compile_path(text))
         self.many = any(_spreads(step) for step in self.steps)  # may match several values
+
+    @classmethod
+    def jsonpath(cls, text: str) -> JsonField:
+        return cls(text, parse_jsonpath(text))
 
     def find(self, document: Any) -> list[DatumInContext]:
         """Every match; none is an error naming why (``missing_field`` or ``wrong_type``), except a
@@ -256,16 +264,22 @@ def _why_not(step: JSONPath, parents: list[Any]) -> tuple[str, str]:
     return "wrong_type", f"cannot take {step} from {'/'.join(kinds)}"
 
 
-def compile_path(text: str) -> JSONPath:
-    """The jsonpath-ng expression of a field path; ValueError when it cannot be read."""
-    if text.startswith("$"):
-        from jsonpath_ng.exceptions import JSONPathError
-        from jsonpath_ng.ext import parse
+def parse_jsonpath(text: str) -> JSONPath:
+    """jsonpath-ng's expression (with its extensions: filters, arithmetic); ValueError when it cannot be read."""
+    from jsonpath_ng.exceptions import JSONPathError
+    from jsonpath_ng.ext import parse  # its parser tables cost 60 ms to import: only when a JSONPath is read
 
-        try:
-            return parse(text)
-        except (JSONPathError, ValueError, TypeError, AttributeError) as exc:  # the parser raises several kinds
-            raise ValueError(f"invalid JSONPath {text!r}: {first_line(exc)}") from None
+    try:
+        return parse(text)
+    except (JSONPathError, ValueError, TypeError, AttributeError) as exc:  # the parser raises several kinds
+        raise ValueError(f"invalid JSONPath {text!r}: {first_line(exc)}") from None
+
+
+def compile_path(text: str) -> JSONPath:
+    """The expression of a JSONPath (``$...``), a JSON pointer (``/a/0``) or a dotted path (``a.*.id``);
+    ValueError when it cannot be read."""
+    if text.startswith("$"):
+        return parse_jsonpath(text)
     if text.startswith("/"):  # RFC 6901: ~1 is "/", ~0 is "~"
         keys = [raw.replace("~1", "/").replace("~0", "~") for raw in text[1:].split("/")]
         spread = False
@@ -281,5 +295,5 @@ def compile_path(text: str) -> JSONPath:
     return node
 
 
-__all__ = ["Credentials", "HttpJsonError", "JsonClient", "JsonField", "compile_path", "first_line", "redact",
-           "ssl_context"]
+__all__ = ["Credentials", "HttpJsonError", "JsonClient", "JsonField", "compile_path", "first_line",
+           "parse_jsonpath", "redact", "ssl_context"]
