@@ -40,7 +40,7 @@ from jsonpath_ng.jsonpath import (
     Wildcard,
 )
 
-from agent.domain.secrets import HIDDEN, SecretValue
+from agent.domain.secrets import SecretValue, redact
 
 if TYPE_CHECKING:
     import httpx
@@ -68,14 +68,6 @@ class Credentials(Protocol):
 def first_line(exc: BaseException, limit: int = 200) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:limit]
-
-
-def redact(text: str, secrets: list[SecretValue]) -> str:
-    for secret in secrets:
-        value = secret.reveal()
-        if len(value) >= 3:
-            text = text.replace(value, HIDDEN)
-    return text
 
 
 # -- TLS ---------------------------------------------------------------------------------------------
@@ -296,4 +288,4 @@ def compile_path(text: str) -> JSONPath:
 
 
 __all__ = ["Credentials", "HttpJsonError", "JsonClient", "JsonField", "compile_path", "first_line",
-           "parse_jsonpath", "redact", "ssl_context"]
+           "parse_jsonpath", "ssl_context"]

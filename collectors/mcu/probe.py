@@ -38,7 +38,7 @@ from typing import Any
 from pysnmp.proto import rfc1902, rfc1905
 
 from agent.domain.models import StrictModel
-from agent.domain.secrets import HIDDEN, SecretValue
+from agent.domain.secrets import SecretValue, redact
 from collectors.api import Collector, Family, ProbeFailure, ProbeResult, Sample
 from collectors.http.models import BasicAuth, BearerAuth
 from collectors.httpjson import HttpJsonError, JsonClient, JsonField
@@ -136,11 +136,7 @@ class _Auth:
 
 
 def _redact(text: str, params: McuParams) -> str:
-    for secret in params.secrets():
-        value = secret.reveal()
-        if len(value) >= 3:
-            text = text.replace(value, HIDDEN)
-    return text
+    return redact(text, params.secrets())
 
 
 # --- the collector ------------------------------------------------------------------------------------
@@ -174,11 +170,7 @@ class McuCollector(Collector):
         self._counters: dict[str, tuple[McuParams, _Counter]] = {}
         self._clients: dict[str, tuple[McuParams, JsonClient]] = {}
         self._fields: dict[str, JsonField] = {}  # a field path -> its compiled form
-        self.snmp = SnmpClient(_REPETITIONS)
-
-    @property
-    def dropped_replies(self) -> dict[str, int]:
-        return self.snmp.dropped
+        self.snmp = SnmpClient(_REPETITIONS, settings.snmp_timeout, 1)
 
     async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
         assert isinstance(params, McuParams)

@@ -145,11 +145,7 @@ class PowerCollector(Collector):
         super().__init__(settings)
         assert isinstance(settings, PowerSettings)
         self.settings: PowerSettings = settings
-        self.snmp = SnmpClient(settings.max_repetitions)
-
-    @property
-    def dropped_replies(self) -> dict[str, int]:
-        return self.snmp.dropped
+        self.snmp = SnmpClient(settings.max_repetitions, settings.timeout, settings.retries)
 
     def self_samples(self) -> list[Sample]:
         return self.snmp.dropped_samples()
@@ -157,16 +153,11 @@ class PowerCollector(Collector):
     async def close(self) -> None:
         await self.snmp.close()
 
-    async def _session(self, target_id: str, params: PowerParams) -> Session:
-        timeout = params.timeout if params.timeout is not None else self.settings.timeout
-        retries = params.retries if params.retries is not None else self.settings.retries
-        return await self.snmp.session(target_id, params, timeout, retries)
-
     async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
         assert isinstance(params, PowerParams)
         try:
             async with asyncio.timeout(timeout):
-                session = await self._session(target_id, params)
+                session = await self.snmp.session(target_id, params, params.timeout, params.retries)
                 reader = {"ups_mib": self._ups_mib, "xups": self._xups, "apc_rpdu": self._apc_rpdu,
                           "geist": self._geist}[params.profile]
                 return ProbeResult(True, "", await reader(session))

@@ -125,8 +125,10 @@ def _client_transport(family: int) -> Any:
 class SnmpClient:
     """The SNMP of one collector: its sessions, its sockets (bound to the running loop), its drop counts."""
 
-    def __init__(self, max_repetitions: int) -> None:
+    def __init__(self, max_repetitions: int, timeout: float, retries: int) -> None:
         self.max_repetitions = max_repetitions
+        self.timeout = timeout  # per request, unless a target says otherwise
+        self.retries = retries
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: snmp_v2c.V2cClient | None = None  # v2c: one socket per address family
         self._engine: Any = None  # v3: a pysnmp SnmpEngine, created at the first v3 target
@@ -200,9 +202,13 @@ class SnmpClient:
 
     # -- sessions -----------------------------------------------------------------------------
 
-    async def session(self, target_id: str, params: Device, timeout: float, retries: int) -> Session:
-        """The target's session, made again when its params, timeout or retries changed, or on a new loop."""
+    async def session(self, target_id: str, params: Device, timeout: float | None = None,
+                      retries: int | None = None) -> Session:
+        """The target's session, made again when its params, timeout or retries changed, or on a new loop;
+        ``timeout`` and ``retries`` default to the client's."""
         self._bind_loop()
+        timeout = self.timeout if timeout is None else timeout
+        retries = self.retries if retries is None else retries
         session = self._sessions.get(target_id)
         if (session is not None and (session.params is params or session.params == params)  # == costs 14 µs
                 and session.timeout == timeout and session.retries == retries):

@@ -102,8 +102,6 @@ def safe_label(text: str) -> str:
     return _SAFE_NAME.sub("_", text)[:64]
 
 
-
-
 class SnmpCollector(Collector):
     kind = "snmp"
     Params = SnmpParams
@@ -132,23 +130,14 @@ class SnmpCollector(Collector):
         super().__init__(settings)
         assert isinstance(settings, SnmpSettings)
         self.settings: SnmpSettings = settings
-        self.snmp = SnmpClient(settings.max_repetitions)
+        self.snmp = SnmpClient(settings.max_repetitions, settings.timeout, settings.retries)
         self._devices: dict[str, _Device] = {}
-
-    @property
-    def dropped_replies(self) -> dict[str, int]:
-        return self.snmp.dropped
 
     def self_samples(self) -> list[Sample]:
         return self.snmp.dropped_samples()
 
     async def close(self) -> None:
         await self.snmp.close()
-
-    async def _session(self, target_id: str, params: SnmpParams) -> Session:
-        timeout = params.timeout if params.timeout is not None else self.settings.timeout
-        retries = params.retries if params.retries is not None else self.settings.retries
-        return await self.snmp.session(target_id, params, timeout, retries)
 
     def _device(self, target_id: str, params: SnmpParams) -> _Device:
         """What is known of the router; forgotten when the target's configuration changed."""
@@ -204,7 +193,7 @@ class SnmpCollector(Collector):
         assert isinstance(params, SnmpParams)
         try:
             async with asyncio.timeout(timeout):
-                session = await self._session(target_id, params)
+                session = await self.snmp.session(target_id, params, params.timeout, params.retries)
                 return await self._probe(session, self._device(target_id, params))
         except TimeoutError:
             return ProbeResult(False, "snmp_timeout", detail=f"no complete answer within {timeout:g}s")
