@@ -60,7 +60,7 @@ def test_the_receive_buffer_holds_a_burst_of_answers(tmp_path: Path) -> None:
     async def run() -> int:
         collector = SnmpCollector(SnmpSettings())
         try:
-            return collector._v2c().receive_buffer()
+            return collector.snmp.receive_buffer()
         finally:
             await collector.close()
 

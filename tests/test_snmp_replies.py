@@ -113,7 +113,7 @@ def test_a_misbehaving_device_cannot_answer_for_its_neighbours() -> None:
             for _ in range(3):
                 results = await asyncio.gather(*(collector.probe(t, p, 5.0) for t, p in targets.items()))
                 rounds.append(dict(zip(targets, results, strict=True)))
-            return rounds, dict(collector.dropped_replies)
+            return rounds, dict(collector.snmp.dropped)
         finally:
             await collector.close()
             for relay in relays:
@@ -269,7 +269,7 @@ def test_a_few_thousand_mutated_replies_read_snmp_malformed_without_a_traceback(
             await asyncio.gather(*(fuzz(i, t, p) for i, (t, p) in enumerate(targets.items())))
             stalls.stop()
             after = await asyncio.gather(*(collector.probe(t, p, 5.0) for t, p in targets.items()))
-            return outcomes, list(after), dict(collector.dropped_replies)
+            return outcomes, list(after), dict(collector.snmp.dropped)
         finally:
             await collector.close()
             for relay in relays:
@@ -337,7 +337,7 @@ def test_v3_a_genuine_reply_from_another_address_is_dropped_and_msgids_are_rando
                 "v3": {"user": USER, "auth_key": "env:EGOV_TEST_V3_AUTH", "priv_key": "env:EGOV_TEST_V3_PRIV"}})
             params = at(params, await relay.start("127.41.3.3"))
             result = await collector.probe("v3", params, 8.0)
-            return result, dict(collector.dropped_replies), [v3_message_id(r) for r in relay.requests]
+            return result, dict(collector.snmp.dropped), [v3_message_id(r) for r in relay.requests]
         finally:
             await collector.close()
             relay.close()
@@ -371,7 +371,7 @@ def test_v3_undecodable_replies_read_snmp_malformed(v3_agent: tuple[str, int]) -
                     "host": "127.41.3.4", "port": 161, "version": 3, "interface": {"name": "lo"},
                     "v3": {"user": USER, "auth_key": "env:EGOV_TEST_V3_AUTH", "priv_key": "env:EGOV_TEST_V3_PRIV"}})
                 params = at(params, await relay.start(f"127.41.3.{4 + i}"))
-                out.append((await collector.probe("v3", params, 5.0), dict(collector.dropped_replies)))
+                out.append((await collector.probe("v3", params, 5.0), dict(collector.snmp.dropped)))
             finally:
                 await collector.close()
                 relay.close()
@@ -401,7 +401,7 @@ def test_over_ipv6_the_source_check_accepts_the_device_and_drops_a_neighbour() -
             params = at(params, await relay.start("::1", upstream_side="127.41.3.9"))
             first = await collector.probe("v6", params, 5.0)
             second = await collector.probe("v6", params, 5.0)
-            return first, second, dict(collector.dropped_replies)
+            return first, second, dict(collector.snmp.dropped)
         finally:
             await collector.close()
             spoofer.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,12 @@ def resolve(reference: object) -> SecretValue:
 
 
 Secret = SecretValue
+
+
+def redact(text: str, secrets: Iterable[SecretValue]) -> str:
+    """Belt and braces for library messages quoted in errors: no resolved secret survives."""
+    for secret in secrets:
+        value = secret.reveal()
+        if len(value) >= 3:
+            text = text.replace(value, HIDDEN)
+    return text

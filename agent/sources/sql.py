@@ -50,7 +50,7 @@ from sqlglot import exp
 
 from agent.domain.models import Duration
 from agent.domain.periods import Period
-from agent.domain.secrets import Secret, SecretValue
+from agent.domain.secrets import Secret, SecretValue, redact
 from agent.sources.base import (
     FetchResult,
     Record,
@@ -62,7 +62,6 @@ from agent.sources.base import (
     first_line,
     make_record,
     period_values,
-    redact,
     unit_code,
 )
 

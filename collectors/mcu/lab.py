@@ -4,7 +4,7 @@ The MCU listens on the loopback address standing for its configured host. Over H
 Jitsi Videobridge's statistics (``GET /colibri/stats``, the field names of JVB 2.x) and a generic
 MCU status document (``GET /api/status``: conferences, ports, registrations, a meetings counter),
 behind the credentials the target's ``auth`` names when they resolve in the lab's environment.
-Over SNMPv2c it answers GET and GETNEXT for exactly the OIDs the target configures, the endpoint
+Over SNMPv2c it answers GET, GETNEXT and GETBULK for exactly the OIDs the target configures, the endpoint
 ids as a table column (rows 1..n). Its figures move with time: a meeting starts every
 ``meeting_every`` seconds, one to four conferences run, and the registered endpoints are the lab's
 SIP endpoints that currently answer (asked of the lab's SIP simulator, :class:`~collectors.simulation.Peers`).
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 STATES = ("up", "down", "slow", "error", "garbage", "restart")
 _V2C = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
 _GET, _GETNEXT = _V2C.GetRequestPDU.tagSet, _V2C.GetNextRequestPDU.tagSet
+_GETBULK = _V2C.GetBulkRequestPDU.tagSet
 _GAUGES = ("active_conferences", "ports_in_use", "ports_total", "registered_endpoints", "largest_conference")
 
 
@@ -284,6 +285,22 @@ class McuSimulator(SimulatorBase):
         oids = [oid for oid, _ in rows]
         exact = dict(rows)
         out: list[tuple[Any, Any]] = []
+
+        def following(oid: Any) -> tuple[Any, Any]:
+            position = bisect_right(oids, tuple(oid))
+            return rows[position] if position < len(rows) else (oid, rfc1905.endOfMibView)
+
+        if request.tagSet == _GETBULK:  # RFC 3416 4.2.3: the non-repeaters once, then the rest row by row
+            skip = max(0, int(_V2C.apiBulkPDU.get_non_repeaters(request)))
+            repetitions = max(0, min(int(_V2C.apiBulkPDU.get_max_repetitions(request)), 100))
+            out = [following(oid) for oid, _ in varbinds[:skip]]
+            cursors = [oid for oid, _ in varbinds[skip:]]
+            for _ in range(repetitions if cursors else 0):
+                step = [following(oid) for oid in cursors]
+                out += step
+                cursors = [oid for oid, _ in step]
+            _V2C.apiPDU.set_varbinds(response, out)
+            return encoder.encode(response_message)
         for oid, _ in varbinds:
             key = tuple(oid)
             if request.tagSet == _GET:
@@ -292,7 +309,7 @@ class McuSimulator(SimulatorBase):
                 position = bisect_right(oids, key)
                 out.append(rows[position] if position < len(rows) else (oid, rfc1905.endOfMibView))
             else:
-                return None  # GETBULK, SET: this lab MCU answers only what the collector asks
+                return None  # SET: this lab MCU answers only what the collector asks
         _V2C.apiPDU.set_varbinds(response, out)
         return encoder.encode(response_message)
 

@@ -41,7 +41,12 @@ def _oid(value: Any) -> tuple[int, ...]:
 
 def _field_path(value: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError("expected a JSON pointer (/a/b) or a dotted path (a.b)")
+        raise ValueError("expected a JSON pointer (/a/b), a dotted path (a.b) or a JSONPath ($.a.b)")
+    if value.startswith("$"):
+        from collectors.httpjson import compile_path  # jsonpath-ng's parser, only for a JSONPath
+
+        compile_path(value)
+        return value
     if value.startswith("/"):
         return value
     if any(not part for part in value.split(".")):
@@ -89,7 +94,7 @@ class McuParams(StrictModel):
     profile: Literal["jitsi_videobridge"] | None = None
     auth: Annotated[BasicAuth | BearerAuth, Field(discriminator="kind")] | None = None
     fields: dict[Quantity, FieldPath] = Field(default_factory=dict,
-                                              description="JSON pointer or dotted path per quantity")
+                                              description="JSON pointer, dotted path or JSONPath per quantity")
     tls_verify: bool = True
     ca_bundle: FilePath | None = None
     max_body_bytes: int = Field(MiB, ge=1024, le=64 * MiB)

@@ -3,12 +3,14 @@
 MCUs expose their state in vendor-specific ways, so the collector reads the same few quantities
 through one of two adapters, chosen by the target's ``adapter``:
 
-* ``snmp``: one GET of the configured OIDs (pysnmp's asyncio engine, SNMPv2c community or SNMPv3
-  authPriv as in ``collectors/snmp.py``), and a GETNEXT walk of a table column for the ids of the
-  registered endpoints. There is no standard MCU MIB: the OIDs come from the vendor's.
+* ``snmp``: one GET of the configured OIDs (SNMPv2c community or SNMPv3 authPriv, through the
+  ``collectors.snmp.client.SnmpClient`` the snmp and power collectors use), and a GETBULK walk of a
+  table column for the ids of the registered endpoints. There is no standard MCU MIB: the OIDs come
+  from the vendor's.
 * ``http``: a GET of a JSON status API (``url``, basic or bearer credentials as secret
-  references), with a JSON pointer (``/a/b/0``) or dotted path (``a.b.0``, ``*`` over a list) per
-  quantity. The built-in profile ``jitsi_videobridge`` maps Jitsi Videobridge's ``/colibri/stats``
+  references), with a JSON pointer (``/a/b/0``), dotted path (``a.b.0``, ``*`` over a list) or
+  JSONPath (``$.a.b[0]``) per quantity, through ``collectors.httpjson`` (httpx and jsonpath-ng, as
+  the application sources). The built-in profile ``jitsi_videobridge`` maps Jitsi Videobridge's ``/colibri/stats``
   (``conferences``, ``participants``, ``largest_conference``, ``total_conferences_created``).
 
 Quantities: ``active_conferences``, ``ports_in_use``, ``ports_total``, ``registered_endpoints``,
@@ -28,24 +30,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from pysnmp.hlapi.v3arch import asyncio as v3arch
-from pysnmp.proto import errind, rfc1902, rfc1905
-from pysnmp.proto.rfc1902 import ObjectName
+from pysnmp.proto import rfc1902, rfc1905
 
 from agent.domain.models import StrictModel
-from agent.domain.secrets import HIDDEN
+from agent.domain.secrets import SecretValue, redact
 from collectors.api import Collector, Family, ProbeFailure, ProbeResult, Sample
 from collectors.http.models import BasicAuth, BearerAuth
+from collectors.httpjson import HttpJsonError, JsonClient, JsonField
 from collectors.mcu.models import MAX_ENDPOINTS, McuParams, McuSettings
-from collectors.snmp.drops import DROP_REASONS, DROPPED_REPLIES, dropped_samples
-from collectors.snmp.replies import matching_engine
+from collectors.snmp.client import Session, SnmpClient
+from collectors.snmp.drops import DROPPED_REPLIES
 
 GAUGES = {
     "active_conferences": "mcu_active_conferences",
@@ -57,14 +56,7 @@ GAUGES = {
 _NUMERIC = (rfc1902.Integer32.tagSet, rfc1902.Gauge32.tagSet, rfc1902.Counter32.tagSet,
             rfc1902.Counter64.tagSet, rfc1902.Unsigned32.tagSet, rfc1902.TimeTicks.tagSet)
 _MISSING = (rfc1905.NoSuchObject.tagSet, rfc1905.NoSuchInstance.tagSet, rfc1905.EndOfMibView.tagSet)
-_AUTH_PROTOCOLS = {"sha": v3arch.USM_AUTH_HMAC96_SHA, "sha224": v3arch.USM_AUTH_HMAC128_SHA224,
-                   "sha256": v3arch.USM_AUTH_HMAC192_SHA256, "sha384": v3arch.USM_AUTH_HMAC256_SHA384,
-                   "sha512": v3arch.USM_AUTH_HMAC384_SHA512}
-_PRIV_PROTOCOLS = {"aes": v3arch.USM_PRIV_CFB128_AES, "aes192": v3arch.USM_PRIV_CFB192_AES,
-                   "aes256": v3arch.USM_PRIV_CFB256_AES}
-_AUTH_ERRORS = (errind.WrongDigest, errind.UnknownUserName, errind.DecryptionError, errind.AuthenticationError,
-                errind.AuthenticationFailure, errind.UnsupportedSecurityLevel, errind.UnknownSecurityName,
-                errind.NotInTimeWindow, errind.UnknownCommunityName)
+_REPETITIONS = 25  # GETBULK max-repetitions of the endpoints walk
 
 
 @dataclass
@@ -92,43 +84,7 @@ class _Reading:
     endpoint_ids: list[str] | None = None
 
 
-# --- JSON field paths -------------------------------------------------------------------------------
-
-
-def resolve_path(body: Any, path: str) -> Any:
-    """The value at a JSON pointer (RFC 6901) or dotted path; ``*`` in a dotted path maps over a list."""
-    if path.startswith("/"):
-        node = body
-        for raw in path[1:].split("/"):
-            key = raw.replace("~1", "/").replace("~0", "~")
-            node = _step(node, key, path)
-        return node
-    nodes: list[Any] = [body]
-    spread = False
-    for key in path.split("."):
-        if key == "*":
-            spread = True
-            out = []
-            for node in nodes:
-                if not isinstance(node, list):
-                    raise ProbeFailure("wrong_type", f"{path}: '*' needs a list")
-                out.extend(node)
-            nodes = out
-        else:
-            nodes = [_step(node, key, path) for node in nodes]
-    return nodes if spread else nodes[0]
-
-
-def _step(node: Any, key: str, path: str) -> Any:
-    if isinstance(node, dict):
-        if key not in node:
-            raise ProbeFailure("missing_field", f"{path}: no {key!r}")
-        return node[key]
-    if isinstance(node, list) and key.isdigit():
-        if int(key) >= len(node):
-            raise ProbeFailure("missing_field", f"{path}: index {key} past the list's end")
-        return node[int(key)]
-    raise ProbeFailure("missing_field" if node is None else "wrong_type", f"{path}: cannot take {key!r}")
+# --- what is read -----------------------------------------------------------------------------------
 
 
 def _number(value: Any, what: str) -> float:
@@ -161,12 +117,26 @@ def _ids(value: Any, what: str) -> list[str]:
     return out
 
 
+class _Auth:
+    """The MCU's basic or bearer credentials as collectors.httpjson takes them."""
+
+    def __init__(self, auth: BasicAuth | BearerAuth) -> None:
+        self._auth = auth
+
+    def for_httpx(self, headers: dict[str, str]) -> Any:
+        if isinstance(self._auth, BearerAuth):
+            headers["Authorization"] = "Bearer " + self._auth.token.reveal()
+            return None
+        import httpx
+
+        return httpx.BasicAuth(self._auth.username, self._auth.password.reveal())
+
+    def secrets(self) -> list[SecretValue]:
+        return [self._auth.token] if isinstance(self._auth, BearerAuth) else [self._auth.password]
+
+
 def _redact(text: str, params: McuParams) -> str:
-    for secret in params.secrets():
-        value = secret.reveal()
-        if len(value) >= 3:
-            text = text.replace(value, HIDDEN)
-    return text
+    return redact(text, params.secrets())
 
 
 # --- the collector ------------------------------------------------------------------------------------
@@ -198,11 +168,9 @@ class McuCollector(Collector):
         assert isinstance(settings, McuSettings)
         self.settings: McuSettings = settings
         self._counters: dict[str, tuple[McuParams, _Counter]] = {}
-        self._clients: dict[str, tuple[McuParams, httpx.AsyncClient]] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._engine: v3arch.SnmpEngine | None = None
-        self.dropped_replies: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
-        self._targets: dict[str, tuple[McuParams, Any, Any]] = {}  # target id -> (params, auth, transport)
+        self._clients: dict[str, tuple[McuParams, JsonClient]] = {}
+        self._fields: dict[str, JsonField] = {}  # a field path -> its compiled form
+        self.snmp = SnmpClient(_REPETITIONS, settings.snmp_timeout, 1)
 
     async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
         assert isinstance(params, McuParams)
@@ -257,140 +225,64 @@ class McuCollector(Collector):
             with contextlib.suppress(Exception):
                 await client.aclose()
         self._clients.clear()
-        self._close_engine()
+        await self.snmp.close()
 
     # -- http -----------------------------------------------------------------------------------
 
-    def _client(self, target_id: str, params: McuParams) -> httpx.AsyncClient:
+    def _client(self, target_id: str, params: McuParams) -> JsonClient:
         known = self._clients.get(target_id)
         if known is not None and known[0] == params:
             return known[1]
         if known is not None:
             asyncio.get_running_loop().create_task(known[1].aclose())
-        headers = {"Accept": "application/json", "User-Agent": self.settings.user_agent}
-        auth: Any = None
-        if isinstance(params.auth, BasicAuth):
-            auth = httpx.BasicAuth(params.auth.username, params.auth.password.reveal())
-        elif isinstance(params.auth, BearerAuth):
-            headers["Authorization"] = "Bearer " + params.auth.token.reveal()
-        verify: Any = str(params.ca_bundle) if params.ca_bundle else params.tls_verify
-        client = httpx.AsyncClient(headers=headers, auth=auth, verify=verify, follow_redirects=False,
-                                   trust_env=False, timeout=None)
+        client = JsonClient(headers={"User-Agent": self.settings.user_agent},
+                            auth=_Auth(params.auth) if params.auth is not None else None,
+                            ca_file=str(params.ca_bundle) if params.ca_bundle else None, tls_verify=params.tls_verify,
+                            max_bytes=params.max_body_bytes, peer="the MCU")
         self._clients[target_id] = (params, client)
         return client
 
+    def _field(self, path: str) -> JsonField:
+        field = self._fields.get(path)
+        if field is None:
+            field = self._fields[path] = JsonField(path)
+        return field
+
     async def _read_http(self, target_id: str, params: McuParams) -> _Reading:
         assert params.url is not None
-        client = self._client(target_id, params)
-        body = bytearray()
         try:
-            async with client.stream("GET", params.url) as response:
-                if response.status_code in (401, 403):
-                    raise ProbeFailure("auth_error", f"HTTP {response.status_code}: the MCU refused the credentials")
-                if not 200 <= response.status_code < 300:
-                    raise ProbeFailure("http_status", f"HTTP {response.status_code}")
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > params.max_body_bytes:
-                        raise ProbeFailure("bad_response", f"body larger than {params.max_body_bytes} bytes")
-        except httpx.TimeoutException:
-            raise TimeoutError from None
-        except httpx.HTTPError as exc:
-            raise ProbeFailure(_http_reason(exc), f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                             if str(exc) else type(exc).__name__) from None
-        try:
-            document = json.loads(bytes(body))
-        except RecursionError:  # the C decoder recurses once per level: "[[[[..." a million deep
-            raise ProbeFailure("bad_response", "the body is JSON nested too deep to read") from None
-        except ValueError as exc:  # not UTF-8, not JSON, or an integer of more digits than Python converts
-            raise ProbeFailure("bad_response", f"the body is not JSON: {exc.__class__.__name__}") from None
+            document = await self._client(target_id, params).get(params.url)
+        except HttpJsonError as exc:
+            if exc.reason == "timeout":
+                raise TimeoutError from None
+            raise ProbeFailure(exc.reason, exc.message) from None
         values: dict[str, float] = {}
         ids: list[str] | None = None
         for quantity, path in params.quantities().items():
-            found = resolve_path(document, path)
+            try:
+                found = self._field(path).value(document)
+            except HttpJsonError as exc:
+                raise ProbeFailure(exc.reason, f"{path}: {exc.message}") from None
             if quantity == "endpoint_ids":
                 ids = _ids(found, path)
             else:
                 values[quantity] = _number(found, path)
         return _Reading(values, ids)
 
-    # -- snmp -----------------------------------------------------------------------------------
-
-    def _bind_loop(self) -> v3arch.SnmpEngine:
-        """pysnmp binds its socket to the loop that opened it; a new loop (a test's) gets a new engine."""
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._close_engine()
-            self._loop = loop
-        if self._engine is None:
-            self._engine = matching_engine(self._note_dropped)
-        return self._engine
-
-    def _note_dropped(self, reason: str, source: tuple[str, int]) -> None:
-        self.dropped_replies[reason] += 1
+    # -- snmp ----------------------------------------------------------------------------------
 
     def self_samples(self) -> list[Sample]:
-        return dropped_samples(self.dropped_replies)
-
-    def _close_engine(self) -> None:
-        if self._engine is not None:
-            with contextlib.suppress(Exception):
-                self._engine.close_dispatcher()
-        self._engine = None
-        self._targets.clear()
-
-    async def _snmp_target(self, target_id: str, params: McuParams, timeout: float) -> tuple[Any, Any]:
-        known = self._targets.get(target_id)
-        if known is not None and known[0] == params:
-            return known[1], known[2]
-        host = str(params.host)
-        cls = v3arch.Udp6TransportTarget if ":" in host else v3arch.UdpTransportTarget
-        per_try = min(self.settings.snmp_timeout, max(0.1, timeout / (params.retries + 1)))
-        transport = await cls.create((host, params.port), timeout=per_try, retries=params.retries)
-        if params.v3 is not None:
-            v3 = params.v3
-            auth: Any = v3arch.UsmUserData(v3.user, authKey=v3.auth_key.reveal(), privKey=v3.priv_key.reveal(),
-                                           authProtocol=_AUTH_PROTOCOLS[v3.auth_protocol],
-                                           privProtocol=_PRIV_PROTOCOLS[v3.priv_protocol])
-        else:
-            assert params.community is not None
-            auth = v3arch.CommunityData(params.community.reveal(), mpModel=1)
-        self._targets[target_id] = (params, auth, transport)
-        return auth, transport
-
-    async def _snmp(self, command: Any, auth: Any, transport: Any, oids: list[tuple[int, ...]]) -> list[Any]:
-        engine = self._bind_loop()
-        varbinds = [(ObjectName(oid), rfc1902.Null()) for oid in oids]
-        try:
-            indication, status, index, answered = await command(engine, auth, transport, v3arch.ContextData(),
-                                                                *varbinds, lookupMib=False)
-        except Exception as exc:  # pysnmp raises for answers it cannot make sense of
-            raise ProbeFailure("snmp_error", type(exc).__name__) from None
-        if indication:
-            if isinstance(indication, errind.RequestTimedOut):
-                raise ProbeFailure("snmp_timeout", str(indication))
-            if isinstance(indication, _AUTH_ERRORS):
-                raise ProbeFailure("snmp_auth_error", type(indication).__name__)
-            raise ProbeFailure("snmp_error", type(indication).__name__)
-        if status and int(status) != 0:
-            reason = "snmp_auth_error" if int(status) == 16 else "snmp_error"
-            raise ProbeFailure(reason, f"error-status {int(status)} at varbind {index}")
-        return list(answered)
+        return self.snmp.dropped_samples()
 
     async def _read_snmp(self, target_id: str, params: McuParams, timeout: float) -> _Reading:
-        # The engine is bound to the running loop first: a new loop drops the cached transports.
-        self._bind_loop()
-        auth, transport = await self._snmp_target(target_id, params, timeout)
+        per_try = min(self.settings.snmp_timeout, max(0.1, timeout / (params.retries + 1)))
+        session = await self.snmp.session(target_id, params, per_try, params.retries)
         scalars = {q: oid for q, oid in params.oids.items() if q != "endpoint_ids"}
         values: dict[str, float] = {}
         if scalars:
-            answered = await self._snmp(v3arch.get_cmd, auth, transport, list(scalars.values()))
-            if len(answered) != len(scalars):
-                raise ProbeFailure("snmp_error", f"{len(answered)} varbinds in the answer to a GET of {len(scalars)}")
-            for (quantity, oid), (name, value) in zip(scalars.items(), answered, strict=True):
+            answered = await self.snmp.get(session, list(scalars.values()))
+            for (quantity, oid), value in zip(scalars.items(), answered, strict=True):
                 what = f"{quantity} ({'.'.join(map(str, oid))})"
-                if tuple(name) != oid:
-                    raise ProbeFailure("snmp_error", f"{what}: the answer names {tuple(name)}")
                 if value.tagSet in _MISSING:
                     raise ProbeFailure("snmp_no_such_object", what)
                 if value.tagSet not in _NUMERIC:
@@ -399,38 +291,19 @@ class McuCollector(Collector):
         ids = None
         column = params.oids.get("endpoint_ids")
         if column is not None:
-            ids = await self._walk_ids(auth, transport, column)
+            ids = await self._walk_ids(session, column)
         return _Reading(values, ids)
 
-    async def _walk_ids(self, auth: Any, transport: Any, column: tuple[int, ...]) -> list[str]:
-        """GETNEXT down one table column of endpoint ids (OctetString), bounded by MAX_ENDPOINTS."""
+    async def _walk_ids(self, session: Session, column: tuple[int, ...]) -> list[str]:
+        """A GETBULK walk of one table column of endpoint ids (OctetString), bounded by MAX_ENDPOINTS."""
+        _, found = await self.snmp.walk(session, [column], _REPETITIONS, rounds=MAX_ENDPOINTS // _REPETITIONS + 2,
+                                        nested=True)
+        rows = found[column]
+        if len(rows) > MAX_ENDPOINTS:
+            raise ProbeFailure("snmp_error", f"more than {MAX_ENDPOINTS} endpoint ids")
         ids: list[str] = []
-        cursor = column
-        for _ in range(MAX_ENDPOINTS + 1):
-            ((name, value),) = await self._snmp(v3arch.next_cmd, auth, transport, [cursor])
-            oid = tuple(name)
-            if value.tagSet in _MISSING or oid[:len(column)] != column:
-                return ids
-            if oid <= cursor:
-                raise ProbeFailure("snmp_error", "OIDs not increasing in the walk of endpoint_ids")
+        for value in rows.values():
             if value.tagSet != rfc1902.OctetString.tagSet:
                 raise ProbeFailure("snmp_wrong_type", f"endpoint_ids: got {type(value).__name__}")
             ids.append(bytes(value).decode("utf-8", "replace"))
-            cursor = oid
-        raise ProbeFailure("snmp_error", f"more than {MAX_ENDPOINTS} endpoint ids")
-
-
-def _http_reason(exc: httpx.HTTPError) -> str:
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ConnectionRefusedError):
-            return "refused"
-        cause = cause.__cause__ or cause.__context__
-    text = str(exc)
-    if "SSL" in text or "CERTIFICATE" in text.upper():
-        return "tls_error"
-    if isinstance(exc, httpx.ConnectError):
-        return "refused" if "refused" in text.lower() else "connect_error"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "bad_response"
-    return "http_error"
+        return ids

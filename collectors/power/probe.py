@@ -21,9 +21,9 @@ on ``ups_on_battery`` says the rest); a failure is that device's alone, with the
 ``collectors/snmp.py`` (``snmp_timeout``, ``snmp_auth_error``, ``snmp_no_such_object``,
 ``snmp_wrong_type``, ``snmp_malformed``, ``snmp_error``).
 
-The SNMP plumbing (one v1arch dispatcher for every v2c device, the v3 engine, sessions, GET and
-GETBULK walks, error mapping) is ``collectors.snmp.SnmpCollector``'s: this collector inherits it
-rather than keep a second copy.
+The SNMP itself (the v2c fast path on one socket for every device, the v3 engine, sessions, GET and
+GETBULK walks, the reply matching and its drop counts, the error -> reason map) is the one
+``collectors.snmp.client.SnmpClient`` the snmp and mcu collectors use too; this collector holds one.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from typing import Any
 from pysnmp.proto import rfc1902, rfc1905
 
 from agent.domain.models import StrictModel
-from collectors.api import Family, ProbeFailure, ProbeResult, Sample
+from collectors.api import Collector, Family, ProbeFailure, ProbeResult, Sample
 from collectors.power.models import PowerParams, PowerSettings
-from collectors.snmp.probe import Oid, SnmpCollector, SnmpSettings
+from collectors.snmp.client import Oid, Session, SnmpClient
+from collectors.snmp.drops import DROPPED_REPLIES
 
 _NUMERIC = (rfc1902.Integer32.tagSet, rfc1902.Gauge32.tagSet)
 _MISSING = (rfc1905.NoSuchObject.tagSet, rfc1905.NoSuchInstance.tagSet, rfc1905.EndOfMibView.tagSet)
@@ -108,7 +109,7 @@ def _column(found: dict[Oid, dict[int, Any]], column: Oid, what: str) -> dict[in
     return {i: n for i, v in sorted(found[column].items()) if (n := _number(f"{what}.{i}", v, False)) is not None}
 
 
-class PowerCollector(SnmpCollector):
+class PowerCollector(Collector):
     kind = "power"
     Params = PowerParams
     Settings = PowerSettings
@@ -138,18 +139,25 @@ class PowerCollector(SnmpCollector):
         Family("env_humidity_ratio", "gauge", "Relative humidity at a sensor of the device, 0-1.", ("sensor",)),
     )
 
+    self_families = (DROPPED_REPLIES,)
+
     def __init__(self, settings: StrictModel) -> None:
+        super().__init__(settings)
         assert isinstance(settings, PowerSettings)
-        # The inherited SNMP plumbing reads timeout, retries and max_repetitions from SnmpSettings.
-        super().__init__(SnmpSettings(timeout=settings.timeout, retries=settings.retries,
-                                      max_repetitions=settings.max_repetitions))
-        self.power_settings = settings
+        self.settings: PowerSettings = settings
+        self.snmp = SnmpClient(settings.max_repetitions, settings.timeout, settings.retries)
+
+    def self_samples(self) -> list[Sample]:
+        return self.snmp.dropped_samples()
+
+    async def close(self) -> None:
+        await self.snmp.close()
 
     async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
         assert isinstance(params, PowerParams)
         try:
             async with asyncio.timeout(timeout):
-                session = await self._session(target_id, params)  # type: ignore[arg-type]
+                session = await self.snmp.session(target_id, params, params.timeout, params.retries)
                 reader = {"ups_mib": self._ups_mib, "xups": self._xups, "apc_rpdu": self._apc_rpdu,
                           "geist": self._geist}[params.profile]
                 return ProbeResult(True, "", await reader(session))
@@ -158,17 +166,17 @@ class PowerCollector(SnmpCollector):
         except ProbeFailure as failure:
             return ProbeResult(False, failure.reason, detail=f"{params.profile}: {failure.detail}")
 
-    async def _table(self, session: Any, columns: list[Oid]) -> dict[Oid, dict[int, Any]]:
+    async def _table(self, session: Session, columns: list[Oid]) -> dict[Oid, dict[int, Any]]:
         """Every column in one GETBULK walk side by side: one round trip for a PDU's 24 outlets."""
-        _, found = await self._walk(session, columns, self.settings.max_repetitions)
+        _, found = await self.snmp.walk(session, columns, self.settings.max_repetitions)
         return found
 
     # -- profiles -------------------------------------------------------------------------------
 
-    async def _ups_mib(self, session: Any) -> list[Sample]:
+    async def _ups_mib(self, session: Session) -> list[Sample]:
         scalars = [UPS_OUTPUT_SOURCE, UPS_BATTERY_STATUS, UPS_CHARGE_REMAINING, UPS_MINUTES_REMAINING,
                    UPS_SECONDS_ON_BATTERY, UPS_BATTERY_VOLTAGE]
-        source, status, charge, minutes, on_battery, voltage = await self._get(session, scalars)
+        source, status, charge, minutes, on_battery, voltage = await self.snmp.get(session, scalars)
         src = _number("upsOutputSource.0", source)
         out = [Sample("ups_on_battery", float(src == ON_BATTERY)), Sample("ups_output_source", float(src or 0)),
                Sample("ups_battery_status", float(_number("upsBatteryStatus.0", status) or 0)),
@@ -189,10 +197,10 @@ class PowerCollector(SnmpCollector):
             out += [Sample(family, n / divisor, (str(i),)) for i, n in _column(found, column, what).items()]
         return out
 
-    async def _xups(self, session: Any) -> list[Sample]:
+    async def _xups(self, session: Session) -> list[Sample]:
         scalars = [XUPS_OUTPUT_SOURCE, XUPS_BATT_CAPACITY, XUPS_BATT_TIME_REMAINING, XUPS_BATT_VOLTAGE,
                    XUPS_OUTPUT_LOAD, XUPS_AMBIENT_TEMP]
-        source, capacity, remaining, voltage, load, ambient = await self._get(session, scalars)
+        source, capacity, remaining, voltage, load, ambient = await self.snmp.get(session, scalars)
         src = _number("xupsOutputSource.0", source)
         out = [Sample("ups_on_battery", float(src == ON_BATTERY)), Sample("ups_output_source", float(src or 0)),
                Sample("ups_battery_charge_ratio", (_number("xupsBattCapacity.0", capacity) or 0) / 100),
@@ -212,8 +220,8 @@ class PowerCollector(SnmpCollector):
             out += [Sample(family, float(n), (str(i),)) for i, n in _column(found, column, what).items()]
         return out
 
-    async def _apc_rpdu(self, session: Any) -> list[Sample]:
-        (watts,) = await self._get(session, [RPDU_POWER_WATTS])
+    async def _apc_rpdu(self, session: Session) -> list[Sample]:
+        (watts,) = await self.snmp.get(session, [RPDU_POWER_WATTS])
         found = await self._table(session, [RPDU_LOAD, RPDU_LOAD_STATE, RPDU_LOAD_PHASE, RPDU_LOAD_BANK,
                                             RPDU_OUTLET_STATE, RPDU2_PHASE_NUMBER, RPDU2_PHASE_VOLTAGE,
                                             RPDU2_SENSOR_TEMP, RPDU2_SENSOR_HUMIDITY])
@@ -246,8 +254,8 @@ class PowerCollector(SnmpCollector):
                 out.append(Sample("env_humidity_ratio", percent / 100, (f"probe-{i}",)))
         return out
 
-    async def _geist(self, session: Any) -> list[Sample]:
-        (units,) = await self._get(session, [GEIST_TEMPERATURE_UNITS])
+    async def _geist(self, session: Session) -> list[Sample]:
+        (units,) = await self.snmp.get(session, [GEIST_TEMPERATURE_UNITS])
         fahrenheit = _number("temperatureUnits.0", units, False) == 0
 
         def celsius(tenths: int) -> float:

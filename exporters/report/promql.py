@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 
 from agent.config.schema import QueryServer
-from agent.sources.base import mask_url, redact
+from agent.domain.secrets import redact
+from agent.sources.base import mask_url
 
 
 class QueryError(Exception):
