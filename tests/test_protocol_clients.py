@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -41,11 +42,25 @@ def test_snmp_power_and_mcu_hold_one_snmp_client_each_by_composition() -> None:
         assert isinstance(collector.snmp, SnmpClient), type(collector).__name__
 
 
+class SipPeers:
+    """The lab as the MCU simulator sees it (collectors.simulation.Peers), with a SIP side whose endpoints
+    answer: these ids, without starting a SIP stack for each."""
+
+    def __init__(self, endpoints: list[str]) -> None:
+        self.endpoints = endpoints
+
+    def simulator(self, kind: str) -> Any:
+        return self if kind == "sip" else None
+
+    def registered(self) -> list[str]:
+        return self.endpoints
+
+
 def mcu_over_snmp(states: list[str]) -> tuple[dict[str, ProbeResult], dict[str, int], int]:
     """Probe one lab MCU over SNMPv2c in each state; (results, replies dropped, requests it answered)."""
 
     async def run() -> tuple[dict[str, ProbeResult], dict[str, int], int]:
-        simulator = McuSimulator(AddressPool(NETWORK), registered=lambda: ENDPOINTS, slow_delay=3.0)
+        simulator = McuSimulator(AddressPool(NETWORK), peers=SipPeers(ENDPOINTS), slow_delay=3.0)
         collector = McuCollector(McuSettings(snmp_timeout=0.5))
         try:
             raw = await simulator.add("m", {"adapter": "snmp", "host": "10.30.0.3", "retries": 0,
@@ -88,7 +103,7 @@ def test_mcu_snmp_faults_have_the_snmp_collectors_reasons() -> None:
 
 def test_mcu_fields_may_be_jsonpath() -> None:
     async def run() -> ProbeResult:
-        simulator = McuSimulator(AddressPool(NETWORK), registered=lambda: ENDPOINTS[:3])
+        simulator = McuSimulator(AddressPool(NETWORK), peers=SipPeers(ENDPOINTS[:3]))
         collector = McuCollector(McuSettings())
         try:
             raw = await simulator.add("m", {"adapter": "http", "url": "http://10.30.0.9/api/status", "fields": {

@@ -45,7 +45,6 @@ from pysnmp.proto.api.verdec import decode_message_version
 from agent.domain.secrets import resolve
 from collectors.lab_addresses import AddressPool
 from collectors.simulation import DEFAULT_SEED, Peers, SimulatorBase
-from collectors.sip.lab import SipSimulator
 from collectors.snmp.lab import ensure_community
 
 log = logging.getLogger(__name__)
@@ -95,7 +94,8 @@ class McuSimulator(SimulatorBase):
     def registered(self) -> list[str]:
         """The lab's SIP endpoints that answer: what the MCU lists as registered (none without a lab)."""
         sip = self.peers.simulator("sip") if self.peers is not None else None
-        return sip.registered() if isinstance(sip, SipSimulator) else []
+        registered = getattr(sip, "registered", None)  # the sip kind's simulator lists the endpoints that answer
+        return list(registered()) if callable(registered) else []
 
     # -- what the MCU reports ---------------------------------------------------------------------
 
