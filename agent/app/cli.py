@@ -249,15 +249,18 @@ def cmd_run(args: argparse.Namespace) -> int:
                      workers=args.workers)
 
 
+LAB_EXTRA = ("trustme",)  # what pyproject's lab extra installs: the simulated HTTPS portals' certificate chains
+
+
 def _lab_installed(command: str) -> bool:
-    """Whether the lab imports; if not, say which extra to install: its libraries (trustme) are not the agent's,
-    so a service installed without them stays lean, and `demo` there should not end in a traceback."""
-    try:
-        import agent.lab  # noqa: F401
-    except ModuleNotFoundError as exc:
-        if exc.name is None or exc.name.partition(".")[0] in ("agent", "collectors", "exporters"):
-            raise  # our own module missing is a bug, not an extra to install
-        print(f"error: egov-agent {command} needs the lab extra ({exc.name} is not installed): "
+    """Whether the lab's own libraries are installed; if not, say which extra to install: they are not the
+    agent's (a service installed without them stays lean), and `demo` there should not end in a traceback.
+    The lab imports each simulator when the province needs it, so importing agent.lab alone proves nothing."""
+    import importlib.util
+
+    missing = [name for name in LAB_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"error: egov-agent {command} needs the lab extra ({missing[0]} is not installed): "
               f"pip install 'egov-agent[lab]'", file=sys.stderr)
         return False
     return True
