@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -153,14 +154,14 @@ class KpiEngine:
             return at_level(measure.select.level, measure.select.under, self.units)
         return None
 
-    def evaluate(self, states: dict[str, TargetState], now: float | None = None) -> list[Evaluation]:
+    def evaluate(self, states: Mapping[str, TargetState], now: float | None = None) -> list[Evaluation]:
         now = time.time() if now is None else now
         today = today_in(self.config.province.timezone, now)
         if self.manual is not None:
             self.manual.refresh()
         return [self._evaluate(kpi, states, now, today) for kpi in self.config.kpis]
 
-    def observe_members(self, states: dict[str, TargetState], now: float | None = None) -> None:
+    def observe_members(self, states: Mapping[str, TargetState], now: float | None = None) -> None:
         """Credit each coverage member's up time to the clock (called every few seconds by the agent)."""
         if self.clock is None:
             return
@@ -174,7 +175,7 @@ class KpiEngine:
                 if members is not None:
                     self.clock.observe(kpi.id, [(m.unit, m.up) for m in members], now)
 
-    def _evaluate(self, kpi: KpiSpec, states: dict[str, TargetState], now: float,
+    def _evaluate(self, kpi: KpiSpec, states: Mapping[str, TargetState], now: float,
                   today: dt.date) -> Evaluation:
         ev = Evaluation(kpi, active_target(kpi.targets, today))
         measure = kpi.measure
@@ -219,7 +220,7 @@ class KpiEngine:
         return ev
 
     def _probe_members(self, measure: CoverageMeasure, inventory: Inventory,
-                       states: dict[str, TargetState]) -> list[MemberValue] | None:
+                       states: Mapping[str, TargetState]) -> list[MemberValue] | None:
         """Each member unit covered when its own selected targets are up (any/all); None until all are probed."""
         members = [u for u in inventory.members if self.shard is None or self.shard.owns_unit(u)]
         wanted = set(members)
@@ -233,7 +234,7 @@ class KpiEngine:
         return [MemberValue(u, bool(ts) and combine(states[t.id].up for t in ts))
                 for u, ts in own.items()]
 
-    def _coverage_of_units(self, ev: Evaluation, measure: CoverageMeasure, states: dict[str, TargetState],
+    def _coverage_of_units(self, ev: Evaluation, measure: CoverageMeasure, states: Mapping[str, TargetState],
                            now: float) -> None:
         inventory = self.inventory_of(measure)
         assert inventory is not None
