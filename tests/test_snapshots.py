@@ -11,6 +11,7 @@ import asyncio
 import threading
 from collections import Counter
 from dataclasses import FrozenInstanceError
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def test_snapshots_walked_by_one_thread_while_another_records() -> None:
             for i in range(20_000):
                 store.record(f"t{i % 50}", "tcp", ProbeResult(i % 3 == 0, "" if i % 3 == 0 else f"r{i % 7}"),
                              0.01, finished_at=T0 + i)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:  # reported by the main thread
             errors.append(exc)
         finally:
             done.set()
@@ -80,7 +81,7 @@ def test_snapshots_walked_by_one_thread_while_another_records() -> None:
         snap = store.snapshot()
         for state in snap.targets.values():
             assert sum(state.failures.values()) + state.up_total == state.probes_total
-            assert all(a[0] < b[0] for a, b in zip(state.history, state.history[1:]))
+            assert all(a[0] < b[0] for a, b in pairwise(state.history))
         walks += 1
     writer.join(30)
     assert not errors and not writer.is_alive() and walks > 0
