@@ -103,7 +103,7 @@ class EgovCollector:
         return self.snapshots.store.version
 
     def collect(self) -> Iterator[Metric]:
-        snap = self.snapshots.for_exposition()
+        snap = self.snapshots.fresh()
         view, frozen = snap.view, snap.store
         states, collector_stats, evaluations = snap.states, snap.stats, snap.evaluations
         yield from self._self_metrics(view, collector_stats, frozen)

@@ -1,10 +1,10 @@
 """One frozen view of the store and the KPIs evaluated from it, shared by /metrics and the pages.
 
 Evaluating the KPIs of a province costs tens of milliseconds and reads the manual data file. A
-:class:`Snapshots` keeps the latest :class:`Snapshot` and hands it to every renderer that finds it
-recent enough: the exposition (each format it renders of one store version), the status page and the
-unit pages, shown beside Grafana on the wall, so all of them say the same numbers and a page render
-evaluates the KPIs at most once.
+:class:`Snapshots` keeps the latest :class:`Snapshot`: the exposition takes a new one for each of its
+renderings (it caches those itself, and a changed manual file or a source's new figures must show at
+the next one), and the status and unit pages, shown beside Grafana on the wall, reuse it while it is
+recent, so they say the numbers /metrics said and a page render evaluates the KPIs at most once.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ from agent.kpi import Evaluation
 from agent.store import CollectorStats, Store, StoreSnapshot, TargetState
 
 REUSE_SECONDS = 5.0  # a snapshot this young serves the pages (the exposition's own cache span)
-# ...and the exposition, when the store has not changed since: the formats one refresh renders share it,
-# and a rendering stays as close to the clock as before (KPI targets and staleness depend on it).
-EXPOSITION_REUSE_SECONDS = 1.0
 
 
 class Evaluates(Protocol):
@@ -73,20 +70,19 @@ class Snapshots(Generic[V]):
         """After a reload: the kept snapshot is of the old configuration and serves nobody any more."""
         self._view = view
 
-    def for_exposition(self) -> Snapshot[V]:
-        """The kept snapshot if it is of the store as it is now and about a second old at most, else a new one:
-        /metrics shows every change."""
-        return self._get(lambda s: s.store.version == self.store.version
-                         and time.time() - s.taken <= EXPOSITION_REUSE_SECONDS)
+    def fresh(self) -> Snapshot[V]:
+        """A new snapshot, kept for the pages (the exposition's, once per rendering)."""
+        snapshot = take(self.store, self._view)
+        with self._lock:
+            self._latest = snapshot
+        return snapshot
 
     def recent(self) -> Snapshot[V]:
-        """The kept snapshot if it is under REUSE_SECONDS old, else a new one (the status and unit pages)."""
-        return self._get(lambda s: True)
-
-    def _get(self, still_good: Callable[[Snapshot[V]], bool]) -> Snapshot[V]:
-        with self._lock:
+        """The kept snapshot if it is under REUSE_SECONDS old and of this configuration, else a new one, kept
+        too (the status and unit pages)."""
+        with self._lock:  # one evaluation at a time: a page that waited for another's reuses it
             view, last = self._view, self._latest
-            if last is not None and reusable(last, view) and still_good(last):
+            if last is not None and reusable(last, view):
                 return last
             self._latest = take(self.store, view)
             return self._latest

@@ -127,17 +127,15 @@ def test_kpis_are_evaluated_once_per_rendering_shared_by_metrics_and_the_pages(
     asyncio.run(agent.collect_once())  # real probes: one answers, one is refused
     assert evaluations == []
 
-    page = render_for(agent).decode()
+    page = render_for(agent).decode()  # no scrape yet: the page takes a snapshot and keeps it
     assert len(evaluations) == 1
-    metrics = parse_samples(agent.exposition.render(None)[0].decode())
-    unit_page = render_unit_for(agent, "thdl")
-    assert unit_page is not None and len(evaluations) == 1  # /metrics and the unit page took the page's
-    assert sample(metrics, "egov_kpi_value", kpi="systems_up") == 0.5 and "50" in page
+    assert render_unit_for(agent, "thdl") is not None and len(evaluations) == 1  # the unit page reuses it
+    assert "50.0%" in page and "100.0%" not in page
 
-    agent.store.record("sys-down", "tcp", ProbeResult(True), 0.01)  # the store changed: /metrics shows it
+    # A probe changes the store; /metrics renders from a new snapshot, and the pages take that one.
+    agent.store.record("sys-down", "tcp", ProbeResult(True), 0.01)
     metrics = parse_samples(agent.exposition.render(None)[0].decode())
     assert len(evaluations) == 2 and sample(metrics, "egov_kpi_value", kpi="systems_up") == 1.0
-    agent.exposition.render("application/openmetrics-text; version=1.0.0")  # another format, same store
-    render_for(agent)
+    page = render_for(agent).decode()
     assert render_unit_for(agent, "thdl") is not None
-    assert len(evaluations) == 2
+    assert len(evaluations) == 2 and "100.0%" in page
