@@ -48,6 +48,18 @@ def test_a_snapshot_cannot_change_and_does_not_change_while_probes_go_on() -> No
     assert store.snapshot().targets["a"].probes_total == 50
 
 
+def test_a_snapshot_copies_only_what_changed_since_the_last() -> None:
+    """Frozen copies are shared between snapshots until a probe changes the target (20,000 targets: ms)."""
+    store = Store(history_span=3600.0)
+    for target in ("a", "b"):
+        store.record(target, "tcp", ProbeResult(True), 0.01, finished_at=T0)
+    first = store.snapshot().targets
+    store.record("a", "tcp", ProbeResult(False, "timeout"), 0.01, finished_at=T0 + 60)
+    second = store.snapshot().targets
+    assert second["b"] is first["b"] and second["a"] is not first["a"]
+    assert (first["a"].probes_total, second["a"].probes_total, second["a"].failures) == (1, 2, {"timeout": 1})
+
+
 def test_restore_keeps_no_reference_to_the_saved_state() -> None:
     """The state file's objects are copied in: probes after the restore change the store, not them."""
     saved = TargetState(probes_total=3, up_total=3, failures=Counter(), history=((T0, 3, 3),), up=True)
