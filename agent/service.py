@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,7 +93,7 @@ class Agent:
         self.status = ConfigStatus(loaded.config.province.code, str(loaded.source), True, time.time(), time.time())
         # One snapshot of the store and the KPIs at a time, for /metrics, the status and the unit pages.
         self.snapshots = Snapshots(self.store, self._view())
-        self.exposition = Exposition(EgovCollector(self.snapshots, self.status,
+        self.exposition = Exposition(EgovCollector(self.snapshots, lambda: self.status,
                                                    self.state.status if self.state else None))
         self.scheduler: Scheduler | WorkerPool | None = None
         self._reload_lock = asyncio.Lock()
@@ -134,8 +134,7 @@ class Agent:
                 self._apply(self._derive(loaded, collectors, self.manual, self.sources))
             except Exception:
                 await self._close([c for c in collectors.values() if c not in old.values()])
-                self.status.success = False
-                self.status.load_time = time.time()
+                self.status = replace(self.status, success=False, load_time=time.time())
                 self.exposition.invalidate()
                 raise
             if self.scheduler is not None:
@@ -146,9 +145,7 @@ class Agent:
             self.store.set_history_span(longest_window(loaded))
             await self._close([c for name, c in old.items() if collectors.get(name) is not c])
             now = time.time()
-            self.status.province = loaded.config.province.code
-            self.status.source = str(loaded.source)
-            self.status.success, self.status.success_time, self.status.load_time = True, now, now
+            self.status = ConfigStatus(loaded.config.province.code, str(loaded.source), True, now, now)
             self.snapshots.set_view(self._view())
             self.exposition.invalidate()
             log.info("configuration reloaded from %s: %d targets, %d KPIs", source, len(self.targets),

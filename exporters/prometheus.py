@@ -39,9 +39,9 @@ PREFIX = "egov_"
 CACHE_SECONDS = 5.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConfigStatus:
-    """What the last configuration (re)load did, for the self-metrics."""
+    """What the last configuration (re)load did, for the self-metrics (replaced whole, never changed)."""
 
     province: str = ""
     source: str = ""
@@ -93,9 +93,10 @@ def _fmt(value: float) -> str:
 class EgovCollector:
     """prometheus_client collector over the store's snapshots (whose view is swapped on reload)."""
 
-    def __init__(self, snapshots: Snapshots[AgentView], status: ConfigStatus, state: StateStatus | None = None) -> None:
+    def __init__(self, snapshots: Snapshots[AgentView], status: Callable[[], ConfigStatus],
+                 state: StateStatus | None = None) -> None:
         self.snapshots = snapshots  # shared with the status and unit pages (exporters/snapshot.py)
-        self.status = status
+        self._status = status  # the agent's latest, read once per rendering
         self.state = state  # the state file's, when the agent keeps one
 
     def version(self) -> int:
@@ -103,28 +104,28 @@ class EgovCollector:
         return self.snapshots.store.version
 
     def collect(self) -> Iterator[Metric]:
-        snap = self.snapshots.fresh()
+        snap, status = self.snapshots.fresh(), self._status()
         view, frozen = snap.view, snap.store
         states, collector_stats, evaluations = snap.states, snap.stats, snap.evaluations
-        yield from self._self_metrics(view, collector_stats, frozen)
+        yield from self._self_metrics(view, collector_stats, frozen, status)
         yield from self._target_metrics(view, states)
-        yield from self._kpi_metrics(view, evaluations)
-        yield from self._member_metrics(view, evaluations)
-        yield from app_metrics(self.status.province, evaluations, view)
+        yield from self._kpi_metrics(view, evaluations, status.province)
+        yield from self._member_metrics(view, evaluations, status.province)
+        yield from app_metrics(status.province, evaluations, view)
 
     # -- self ------------------------------------------------------------------------------
     def _self_metrics(self, view: AgentView, stats: Mapping[str, CollectorStats],
-                      frozen: StoreSnapshot) -> Iterator[Metric]:
+                      frozen: StoreSnapshot, status: ConfigStatus) -> Iterator[Metric]:
         info = InfoMetricFamily(PREFIX + "build", "Version of the agent.")
         info.add_metric([], {"version": __version__, "python_version": platform.python_version()})
         yield info
         ok = GaugeMetricFamily(PREFIX + "config_last_reload_successful",
                                "1 if the last configuration load succeeded.", labels=["province"])
-        ok.add_metric([self.status.province], 1.0 if self.status.success else 0.0)
+        ok.add_metric([status.province], 1.0 if status.success else 0.0)
         yield ok
         when = GaugeMetricFamily(PREFIX + "config_last_reload_success_timestamp_seconds",
                                  "When the configuration was last loaded successfully.", labels=["province"])
-        when.add_metric([self.status.province], self.status.success_time)
+        when.add_metric([status.province], status.success_time)
         yield when
         if self.state is not None:
             yield from _state_metrics(self.state)
@@ -245,8 +246,8 @@ class EgovCollector:
         yield from own.values()
 
     # -- KPIs --------------------------------------------------------------------------------
-    def _kpi_metrics(self, view: AgentView, evaluations: Iterable[Evaluation]) -> Iterator[Metric]:
-        province = self.status.province  # one Prometheus may scrape several provinces' agents
+    def _kpi_metrics(self, view: AgentView, evaluations: Iterable[Evaluation], province: str) -> Iterator[Metric]:
+        # ``province`` labels every KPI series: one Prometheus may scrape several provinces' agents
         by_kpi = ["province", "kpi"]
         info = InfoMetricFamily(PREFIX + "kpi", "A KPI of the plan: titles, class and citation.",
                                 labels=["province"])
@@ -323,11 +324,10 @@ class EgovCollector:
         yield from (info, value, num, den, measured, stale, pending, approximate, target, target_info, met,
                     deadline, gvalue, gnum, gden)
 
-    def _member_metrics(self, view: AgentView, evaluations: Iterable[Evaluation]) -> Iterator[Metric]:
+    def _member_metrics(self, view: AgentView, evaluations: Iterable[Evaluation], province: str) -> Iterator[Metric]:
         """Each coverage KPI's members: up now, and for how long (the counters of the period form)."""
         if view.units is None:
             return
-        province = self.status.province
         levels = [lv for lv in view.level_names if lv != "province"]
         names = ["province", "kpi", "unit", *levels]
         up = GaugeMetricFamily(PREFIX + "kpi_member_up", "1 if this unit of the KPI's inventory is covered now.",
