@@ -10,7 +10,7 @@ whether its last fetch worked, when one last did, its errors by reason and how l
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -93,7 +93,7 @@ def source_metrics(statuses: Iterable) -> Iterator[Metric]:
     yield from (up, stale, last, duration, interval, fetches, errors, skipped, unknown, series_up)
 
 
-def app_metrics(province: str, evaluations: list[Evaluation], view) -> Iterator[Metric]:
+def app_metrics(province: str, evaluations: Sequence[Evaluation], view) -> Iterator[Metric]:
     """Everything this module exports, for ``EgovCollector.collect``."""
     statuses = view.sources() if getattr(view, "sources", None) else []
     if statuses:

@@ -11,7 +11,7 @@ import gzip
 import platform
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
@@ -29,19 +29,19 @@ from agent.domain.version import __version__
 from agent.engine.kpi import Evaluation, deadline_timestamp
 from agent.engine.member_clock import MemberTime
 from agent.engine.state import StateStatus
-from agent.engine.store import DURATION_BUCKETS, CollectorStats, Store, TargetState
+from agent.engine.store import DURATION_BUCKETS, CollectorStats, StoreSnapshot, TargetState
 from agent.engine.units import UnitIndex
 from collectors.api import Family
 from exporters.apps import app_metrics
-from exporters.snapshot import Snapshot, take
+from exporters.snapshot import Snapshots
 
 PREFIX = "egov_"
 CACHE_SECONDS = 5.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConfigStatus:
-    """What the last configuration (re)load did, for the self-metrics."""
+    """What the last configuration (re)load did, for the self-metrics (replaced whole, never changed)."""
 
     province: str = ""
     source: str = ""
@@ -63,7 +63,7 @@ class AgentView:
 
     def __init__(self, level_names: list[str], targets: dict[str, TargetLabels],
                  families: dict[str, tuple[Family, ...]], timezone: str,
-                 evaluate: Callable[[dict[str, TargetState]], list[Evaluation]],
+                 evaluate: Callable[[Mapping[str, TargetState]], Sequence[Evaluation]],
                  sources: Callable[[], list] | None = None, reporting: ReportingSpec | None = None,
                  units: UnitIndex | None = None,
                  member_times: Callable[[], dict[tuple[str, str], MemberTime]] | None = None,
@@ -73,12 +73,17 @@ class AgentView:
         self.targets = targets
         self.families = families
         self.timezone = timezone
-        self.evaluate = evaluate
+        self._evaluate = evaluate
         self.sources = sources  # -> agent.sources.runner.SourceStatus per source (exporters/apps.py)
         self.reporting = reporting
         self.units = units
         self.member_times = member_times  # agent.member_clock.MemberClock.snapshot
         self.down_after = down_after or {}  # per collector, from its configuration
+
+    @property
+    def evaluate(self) -> Callable[[Mapping[str, TargetState]], Sequence[Evaluation]]:
+        """The KPI engine's, of this configuration (exporters/snapshot.py calls it once per snapshot)."""
+        return self._evaluate
 
 
 def _fmt(value: float) -> str:
@@ -86,38 +91,41 @@ def _fmt(value: float) -> str:
 
 
 class EgovCollector:
-    """prometheus_client collector over the store; ``view`` is swapped atomically on reload."""
+    """prometheus_client collector over the store's snapshots (whose view is swapped on reload)."""
 
-    def __init__(self, store: Store, view: AgentView, status: ConfigStatus, state: StateStatus | None = None) -> None:
-        self.store = store
-        self.view = view
-        self.status = status
+    def __init__(self, snapshots: Snapshots[AgentView], status: Callable[[], ConfigStatus],
+                 state: StateStatus | None = None) -> None:
+        self.snapshots = snapshots  # shared with the status and unit pages (exporters/snapshot.py)
+        self._status = status  # the agent's latest, read once per rendering
         self.state = state  # the state file's, when the agent keeps one
-        self.last_snapshot: Snapshot | None = None
+
+    def version(self) -> int:
+        """The store's change counter: a rendering of an older one is out of date."""
+        return self.snapshots.store.version
 
     def collect(self) -> Iterator[Metric]:
-        view = self.view
-        snap = take(self.store, view.evaluate, view)
-        self.last_snapshot = snap  # the status page's, while it is recent (exporters/snapshot.py)
+        snap, status = self.snapshots.fresh(), self._status()
+        view, frozen = snap.view, snap.store
         states, collector_stats, evaluations = snap.states, snap.stats, snap.evaluations
-        yield from self._self_metrics(view, collector_stats)
+        yield from self._self_metrics(view, collector_stats, frozen, status)
         yield from self._target_metrics(view, states)
-        yield from self._kpi_metrics(view, evaluations)
-        yield from self._member_metrics(view, evaluations)
-        yield from app_metrics(self.status.province, evaluations, view)
+        yield from self._kpi_metrics(view, evaluations, status.province)
+        yield from self._member_metrics(view, evaluations, status.province)
+        yield from app_metrics(status.province, evaluations, view)
 
     # -- self ------------------------------------------------------------------------------
-    def _self_metrics(self, view: AgentView, stats: dict[str, CollectorStats]) -> Iterator[Metric]:
+    def _self_metrics(self, view: AgentView, stats: Mapping[str, CollectorStats],
+                      frozen: StoreSnapshot, status: ConfigStatus) -> Iterator[Metric]:
         info = InfoMetricFamily(PREFIX + "build", "Version of the agent.")
         info.add_metric([], {"version": __version__, "python_version": platform.python_version()})
         yield info
         ok = GaugeMetricFamily(PREFIX + "config_last_reload_successful",
                                "1 if the last configuration load succeeded.", labels=["province"])
-        ok.add_metric([self.status.province], 1.0 if self.status.success else 0.0)
+        ok.add_metric([status.province], 1.0 if status.success else 0.0)
         yield ok
         when = GaugeMetricFamily(PREFIX + "config_last_reload_success_timestamp_seconds",
                                  "When the configuration was last loaded successfully.", labels=["province"])
-        when.add_metric([self.status.province], self.status.success_time)
+        when.add_metric([status.province], status.success_time)
         yield when
         if self.state is not None:
             yield from _state_metrics(self.state)
@@ -159,7 +167,7 @@ class EgovCollector:
             buckets.append(("+Inf", float(s.probes_total)))
             duration.add_metric([kind], buckets, s.duration_sum)
         yield from (counts, probes, errors, skipped, overrun, down_after, last, duration)
-        loop = self.store.loop_status
+        loop = frozen.loop_status
         lag = GaugeMetricFamily(PREFIX + "agent_loop_lag_seconds",
                                 "The longest the agent's event loop woke late in the last 10 s (its own overload).")
         lag.add_metric([], loop.lag_seconds)
@@ -171,9 +179,9 @@ class EgovCollector:
         pending = GaugeMetricFamily(PREFIX + "agent_first_round_pending_targets",
                                     "Targets not yet probed once since the start or the reload that added them: "
                                     "after /-/ready, the dead ones still waiting on their first timeout.")
-        pending.add_metric([], float(self.store.first_round_pending))
+        pending.add_metric([], float(frozen.first_round_pending))
         yield from (lag, overloaded, pending)
-        if (pool := self.store.pool_status) is not None:
+        if (pool := frozen.pool_status) is not None:
             workers = GaugeMetricFamily(PREFIX + "agent_workers", "Collector worker processes running (run --workers).",
                                         labels=["state"])
             workers.add_metric(["configured"], float(pool.workers))
@@ -185,7 +193,7 @@ class EgovCollector:
         yield from _collector_own_metrics(stats)
 
     # -- targets -----------------------------------------------------------------------------
-    def _target_metrics(self, view: AgentView, states: dict[str, TargetState]) -> Iterator[Metric]:
+    def _target_metrics(self, view: AgentView, states: Mapping[str, TargetState]) -> Iterator[Metric]:
         names = list(view.target_label_names)
         up = GaugeMetricFamily(PREFIX + "target_up",
                                "1 if the target is up: down only after its collector's down_after failed probes "
@@ -238,8 +246,8 @@ class EgovCollector:
         yield from own.values()
 
     # -- KPIs --------------------------------------------------------------------------------
-    def _kpi_metrics(self, view: AgentView, evaluations: Iterable[Evaluation]) -> Iterator[Metric]:
-        province = self.status.province  # one Prometheus may scrape several provinces' agents
+    def _kpi_metrics(self, view: AgentView, evaluations: Iterable[Evaluation], province: str) -> Iterator[Metric]:
+        # ``province`` labels every KPI series: one Prometheus may scrape several provinces' agents
         by_kpi = ["province", "kpi"]
         info = InfoMetricFamily(PREFIX + "kpi", "A KPI of the plan: titles, class and citation.",
                                 labels=["province"])
@@ -316,11 +324,10 @@ class EgovCollector:
         yield from (info, value, num, den, measured, stale, pending, approximate, target, target_info, met,
                     deadline, gvalue, gnum, gden)
 
-    def _member_metrics(self, view: AgentView, evaluations: Iterable[Evaluation]) -> Iterator[Metric]:
+    def _member_metrics(self, view: AgentView, evaluations: Iterable[Evaluation], province: str) -> Iterator[Metric]:
         """Each coverage KPI's members: up now, and for how long (the counters of the period form)."""
         if view.units is None:
             return
-        province = self.status.province
         levels = [lv for lv in view.level_names if lv != "province"]
         names = ["province", "kpi", "unit", *levels]
         up = GaugeMetricFamily(PREFIX + "kpi_member_up", "1 if this unit of the KPI's inventory is covered now.",
@@ -385,7 +392,7 @@ def _state_metrics(state: StateStatus) -> Iterator[Metric]:
     yield from (ok, when, restored)
 
 
-def _collector_own_metrics(stats: dict[str, CollectorStats]) -> Iterator[Metric]:
+def _collector_own_metrics(stats: Mapping[str, CollectorStats]) -> Iterator[Metric]:
     """Each collector's own counters (``Collector.self_families``), labelled by collector: one family
     per name, shared by collectors built on the same code (snmp and power)."""
     metrics: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
@@ -461,7 +468,7 @@ class Exposition:
         self.last_render_seconds = 0.0
 
     def _key(self) -> tuple[int, int]:
-        return (self.collector.store.version, int(time.monotonic() // CACHE_SECONDS))
+        return (self.collector.version(), int(time.monotonic() // CACHE_SECONDS))
 
     def _render(self, content_type: str, encoder: Callable) -> bytes:
         with self._render_lock:  # one rendering at a time; concurrent scrapes share it
@@ -514,6 +521,10 @@ class Exposition:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def alive(self) -> bool:
+        """False once the background renderer (``start``) has died: /metrics would serve old data for ever."""
+        return self._thread is None or self._thread.is_alive()
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(max(self.min_interval, 10 * self.last_render_seconds)):

@@ -14,6 +14,7 @@ import datetime as dt
 import html
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,7 @@ from agent.domain.version import __version__
 from agent.engine.kpi import Evaluation
 from agent.engine.store import CollectorStats, TargetState
 from exporters.report.words import AREAS
-from exporters.snapshot import Snapshot, reusable, take
+from exporters.snapshot import Snapshot
 from exporters.table import PENDING_WORDS, format_target, format_value, plan_and_ops, status
 
 # Rows of the first-screen blocks: at one line each they fit 1920×1080 under the cards (the
@@ -127,7 +128,7 @@ def approx(ev: Evaluation) -> str:
     return '<span title="gần đúng: số liệu tháng / approximate: monthly figures">≈ </span>' if ev.approximate else ""
 
 
-def _kpi_rows(evaluations: list[Evaluation]) -> str:
+def _kpi_rows(evaluations: Sequence[Evaluation]) -> str:
     rows = []
     for ev in sorted(evaluations, key=lambda e: (e.kpi.area, e.kpi.id)):
         kpi, t = ev.kpi, ev.active
@@ -150,7 +151,7 @@ def _kpi_rows(evaluations: list[Evaluation]) -> str:
     return "\n".join(rows)
 
 
-def below_target(evaluations: list[Evaluation]) -> list[Evaluation]:
+def below_target(evaluations: Sequence[Evaluation]) -> list[Evaluation]:
     """KPIs judged and not met: plan targets before ops objectives, the nearest (or passed) deadline first."""
     below = [(ev, ev.active) for ev in evaluations if ev.met is False and ev.active is not None]
     below.sort(key=lambda pair: (pair[1].origin != "plan", pair[1].deadline, pair[0].kpi.area, pair[0].kpi.id))
@@ -194,12 +195,12 @@ def _more(shown: int, total: int, anchor: str, what: str) -> str:
     return f'<p class="more">… và {total - shown} {what} khác / and {total - shown} more: <a href="#{anchor}">↓</a></p>'
 
 
-def _collector_rows(kinds: dict[str, int], up: Counter[str], stats: dict[str, CollectorStats], now: float) -> str:
+def _collector_rows(kinds: dict[str, int], up: Counter[str], stats: Mapping[str, CollectorStats], now: float) -> str:
     rows = []
     for kind in sorted(kinds):
         s = stats.get(kind, CollectorStats())
         last = ago(now - s.last_success_time) if s.last_success_time else "—"
-        errors = ", ".join(f"{html.escape(r)} {n}" for r, n in s.errors.most_common(3)) or "—"
+        errors = ", ".join(f"{html.escape(r)} {n}" for r, n in Counter(s.errors).most_common(3)) or "—"
         rows.append(f"<tr><td>{html.escape(kind)}</td><td class='num'>{up[kind]}/{kinds[kind]}</td>"
                     f"<td class='num'>{s.probes_total}</td><td class='num'>{last}</td><td>{errors}</td></tr>")
     return "\n".join(rows)
@@ -219,8 +220,8 @@ def page_head(title: str) -> str:
 """
 
 
-def render(province_vi: str, province_en: str, timezone: str, evaluations: list[Evaluation],
-           states: dict[str, TargetState], stats: dict[str, CollectorStats], targets: list[TargetView],
+def render(province_vi: str, province_en: str, timezone: str, evaluations: Sequence[Evaluation],
+           states: Mapping[str, TargetState], stats: Mapping[str, CollectorStats], targets: list[TargetView],
            config_loaded_at: float, unit_names: dict[str, str], now: float | None = None,
            province_id: str = "") -> bytes:
     now = time.time() if now is None else now
@@ -313,12 +314,9 @@ def render(province_vi: str, province_en: str, timezone: str, evaluations: list[
 
 
 def snapshot_of(agent) -> Snapshot:
-    """The exposition's latest snapshot when recent and of this configuration, else a fresh one (kept too)."""
-    collector = agent.exposition.collector
-    last, view = collector.last_snapshot, collector.view
-    if last is not None and reusable(last, view):
-        return last
-    return take(agent.store, view.evaluate, view)
+    """The agent's latest snapshot (/metrics's or a page's) when recent and of this configuration, else a
+    fresh one, kept for the next renderer: the KPIs are evaluated at most once per page."""
+    return agent.snapshots.recent()
 
 
 def render_for(agent) -> bytes:  # agent.service.Agent; not imported, to keep the exporter free of the service

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from agent.engine.kpi import (
     EXAMPLE_ONLY,
     INVENTORY_INCOMPLETE,
@@ -58,7 +60,7 @@ def status(ev: Evaluation) -> str:
     return f"{word} (stale)" if ev.stale else word
 
 
-def plan_and_ops(evaluations: list[Evaluation]) -> dict[str, tuple[int, int]]:
+def plan_and_ops(evaluations: Sequence[Evaluation]) -> dict[str, tuple[int, int]]:
     """(met, judged) for plan targets and for ops objectives, counted apart: one never passes for the other."""
     out = {"plan": [0, 0], "ops": [0, 0]}
     for ev in evaluations:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.engine.kpi import Evaluation
@@ -48,7 +49,7 @@ def valid_unit_id(text: str) -> bool:
     return UNIT_ID.fullmatch(text) is not None
 
 
-def counted_in(unit_id: str, evaluations: list[Evaluation], selected: dict[str, set[str]],
+def counted_in(unit_id: str, evaluations: Sequence[Evaluation], selected: dict[str, set[str]],
                own_targets: set[str]) -> list[Counted]:
     """The KPIs a unit counts in: by its own targets, as an inventory member, or as a group of the KPI."""
     out = []

@@ -42,15 +42,21 @@ def _title(agent: Agent) -> str:
 
 class Service:
     def __init__(self, agent: Agent, server: AgentHTTPServer, http_thread: threading.Thread,
-                 notifier: Notifier, before_exit: Callable[[], None] | None = None) -> None:
+                 notifier: Notifier, before_exit: Callable[[], None] | None = None,
+                 first_round_done: threading.Event | None = None) -> None:
         self.agent = agent
         self.server = server
         self.http_thread = http_thread
         self.notifier = notifier
         self.before_exit = before_exit
         self.stopped = threading.Event()  # serve() is done: the stop deadline no longer applies
-        self.ready = False
+        # Set once the first collection round is under way; /-/ready reads it from the HTTP threads.
+        self.first_round_done = first_round_done or threading.Event()
         self._status = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.first_round_done.is_set()
 
     # -- reload --------------------------------------------------------------------------------
     async def reload(self, why: str) -> tuple[int, str]:
@@ -94,15 +100,13 @@ class Service:
     # -- systemd -------------------------------------------------------------------------------
     def _status_text(self) -> str:
         scheduler = self.agent.scheduler
-        states = scheduler._last_up if scheduler is not None else {}
-        up = sum(1 for v in states.values() if v)
+        up = scheduler.up_count() if scheduler is not None else 0
         reload = "" if self.agent.status.success else "; last reload FAILED, previous configuration in force"
         phase = "" if self.ready else "first collection round; "
         return f"{phase}{up}/{len(self.agent.targets)} targets up{reload}"
 
     def _healthy(self) -> bool:
-        render = self.agent.exposition._thread
-        return self.http_thread.is_alive() and (render is None or render.is_alive())
+        return self.http_thread.is_alive() and self.agent.exposition.alive()
 
     async def keepalive(self) -> None:
         """WATCHDOG=1 from this loop (a blocked loop sends none) and STATUS= when it changes."""
@@ -124,8 +128,7 @@ class Service:
             await asyncio.sleep(interval)
 
     def first_round(self) -> None:
-        self.ready = True
-        self.server.ready_flag["done"] = True  # type: ignore[attr-defined]
+        self.first_round_done.set()
         self._status = self._status_text()
         self.notifier.ready(self._status)
 
@@ -209,25 +212,25 @@ def serve(agent: Agent, listen: str, web: WebConfigSource, before_exit: Callable
     exit (a stop past STOP_DEADLINE, threads that linger), which skips the caller's own finally.
     ``limits`` bound the endpoint's connections; ``reloads`` says whether and how often HTTP may reload."""
     host, port = parse_listen(listen)
-    ready = {"done": False}
+    ready = threading.Event()  # the Service sets it after the first round; /-/ready answers 200 from then on
     from exporters.status_page import render_for
     from exporters.unit_page import render_unit_for
 
-    endpoints = Endpoints(agent.exposition, _title(agent), lambda: ready["done"], status=lambda: render_for(agent),
-                          unit_page=lambda unit_id: render_unit_for(agent, unit_id))
+    endpoints = Endpoints(agent.exposition, _title(agent), ready.is_set, status=lambda: render_for(agent),
+                          unit_page=lambda unit_id: render_unit_for(agent, unit_id),
+                          first_round_pending=lambda: agent.store.first_round_pending)
     try:
         server = AgentHTTPServer((host, port), endpoints, web, limits, reloads)
     except OSError as exc:
         log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
         return False
-    server.ready_flag = ready  # type: ignore[attr-defined]
     agent.exposition.registry.register(server.stats)  # type: ignore[arg-type]  # a collector by duck typing
     thread = serve_in_thread(server)
     shown = host if ":" not in host else f"[{host}]"
     log.info("listening on %s://%s:%d/metrics (basic auth %s)", web.settings.scheme, shown,
              server.server_address[1], "on" if web.settings.auth else "off")
     notifier = Notifier()
-    service = Service(agent, server, thread, notifier, before_exit)
+    service = Service(agent, server, thread, notifier, before_exit, ready)
     agent.exposition.start()
     try:
         try:

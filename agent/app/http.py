@@ -36,13 +36,15 @@ class Endpoints:
     def __init__(self, exposition: Exposition, title: str, ready: Callable[[], bool],
                  reload: Callable[[], tuple[int, str]] | None = None,
                  status: Callable[[], bytes] | None = None,
-                 unit_page: Callable[[str], bytes | None] | None = None) -> None:
+                 unit_page: Callable[[str], bytes | None] | None = None,
+                 first_round_pending: Callable[[], int] = lambda: 0) -> None:
         self.exposition = exposition
         self.title = title
         self.ready = ready
         self.reload = reload
         self.status = status  # the status page (exporters/status_page.py); the plain landing page without it
         self.unit_page = unit_page  # a unit's page (exporters/unit_page.py), None for an unknown unit
+        self.first_round_pending = first_round_pending  # targets still in their first probe, for /-/ready
 
 
 def landing_page(title: str) -> bytes:
@@ -193,7 +195,7 @@ class Responder:
         if path == "/-/ready":
             if not endpoints.ready():
                 return Reply(503, b"first collection not finished\n")
-            waiting = endpoints.exposition.collector.store.first_round_pending
+            waiting = endpoints.first_round_pending()
             return Reply(200, f"ready; {waiting} targets still in their first probe\n".encode() if waiting
                          else b"ready\n")
         if path == "/-/reload":

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.config.schema import LoadedConfig, load_config
+from agent.config.schema import LoadedConfig, TargetSpec, load_config
 from agent.domain.netaddr import ALLOW_ENV, ProbeNotAllowed, check_allowed
 from agent.engine.kpi import Evaluation, KpiEngine
 from agent.engine.member_clock import MemberClock
@@ -23,6 +24,7 @@ from agent.sources.runner import SourceRunner, SourceStatus, manual_status, sour
 from collectors import REGISTRY
 from collectors.api import Collector
 from exporters.prometheus import AgentView, ConfigStatus, EgovCollector, Exposition, TargetLabels
+from exporters.snapshot import Snapshots
 
 if TYPE_CHECKING:
     from agent.engine.pool import WorkerPool
@@ -55,6 +57,19 @@ def check_probe_allowlist(loaded: LoadedConfig) -> None:
         raise ProbeNotAllowed(f"refusing to probe outside {ALLOW_ENV}: " + "; ".join(problems[:5]) + more)
 
 
+@dataclass(frozen=True)
+class _Derived:
+    """Everything built from one configuration, assigned to the agent together (a failed build changes nothing)."""
+
+    loaded: LoadedConfig
+    units: UnitIndex
+    manual: ManualData | None
+    targets: list[TargetSpec]
+    sources: SourceRunner | None
+    engine: KpiEngine
+    collectors: dict[str, Collector]
+
+
 class Agent:
     """One configuration's worth of collection; ``collect_once`` and ``run`` drive it, ``reload`` swaps it."""
 
@@ -64,7 +79,11 @@ class Agent:
         self.shard = shard  # this agent probes only its share of the units (agent/sharding.py)
         self.workers = workers  # collector processes for ``run`` (agent/pool.py); 1: probes on this loop
         self.clock = MemberClock()  # up time of each coverage member, kept across reloads
-        self._apply(loaded, collectors_for(loaded, {}))
+        derived = self._derive(loaded, collectors_for(loaded, {}), None, None)
+        self.loaded, self.units, self.manual = derived.loaded, derived.units, derived.manual
+        self.targets, self.engine, self.collectors = derived.targets, derived.engine, derived.collectors
+        self.sources = derived.sources  # application KPI sources (agent/sources), fetched on their own schedules
+        self._sources_task: asyncio.Task[None] | None = None
         self.store = Store(history_span=longest_window(loaded))
         # Counters and availability history from the previous run, so a restart does not zero the KPIs.
         self.state = StateFile(state_path, loaded.config.province.code) if state_path else None
@@ -72,25 +91,30 @@ class Agent:
         if self.state is not None:
             self.state.restore(self.store, {t.id for t in self.targets})
         self.status = ConfigStatus(loaded.config.province.code, str(loaded.source), True, time.time(), time.time())
-        self.exposition = Exposition(EgovCollector(self.store, self._view(), self.status,
+        # One snapshot of the store and the KPIs at a time, for /metrics, the status and the unit pages.
+        self.snapshots = Snapshots(self.store, self._view())
+        self.exposition = Exposition(EgovCollector(self.snapshots, lambda: self.status,
                                                    self.state.status if self.state else None))
         self.scheduler: Scheduler | WorkerPool | None = None
         self._reload_lock = asyncio.Lock()
 
-    def _apply(self, loaded: LoadedConfig, collectors: dict[str, Collector]) -> None:
-        """Build everything derived from a configuration, then assign it (so a failure changes nothing)."""
+    def _derive(self, loaded: LoadedConfig, collectors: dict[str, Collector], manual_before: ManualData | None,
+                sources_before: SourceRunner | None) -> _Derived:
+        """Build everything derived from a configuration (the manual data and sources carry state over)."""
         config = loaded.config
         units = UnitIndex(config)
         manual_path = loaded.resolve_path(config.manual.file) if config.manual else None
-        manual = (ManualData(manual_path, config.province.timezone, config.manual.max_file_size,
-                             getattr(self, "manual", None))
+        manual = (ManualData(manual_path, config.province.timezone, config.manual.max_file_size, manual_before)
                   if manual_path and config.manual else None)
         targets = [t for t in config.targets if self.shard is None or self.shard.owns_unit(t.unit)]
-        sources = SourceRunner.from_config(loaded, set(units.units), getattr(self, "sources", None))
+        sources = SourceRunner.from_config(loaded, set(units.units), sources_before)
         engine = KpiEngine(config, units, manual, {t.id for t in targets}, sources, self.shard, self.clock)
-        self.sources = sources  # application KPI sources (agent/sources), fetched on their own schedules
-        self.loaded, self.units, self.manual, self.targets, self.engine = loaded, units, manual, targets, engine
-        self.collectors = collectors
+        return _Derived(loaded, units, manual, targets, sources, engine, collectors)
+
+    def _apply(self, derived: _Derived) -> None:
+        self.loaded, self.units, self.manual = derived.loaded, derived.units, derived.manual
+        self.targets, self.engine, self.collectors = derived.targets, derived.engine, derived.collectors
+        self.sources = derived.sources
 
     async def reload(self) -> LoadedConfig:
         """Re-read the configuration file and swap it in; on any error raise it and keep the running one.
@@ -107,11 +131,10 @@ class Agent:
                 loaded = await asyncio.to_thread(load_config, source)
                 check_probe_allowlist(loaded)
                 collectors = collectors_for(loaded, old)
-                self._apply(loaded, collectors)
+                self._apply(self._derive(loaded, collectors, self.manual, self.sources))
             except Exception:
                 await self._close([c for c in collectors.values() if c not in old.values()])
-                self.status.success = False
-                self.status.load_time = time.time()
+                self.status = replace(self.status, success=False, load_time=time.time())
                 self.exposition.invalidate()
                 raise
             if self.scheduler is not None:
@@ -122,10 +145,8 @@ class Agent:
             self.store.set_history_span(longest_window(loaded))
             await self._close([c for name, c in old.items() if collectors.get(name) is not c])
             now = time.time()
-            self.status.province = loaded.config.province.code
-            self.status.source = str(loaded.source)
-            self.status.success, self.status.success_time, self.status.load_time = True, now, now
-            self.exposition.collector.view = self._view()
+            self.status = ConfigStatus(loaded.config.province.code, str(loaded.source), True, now, now)
+            self.snapshots.set_view(self._view())
             self.exposition.invalidate()
             log.info("configuration reloaded from %s: %d targets, %d KPIs", source, len(self.targets),
                      len(loaded.config.kpis))
@@ -141,8 +162,7 @@ class Agent:
     async def _observe_members(self) -> None:
         """Every few seconds, credit each coverage member's state to the clock (egov_kpi_member_*_seconds)."""
         while True:
-            states, _ = self.store.snapshot()
-            self.engine.observe_members(states)
+            self.engine.observe_members(self.store.states())
             await asyncio.sleep(MEMBER_TICK)
 
     async def _save_state(self) -> None:
@@ -150,12 +170,12 @@ class Agent:
         assert self.state is not None
         while True:
             await asyncio.sleep(self.state_save_interval)
-            await asyncio.to_thread(self.state.save, self.store.snapshot()[0])
+            await asyncio.to_thread(self.state.save, self.store.states())
 
     async def _final_save(self) -> None:
         """On a clean stop, save what the last probes added; a kill loses at most one save interval."""
         if self.state is not None:
-            await asyncio.to_thread(self.state.save, self.store.snapshot()[0])
+            await asyncio.to_thread(self.state.save, self.store.states())
             self.state.close()
 
     def _view(self) -> AgentView:
@@ -178,11 +198,10 @@ class Agent:
         return statuses
 
     def evaluate(self) -> list[Evaluation]:
-        states, _ = self.store.snapshot()
-        return self.engine.evaluate(states)
+        return self.engine.evaluate(self.store.states())
 
-    def states(self) -> dict[str, TargetState]:
-        return self.store.snapshot()[0]
+    def states(self) -> Mapping[str, TargetState]:
+        return self.store.states()
 
     async def collect_once(self) -> None:
         scheduler = Scheduler(self.loaded, self.store, self.collectors, self.targets)
@@ -236,7 +255,7 @@ class Agent:
             self._sources_task = asyncio.create_task(self.sources.run_forever(), name="sources")
 
     async def _stop_sources(self) -> None:
-        task, self._sources_task = getattr(self, "_sources_task", None), None
+        task, self._sources_task = self._sources_task, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -245,7 +264,7 @@ class Agent:
         """After a reload: run the new sources (unchanged ones keep their values), close the dropped ones."""
         if old is self.sources:
             return
-        running = getattr(self, "_sources_task", None) is not None
+        running = self._sources_task is not None
         await self._stop_sources()
         if old is not None:
             await old.close(keep=self.sources)

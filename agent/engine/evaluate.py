@@ -8,17 +8,21 @@ default) gives the KPI's headline value; every period the source serves is expor
 A coverage read from a source counts the units of an inventory whose yes/no value is above 0
 («19 sở, ngành ... thống nhất thành một hệ thống một cửa»): the denominator is the inventory, so a
 unit missing from the system's table counts as «no». Rows marked as examples are never figures.
+
+The engine (agent/engine/kpi.py) dispatches here for these two measure kinds; this module needs only the
+evaluation types (agent/engine/evaluation.py), never the engine, so the two do not import each other.
 """
 
 from __future__ import annotations
 
+from agent.config.schema import CoverageMeasure, RatioMeasure, ValueMeasure
 from agent.domain.periods import PeriodValue
-from agent.engine.inventory import Inventory
-from agent.engine.kpi import (
+from agent.engine.evaluation import (
     EXAMPLE_ONLY,
     INVENTORY_INCOMPLETE,
     NO_DATA,
     SOURCE_UNAVAILABLE,
+    Context,
     Evaluation,
     GroupValue,
     MemberValue,
@@ -29,7 +33,7 @@ from agent.sources.base import Record
 from agent.sources.runner import Snapshot, SourceRunner
 
 
-def _selected(records: list[Record], measure, units: UnitIndex) -> list[Record]:
+def _selected(records: list[Record], measure: RatioMeasure | ValueMeasure, units: UnitIndex) -> list[Record]:
     if not measure.levels and measure.under is None:
         return records
     out = []
@@ -69,16 +73,17 @@ def _snapshot(ev: Evaluation, runner: SourceRunner | None, source_id: str) -> Sn
     return snapshot
 
 
-def _stale(ev: Evaluation, runner: SourceRunner, source_id: str, snapshot: Snapshot, now: float) -> None:
+def _stale(ev: Evaluation, runner: SourceRunner, source_id: str, snapshot: Snapshot, series: str, now: float) -> None:
     """By the series' own age: a series whose query failed keeps values as old as its last good fetch."""
     source = runner.states[source_id].source
     limit = ev.kpi.stale_after if ev.kpi.stale_after is not None else source.spec.stale_limit
-    ev.measured_at = snapshot.fetched_at_of(getattr(ev.kpi.measure, "series", None) or "")
+    ev.measured_at = snapshot.fetched_at_of(series)
     ev.stale = now - ev.measured_at > limit
 
 
-def evaluate_source(ev: Evaluation, runner: SourceRunner | None, units: UnitIndex, now: float) -> None:
-    measure = ev.kpi.measure
+def evaluate_source(ev: Evaluation, measure: RatioMeasure | ValueMeasure, ctx: Context) -> None:
+    """A ratio or value summed from a source's series over the selected units, per reporting period."""
+    runner, units, now = ctx.sources, ctx.units, ctx.now
     snapshot = _snapshot(ev, runner, measure.source)
     if snapshot is None or runner is None:
         return
@@ -92,7 +97,7 @@ def evaluate_source(ev: Evaluation, runner: SourceRunner | None, units: UnitInde
         real = [r for r in _selected(records, measure, units) if not r.example]
         value, numerator, denominator = _sum(real, shape)
         ev.periods.append(PeriodValue(period, value, numerator, denominator, kind in snapshot.approximate))
-    _stale(ev, runner, measure.source, snapshot, now)
+    _stale(ev, runner, measure.source, snapshot, series, now)
     headline = by_period.get(measure.period)
     if headline is None:
         ev.pend(NO_DATA, f"source {measure.source} does not serve the {measure.period} period")
@@ -114,7 +119,8 @@ def evaluate_source(ev: Evaluation, runner: SourceRunner | None, units: UnitInde
         ev.group_level = measure.group_by
         groups: dict[str, list[float]] = {}
         for record in chosen:
-            group = units.ancestor_at(record.unit, measure.group_by) if record.unit in units.units else None
+            group = (units.ancestor_at(record.unit, measure.group_by)
+                     if record.unit is not None and record.unit in units.units else None)
             if group is None:
                 continue
             sums = groups.setdefault(group, [0.0, 0.0])
@@ -123,15 +129,17 @@ def evaluate_source(ev: Evaluation, runner: SourceRunner | None, units: UnitInde
         ev.groups = [GroupValue(g, n, d) for g, (n, d) in sorted(groups.items())]
 
 
-def evaluate_flag_coverage(ev: Evaluation, runner: SourceRunner | None, units: UnitIndex, inventory: Inventory,
-                           now: float) -> None:
+def evaluate_flag_coverage(ev: Evaluation, measure: CoverageMeasure, ctx: Context) -> None:
     """The share of the inventory's units whose yes/no value (for the measure's period) is above 0."""
-    measure = ev.kpi.measure
+    runner, units, now = ctx.sources, ctx.units, ctx.now
+    inventory = ctx.inventory_of(measure)
+    source_id = measure.source
+    assert inventory is not None and source_id is not None  # the schema: a source's coverage names an inventory
     ev.inventory = inventory
-    snapshot = _snapshot(ev, runner, measure.source)
+    snapshot = _snapshot(ev, runner, source_id)
     if snapshot is None or runner is None:
         return
-    _stale(ev, runner, measure.source, snapshot, now)
+    _stale(ev, runner, source_id, snapshot, measure.series or "", now)
     by_period = snapshot.data.get(measure.series or "", {})
     members = set(inventory.members)
     if inventory.complete:
@@ -142,7 +150,7 @@ def evaluate_flag_coverage(ev: Evaluation, runner: SourceRunner | None, units: U
                                           kind in snapshot.approximate))
     headline = by_period.get(measure.period)
     if headline is None:
-        ev.pend(NO_DATA, f"source {measure.source} does not serve the {measure.period} period")
+        ev.pend(NO_DATA, f"source {source_id} does not serve the {measure.period} period")
         return
     period, records = headline
     real = [r for r in records if not r.example and r.unit is not None]

@@ -10,65 +10,68 @@ A coverage KPI divides by its inventory (``agent.inventory``): the units the pla
 covered only by data of its own. A KPI without a value says why, with a fixed reason word
 (``egov_kpi_pending{reason}``) and a sentence for people.
 
-Coverage, counts and shares read a target's debounced state (``TargetState.up``: down only after its
-collector's ``down_after`` failures in a row), because they say what is connected now and one lost
-answer is not a lost link. Availability counts every probe (``window_counts``), because it says how
-often the target answered. Neither counts a probe the agent itself overran (agent/scheduler.py).
+Each measure kind has one evaluator, found in one table (EVALUATORS): the probes' in agent/engine/kpi_probes.py,
+the manual figures' in agent/engine/kpi_manual.py, the sources' in agent/engine/evaluate.py. They share the
+evaluation types of agent/engine/evaluation.py and never import this module, so nothing imports in a circle.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from agent.config.schema import Config, CoverageMeasure, KpiSpec, KpiTarget, Selector, TargetSpec
-from agent.domain.periods import PeriodValue
+from agent.config.schema import (
+    Config,
+    CoverageMeasure,
+    KpiSpec,
+    KpiTarget,
+    Measure,
+    RatioMeasure,
+    Selector,
+    TargetSpec,
+    ValueMeasure,
+)
+from agent.engine import kpi_manual, kpi_probes
+from agent.engine.evaluation import (
+    EXAMPLE_ONLY,
+    INVENTORY_INCOMPLETE,
+    NO_DATA,
+    NOT_PROBED,
+    NOTHING_SELECTED,
+    OTHER_SHARD,
+    PENDING_REASONS,
+    SOURCE_UNAVAILABLE,
+    Context,
+    Evaluation,
+    GroupValue,
+    MemberValue,
+    active_target,
+    group_members,
+    is_met,
+)
 from agent.engine.inventory import Inventory, at_level, resolve_all
 from agent.engine.member_clock import MemberClock
 from agent.engine.sharding import Shard
-from agent.engine.store import TargetState, window_counts
+from agent.engine.store import TargetState
 from agent.engine.units import UnitIndex
 from agent.sources.manual import ManualData
 
-# Why a KPI has no value (the reason label of egov_kpi_pending).
-NOT_PROBED = "not_probed_yet"
-NOTHING_SELECTED = "nothing_to_measure"
-INVENTORY_INCOMPLETE = "inventory_incomplete"
-EXAMPLE_ONLY = "example_data_only"
-NO_DATA = "no_data"
-SOURCE_UNAVAILABLE = "source_unavailable"
-OTHER_SHARD = "other_shard"
-PENDING_REASONS = (NOT_PROBED, NOTHING_SELECTED, INVENTORY_INCOMPLETE, EXAMPLE_ONLY, NO_DATA, SOURCE_UNAVAILABLE,
-                   OTHER_SHARD)
+if TYPE_CHECKING:
+    from agent.sources.runner import SourceRunner
+
+__all__ = [  # the evaluation types, still importable from here (agent/engine/evaluation.py holds them)
+    "EXAMPLE_ONLY", "INVENTORY_INCOMPLETE", "NOTHING_SELECTED", "NOT_PROBED", "NO_DATA", "OTHER_SHARD",
+    "PENDING_REASONS", "SOURCE_UNAVAILABLE", "Evaluation", "GroupValue", "KpiEngine", "MemberValue",
+    "active_target", "deadline_timestamp", "evaluator_of", "group_members", "is_met", "today_in",
+]
 
 
 def today_in(timezone: str, now: float | None = None) -> dt.date:
     return dt.datetime.fromtimestamp(time.time() if now is None else now, ZoneInfo(timezone)).date()
-
-
-def active_target(targets: list[KpiTarget], today: dt.date) -> KpiTarget | None:
-    """``targets`` are sorted by deadline (the schema sorts them)."""
-    for target in targets:
-        if target.deadline >= today:
-            return target
-    return targets[-1] if targets else None
-
-
-def is_met(target: KpiTarget, value: float) -> bool | None:
-    c = target.comparator
-    if c == "qualitative":
-        return None
-    if c == "range":
-        return target.low <= value <= target.high  # type: ignore[operator]
-    bound = target.value
-    assert bound is not None
-    eps = 1e-9 * max(1.0, abs(bound))
-    return {
-        ">=": value >= bound - eps, "approx": value >= bound - eps, ">": value > bound + eps,
-        "=": abs(value - bound) <= eps, "<=": value <= bound + eps, "<": value < bound - eps,
-    }[c]
 
 
 def deadline_timestamp(target: KpiTarget, timezone: str) -> float:
@@ -77,55 +80,39 @@ def deadline_timestamp(target: KpiTarget, timezone: str) -> float:
     return end.timestamp()
 
 
-@dataclass
-class GroupValue:
-    group: str
-    numerator: float
-    denominator: float
+def _lazy(module: str, name: str) -> Any:
+    """An evaluator imported on its first use: the sources' (SQLAlchemy & co.) only load when sources exist."""
+    def evaluate(ev: Evaluation, measure: Any, ctx: Context) -> None:
+        getattr(importlib.import_module(module), name)(ev, measure, ctx)
+    return evaluate
 
 
-@dataclass(frozen=True)
-class MemberValue:
-    """One unit of a coverage KPI's inventory: covered by its own data, or not."""
+# One evaluator per measure kind (what the measure reads), the only place the engine branches on it.
+# Each takes (evaluation, measure, context) and fills the evaluation in; its measure type is its own.
+EVALUATORS: dict[str, Any] = {
+    "coverage": kpi_probes.coverage,  # of units (an inventory) or of targets, from the probes
+    "availability": kpi_probes.availability,
+    "count": kpi_probes.count,
+    "manual": kpi_manual.manual_figure,  # a ratio or value from the manual data file
+    "source": _lazy("agent.engine.evaluate", "evaluate_source"),  # a ratio or value from a source's series
+    "source_coverage": _lazy("agent.engine.evaluate", "evaluate_flag_coverage"),  # yes/no per unit, from a source
+}
+FROM_IMPORTED_DATA = frozenset({"manual", "source", "source_coverage"})  # the first shard evaluates them
 
-    unit: str
-    up: bool
 
-
-@dataclass
-class Evaluation:
-    kpi: KpiSpec
-    active: KpiTarget | None
-    value: float | None = None
-    numerator: float | None = None
-    denominator: float | None = None
-    measured_at: float | None = None
-    source: str = ""
-    stale: bool = False
-    pending: str = ""  # why there is no value yet, for people
-    pending_reason: str = ""  # the same as a fixed word (PENDING_REASONS)
-    groups: list[GroupValue] = field(default_factory=list)
-    group_level: str = ""
-    periods: list[PeriodValue] = field(default_factory=list)  # per reporting period (source-backed KPIs)
-    members: list[MemberValue] = field(default_factory=list)  # coverage over an inventory
-    inventory: Inventory | None = None
-    approximate: bool = False  # monthly figures accepted for a period that does not begin on the 1st
-
-    @property
-    def met(self) -> bool | None:
-        if self.value is None or self.active is None:
-            return None
-        return is_met(self.active, self.value)
-
-    def pend(self, reason: str, message: str) -> None:
-        """No value: say why (``reason`` a fixed word, ``message`` a sentence)."""
-        self.pending_reason, self.pending = reason, message
-        self.value = self.numerator = self.denominator = None
+def evaluator_of(measure: Measure) -> str:
+    """The EVALUATORS key of a measure."""
+    if isinstance(measure, CoverageMeasure):
+        return "source_coverage" if measure.from_source else "coverage"
+    if isinstance(measure, RatioMeasure | ValueMeasure):
+        return "manual" if measure.source == "manual" else "source"
+    return measure.kind
 
 
 class KpiEngine:
     def __init__(self, config: Config, units: UnitIndex, manual: ManualData | None,
-                 owned_targets: set[str] | None = None, sources=None, shard: Shard | None = None,
+                 owned_targets: set[str] | None = None, sources: SourceRunner | None = None,
+                 shard: Shard | None = None,
                  clock: MemberClock | None = None) -> None:
         self.config = config
         self.units = units
@@ -153,145 +140,39 @@ class KpiEngine:
             return at_level(measure.select.level, measure.select.under, self.units)
         return None
 
-    def evaluate(self, states: dict[str, TargetState], now: float | None = None) -> list[Evaluation]:
+    def _context(self, states: Mapping[str, TargetState], now: float) -> Context:
+        shard = self.shard
+        return Context(self.config, self.units, states, now, self.select, self.inventory_of,
+                       (lambda unit: True) if shard is None else shard.owns_unit, self.manual, self.sources)
+
+    def evaluate(self, states: Mapping[str, TargetState], now: float | None = None) -> list[Evaluation]:
         now = time.time() if now is None else now
         today = today_in(self.config.province.timezone, now)
         if self.manual is not None:
             self.manual.refresh()
-        return [self._evaluate(kpi, states, now, today) for kpi in self.config.kpis]
+        ctx = self._context(states, now)
+        return [self._evaluate(kpi, ctx, today) for kpi in self.config.kpis]
 
-    def observe_members(self, states: dict[str, TargetState], now: float | None = None) -> None:
+    def observe_members(self, states: Mapping[str, TargetState], now: float | None = None) -> None:
         """Credit each coverage member's up time to the clock (called every few seconds by the agent)."""
         if self.clock is None:
             return
         now = time.time() if now is None else now
+        ctx = self._context(states, now)
         for kpi in self.config.kpis:
             measure = kpi.measure
             if isinstance(measure, CoverageMeasure) and measure.over_units and not measure.from_source:
                 inventory = self.inventory_of(measure)
                 assert inventory is not None
-                members = self._probe_members(measure, inventory, states)
+                members = kpi_probes.probe_members(measure, inventory, ctx)
                 if members is not None:
                     self.clock.observe(kpi.id, [(m.unit, m.up) for m in members], now)
 
-    def _evaluate(self, kpi: KpiSpec, states: dict[str, TargetState], now: float,
-                  today: dt.date) -> Evaluation:
+    def _evaluate(self, kpi: KpiSpec, ctx: Context, today: dt.date) -> Evaluation:
         ev = Evaluation(kpi, active_target(kpi.targets, today))
-        measure = kpi.measure
-        from_source = measure.kind in ("ratio", "value") or (isinstance(measure, CoverageMeasure)
-                                                            and measure.from_source)
-        if from_source:
-            if self.shard is not None and not self.shard.first:
-                ev.pend(OTHER_SHARD, f"evaluated by shard 1/{self.shard.count}")
-                return ev
-            if isinstance(measure, CoverageMeasure):
-                from agent.engine.evaluate import evaluate_flag_coverage
-
-                inventory = self.inventory_of(measure)
-                assert inventory is not None
-                evaluate_flag_coverage(ev, self.sources, self.units, inventory, now)
-            elif measure.source == "manual":
-                self._from_manual(ev, now)
-            else:
-                from agent.engine.evaluate import evaluate_source  # SQLAlchemy & co. only when sources exist
-
-                evaluate_source(ev, self.sources, self.units, now)
+        key = evaluator_of(kpi.measure)
+        if key in FROM_IMPORTED_DATA and self.shard is not None and not self.shard.first:
+            ev.pend(OTHER_SHARD, f"evaluated by shard 1/{self.shard.count}")
             return ev
-        if isinstance(measure, CoverageMeasure) and measure.over_units:
-            self._coverage_of_units(ev, measure, states, now)
-            return ev
-        selected = self.select(measure.select)
-        missing = [t.id for t in selected if t.id not in states or states[t.id].result is None]
-        if missing:
-            ev.pend(NOT_PROBED, f"{len(missing)} of {len(selected)} targets not probed yet")
-            return ev
-        ev.measured_at = max((states[t.id].last_probe_time for t in selected), default=now)
-        if measure.kind == "count":
-            ev.value = float(sum(1 for t in selected if states[t.id].up))
-        elif measure.kind == "availability":
-            up = total = 0
-            for t in selected:
-                u, n = window_counts(states[t.id], measure.window, now)
-                up, total = up + u, total + n
-            self._ratio(ev, up, total)
-        else:  # a share of targets (the portals, the THDL's systems): the configured targets are the list
-            self._ratio(ev, sum(1 for t in selected if states[t.id].up), len(selected))
+        EVALUATORS[key](ev, kpi.measure, ctx)
         return ev
-
-    def _probe_members(self, measure: CoverageMeasure, inventory: Inventory,
-                       states: dict[str, TargetState]) -> list[MemberValue] | None:
-        """Each member unit covered when its own selected targets are up (any/all); None until all are probed."""
-        members = [u for u in inventory.members if self.shard is None or self.shard.owns_unit(u)]
-        wanted = set(members)
-        own: dict[str, list[TargetSpec]] = {u: [] for u in members}
-        for target in self.select(measure.select):
-            if target.unit in wanted:
-                own[target.unit].append(target)
-        if any(t.id not in states or states[t.id].result is None for ts in own.values() for t in ts):
-            return None
-        combine = any if measure.unit_up == "any" else all
-        return [MemberValue(u, bool(ts) and combine(states[t.id].up for t in ts))
-                for u, ts in own.items()]
-
-    def _coverage_of_units(self, ev: Evaluation, measure: CoverageMeasure, states: dict[str, TargetState],
-                           now: float) -> None:
-        inventory = self.inventory_of(measure)
-        assert inventory is not None
-        ev.inventory = inventory
-        members = self._probe_members(measure, inventory, states)
-        wanted = set(inventory.members)
-        own = [t for t in self.select(measure.select) if t.unit in wanted]
-        if members is None:
-            missing = sum(1 for t in own if t.id not in states or states[t.id].result is None)
-            ev.pend(NOT_PROBED, f"{missing} of {len(own)} targets not probed yet")
-            return
-        ev.members = members
-        probed = [states[t.id].last_probe_time for t in own if t.id in states]
-        ev.measured_at = max(probed, default=now)
-        if not inventory.complete:
-            ev.pend(INVENTORY_INCOMPLETE, f"inventory incomplete: {inventory.incomplete_reason}")
-            return
-        self._ratio(ev, sum(m.up for m in members), len(members))
-        if measure.group_by:
-            ev.group_level = measure.group_by
-            ev.groups = group_members(members, measure.group_by, self.units)
-
-    @staticmethod
-    def _ratio(ev: Evaluation, numerator: float, denominator: float) -> None:
-        ev.numerator, ev.denominator = float(numerator), float(denominator)
-        ev.value = numerator / denominator if denominator else None
-        if not denominator:
-            ev.pend(NOTHING_SELECTED, "nothing to measure: no unit or target is selected")
-
-    def _from_manual(self, ev: Evaluation, now: float) -> None:
-        item = self.manual.values.get(ev.kpi.id) if self.manual is not None else None
-        if item is None:
-            example = self.manual.examples.get(ev.kpi.id) if self.manual is not None else None
-            if example is not None:
-                ev.source = example.source
-                ev.pend(EXAMPLE_ONLY, f"example data only ({self.manual.path.name}: {example.date}); "  # type: ignore
-                                      f"enter the real figure")
-            else:
-                ev.pend(NO_DATA, "no value in the manual data file")
-            return
-        ev.value, ev.numerator, ev.denominator = item.value, item.numerator, item.denominator
-        ev.source = item.source
-        tz = ZoneInfo(self.config.province.timezone)
-        ev.measured_at = dt.datetime.combine(item.date, dt.time(), tz).timestamp()
-        limit = ev.kpi.stale_after
-        if limit is None and self.config.manual is not None:
-            limit = self.config.manual.stale_after
-        ev.stale = limit is not None and now - ev.measured_at > limit
-
-
-def group_members(members: list[MemberValue], level: str, units: UnitIndex) -> list[GroupValue]:
-    """Covered members per unit at ``level`` (per district)."""
-    groups: dict[str, list[int]] = {}
-    for member in members:
-        group = units.ancestor_at(member.unit, level)
-        if group is None:
-            continue
-        counts = groups.setdefault(group, [0, 0])
-        counts[0] += member.up
-        counts[1] += 1
-    return [GroupValue(g, float(n), float(d)) for g, (n, d) in sorted(groups.items())]

@@ -92,10 +92,10 @@ class WorkerPool:
         # With workers the agent is ready when every target's first probe has ended: the workers' own
         # schedulers know when a probe outlived its answer time, the main process only sees results.
         self.ready = self.first_round
-        store.first_round_pending = len(self._pending)
+        store.set_first_round_pending(len(self._pending))
         if not self._pending:
             self.first_round.set()
-        self._last_up: dict[str, bool] = {}  # read by the daemon's STATUS= line
+        self._last_up: dict[str, bool] = {}  # counted for the daemon's STATUS= line (up_count)
         self._workers: dict[int, _Worker] = {}
         self._configs: list[bytes] = []  # each worker's pickled configuration
         self._retired: Counter[tuple[str, str, tuple[str, ...]]] = Counter()  # dead workers' own counters
@@ -103,6 +103,10 @@ class WorkerPool:
         self._publish()
 
     # -- configuration -------------------------------------------------------------------------
+    def up_count(self) -> int:
+        """Targets up at their latest probe since the start (the daemon's STATUS= line)."""
+        return sum(1 for up in self._last_up.values() if up)
+
     def _split(self, loaded: LoadedConfig, targets: list[TargetSpec]) -> list[bytes]:
         """Each worker's configuration, pickled: its own targets only (not the units, KPIs or sources)."""
         shares: list[list[TargetSpec]] = [[] for _ in range(self.count)]
@@ -129,7 +133,7 @@ class WorkerPool:
         self._pending &= new_ids
         if not self.first_round.is_set():
             self._pending |= added
-        self.store.first_round_pending = len(self._pending)
+        self.store.set_first_round_pending(len(self._pending))
         if not self._pending:
             self.first_round.set()
         for worker in self._workers.values():
@@ -231,7 +235,7 @@ class WorkerPool:
             note_change(self._last_up, target, result, state)
         elif kind == "d":
             self._pending.discard(message[1])
-            self.store.first_round_pending = len(self._pending)
+            self.store.set_first_round_pending(len(self._pending))
             if not self._pending:
                 self.first_round.set()
         elif kind == "s":
@@ -273,7 +277,7 @@ class WorkerPool:
             self._publish_self(collector)
 
     def _publish(self) -> None:
-        self.store.pool_status = PoolStatus(self.count, len(self._workers), self.restarts)
+        self.store.set_pool_status(PoolStatus(self.count, len(self._workers), self.restarts))
 
 
 def _exit_text(code: int | None) -> str:

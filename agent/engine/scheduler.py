@@ -86,12 +86,16 @@ class Scheduler:
         if not self._pending:
             self.first_round.set()
             self.ready.set()
-        store.first_round_pending = len(self._pending)
+        store.set_first_round_pending(len(self._pending))
         self._last_up: dict[str, bool] = {}
         self._overrun_since: dict[str, float] = {}  # target -> when its current run of overruns began (loop clock)
         self._tasks: dict[str, asyncio.Task] = {}
         self._failure: asyncio.Future | None = None
         self.watch = LoopWatch(store.set_loop_status)
+
+    def up_count(self) -> int:
+        """Targets up at their latest probe since the start (the daemon's STATUS= line)."""
+        return sum(1 for up in self._last_up.values() if up)
 
     def _semaphore(self, concurrency: int) -> asyncio.Semaphore:
         return asyncio.Semaphore(max(1, math.ceil(concurrency / self.share_of)))
@@ -163,7 +167,7 @@ class Scheduler:
     def _settled(self, target: TargetSpec) -> None:
         """The target had its turn in the first round (an overrun too: waiting would not make it timely)."""
         self._pending.discard(target.id)
-        self.store.first_round_pending = len(self._pending)
+        self.store.set_first_round_pending(len(self._pending))
         if not self._pending:
             self.first_round.set()
             self.ready.set()
@@ -261,7 +265,7 @@ class Scheduler:
         self._pending &= new_ids
         if not self.first_round.is_set():
             self._pending |= {t.id for t in changed}
-        self.store.first_round_pending = len(self._pending)
+        self.store.set_first_round_pending(len(self._pending))
         if not self._pending:
             self.first_round.set()
             self.ready.set()

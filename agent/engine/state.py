@@ -20,6 +20,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,7 +169,7 @@ class StateFile:
         return states
 
     # -- save ----------------------------------------------------------------------------------
-    def save(self, states: dict[str, TargetState]) -> None:
+    def save(self, states: Mapping[str, TargetState]) -> None:
         """Write what changed since the last save, in one transaction (blocking: run it off the loop)."""
         with self._lock:
             try:
@@ -185,7 +186,7 @@ class StateFile:
             self.status.last_save_ok = True
             self.status.last_save_time = time.time()
 
-    def _write(self, db: sqlite3.Connection, states: dict[str, TargetState]) -> None:
+    def _write(self, db: sqlite3.Connection, states: Mapping[str, TargetState]) -> None:
         saved = dict(self._saved)
         upserts: list[tuple[str, int, int, str, float, int, int, float]] = []
         inserts: list[tuple[str, float, int, int]] = []

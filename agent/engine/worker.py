@@ -83,6 +83,9 @@ class ForwardingStore:
     def set_loop_status(self, status: LoopStatus) -> None:
         self.outbox.put(("l", status.lag_seconds, status.overloaded))
 
+    def set_first_round_pending(self, count: int) -> None:
+        """Nothing to send: the main process counts the first round from the results (agent/pool.py)."""
+
 
 class WorkerScheduler(Scheduler):
     """The scheduler as it is, each verdict sent to the main process, which debounces and stores it."""
