@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 IDENT = r"^[a-z][a-z0-9_-]*$"
 
@@ -81,6 +81,15 @@ def _parse_number(value: Any) -> float:
     raise ValueError(f"expected a number or a percentage such as 90%, got {value!r}")
 
 
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Number = Annotated[float, BeforeValidator(_parse_number)]
 Ident = Annotated[str, Field(pattern=IDENT, max_length=80)]
+Regex = Annotated[str, AfterValidator(_check_regex)]  # a regular expression Python compiles

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from agent.domain.models import Duration, StrictModel
+from agent.domain.models import Duration, Regex, StrictModel
 from agent.domain.netaddr import Host
 
 # The types a province asks its DNS about: the portals' addresses, aliases, mail, delegation, SPF/DMARC text.
@@ -36,16 +36,7 @@ def _check_name(value: str) -> str:
     return ascii_name.lower()
 
 
-def _check_regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-    return value
-
-
 DomainName = Annotated[str, AfterValidator(_check_name)]
-Regex = Annotated[str, AfterValidator(_check_regex)]
 
 
 class DnsParams(StrictModel):

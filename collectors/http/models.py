@@ -12,7 +12,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import AfterValidator, Field, FilePath, model_validator
 
-from agent.domain.models import StrictModel
+from agent.domain.models import Regex, StrictModel
 from agent.domain.netaddr import Host
 from agent.domain.secrets import Secret
 from agent.domain.version import __version__
@@ -65,17 +65,8 @@ def _check_status(value: int | str) -> int | str:
     raise ValueError(f"expected a status code 100-599 or a class such as '2xx', got {value!r}")
 
 
-def _check_regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-    return value
-
-
 Url = Annotated[str, AfterValidator(_check_url)]
 StatusSpec = Annotated[int | str, AfterValidator(_check_status)]
-Regex = Annotated[str, AfterValidator(_check_regex)]
 
 
 class BasicAuth(StrictModel):
