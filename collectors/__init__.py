@@ -45,11 +45,11 @@ def resolve(reference: str) -> Any:
     return getattr(loaded, attribute) if attribute else loaded
 
 
-class Registry(MutableMapping[str, type[Collector]]):
+class Registry(MutableMapping[str, type[Collector[Any, Any]]]):
     """``REGISTRY[kind]`` imports the kind's module the first time; tests may add kinds of their own."""
 
     def __init__(self) -> None:
-        self._loaded: dict[str, type[Collector]] = {}
+        self._loaded: dict[str, type[Collector[Any, Any]]] = {}
         self._known: dict[str, KindDescriptor] | None = None
 
     @property
@@ -61,7 +61,7 @@ class Registry(MutableMapping[str, type[Collector]]):
     def descriptor(self, kind: str) -> KindDescriptor | None:
         return self.descriptors.get(kind)
 
-    def __getitem__(self, kind: str) -> type[Collector]:
+    def __getitem__(self, kind: str) -> type[Collector[Any, Any]]:
         cls = self._loaded.get(kind)
         if cls is None:
             cls = self._loaded[kind] = resolve(self.descriptors[kind].collector)

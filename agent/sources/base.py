@@ -15,7 +15,7 @@ import math
 import string
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
@@ -25,7 +25,8 @@ from pydantic import Field, model_validator
 
 from agent.domain.models import Duration, Ident, StrictModel
 from agent.domain.periods import Period
-from agent.domain.secrets import HIDDEN, SecretValue
+from agent.domain.secrets import SecretValue
+from agent.domain.secrets import redact as redact  # the one redaction, re-exported for the sources
 
 SeriesName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=80)]
 # Placeholders a query parameter may carry; {period_end} is the exclusive end (the next period's
@@ -286,15 +287,6 @@ def mask_url(url: str) -> str:
     except ValueError:
         return "<unparseable URL>"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def redact(text: str, secrets: Iterable[SecretValue]) -> str:
-    """Belt and braces for library messages quoted in errors: no resolved secret survives."""
-    for secret in secrets:
-        value = secret.reveal()
-        if len(value) >= 3:
-            text = text.replace(value, HIDDEN)
-    return text
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:

@@ -11,7 +11,7 @@ One probe of a router:
    every interface is exported.
 
 The target is up when the router answered and its uplink's ifOperStatus is up(1). Each failure is
-that device's alone and has a fixed reason: ``snmp_timeout`` (no answer: also what a wrong v2c
+that device's alone and has a fixed reason: ``timeout`` (no answer: also what a wrong v2c
 community gives, since agents ignore it), ``snmp_auth_error`` (v3: unknown user, wrong key,
 decryption error), ``snmp_no_such_object`` (an object the probe needs is missing),
 ``snmp_wrong_type`` (a value of the wrong SMI type), ``snmp_malformed`` (the answer could not be
@@ -34,7 +34,7 @@ the request went to, with the request's random id (and, v2c, its community): see
 ``collectors.snmp_replies``; what they drop is counted in ``egov_snmp_replies_dropped_total`` by
 reason. An undecodable answer (v2c or v3), or a v2c one with another community, from the device's
 own address makes the probe ``snmp_malformed`` if no good answer follows. A v3 answer that decodes
-but fails authentication or decryption still reads as ``snmp_timeout``: USM drops it unattributed.
+but fails authentication or decryption still reads as ``timeout``: USM drops it unattributed.
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ from pysnmp.proto import errind, rfc1902, rfc1905
 from pysnmp.proto.error import ProtocolError
 from pysnmp.proto.rfc1902 import ObjectName
 
-from agent.domain.models import StrictModel
 from collectors.api import Collector, Family, ProbeFailure, ProbeResult, Sample
 from collectors.snmp import ber as snmp_ber
 from collectors.snmp import v2c as snmp_v2c
@@ -170,7 +169,7 @@ def _client_transport(family: int) -> Any:
     return transport.open_server_mode(sock=sock)
 
 
-class SnmpCollector(Collector):
+class SnmpCollector(Collector[SnmpParams, SnmpSettings]):
     kind = "snmp"
     Params = SnmpParams
     Settings = SnmpSettings
@@ -194,10 +193,8 @@ class SnmpCollector(Collector):
     )
     self_families = (DROPPED_REPLIES,)
 
-    def __init__(self, settings: StrictModel) -> None:
+    def __init__(self, settings: SnmpSettings) -> None:
         super().__init__(settings)
-        assert isinstance(settings, SnmpSettings)
-        self.settings: SnmpSettings = settings
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: snmp_v2c.V2cClient | None = None  # v2c: one socket per address family
         self._engine: Any = None  # v3: a pysnmp SnmpEngine, created at the first v3 target
@@ -349,7 +346,7 @@ class SnmpCollector(Collector):
             if self._malformed.get(session.address, -math.inf) >= started:
                 raise ProbeFailure("snmp_malformed", "the device answered undecodably or with another community"
                                    ) from None
-            raise ProbeFailure("snmp_timeout", str(exc)) from None
+            raise ProbeFailure("timeout", str(exc)) from None
         if message.error_status != 0:
             status = rfc1905.errorStatus.clone(message.error_status).prettyPrint()
             reason = "snmp_auth_error" if message.error_status == 16 else "snmp_error"  # 16: authorizationError
@@ -363,7 +360,7 @@ class SnmpCollector(Collector):
             if isinstance(error_indication, errind.RequestTimedOut):
                 if self._malformed.get(session.address, -math.inf) >= started:
                     raise ProbeFailure("snmp_malformed", "the device answered undecodably or with another community")
-                raise ProbeFailure("snmp_timeout", str(error_indication))
+                raise ProbeFailure("timeout", str(error_indication))
             if isinstance(error_indication, _AUTH_ERRORS):
                 raise ProbeFailure("snmp_auth_error", type(error_indication).__name__)
             if isinstance(error_indication, _MALFORMED):
@@ -466,16 +463,9 @@ class SnmpCollector(Collector):
 
     # -- the probe ----------------------------------------------------------------------------
 
-    async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
-        assert isinstance(params, SnmpParams)
-        try:
-            async with asyncio.timeout(timeout):
-                session = await self._session(target_id, params)
-                return await self._probe(session, self._devices.setdefault(target_id, _Device()))
-        except TimeoutError:
-            return ProbeResult(False, "snmp_timeout", detail=f"no complete answer within {timeout:g}s")
-        except ProbeFailure as failure:
-            return ProbeResult(False, failure.reason, detail=failure.detail)
+    async def probe(self, target_id: str, params: SnmpParams, timeout: float) -> ProbeResult:
+        session = await self._session(target_id, params)
+        return await self._probe(session, self._devices.setdefault(target_id, _Device()))
 
     async def _probe(self, session: _Session, device: _Device) -> ProbeResult:
         for attempt in range(2):  # a second pass after a reboot or a vanished uplink, with fresh names
