@@ -36,6 +36,9 @@ class KindDescriptor:
     simulator: str | None = None  # "module:Class" the lab starts for the kind's targets
     rules: str | None = None  # "module:function" giving the kind's Prometheus rule groups
     panels: str | None = None  # "module:function" giving the kind's Grafana panels
+    # Probes send traffic to addresses in their Params: those fields must be typed ProbeHost (or a probed URL),
+    # so EGOV_AGENT_PROBE_ALLOW sees them; a network kind whose Params declare none is refused (fail closed).
+    network: bool = True
 
 
 @dataclass(frozen=True)

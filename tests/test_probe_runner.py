@@ -150,7 +150,7 @@ targets:
   - {id: a, unit: thdl, collector: sloppy}
   - {id: b, unit: thdl, collector: sloppy}
 """)
-    REGISTRY["sloppy"] = Sloppy
+    REGISTRY.add(Sloppy, network=False)
     try:
         loaded = load_config(config)
         store = Store()

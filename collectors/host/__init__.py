@@ -6,4 +6,5 @@ DESCRIPTOR = KindDescriptor(
     kind="host",
     collector="collectors.host.probe:HostCollector",
     simulator="collectors.host.lab:HostSimulator",
+    network=False,  # reads the agent's own machine: no address to allow
 )

@@ -72,7 +72,7 @@ from icmplib.utils import unique_identifier
 from pydantic import Field
 
 from agent.domain.models import Share, StrictModel
-from agent.domain.netaddr import Host
+from agent.domain.netaddr import ProbeHost
 from collectors.api import ANSWER_TIME, Collector, Family, ProbeResult, Sample
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ DRAIN_BATCH = 4096  # packets read per wake-up at most: a flood cannot hold the 
 
 
 class IcmpParams(StrictModel):
-    host: Host
+    host: ProbeHost
     count: int = Field(5, ge=1, le=1000, description="Echo requests per probe")
     interval: float = Field(0.5, gt=0, le=60, description="Seconds between echo requests")
     payload_size: int = Field(56, ge=0, le=1472, description="Bytes of payload per echo (1472 fills a 1500 MTU)")

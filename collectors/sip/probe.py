@@ -42,7 +42,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from agent.domain.models import StrictModel
-from agent.domain.netaddr import Host
+from agent.domain.netaddr import ProbeHost
 from agent.domain.version import __version__
 from collectors.api import Collector, Family, ProbeFailure, ProbeResult, Sample
 
@@ -69,7 +69,7 @@ StatusSpec = Annotated[int | str, AfterValidator(_check_status)]
 
 
 class SipParams(StrictModel):
-    host: Host
+    host: ProbeHost
     port: int = Field(5060, ge=1, le=65535)
     transport: Literal["udp", "tcp"] = "udp"
     user: str | None = Field(None, pattern=r"^[A-Za-z0-9._~+-]{1,64}$",

@@ -14,12 +14,12 @@ import time
 from pydantic import Field
 
 from agent.domain.models import StrictModel
-from agent.domain.netaddr import Host
+from agent.domain.netaddr import ProbeHost
 from collectors.api import Collector, Family, NoSettings, ProbeResult, Sample
 
 
 class TcpParams(StrictModel):
-    host: Host
+    host: ProbeHost
     port: int = Field(ge=1, le=65535)
 
 
