@@ -137,7 +137,7 @@ class PowerCollector(SnmpCollector):
         Family("env_humidity_ratio", "gauge", "Relative humidity at a sensor of the device, 0-1.", ("sensor",)),
     )
 
-    def __init__(self, settings: PowerSettings) -> None:  # type: ignore[override]
+    def __init__(self, settings: PowerSettings) -> None:
         # The inherited SNMP plumbing reads timeout, retries and max_repetitions from SnmpSettings.
         super().__init__(SnmpSettings(timeout=settings.timeout, retries=settings.retries,
                                       max_repetitions=settings.max_repetitions))
