@@ -9,6 +9,7 @@ it by mistake.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -116,11 +117,18 @@ def _hosts_in(annotation: Any, metadata: tuple[Any, ...], value: Any, owner: Bas
             yield from _hosts_in(args[1] if len(args) == 2 else Any, (), item, owner)
 
 
+@functools.cache
+def _host_fields(cls: type[BaseModel]) -> tuple[tuple[str, Any, tuple[Any, ...]], ...]:
+    """The fields of a model that may hold a probed address: read once per model, not per target."""
+    return tuple((name, info.annotation, tuple(info.metadata)) for name, info in cls.model_fields.items()
+                 if _marker(info.metadata) is not None or declares_probe_hosts(info.annotation))
+
+
 def probe_hosts(model: BaseModel) -> list[str]:
     """Every address a probe with these parameters sends traffic to: the values typed ProbeHost or PROBED_URL."""
     found: list[str] = []
-    for name, info in type(model).model_fields.items():
-        for host in _hosts_in(info.annotation, tuple(info.metadata), getattr(model, name), model):
+    for name, annotation, metadata in _host_fields(type(model)):
+        for host in _hosts_in(annotation, metadata, getattr(model, name), model):
             if host not in found:
                 found.append(host)
     return found
