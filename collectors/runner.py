@@ -41,7 +41,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from agent.domain.secrets import find_secrets, redact
+from agent.domain.secrets import SecretValue, find_secrets, redact
 from collectors.api import Collector, Family, ProbeFailure, ProbeResult, Sample
 
 log = logging.getLogger(__name__)
@@ -102,12 +102,7 @@ class ProbeRunner:
         except ProbeFailure as failure:
             return self._failed(collector, target_id, params, failure.reason, failure.detail)
         except Exception as exc:  # a collector bug must not stop the other targets
-            secrets = find_secrets(params)
-            text = redact("".join(traceback.format_exception(exc)).rstrip(), secrets)
-            # Rate-limited per collector and exception type: one bug, not one traceback per target.
-            log.error("collector=%s target=%s: probe raised %s\n%s", collector.kind, target_id, type(exc).__name__,
-                      text, extra={"collector": collector.kind, "target": target_id, "reason": INTERNAL_ERROR,
-                                   "limit_key": (collector.kind, type(exc).__name__)})
+            _log_raised(collector.kind, target_id, exc, find_secrets(params))
             return self._failed(collector, target_id, params, INTERNAL_ERROR, type(exc).__name__)
 
     @staticmethod
@@ -154,6 +149,20 @@ class ProbeRunner:
 
     def has_samples(self, kind: str) -> bool:
         return any(k == kind for k, _, _ in self.rejected)
+
+
+def _log_raised(kind: str, target_id: str, exc: Exception, secrets: list[SecretValue]) -> None:
+    """The traceback of a collector bug, its secrets redacted: set as the record's exception text (which the
+    plain and JSON formatters print) instead of exc_info, which they would format from the raw exception."""
+    if not log.isEnabledFor(logging.ERROR):
+        return
+    # Rate-limited per collector and exception type: one bug, not one traceback per target.
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "collector=%s target=%s: probe raised",
+                            (kind, target_id), None, extra={"collector": kind, "target": target_id,
+                                                            "reason": INTERNAL_ERROR,
+                                                            "limit_key": (kind, type(exc).__name__)})
+    record.exc_text = redact("".join(traceback.format_exception(exc)).rstrip(), secrets)
+    log.handle(record)
 
 
 async def run_probe(collector: Collector[Any, Any], target_id: str, params: Any, timeout: float) -> ProbeResult:
