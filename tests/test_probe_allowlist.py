@@ -50,17 +50,22 @@ class PlainParams(StrictModel):
     server: str
 
 
-class Typed(Collector[StrictModel, StrictModel]):
-    kind = "typed"
-    Params = StrictModel  # replaced per test
+def register(params: type[StrictModel], network: bool = True) -> None:
+    """A kind of the test's own, ``typed``, with these params."""
 
-    async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
-        raise AssertionError("the allowlist must refuse before any probe")
+    class Typed(Collector[StrictModel, StrictModel]):
+        kind = "typed"
+        Params = params
+
+        async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
+            raise AssertionError("the allowlist must refuse before any probe")
+
+    REGISTRY.add(Typed, network=network)
 
 
-@pytest.fixture
-def kind() -> Iterator[type[Typed]]:
-    yield Typed
+@pytest.fixture(autouse=True)
+def _forget_typed() -> Iterator[None]:
+    yield
     if "typed" in REGISTRY:
         del REGISTRY["typed"]
 
@@ -75,10 +80,9 @@ targets:
 
 
 def test_a_probe_host_named_server_outside_the_allowlist_is_refused(
-        tmp_path: Path, kind: type[Typed], monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EGOV_AGENT_PROBE_ALLOW", "127.0.0.0/8,::1/128")
-    kind.Params = TypedParams
-    REGISTRY.add(kind)
+    register(TypedParams)
     loaded = load_config(config(tmp_path, "{server: 10.0.0.1}"))
     with pytest.raises(ProbeNotAllowed) as caught:
         Agent(loaded)
@@ -86,10 +90,9 @@ def test_a_probe_host_named_server_outside_the_allowlist_is_refused(
 
 
 def test_addresses_nested_in_lists_and_urls_are_found_too(
-        tmp_path: Path, kind: type[Typed], monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EGOV_AGENT_PROBE_ALLOW", "127.0.0.0/8,::1/128")
-    kind.Params = TypedParams
-    REGISTRY.add(kind)
+    register(TypedParams)
     params = "{server: 127.0.26.1, backups: [{name: b, server: 10.0.0.2}], status_url: 'http://10.0.0.3:8080/s'}"
     loaded = load_config(config(tmp_path, params))
     assert probe_hosts(loaded.target_params["far"]) == ["127.0.26.1", "10.0.0.2", "10.0.0.3"]
@@ -99,18 +102,16 @@ def test_addresses_nested_in_lists_and_urls_are_found_too(
 
 
 def test_a_network_kind_whose_params_declare_no_probe_host_is_refused_at_load(
-        tmp_path: Path, kind: type[Typed]) -> None:
-    kind.Params = PlainParams
-    REGISTRY.add(kind)  # network=True: the default
+        tmp_path: Path) -> None:
+    register(PlainParams)  # network=True: the default
     with pytest.raises(ConfigError) as caught:
         load_config(config(tmp_path, "{server: 10.0.0.1}"))
     assert "collector kind 'typed' probes the network but its params (PlainParams) declare no ProbeHost field" \
         in str(caught.value)
 
 
-def test_a_kind_that_says_it_probes_no_network_needs_no_probe_host(tmp_path: Path, kind: type[Typed]) -> None:
-    kind.Params = PlainParams
-    REGISTRY.add(kind, network=False)
+def test_a_kind_that_says_it_probes_no_network_needs_no_probe_host(tmp_path: Path) -> None:
+    register(PlainParams, network=False)
     assert load_config(config(tmp_path, "{server: 10.0.0.1}")).target_params["far"] == PlainParams(server="10.0.0.1")
 
 
@@ -121,7 +122,9 @@ def test_every_shipped_network_kind_declares_its_hosts() -> None:
 
 
 def test_the_http_address_replaces_the_url_host_and_mcu_reads_its_adapter() -> None:
-    assert probe_hosts(HttpParams(url="https://cong.bacgiang.gov.vn/")) == ["cong.bacgiang.gov.vn"]
-    assert probe_hosts(HttpParams(url="https://cong.bacgiang.gov.vn/", address="127.0.26.2")) == ["127.0.26.2"]
-    mcu = McuParams(adapter="http", url="http://127.0.26.3:8080/colibri/stats", profile="jitsi_videobridge")
+    url = "https://cong.bacgiang.gov.vn/"
+    assert probe_hosts(HttpParams.model_validate({"url": url})) == ["cong.bacgiang.gov.vn"]
+    assert probe_hosts(HttpParams.model_validate({"url": url, "address": "127.0.26.2"})) == ["127.0.26.2"]
+    mcu = McuParams.model_validate({"adapter": "http", "url": "http://127.0.26.3:8080/colibri/stats",
+                                    "profile": "jitsi_videobridge"})
     assert probe_hosts(mcu) == ["127.0.26.3"]

@@ -23,7 +23,7 @@ from agent.domain.secrets import Secret
 from agent.engine.scheduler import Scheduler
 from agent.engine.store import Store
 from collectors import REGISTRY
-from collectors.api import Collector, Family, ProbeFailure, ProbeResult, Sample
+from collectors.api import Collector, Family, NoSettings, ProbeFailure, ProbeResult, Sample
 from collectors.runner import ProbeRunner, run_probe
 from collectors.tcp.probe import TcpCollector, TcpParams
 
@@ -52,7 +52,7 @@ def silent_port() -> Iterator[int]:
 
 
 def test_a_port_that_never_answers_is_a_timeout_within_the_deadline(silent_port: int) -> None:
-    collector = TcpCollector(TcpCollector.Settings())
+    collector = TcpCollector(NoSettings())
     started = time.perf_counter()
     result = asyncio.run(run_probe(collector, "t", TcpParams(host=HOST, port=silent_port), 0.5))
     elapsed = time.perf_counter() - started
@@ -90,7 +90,7 @@ class Leaky(Collector[SecretParams, StrictModel]):
 @pytest.fixture
 def secret_params(monkeypatch: pytest.MonkeyPatch) -> dict[str, SecretParams]:
     monkeypatch.setenv("LEAKY_COMMUNITY", SECRET)
-    return {fail: SecretParams(community="env:LEAKY_COMMUNITY", fail=fail)
+    return {fail: SecretParams.model_validate({"community": "env:LEAKY_COMMUNITY", "fail": fail})
             for fail in ("raise", "failure", "inner_timeout", "returned")}
 
 
