@@ -75,7 +75,7 @@ class ProbeRunner:
     def __init__(self) -> None:
         self.rejected: Counter[tuple[str, str, str]] = Counter()  # (kind, family, why) -> samples dropped
         self._warned: set[tuple[str, str, str]] = set()
-        self._declared: dict[tuple[str, tuple[Family, ...]], dict[str, int]] = {}
+        self._declared: dict[type, dict[str, int]] = {}  # collector class -> family name -> label count
 
     async def run(self, collector: Collector[Any, Any], target_id: str, params: Any, timeout: float) -> Probed:
         started = time.perf_counter()
@@ -117,10 +117,9 @@ class ProbeRunner:
         return ProbeResult(False, reason, samples, detail)
 
     def _checked(self, collector: Collector[Any, Any], samples: list[Sample]) -> list[Sample]:
-        key = (collector.kind, collector.families)
-        declared = self._declared.get(key)
+        declared = self._declared.get(type(collector))
         if declared is None:
-            declared = self._declared[key] = {f.name: len(f.labels) for f in collector.families}
+            declared = self._declared[type(collector)] = {f.name: len(f.labels) for f in collector.families}
         if all(declared.get(s.family) == len(s.labels) for s in samples):
             return samples
         kept = []
@@ -131,10 +130,10 @@ class ProbeRunner:
                 continue
             why = "undeclared" if width is None else "label_count"
             self.rejected[(collector.kind, sample.family, why)] += 1
-            self._warn_once((collector.kind, sample.family, why),
-                            "collector=%s: dropped samples of %s (%s: %d label values, the family declares %s); "
-                            "counted in egov_collector_samples_rejected_total", collector.kind, sample.family, why,
-                            len(sample.labels), "none" if width is None else width)
+            problem = ("its collector declares no such family" if width is None
+                       else f"{len(sample.labels)} label values where the family declares {width}")
+            self._warn_once((collector.kind, sample.family, why), "collector=%s: dropped samples of %s: %s; counted "
+                            "in egov_collector_samples_rejected_total", collector.kind, sample.family, problem)
         return kept
 
     def _warn_once(self, key: tuple[str, str, str], message: str, *args: Any) -> None:

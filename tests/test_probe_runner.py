@@ -167,7 +167,8 @@ targets:
         (("sloppy_by_port", "label_count"), 4.0), (("sloppy_undeclared", "undeclared"), 4.0)]
     warnings = [r.getMessage() for r in caplog.records if r.name == "collectors.runner"]
     assert len(warnings) == 2, warnings  # once per family and fault, not once per probe
-    assert any("sloppy_undeclared (undeclared" in w for w in warnings)
+    assert any("sloppy_undeclared: its collector declares no such family" in w for w in warnings)
+    assert any("sloppy_by_port: 2 label values where the family declares 1" in w for w in warnings)
 
 
 def test_a_reason_that_is_not_a_word_is_an_internal_error() -> None:
