@@ -6,6 +6,10 @@ collector, models and contributions as strings, so a kind's module (pysnmp, pycu
 imported on first use and an agent loads only the libraries of the kinds its configuration names.
 Validating a configuration needs only a kind's Settings and Params (:meth:`Registry.models`), which
 the heavy kinds keep in a models module apart from their libraries.
+
+The probe allowlist fails closed here: a kind whose descriptor says it probes the network and whose
+Params declare no ProbeHost field is refused (:meth:`Registry.undeclared_hosts`), whatever its fields
+are named.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import pkgutil
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
+from agent.domain.netaddr import ALLOW_ENV, declares_probe_hosts
 from collectors.api import Collector, KindDescriptor
 from collectors.lazyimport import import_without
 
@@ -45,11 +50,11 @@ def resolve(reference: str) -> Any:
     return getattr(loaded, attribute) if attribute else loaded
 
 
-class Registry(MutableMapping[str, type[Collector]]):
+class Registry(MutableMapping[str, type[Collector[Any, Any]]]):
     """``REGISTRY[kind]`` imports the kind's module the first time; tests may add kinds of their own."""
 
     def __init__(self) -> None:
-        self._loaded: dict[str, type[Collector]] = {}
+        self._loaded: dict[str, type[Collector[Any, Any]]] = {}
         self._known: dict[str, KindDescriptor] | None = None
 
     @property
@@ -61,14 +66,20 @@ class Registry(MutableMapping[str, type[Collector]]):
     def descriptor(self, kind: str) -> KindDescriptor | None:
         return self.descriptors.get(kind)
 
-    def __getitem__(self, kind: str) -> type[Collector]:
+    def __getitem__(self, kind: str) -> type[Collector[Any, Any]]:
         cls = self._loaded.get(kind)
         if cls is None:
             cls = self._loaded[kind] = resolve(self.descriptors[kind].collector)
         return cls
 
-    def __setitem__(self, kind: str, cls: type[Collector]) -> None:
-        self._loaded[kind] = cls
+    def __setitem__(self, kind: str, cls: type[Collector[Any, Any]]) -> None:
+        self.add(cls, kind=kind)
+
+    def add(self, cls: type[Collector[Any, Any]], *, kind: str | None = None, network: bool = True) -> None:
+        """A kind given by its class (a test's, a plug-in's): it probes the network unless it says not."""
+        name = kind or cls.kind
+        self._loaded[name] = cls
+        self.descriptors[name] = KindDescriptor(name, f"{cls.__module__}:{cls.__qualname__}", network=network)
 
     def __delitem__(self, kind: str) -> None:
         found = self._loaded.pop(kind, None)
@@ -89,6 +100,18 @@ class Registry(MutableMapping[str, type[Collector]]):
         for kind in kinds:
             if kind in self:
                 self[kind]
+
+    def undeclared_hosts(self, kind: str) -> str | None:
+        """Why this kind may not run (a network kind whose Params declare no ProbeHost field), or None."""
+        descriptor = self.descriptors.get(kind)
+        if descriptor is None or not descriptor.network:
+            return None
+        params = self.models(kind)[1]
+        if declares_probe_hosts(params):
+            return None
+        return (f"collector kind {kind!r} probes the network but its params ({params.__name__}) declare no "
+                f"ProbeHost field, so {ALLOW_ENV} could not check where it sends traffic: type its host fields "
+                "as agent.domain.netaddr.ProbeHost (URLs with PROBED_URL), or set network=False in its descriptor")
 
     def models(self, kind: str) -> tuple[Any, Any]:
         """(Settings, Params) of a kind: the collector's own once it is loaded, else its light models,

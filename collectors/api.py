@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar, Generic, Literal, TypeVar
 
 from agent.domain.models import StrictModel
 
@@ -59,6 +59,9 @@ class KindDescriptor:
     rules: str | None = None  # "module:function" giving the kind's Prometheus rule groups
     panels: str | None = None  # "module:function" giving the kind's Grafana panels
     order: int = 100
+    # Probes send traffic to addresses in their Params: those fields must be typed ProbeHost (or a probed URL),
+    # so EGOV_AGENT_PROBE_ALLOW sees them; a network kind whose Params declare none is refused (fail closed).
+    network: bool = True
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,11 @@ class ProbeResult:
 
 
 class ProbeFailure(Exception):
-    """Raised inside a collector to end a probe with a labelled reason (and a detail for the log)."""
+    """Raised inside a collector to end a probe with a labelled reason (and a detail for the log).
+
+    The probe runner (collectors/runner.py) turns it into a down :class:`ProbeResult`; a kind never
+    catches its own ProbeFailure to build one.
+    """
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(reason)
@@ -106,29 +113,46 @@ class ProbeFailure(Exception):
         self.detail = detail
 
 
-class Collector(ABC):
-    """One kind of probe. Subclasses set ``kind``, ``Params`` and ``families`` and implement ``probe``.
+class NoSettings(StrictModel):
+    """The Settings of a kind with no options beyond interval, timeout and concurrency."""
+
+
+ParamsT = TypeVar("ParamsT", bound=StrictModel)
+SettingsT = TypeVar("SettingsT", bound=StrictModel)
+
+
+class Collector(ABC, Generic[ParamsT, SettingsT]):
+    """One kind of probe: ``class TcpCollector(Collector[TcpParams, NoSettings])`` sets ``kind``, ``Params``,
+    ``Settings`` and ``families`` and implements ``probe``, typed with its own models.
 
     ``Params`` validates a target's ``params`` mapping in the configuration; ``Settings`` validates
     the collector-wide options beyond interval/timeout/concurrency. A collector whose ``probe``
-    blocks (psutil, file reads) must push the work to a thread itself.
+    blocks (psutil, file reads) must push the work to a thread itself. Deadline, failures, duration,
+    redaction and the check of the samples against ``families`` are the probe runner's
+    (collectors/runner.py), the same for every kind.
     """
 
     kind: ClassVar[str]
-    Params: ClassVar[type[StrictModel]]
-    Settings: ClassVar[type[StrictModel]] = StrictModel
+    Params: type[ParamsT]
+    # A kind with no options of its own keeps this default (a TypeVar admits no default value in mypy's eyes).
+    Settings: type[SettingsT] = NoSettings  # type: ignore[assignment]
     families: ClassVar[tuple[Family, ...]] = ()
     # Counters of the collector as a whole, not of one target (SNMP replies dropped on a shared socket).
     self_families: ClassVar[tuple[Family, ...]] = ()
 
-    def __init__(self, settings: StrictModel) -> None:
+    def __init__(self, settings: SettingsT) -> None:
         self.settings = settings
 
     @abstractmethod
-    async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
-        """Probe one target; must return within ``timeout`` seconds or be cancelled."""
+    async def probe(self, target_id: str, params: ParamsT, timeout: float) -> ProbeResult:
+        """Probe one target. Raise :class:`ProbeFailure` (or return a down result) for what the target said;
+        the runner cancels it at ``timeout`` (an inner deadline a little earlier names a finer reason)."""
 
-    def answer_time(self, params: StrictModel) -> float:
+    def failure_samples(self, target_id: str, params: ParamsT) -> list[Sample]:
+        """Samples a failed probe still reports (a status of 0, counters kept across the failure)."""
+        return []
+
+    def answer_time(self, params: ParamsT) -> float:
         """Seconds a probe of a reachable target takes at most: a first probe still running past this is taken
         to wait on its timeout, and the agent is ready without it (agent/scheduler.py)."""
         return ANSWER_TIME
@@ -137,5 +161,5 @@ class Collector(ABC):
         """The current values of ``self_families``; labelled by collector, never by target."""
         return []
 
-    async def close(self) -> None:  # noqa: B027 - optional hook, most collectors hold nothing
+    async def close(self) -> None:
         """Release sockets, engines and caches when the agent stops or reloads."""

@@ -39,8 +39,8 @@ class Crasher(Collector):
         raise ZeroDivisionError("collector bug")
 
 
-REGISTRY["blocker"] = Blocker
-REGISTRY["crasher"] = Crasher
+REGISTRY.add(Blocker, network=False)
+REGISTRY.add(Crasher, network=False)
 
 if __name__ == "__main__":
     from agent.app.cli import main

@@ -27,6 +27,7 @@ from icmp_netns import require_netns
 
 from collectors.api import ProbeResult
 from collectors.icmp.probe import IcmpCollector, IcmpParams, IcmpSettings, UpRule
+from collectors.runner import run_probe
 
 RESPONDER = Path(__file__).with_name("icmp_faulty_router.py")
 ECHOES = 10
@@ -84,7 +85,7 @@ def probe(router: FaultyRouter, timeout: float = 1.0, count: int = ECHOES) -> tu
     async def run() -> ProbeResult:
         collector = IcmpCollector(IcmpSettings(privileged=True, up_rule=UpRule(max_loss=0.5, over_probes=1)))
         try:
-            return await collector.probe("r1", IcmpParams(host=router.router, count=count, interval=0.01), timeout)
+            return await run_probe(collector, "r1", IcmpParams(host=router.router, count=count, interval=0.01), timeout)
         finally:
             await collector.close()
 
@@ -230,7 +231,7 @@ def probe6(host: str, privileged: bool = True) -> ProbeResult:
     async def run() -> ProbeResult:
         collector = IcmpCollector(IcmpSettings(privileged=privileged, up_rule=UpRule(max_loss=0.5, over_probes=1)))
         try:
-            return await collector.probe("r6", IcmpParams(host=host, count=4, interval=0.01), 1.0)
+            return await run_probe(collector, "r6", IcmpParams(host=host, count=4, interval=0.01), 1.0)
         finally:
             await collector.close()
 

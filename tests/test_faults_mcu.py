@@ -20,6 +20,7 @@ from conftest import sample
 from faults_util import InProcessAgent, ScriptedHttp, province_config
 
 from collectors.mcu.probe import McuCollector, McuParams, McuSettings
+from collectors.runner import run_probe
 
 HOST = "127.45.2.1"
 FIELDS = {"active_conferences": "/conferences", "ports_in_use": "ports.in_use",
@@ -83,11 +84,11 @@ def test_json_of_the_wrong_shape_is_down_with_its_reason(mcu: ScriptedHttp, name
         collector = McuCollector(McuSettings())
         try:
             mcu.serve(good(40))
-            before = await collector.probe("mcu", params, 2.0)
+            before = await run_probe(collector, "mcu", params, 2.0)
             mcu.serve(body)
-            bad = await collector.probe("mcu", params, 2.0)
+            bad = await run_probe(collector, "mcu", params, 2.0)
             mcu.serve(good(41))
-            after = await collector.probe("mcu", params, 2.0)
+            after = await run_probe(collector, "mcu", params, 2.0)
             return before, bad, after
         finally:
             await collector.close()

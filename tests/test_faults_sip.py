@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from collectors.api import ProbeResult
+from collectors.runner import run_probe
 from collectors.sip.probe import MAX_MESSAGE_BYTES, SipCollector, SipParams, SipSettings
 
 HOST = "127.45.3.1"
@@ -59,7 +60,7 @@ def probe_udp(script: Callable[[bytes, int], list[bytes]], timeout: float = 1.5,
         try:
             port = transport.get_extra_info("sockname")[1]
             started = time.monotonic()
-            result = await collector.probe("t", SipParams(host=HOST, port=port), timeout)
+            result = await run_probe(collector, "t", SipParams(host=HOST, port=port), timeout)
             return result, time.monotonic() - started, peer
         finally:
             transport.close()
@@ -84,7 +85,7 @@ def probe_tcp(serve: Callable[[bytes, asyncio.StreamWriter], Awaitable[None]],
         try:
             port = server.sockets[0].getsockname()[1]
             started = time.monotonic()
-            result = await collector.probe("t", SipParams(host=HOST, port=port, transport="tcp"), timeout)
+            result = await run_probe(collector, "t", SipParams(host=HOST, port=port, transport="tcp"), timeout)
             return result, time.monotonic() - started
         finally:
             server.close()

@@ -26,6 +26,7 @@ from cryptography import x509
 from pydantic import ValidationError
 
 from collectors.http.probe import HttpCollector, HttpParams, HttpSettings
+from collectors.runner import run_probe
 
 HOST = "127.45.1.1"
 PASSPHRASE = "h5-s3cret-passphrase"
@@ -123,7 +124,7 @@ def probe(params: HttpParams, timeout: float = 5.0):
     async def run():
         collector = HttpCollector(HttpSettings(threads=2))
         try:
-            return await collector.probe("portal", params, timeout)
+            return await run_probe(collector, "portal", params, timeout)
         finally:
             await collector.close()
 

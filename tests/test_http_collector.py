@@ -16,6 +16,7 @@ import pytest
 from collectors.http.lab import HttpSimulator
 from collectors.http.probe import HttpCollector, HttpParams, HttpSettings
 from collectors.lab_addresses import AddressPool
+from collectors.runner import run_probe
 
 
 async def _portals(sim: HttpSimulator, **states: str) -> dict[str, HttpParams]:
@@ -46,7 +47,7 @@ def test_slow_probes_never_block_the_event_loop():
                     last = now
 
             tick = asyncio.create_task(ticker())
-            results = await asyncio.gather(*(collector.probe(n, p, 1.0) for n, p in portals.items()))
+            results = await asyncio.gather(*(run_probe(collector, n, p, 1.0) for n, p in portals.items()))
             done.set()
             await tick
             return max(gaps), results
@@ -66,9 +67,9 @@ def test_a_cancelled_probe_gives_its_thread_back():
         try:
             portals = await _portals(sim, slow="slow", good="up")
             with pytest.raises(TimeoutError):
-                await asyncio.wait_for(collector.probe("slow", portals["slow"], 20.0), 0.3)
+                await asyncio.wait_for(run_probe(collector, "slow", portals["slow"], 20.0), 0.3)
             started = time.perf_counter()
-            result = await collector.probe("good", portals["good"], 5.0)
+            result = await run_probe(collector, "good", portals["good"], 5.0)
             return time.perf_counter() - started, result.reason or "up"
         finally:
             await collector.close()
@@ -110,7 +111,7 @@ def test_a_declared_1gib_body_is_refused_at_the_cap():
         params = HttpParams(url=f"http://127.0.0.1:{server.server_address[1]}/", max_body_bytes=65536)
         collector = HttpCollector(HttpSettings())
         started = time.perf_counter()
-        result = asyncio.run(collector.probe("huge", params, 5.0))
+        result = asyncio.run(run_probe(collector, "huge", params, 5.0))
         elapsed = time.perf_counter() - started
         asyncio.run(collector.close())
     finally:
@@ -129,8 +130,9 @@ def test_an_unresolvable_host_is_a_dns_error():
     script = textwrap.dedent("""
         import asyncio
         from collectors.http.probe import HttpCollector, HttpParams, HttpSettings
+        from collectors.runner import run_probe
         collector = HttpCollector(HttpSettings())
-        result = asyncio.run(collector.probe("t", HttpParams(url="https://portal.bacgiang.invalid/"), 5.0))
+        result = asyncio.run(run_probe(collector, "t", HttpParams(url="https://portal.bacgiang.invalid/"), 5.0))
         print(result.up, result.reason)
     """)
     proc = subprocess.run(["unshare", "--net", sys.executable, "-c", script], capture_output=True, text=True,
@@ -148,7 +150,7 @@ def test_lab_portal_goes_down_and_comes_back_on_the_same_port():
             seen = []
             for state in ("down", "up", "error", "up"):
                 await sim.set_state("p", state)
-                result = await collector.probe("p", params, 3.0)
+                result = await run_probe(collector, "p", params, 3.0)
                 seen.append(result.reason or "up")
             with pytest.raises(ValueError, match="plain HTTP"):
                 await sim.set_state("p", "cert_expired")

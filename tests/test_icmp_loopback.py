@@ -71,7 +71,7 @@ def test_bad_settings_and_params_are_located_errors(tmp_path):
                     params="count: 0, interval: 0.02")
     result = subprocess.run([*AGENT, "check-config", str(path)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    for key in ("collectors.icmp.probe.settings.privileged", "collectors.icmp.probe.settings.up_rule.max_loss",
+    for key in ("collectors.icmp.settings.privileged", "collectors.icmp.settings.up_rule.max_loss",
                 "targets[0].params.count"):
         assert key in result.stderr, result.stderr
 

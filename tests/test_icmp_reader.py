@@ -27,6 +27,7 @@ from agent.config.schema import load_config
 from agent.engine.scheduler import Scheduler
 from collectors.api import ProbeResult
 from collectors.icmp.probe import IcmpCollector, IcmpParams, IcmpSettings
+from collectors.runner import run_probe
 
 TARGETS, ECHOES = 200, 5
 PASS_SECONDS = 0.005  # CPU time each pass of the loop spends outside the ICMP reader
@@ -125,7 +126,7 @@ def test_an_echo_reply_counts_only_from_the_pinged_address(router_ns: RouterName
     async def run() -> ProbeResult:
         collector = IcmpCollector(IcmpSettings(privileged=True))
         try:
-            probe = asyncio.create_task(collector.probe("gone", IcmpParams(host=ns.absent, count=4, interval=0.01),
+            probe = asyncio.create_task(run_probe(collector, "gone", IcmpParams(host=ns.absent, count=4, interval=0.01),
                                                         1.0))
             for _ in range(50):  # until every echo is sent (none is answered)
                 await asyncio.sleep(0.01)

@@ -23,6 +23,7 @@ from snmp_peers import net_snmp
 from collectors.lab_addresses import AddressPool
 from collectors.mcu.lab import McuSimulator
 from collectors.mcu.probe import McuCollector, McuParams, McuSettings
+from collectors.runner import run_probe
 
 PASSWORD = "mcu-lab-password-59"
 os.environ.update(EGOV_TEST_MCU_PASSWORD=PASSWORD, EGOV_TEST_MCU_WRONG="not-the-password")
@@ -245,7 +246,7 @@ def fault_results() -> dict[str, tuple[bool, str, str]]:
             params = McuParams.model_validate(raw)
 
             async def probe(name: str, p: McuParams = params) -> None:
-                result = await collector.probe("m", p, 1.0)
+                result = await run_probe(collector, "m", p, 1.0)
                 out[name] = (result.up, result.reason, result.detail)
 
             await probe("up")

@@ -13,6 +13,7 @@ from snmp_peers import net_snmp, snmpd
 
 from collectors.api import ProbeResult
 from collectors.mcu.probe import McuCollector, McuParams, McuSettings
+from collectors.runner import run_probe
 
 USER, AUTH, PRIV = "egov-mcu", "mcu-auth-key-2025", "mcu-priv-key-2025"
 os.environ.update(EGOV_TEST_MCU_AUTH=AUTH, EGOV_TEST_MCU_PRIV=PRIV, EGOV_TEST_MCU_BAD="not-the-mcu-key")
@@ -52,7 +53,7 @@ def probe(p: McuParams) -> ProbeResult:
     async def run() -> ProbeResult:
         collector = McuCollector(McuSettings(snmp_timeout=1.0))
         try:
-            return await collector.probe("mcu", p, 3.0)
+            return await run_probe(collector, "mcu", p, 3.0)
         finally:
             await collector.close()
 

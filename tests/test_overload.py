@@ -87,13 +87,13 @@ def test_a_timeout_while_the_loop_was_late_is_an_overrun_and_one_failure_is_not_
 
     seen = asyncio.run(run())
     assert seen["first"] == (True, True)
-    assert seen["stalled"] == ("snmp_timeout", True, 1, 1), "the stalled probe must change nothing but the counter"
+    assert seen["stalled"] == ("timeout", True, 1, 1), "the stalled probe must change nothing but the counter"
     metrics = seen["stalled_metrics"]
     assert sample(metrics, "egov_collector_overrun_total", collector="snmp") == 1
     assert sample(metrics, "egov_agent_overloaded") == 1
     assert sample(metrics, "egov_agent_loop_lag_seconds") >= 1.0
     assert sample(metrics, "egov_target_up", target="c0-0-snmp") == 1
-    assert seen["one_failure"] == ("snmp_timeout", True, 2, 1, 1), "one failure: counted, not yet down"
+    assert seen["one_failure"] == ("timeout", True, 2, 1, 1), "one failure: counted, not yet down"
     assert seen["two_failures"] == (False, 3, 1)
     assert (seen["kpi_one_failure"], seen["kpi_two_failures"]) == (1, 0), "coverage reads the debounced state"
 
@@ -106,8 +106,8 @@ def test_down_after_one_keeps_the_first_failure_down_and_zero_is_refused(tmp_pat
     assert load_config(config).config.collectors["snmp"].down_after == 2
     store = Store()
     assert store.record("a", "snmp", ProbeResult(True), 0.01, down_after=1)
-    assert not store.record("a", "snmp", ProbeResult(False, "snmp_timeout"), 0.01, down_after=1)
-    assert not store.record("b", "snmp", ProbeResult(False, "snmp_timeout"), 0.01, down_after=2), \
+    assert not store.record("a", "snmp", ProbeResult(False, "timeout"), 0.01, down_after=1)
+    assert not store.record("b", "snmp", ProbeResult(False, "timeout"), 0.01, down_after=2), \
         "never seen up: down at its first failure, there is no state to keep"
 
 

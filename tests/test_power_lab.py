@@ -12,6 +12,7 @@ from collectors.api import ProbeResult
 from collectors.lab_addresses import AddressPool
 from collectors.power.lab import PowerSimulator
 from collectors.power.probe import PowerCollector, PowerParams, PowerSettings
+from collectors.runner import run_probe
 from collectors.snmp.lab import ensure_community
 
 UPS = "1.3.6.1.2.1.33.1"
@@ -31,7 +32,7 @@ async def expected_and_exported(collector: PowerCollector, params: PowerParams, 
                                 ) -> tuple[dict, dict, tuple[int, int], float]:
     auth = ["-v2c", "-c", ensure_community()]
     before = await net_snmp_async("snmpget", auth, target, *SCALARS.values())
-    result = await collector.probe("ups", params, 5.0)
+    result = await run_probe(collector, "ups", params, 5.0)
     after = await net_snmp_async("snmpget", auth, target, *SCALARS.values())
     s = {k: number(before, oid) for k, oid in SCALARS.items()}
     assert {k: number(after, oid) for k, oid in SCALARS.items() if k != "on_battery"} == \
@@ -76,8 +77,8 @@ def test_rfc1628_ups_states_equal_snmpget() -> None:
             assert low_battery[("ups_battery_runtime_seconds", ())] < 600  # under EgovUpsLowRuntime's 10 minutes
 
             await simulator.set_state("thdl-ups-1", "down")
-            result = await collector.probe("ups", params, 3.0)
-            assert (result.up, result.reason) == (False, "snmp_timeout")
+            result = await run_probe(collector, "ups", params, 3.0)
+            assert (result.up, result.reason) == (False, "timeout")
         finally:
             await collector.close()
             await simulator.close()
@@ -96,9 +97,9 @@ def test_lab_device_serves_the_other_profiles_and_the_hot_room() -> None:
                                                              "profile": profile,
                                                              "community": "env:EGOV_SNMP_COMMUNITY"}, True)
                 params = PowerParams.model_validate(raw)
-                results[profile] = values(await collector.probe(profile, params, 5.0))
+                results[profile] = values(await run_probe(collector, profile, params, 5.0))
                 await simulator.set_state(f"dev-{profile}", "hot")
-                results[f"{profile}-hot"] = values(await collector.probe(profile, params, 5.0))
+                results[f"{profile}-hot"] = values(await run_probe(collector, profile, params, 5.0))
             assert results["xups"][("env_temperature_celsius", ("ambient",))] == 23
             assert results["xups-hot"][("env_temperature_celsius", ("ambient",))] == 31
             assert results["geist"][("env_temperature_celsius", ("internal-1",))] == 23.5

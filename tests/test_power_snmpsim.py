@@ -18,6 +18,7 @@ from snmp_peers import net_snmp, number, snmpsim, snmpsim_recordings
 
 from collectors.api import ProbeResult
 from collectors.power.probe import PowerCollector, PowerParams, PowerSettings
+from collectors.runner import run_probe
 
 XUPS_SOURCE = "1.3.6.1.4.1.534.1.4.5.0"
 DEVICES = {"eaton": "xups", "apc7902b": "apc_rpdu", "apc8641": "apc_rpdu", "apc8932": "apc_rpdu", "geist": "geist"}
@@ -61,7 +62,7 @@ def probe_all(targets: dict[str, PowerParams], settings: PowerSettings | None = 
     async def run() -> dict[str, ProbeResult]:
         collector = PowerCollector(settings or PowerSettings())
         try:
-            results = await asyncio.gather(*(collector.probe(t, p, 5.0) for t, p in targets.items()))
+            results = await asyncio.gather(*(run_probe(collector, t, p, 5.0) for t, p in targets.items()))
         finally:
             await collector.close()
         return dict(zip(targets, results, strict=True))
@@ -177,7 +178,7 @@ def test_each_broken_device_gets_its_reason_and_the_good_ones_stay_up(devices: t
     assert (results["apc-as-geist"].up, results["apc-as-geist"].reason) == (False, "snmp_no_such_object")
     assert (results["wrong-type"].up, results["wrong-type"].reason) == (False, "snmp_wrong_type")
     assert "xupsOutputSource" in results["wrong-type"].detail
-    assert (results["wrong-community"].up, results["wrong-community"].reason) == (False, "snmp_timeout")
+    assert (results["wrong-community"].up, results["wrong-community"].reason) == (False, "timeout")
     for result in results.values():
         assert "nope" not in result.detail and "eatonbad" not in result.detail
 

@@ -26,6 +26,7 @@ from collectors.lab_addresses import AddressPool
 from collectors.mcu.lab import McuSimulator
 from collectors.mcu.probe import McuCollector, McuParams, McuSettings
 from collectors.power.probe import PowerCollector, PowerSettings
+from collectors.runner import run_probe
 from collectors.snmp.client import SnmpClient
 from collectors.snmp.probe import SnmpCollector, SnmpSettings
 
@@ -70,7 +71,7 @@ def mcu_over_snmp(states: list[str]) -> tuple[dict[str, ProbeResult], dict[str, 
             out = {}
             for state in states:
                 await simulator.set_state("m", state)
-                out[state] = await collector.probe("m", params, 2.0)
+                out[state] = await run_probe(collector, "m", params, 2.0)
             return out, dict(collector.snmp.dropped), simulator.mcus["m"].requests
         finally:
             await collector.close()
@@ -96,7 +97,7 @@ def test_mcu_snmp_faults_have_the_snmp_collectors_reasons() -> None:
     results, dropped, _ = mcu_over_snmp(["garbage", "error", "slow", "down", "up"])
     reasons = {state: (r.up, r.reason) for state, r in results.items()}
     assert reasons == {"garbage": (False, "snmp_malformed"), "error": (False, "snmp_error"),
-                       "slow": (False, "snmp_timeout"), "down": (False, "snmp_timeout"), "up": (True, "")}, reasons
+                       "slow": (False, "timeout"), "down": (False, "timeout"), "up": (True, "")}, reasons
     assert dropped["malformed"] >= 1, dropped
     assert os.environ["EGOV_TEST_CLIENTS_COMMUNITY"] not in " ".join(r.detail for r in results.values())
 
@@ -109,7 +110,7 @@ def test_mcu_fields_may_be_jsonpath() -> None:
             raw = await simulator.add("m", {"adapter": "http", "url": "http://10.30.0.9/api/status", "fields": {
                 "ports_total": "$.ports.total", "ports_in_use": "/ports/in_use",
                 "endpoint_ids": "$.registrations[?(@.protocol == 'sip')].id"}}, True)
-            return await collector.probe("m", McuParams.model_validate(raw), 2.0)
+            return await run_probe(collector, "m", McuParams.model_validate(raw), 2.0)
         finally:
             await collector.close()
             await simulator.close()

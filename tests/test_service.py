@@ -337,7 +337,7 @@ collectors:
 targets:
   - {id: gated, unit: thdl, collector: gate}
 """)
-    REGISTRY["gate"] = Gate
+    REGISTRY.add(Gate, network=False)
     try:
         loaded = load_config(config)
 

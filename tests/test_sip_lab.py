@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from collectors.lab_addresses import AddressPool
+from collectors.runner import run_probe
 from collectors.sip.lab import SipSimulator
 from collectors.sip.probe import SipCollector, SipParams, SipSettings
 
@@ -28,7 +29,7 @@ def test_lab_endpoint_states(transport: str) -> None:
             registered.append(simulator.registered())
             for state in ("up", "busy", "slow", "down", "refused", "up"):
                 await simulator.set_state("bg-tp-01-vc-sip", state)
-                result = await collector.probe("e", params, 0.4 if state == "slow" else 1.0)
+                result = await run_probe(collector, "e", params, 0.4 if state == "slow" else 1.0)
                 status = next(s.value for s in result.samples if s.family == "sip_status_code")
                 seen[state if state not in seen else f"{state}-again"] = (result.up, result.reason, status)
                 registered.append(simulator.registered())

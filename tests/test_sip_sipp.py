@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import AGENT, REPO, parse_samples, sample, write_config
 
+from collectors.runner import run_probe
 from collectors.sip.probe import SipCollector, SipParams, SipSettings
 
 HOST = "127.0.55.1"
@@ -123,7 +124,7 @@ def probe(port: int, transport: str = "udp", timeout: float = 3.0, host: str = H
         collector = SipCollector(SipSettings())
         try:
             started = time.monotonic()
-            result = await collector.probe("t", SipParams(host=host, port=port, transport=transport, **params),
+            result = await run_probe(collector, "t", SipParams(host=host, port=port, transport=transport, **params),
                                            timeout)
             return result, time.monotonic() - started
         finally:
@@ -253,7 +254,7 @@ def test_udp_garbage_is_a_bad_response(reply, detail: str) -> None:
         collector = SipCollector(SipSettings())
         try:
             port = transport.get_extra_info("sockname")[1]
-            return await collector.probe("t", SipParams(host=HOST, port=port), 1.0)
+            return await run_probe(collector, "t", SipParams(host=HOST, port=port), 1.0)
         finally:
             transport.close()
 
@@ -282,7 +283,7 @@ def test_tcp_garbage_is_a_bad_response(answer: bytes, close: bool) -> None:
         collector = SipCollector(SipSettings())
         try:
             port = server.sockets[0].getsockname()[1]
-            return await collector.probe("t", SipParams(host=HOST, port=port, transport="tcp"), 1.0)
+            return await run_probe(collector, "t", SipParams(host=HOST, port=port, transport="tcp"), 1.0)
         finally:
             server.close()
 

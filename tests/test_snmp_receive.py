@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from snmp_peers import snmpd
 
+from collectors.runner import run_probe
 from collectors.snmp import ber as snmp_ber
 from collectors.snmp.probe import SYS_UPTIME, SnmpCollector, SnmpParams, SnmpSettings
 from collectors.snmp.v2c import V2cClient
@@ -43,9 +44,9 @@ def test_answers_waiting_behind_a_stalled_loop_are_not_timeouts(agent: tuple[str
         collector = SnmpCollector(SnmpSettings(timeout=0.5, retries=0))
         try:
             for i in range(DEVICES):  # names once per device, one at a time: no stall here
-                result = await collector.probe(f"router-{i}", params, 5.0)
+                result = await run_probe(collector, f"router-{i}", params, 5.0)
                 assert result.up, result
-            probes = [asyncio.ensure_future(collector.probe(f"router-{i}", params, 5.0)) for i in range(DEVICES)]
+            probes = [asyncio.ensure_future(run_probe(collector, f"router-{i}", params, 5.0)) for i in range(DEVICES)]
             await asyncio.sleep(0.15)  # every GET sent (and answered by snmpd, into our socket)
             time.sleep(0.8)  # the loop stalls past every request's 0.5 s timeout
             return [r.reason for r in await asyncio.gather(*probes)]

@@ -20,12 +20,13 @@ from snmp_peers import UdpRelay, snmpd
 
 from collectors.api import ProbeResult
 from collectors.lab_addresses import AddressPool
+from collectors.runner import run_probe
 from collectors.snmp.lab import SnmpSimulator
 from collectors.snmp.probe import COLUMNS, SYS_UPTIME, SnmpCollector, SnmpParams, SnmpSettings
 
 V2C = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
 NETWORK = ipaddress.ip_network("127.41.0.0/24")  # this file's lab routers; relays on 127.41.1-3.x
-REASONS = {"", "snmp_timeout", "snmp_auth_error", "snmp_no_such_object", "snmp_wrong_type", "snmp_malformed",
+REASONS = {"", "timeout", "snmp_auth_error", "snmp_no_such_object", "snmp_wrong_type", "snmp_malformed",
            "snmp_error", "interface_not_found", "uplink_down", "uplink_admin_down"}
 
 
@@ -111,7 +112,7 @@ def test_a_misbehaving_device_cannot_answer_for_its_neighbours() -> None:
                 targets[f"ok{i}"] = at(params, await relay.start(f"127.41.1.{i + 1}"))
             rounds = []
             for _ in range(3):
-                results = await asyncio.gather(*(collector.probe(t, p, 5.0) for t, p in targets.items()))
+                results = await asyncio.gather(*(run_probe(collector, t, p, 5.0) for t, p in targets.items()))
                 rounds.append(dict(zip(targets, results, strict=True)))
             return rounds, dict(collector.snmp.dropped)
         finally:
@@ -124,7 +125,7 @@ def test_a_misbehaving_device_cannot_answer_for_its_neighbours() -> None:
     for results in rounds:
         for target, result in results.items():
             if target == "bad":
-                assert (result.up, result.reason) == (False, "snmp_timeout"), result
+                assert (result.up, result.reason) == (False, "timeout"), result
                 continue
             assert result.up, (target, result)
             got = {s.family: s.value for s in result.samples if not s.labels}
@@ -145,7 +146,7 @@ def test_request_ids_are_random_not_sequential() -> None:
             relay = UdpRelay(simulator.endpoint("ids-snmp"))
             params = at(params, await relay.start("127.41.3.1"))
             for _ in range(12):  # names once (ifNumber, the walk), then one GET per probe
-                assert (await collector.probe("ids", params, 5.0)).up
+                assert (await run_probe(collector, "ids", params, 5.0)).up
             return [request_id(r) for r in relay.requests]
         finally:
             await collector.close()
@@ -239,7 +240,7 @@ def test_a_few_thousand_mutated_replies_read_snmp_malformed_without_a_traceback(
                 relays.append(relay)
                 targets[f"fz{i}"] = at(params, await relay.start(f"127.41.2.{i + 10}"))
             for target, params in targets.items():  # learn the interfaces, one router at a time
-                warm = await collector.probe(target, params, 5.0)
+                warm = await run_probe(collector, target, params, 5.0)
                 assert warm.up, (target, warm)
 
             async def fuzz(index: int, target: str, params: SnmpParams) -> None:
@@ -255,7 +256,7 @@ def test_a_few_thousand_mutated_replies_read_snmp_malformed_without_a_traceback(
                 relay.on_reply = mutated
                 for _ in range(probes):
                     first, started = len(relay.requests), loop.time()
-                    result = await collector.probe(target, params, 5.0)
+                    result = await run_probe(collector, target, params, 5.0)
                     # The probe's first request decides: an undecodable answer to it ends the probe.
                     sent = mutants.get(request_id(relay.requests[first])) if len(relay.requests) > first else None
                     if sent is None:
@@ -268,7 +269,7 @@ def test_a_few_thousand_mutated_replies_read_snmp_malformed_without_a_traceback(
             stalls.start()
             await asyncio.gather(*(fuzz(i, t, p) for i, (t, p) in enumerate(targets.items())))
             stalls.stop()
-            after = await asyncio.gather(*(collector.probe(t, p, 5.0) for t, p in targets.items()))
+            after = await asyncio.gather(*(run_probe(collector, t, p, 5.0) for t, p in targets.items()))
             return outcomes, list(after), dict(collector.snmp.dropped)
         finally:
             await collector.close()
@@ -336,7 +337,7 @@ def test_v3_a_genuine_reply_from_another_address_is_dropped_and_msgids_are_rando
                 "host": "127.41.3.3", "port": 161, "version": 3, "interface": {"name": "lo"},
                 "v3": {"user": USER, "auth_key": "env:EGOV_TEST_V3_AUTH", "priv_key": "env:EGOV_TEST_V3_PRIV"}})
             params = at(params, await relay.start("127.41.3.3"))
-            result = await collector.probe("v3", params, 8.0)
+            result = await run_probe(collector, "v3", params, 8.0)
             return result, dict(collector.snmp.dropped), [v3_message_id(r) for r in relay.requests]
         finally:
             await collector.close()
@@ -371,7 +372,7 @@ def test_v3_undecodable_replies_read_snmp_malformed(v3_agent: tuple[str, int]) -
                     "host": "127.41.3.4", "port": 161, "version": 3, "interface": {"name": "lo"},
                     "v3": {"user": USER, "auth_key": "env:EGOV_TEST_V3_AUTH", "priv_key": "env:EGOV_TEST_V3_PRIV"}})
                 params = at(params, await relay.start(f"127.41.3.{4 + i}"))
-                out.append((await collector.probe("v3", params, 5.0), dict(collector.snmp.dropped)))
+                out.append((await run_probe(collector, "v3", params, 5.0), dict(collector.snmp.dropped)))
             finally:
                 await collector.close()
                 relay.close()
@@ -399,8 +400,8 @@ def test_over_ipv6_the_source_check_accepts_the_device_and_drops_a_neighbour() -
             relay = UdpRelay(simulator.endpoint("v6-snmp"), delay=0.1,
                              on_request=lambda request, agent: spoofer.sendto(forged_reply(request), agent))
             params = at(params, await relay.start("::1", upstream_side="127.41.3.9"))
-            first = await collector.probe("v6", params, 5.0)
-            second = await collector.probe("v6", params, 5.0)
+            first = await run_probe(collector, "v6", params, 5.0)
+            second = await run_probe(collector, "v6", params, 5.0)
             return first, second, dict(collector.snmp.dropped)
         finally:
             await collector.close()

@@ -12,6 +12,7 @@ import pytest
 from snmp_peers import COLUMNS, FAMILY, SYS_UPTIME, net_snmp, number, snmpd
 
 from collectors.api import ProbeResult
+from collectors.runner import run_probe
 from collectors.snmp.probe import SnmpCollector, SnmpParams, SnmpSettings
 
 USER, AUTH, PRIV = "egov-monitor", "auth-key-2019-kh59", "priv-key-2019-kh59"
@@ -53,7 +54,7 @@ def probe(params: SnmpParams, timeout: float = 5.0) -> ProbeResult:
     async def run() -> ProbeResult:
         collector = SnmpCollector(SnmpSettings(timeout=1.0, retries=0))
         try:
-            return await collector.probe("router", params, timeout)
+            return await run_probe(collector, "router", params, timeout)
         finally:
             await collector.close()
 
@@ -85,7 +86,7 @@ def test_a_wrong_auth_key_is_an_auth_error_and_a_wrong_priv_key_a_timeout(agent:
     # With the right auth key and a wrong privacy key the request authenticates but decrypts to
     # garbage, which snmpd drops without a report: net-snmp's own snmpget times out the same way.
     wrong_priv = probe(v3_params(agent, priv="WRONG"))
-    assert (wrong_priv.up, wrong_priv.reason) == (False, "snmp_timeout")
+    assert (wrong_priv.up, wrong_priv.reason) == (False, "timeout")
 
 
 def test_a_view_without_the_64_bit_counters_is_no_such_object(agent: tuple[str, int], tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.config.schema import LoadedConfig, TargetSpec, load_config
-from agent.domain.netaddr import ALLOW_ENV, ProbeNotAllowed, check_allowed
+from agent.domain.netaddr import ALLOW_ENV, ProbeNotAllowed, check_allowed, probe_hosts
 from agent.engine.kpi import Evaluation, KpiEngine
 from agent.engine.member_clock import MemberClock
 from agent.engine.scheduler import Scheduler, collectors_for
@@ -40,9 +40,11 @@ def longest_window(loaded: LoadedConfig) -> float:
 
 
 def check_probe_allowlist(loaded: LoadedConfig) -> None:
-    problems = []
+    """Refuse, before anything is sent, a target whose ProbeHost-typed params lie outside the allowlist."""
+    problems = [f"collector {name}: {why}" for name in loaded.config.collectors
+                if (why := REGISTRY.undeclared_hosts(name)) is not None]
     for target in loaded.config.targets:
-        for host in loaded.target_params[target.id].probe_hosts():
+        for host in probe_hosts(loaded.target_params[target.id]):
             try:
                 check_allowed(host)
             except ValueError as exc:

@@ -605,6 +605,10 @@ def _validate_collectors(data: dict[str, Any], doc: Document) -> tuple[dict[str,
     for name, spec in collectors.items():
         if name not in REGISTRY:
             continue
+        if (undeclared := REGISTRY.undeclared_hosts(name)) is not None:  # fail closed: the allowlist could not see it
+            file, line = doc.locate(("collectors", name))
+            problems.append(Problem(file, line, format_path(("collectors", name)), undeclared))
+            continue
         raw = spec.get("settings", {}) if isinstance(spec, dict) else {}
         try:
             settings[name] = REGISTRY.models(name)[0].model_validate(raw)

@@ -36,7 +36,9 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, name, None)
             if value is not None:
                 payload[name] = value
-        if record.exc_info:
+        if record.exc_text:  # set alone by collectors/runner.py: a traceback with its secrets redacted
+            payload["exception"] = record.exc_text
+        elif record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         return json.dumps(payload, ensure_ascii=False)
 

@@ -19,11 +19,6 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def probe_hosts(self) -> list[str]:
-        """Addresses a probe with these parameters sends traffic to (for the safety allowlist)."""
-        host = getattr(self, "host", None)
-        return [str(host)] if host else []
-
 
 def parse_share(value: Any) -> float:
     """A share of a whole, written as the README says percentages are written (``50%``) or as ``0.5``."""

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic_core import core_schema
 
 HIDDEN = "***"
@@ -81,9 +82,30 @@ def resolve(reference: object) -> SecretValue:
 Secret = SecretValue
 
 
+def find_secrets(value: object) -> list[SecretValue]:
+    """Every resolved secret in a model (nested models, lists and mappings included): what to redact."""
+    found: list[SecretValue] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, SecretValue):
+            if item.reveal():
+                found.append(item)
+        elif isinstance(item, BaseModel):
+            stack.extend(getattr(item, name) for name in type(item).model_fields)
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return found
+
+
 def redact(text: str, secrets: Iterable[SecretValue]) -> str:
-    """Belt and braces for library messages quoted in errors: no resolved secret survives."""
-    for secret in secrets:
+    """Belt and braces for library and device messages quoted in errors and logs: no resolved secret survives.
+
+    Values shorter than 3 characters are left: replacing them would mangle every word and hide next to nothing.
+    """
+    for secret in sorted(secrets, key=lambda s: -len(s.reveal())):  # the longest first: one may contain another
         value = secret.reveal()
         if len(value) >= 3:
             text = text.replace(value, HIDDEN)

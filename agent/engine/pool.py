@@ -44,6 +44,7 @@ from agent.engine.store import Store
 from agent.engine.worker import LOGGING_ENV
 from collectors import REGISTRY
 from collectors.api import ProbeResult, Sample
+from collectors.runner import own_families
 
 log = logging.getLogger(__name__)
 RESTART_FIRST, RESTART_MAX = 1.0, 30.0  # seconds before a dead worker is started again (doubling)
@@ -254,7 +255,7 @@ class WorkerPool:
     def _publish_self(self, collector: str) -> None:
         """The collector's own counters summed over the workers, dead workers' counters included."""
         kind = REGISTRY.get(collector)
-        families = kind.self_families if kind is not None else ()
+        families = own_families(kind) if kind is not None else ()
         total: Counter[tuple[str, tuple[str, ...]]] = Counter()
         for (name, family, labels), value in self._retired.items():
             if name == collector:
@@ -268,7 +269,7 @@ class WorkerPool:
         """Keep a dead worker's counters in the sums, so they do not go backwards (its gauges go with it)."""
         for collector, samples in worker.self_samples.items():
             kind = REGISTRY.get(collector)
-            counters = {f.name for f in (kind.self_families if kind is not None else ()) if f.type == "counter"}
+            counters = {f.name for f in (own_families(kind) if kind is not None else ()) if f.type == "counter"}
             for family, value, labels in samples:
                 if family in counters:
                     self._retired[(collector, family, tuple(labels))] += value

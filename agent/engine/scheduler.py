@@ -3,7 +3,8 @@
 Each target runs its own loop, started at a random offset inside ``jitter × interval`` so probes
 spread instead of firing together. A semaphore per collector bounds concurrency; the timeout counts
 from when a probe gets its slot, so a queue of slow targets does not eat the budget of the next.
-A hung target only ever occupies its own slot until its timeout.
+A hung target only ever occupies its own slot until its timeout: the probe runner (collectors/runner.py)
+enforces it, names the failure and checks the samples, the same for every kind.
 
 The agent's own overload is not a target's failure. A probe that found no answer in time
 (NO_ANSWER_REASONS) while the loop spent more than OVERRUN_SHARE of its timeout behind schedule, or
@@ -19,19 +20,19 @@ import asyncio
 import logging
 import math
 import random
-import time
 
 from agent.config.schema import LoadedConfig, TargetSpec
 from agent.engine.loopwatch import LoopWatch
 from agent.engine.store import Store
 from collectors import REGISTRY
 from collectors.api import Collector, ProbeResult
+from collectors.runner import ProbeRunner, own_families
 
 log = logging.getLogger(__name__)
-TIMEOUT_GRACE = 0.5  # seconds past the collector's own timeout before the scheduler cancels it
+TIMEOUT_GRACE = 0.5  # seconds a probe may end past its timeout (the loop's own lateness) before it is an overrun
 # Reasons that mean "no answer within the time allowed": the only verdicts a late loop can fake.
 # A refusal, a wrong community or an HTTP 500 is an answer, and counts however late the loop was.
-NO_ANSWER_REASONS = frozenset({"timeout", "snmp_timeout", "loss"})
+NO_ANSWER_REASONS = frozenset({"timeout", "loss"})
 # Time the loop spent behind schedule during a probe, as a share of its timeout, past which the probe's
 # timeout is not the target's. Summed, not the longest stall: a loop saturated by a burst of probes is
 # late by 0.1-0.5 s at each step, and a probe of several round trips pays every step (0.8-1.8 s of 3 s
@@ -72,6 +73,7 @@ class Scheduler:
         self.loaded = loaded
         self.store = store
         self.collectors = collectors
+        self.runner = ProbeRunner()
         self.targets = targets
         # A worker of a pool of ``share_of`` gets that share of each collector's concurrency, so the
         # configured figure stays the agent's whole load on the network (agent/pool.py).
@@ -110,21 +112,11 @@ class Scheduler:
             self._first_start[target.id] = (asyncio.get_running_loop().time(), collector.answer_time(params))
         async with self._slots[target.collector]:
             slot_at = asyncio.get_running_loop().time()
-            started = time.perf_counter()
-            try:
-                result = await asyncio.wait_for(collector.probe(target.id, params, spec.timeout),
-                                                spec.timeout + TIMEOUT_GRACE)
-            except TimeoutError:
-                result = ProbeResult(False, "timeout", detail=f"no answer within {spec.timeout:g}s")
-            except Exception as exc:  # a collector bug must not stop the other targets
-                # Rate-limited per collector and exception type: one bug, not one traceback per target.
-                log.exception("collector=%s target=%s: probe raised", target.collector, target.id,
-                              extra={"collector": target.collector, "target": target.id, "reason": "internal_error",
-                                     "limit_key": (target.collector, type(exc).__name__)})
-                result = ProbeResult(False, "internal_error", detail=type(exc).__name__)
-            duration = time.perf_counter() - started
-        if collector.self_families:
-            self.store.record_self(target.collector, collector.self_families, collector.self_samples())
+            probed = await self.runner.run(collector, target.id, params, spec.timeout)
+        result, duration = probed.result, probed.seconds
+        if collector.self_families or self.runner.has_samples(collector.kind):
+            self.store.record_self(target.collector, own_families(collector),
+                                   collector.self_samples() + self.runner.self_samples(collector.kind))
         if not result.up and (behind := self._overrun(result, slot_at, spec.timeout)) is not None:
             now = asyncio.get_running_loop().time()
             if now - self._overrun_since.setdefault(target.id, now) < OVERRUN_PATIENCE:

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from agent.domain.models import Duration, Regex, StrictModel
-from agent.domain.netaddr import Host
+from agent.domain.netaddr import ProbeHost
 
 # The types a province asks its DNS about: the portals' addresses, aliases, mail, delegation, SPF/DMARC text.
 RecordType = Literal["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "SRV", "CAA", "PTR", "DS", "DNSKEY"]
@@ -42,7 +42,7 @@ DomainName = Annotated[str, AfterValidator(_check_name)]
 class DnsParams(StrictModel):
     """One question to one server, and what its answer must be."""
 
-    server: Host = Field(description="The DNS server asked: the province's resolver or the zone's authoritative")
+    server: ProbeHost = Field(description="The DNS server asked: the province's resolver or the zone's authoritative")
     port: int = Field(53, ge=1, le=65535)
     name: DomainName
     type: RecordType = "A"
@@ -64,9 +64,6 @@ class DnsParams(StrictModel):
         if wrong:
             raise ValueError(f"a {self.type} answer holds IPv{version} addresses, not {', '.join(wrong)}")
         return self
-
-    def probe_hosts(self) -> list[str]:
-        return [str(self.server)]
 
 
 class DnsSettings(StrictModel):

@@ -43,7 +43,6 @@ import dns.rdata
 import dns.rdatatype
 import dns.rdtypes.txtbase
 
-from agent.domain.models import StrictModel
 from collectors.api import Collector, Family, ProbeFailure, ProbeResult, Sample
 from collectors.dns.models import DnsParams, DnsSettings
 
@@ -57,7 +56,7 @@ RCODE_REASONS = {dns.rcode.NXDOMAIN: "nxdomain", dns.rcode.SERVFAIL: "servfail",
 MARGIN = 0.05  # seconds: answer before the scheduler gives up on the probe
 
 
-class DnsCollector(Collector):
+class DnsCollector(Collector[DnsParams, DnsSettings]):
     kind = "dns"
     Params = DnsParams
     Settings = DnsSettings
@@ -75,9 +74,7 @@ class DnsCollector(Collector):
         Family("dns_retransmits", "gauge", "Times the query was sent again over UDP before an answer came."),
     )
 
-    async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
-        assert isinstance(params, DnsParams)
-        assert isinstance(self.settings, DnsSettings)
+    async def probe(self, target_id: str, params: DnsParams, timeout: float) -> ProbeResult:
         started = time.monotonic()
         deadline = started + max(MARGIN, timeout - MARGIN)
         query = _query(params, self.settings)

@@ -8,4 +8,5 @@ DESCRIPTOR = KindDescriptor(
     simulator="collectors.host.lab:HostSimulator",
     panels="collectors.host.panels:panels",
     order=70,
+    network=False,  # reads the agent's own machine: no address to allow
 )

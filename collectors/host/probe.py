@@ -18,7 +18,7 @@ import psutil
 from pydantic import Field
 
 from agent.domain.models import StrictModel
-from collectors.api import Collector, Family, ProbeResult, Sample
+from collectors.api import Collector, Family, NoSettings, ProbeResult, Sample
 
 _PSEUDO_FILESYSTEMS = {"tmpfs", "devtmpfs", "overlay", "squashfs", "proc", "sysfs", "cgroup", "cgroup2"}
 
@@ -65,7 +65,7 @@ def _process_counts(names: list[str]) -> dict[str, int]:
     return counts
 
 
-class HostCollector(Collector):
+class HostCollector(Collector[HostParams, NoSettings]):
     kind = "host"
     Params = HostParams
     families = (
@@ -90,8 +90,7 @@ class HostCollector(Collector):
         Family("host_systemd_unit_active", "gauge", "1 if the systemd unit is active.", ("unit_name",)),
     )
 
-    async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
-        assert isinstance(params, HostParams)
+    async def probe(self, target_id: str, params: HostParams, timeout: float) -> ProbeResult:
         return await asyncio.to_thread(self._collect, params, timeout)
 
     def _collect(self, params: HostParams, timeout: float) -> ProbeResult:

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit
 from pydantic import AfterValidator, Field, FilePath, model_validator
 
 from agent.domain.models import Regex, StrictModel
-from agent.domain.netaddr import Host
+from agent.domain.netaddr import Probed, ProbeHost
 from agent.domain.secrets import Secret
 from agent.domain.version import __version__
 
@@ -93,8 +93,8 @@ class ClientCertificate(StrictModel):
 
 
 class HttpParams(StrictModel):
-    url: Url
-    address: Host | None = Field(None, description="Connect here instead of resolving the URL's host (the URL's "
+    url: Annotated[Url, Probed(url=True, unless="address")]  # its host is probed unless address says where
+    address: ProbeHost | None = Field(None, description="Connect here instead of resolving the URL's host (the URL's "
                                                    "host name is still sent and verified), like curl --connect-to")
     port: int | None = Field(None, ge=1, le=65535, description="Port to connect to at address (default: the URL's)")
     method: Literal["GET", "HEAD"] = "GET"
@@ -119,9 +119,6 @@ class HttpParams(StrictModel):
         if self.method == "HEAD" and (self.contains or self.regex or self.title):
             raise ValueError("a HEAD request has no body to check: drop title/contains/regex or use GET")
         return self
-
-    def probe_hosts(self) -> list[str]:
-        return [str(self.address)] if self.address else [urlsplit(self.url).hostname or ""]
 
 
 class HttpSettings(StrictModel):

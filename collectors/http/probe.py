@@ -45,7 +45,6 @@ from cryptography import x509
 from service_identity import CertificateError, VerificationError
 from service_identity.cryptography import verify_certificate_hostname, verify_certificate_ip_address
 
-from agent.domain.models import StrictModel
 from agent.domain.netaddr import allowed_networks, check_allowed
 from collectors.api import Collector, Family, ProbeResult, Sample
 from collectors.http.models import BasicAuth, ClientCertificate, HttpParams, HttpSettings
@@ -56,7 +55,7 @@ PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 X509_NOT_YET_VALID, X509_EXPIRED, X509_HOSTNAME_MISMATCH = 9, 10, 62
 
 
-class HttpCollector(Collector):
+class HttpCollector(Collector[HttpParams, HttpSettings]):
     kind = "http"
     Params = HttpParams
     Settings = HttpSettings
@@ -78,15 +77,12 @@ class HttpCollector(Collector):
                "When the client certificate the agent presents (client_cert) expires."),
     )
 
-    def __init__(self, settings: StrictModel) -> None:
+    def __init__(self, settings: HttpSettings) -> None:
         super().__init__(settings)
-        assert isinstance(settings, HttpSettings)
         self._pool = concurrent.futures.ThreadPoolExecutor(settings.threads, thread_name_prefix="http-probe")
         self._running: set[_Probe] = set()
 
-    async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
-        assert isinstance(params, HttpParams)
-        assert isinstance(self.settings, HttpSettings)
+    async def probe(self, target_id: str, params: HttpParams, timeout: float) -> ProbeResult:
         job = _Probe(params, self.settings, timeout)
         loop = asyncio.get_running_loop()
         self._running.add(job)

@@ -72,7 +72,7 @@ from icmplib.utils import unique_identifier
 from pydantic import Field
 
 from agent.domain.models import Share, StrictModel
-from agent.domain.netaddr import Host
+from agent.domain.netaddr import ProbeHost
 from collectors.api import ANSWER_TIME, Collector, Family, ProbeResult, Sample
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ DRAIN_BATCH = 4096  # packets read per wake-up at most: a flood cannot hold the 
 
 
 class IcmpParams(StrictModel):
-    host: Host
+    host: ProbeHost
     count: int = Field(5, ge=1, le=1000, description="Echo requests per probe")
     interval: float = Field(0.5, gt=0, le=60, description="Seconds between echo requests")
     payload_size: int = Field(56, ge=0, le=1472, description="Bytes of payload per echo (1472 fills a 1500 MTU)")
@@ -276,7 +276,7 @@ def _send_reason(exc: ICMPSocketError) -> str:
     return "unreachable" if match and int(match.group(1)) in _NO_ROUTE else "send_error"
 
 
-class IcmpCollector(Collector):
+class IcmpCollector(Collector[IcmpParams, IcmpSettings]):
     kind = "icmp"
     Params = IcmpParams
     Settings = IcmpSettings
@@ -289,9 +289,8 @@ class IcmpCollector(Collector):
         Family("icmp_rtt_seconds", "gauge", "Round-trip time of the last probe's replies.", ("stat",)),
     )
 
-    def __init__(self, settings: StrictModel) -> None:
+    def __init__(self, settings: IcmpSettings) -> None:
         super().__init__(settings)
-        assert isinstance(settings, IcmpSettings)
         self.rule = settings.up_rule
         self._pingers: dict[int, _Pinger] = {}
         self._history: dict[str, deque[tuple[int, int]]] = {}
@@ -304,7 +303,7 @@ class IcmpCollector(Collector):
             return pinger
         if pinger is not None:
             await pinger.close()
-        choice = self.settings.privileged  # type: ignore[attr-defined]
+        choice = self.settings.privileged
         modes = [True, False] if choice == "auto" else [bool(choice)]
         for i, privileged in enumerate(modes):
             try:
@@ -318,13 +317,11 @@ class IcmpCollector(Collector):
             return pinger
         raise AssertionError("unreachable")
 
-    def answer_time(self, params: StrictModel) -> float:
+    def answer_time(self, params: IcmpParams) -> float:
         """A live link's probe lasts as long as its echoes are spaced, plus a round trip."""
-        assert isinstance(params, IcmpParams)
         return (params.count - 1) * params.interval + ANSWER_TIME
 
-    async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
-        assert isinstance(params, IcmpParams)
+    async def probe(self, target_id: str, params: IcmpParams, timeout: float) -> ProbeResult:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + max(timeout - DEADLINE_MARGIN, timeout * 0.5)

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator, Field, FilePath, model_validator
 
 from agent.domain.models import StrictModel
-from agent.domain.netaddr import Host
-from agent.domain.secrets import Secret, SecretValue
+from agent.domain.netaddr import PROBED_URL, ProbeHost
+from agent.domain.secrets import Secret
 from agent.domain.version import __version__
 from collectors.http.models import BasicAuth, BearerAuth
 from collectors.snmp.models import V3Auth
@@ -81,7 +81,7 @@ _HTTP_ONLY = ("url", "profile", "auth", "fields", "ca_bundle", "max_body_bytes")
 class McuParams(StrictModel):
     adapter: Literal["snmp", "http"]
     # adapter: snmp
-    host: Host | None = None
+    host: ProbeHost | None = None
     port: int = Field(161, ge=1, le=65535)
     version: Annotated[Literal["2c", "3"], BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] = "2c"
     community: Secret | None = Field(None, description="v2c community, as env:NAME or file:/path")
@@ -90,7 +90,7 @@ class McuParams(StrictModel):
                                       description="OID per quantity; endpoint_ids names a table column to walk")
     retries: int = Field(1, ge=0, le=5)
     # adapter: http
-    url: Annotated[str, AfterValidator(_check_url)] | None = None
+    url: Annotated[str, AfterValidator(_check_url), PROBED_URL] | None = None
     profile: Literal["jitsi_videobridge"] | None = None
     auth: Annotated[BasicAuth | BearerAuth, Field(discriminator="kind")] | None = None
     fields: dict[Quantity, FieldPath] = Field(default_factory=dict,
@@ -134,21 +134,6 @@ class McuParams(StrictModel):
         if self.adapter == "snmp":
             return dict(self.oids)
         return {**PROFILES.get(self.profile or "", {}), **self.fields}
-
-    def probe_hosts(self) -> list[str]:
-        if self.adapter == "snmp":
-            return [str(self.host)]
-        return [urlsplit(self.url or "").hostname or ""]
-
-    def secrets(self) -> list[SecretValue]:
-        found = [self.community] if self.community else []
-        if self.v3 is not None:
-            found += [self.v3.auth_key, self.v3.priv_key]
-        if isinstance(self.auth, BasicAuth):
-            found.append(self.auth.password)
-        elif isinstance(self.auth, BearerAuth):
-            found.append(self.auth.token)
-        return found
 
 
 class McuSettings(StrictModel):

@@ -17,7 +17,7 @@ Quantities: ``active_conferences``, ``ports_in_use``, ``ports_total``, ``registe
 ``largest_conference`` (gauges), ``meetings_held`` (the MCU's counter of conferences held) and
 ``endpoint_ids`` (who is registered). The MCU is up when it answered and every configured quantity
 was read; a reason names what failed (``timeout``, ``refused``, ``http_status``, ``auth_error``,
-``bad_response``, ``missing_field``, ``wrong_type``, ``snmp_timeout``, ``snmp_no_such_object``...).
+``bad_response``, ``missing_field``, ``wrong_type``, ``snmp_no_such_object``...).
 
 ``meetings_held`` is exported as a counter that survives the MCU's restarts: the MCU's own counter
 restarts from zero when it reboots, so the agent adds up its increases (a value below the last one
@@ -37,8 +37,7 @@ from typing import Any
 
 from pysnmp.proto import rfc1902, rfc1905
 
-from agent.domain.models import StrictModel
-from agent.domain.secrets import SecretValue, redact
+from agent.domain.secrets import SecretValue
 from collectors.api import Collector, Family, ProbeFailure, ProbeResult, Sample
 from collectors.http.models import BasicAuth, BearerAuth
 from collectors.httpjson import HttpJsonError, JsonClient, JsonField
@@ -135,14 +134,10 @@ class _Auth:
         return [self._auth.token] if isinstance(self._auth, BearerAuth) else [self._auth.password]
 
 
-def _redact(text: str, params: McuParams) -> str:
-    return redact(text, params.secrets())
-
-
 # --- the collector ------------------------------------------------------------------------------------
 
 
-class McuCollector(Collector):
+class McuCollector(Collector[McuParams, McuSettings]):
     kind = "mcu"
     Params = McuParams
     Settings = McuSettings
@@ -163,34 +158,22 @@ class McuCollector(Collector):
     )
     self_families = (DROPPED_REPLIES,)
 
-    def __init__(self, settings: StrictModel) -> None:
+    def __init__(self, settings: McuSettings) -> None:
         super().__init__(settings)
-        assert isinstance(settings, McuSettings)
-        self.settings: McuSettings = settings
         self._counters: dict[str, tuple[McuParams, _Counter]] = {}
         self._clients: dict[str, tuple[McuParams, JsonClient]] = {}
         self._fields: dict[str, JsonField] = {}  # a field path -> its compiled form
         self.snmp = SnmpClient(_REPETITIONS, settings.snmp_timeout, 1)
 
-    async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
-        assert isinstance(params, McuParams)
+    async def probe(self, target_id: str, params: McuParams, timeout: float) -> ProbeResult:
         started = time.perf_counter()
-        try:
-            async with asyncio.timeout(max(0.05, timeout - 0.05)):
-                if params.adapter == "snmp":
-                    reading = await self._read_snmp(target_id, params, timeout)
-                else:
-                    reading = await self._read_http(target_id, params)
-        except TimeoutError:
-            reason = "snmp_timeout" if params.adapter == "snmp" else "timeout"
-            return ProbeResult(False, reason, self._kept_counters(target_id, params),
-                               f"no complete answer within {timeout:g}s")
-        except ProbeFailure as failure:
-            return ProbeResult(False, failure.reason, self._kept_counters(target_id, params),
-                               _redact(failure.detail, params))
+        if params.adapter == "snmp":
+            reading = await self._read_snmp(target_id, params, timeout)
+        else:
+            reading = await self._read_http(target_id, params)
         return ProbeResult(True, "", self._samples(target_id, params, reading, time.perf_counter() - started))
 
-    def _kept_counters(self, target_id: str, params: McuParams) -> list[Sample]:
+    def failure_samples(self, target_id: str, params: McuParams) -> list[Sample]:
         """The meetings counted so far, exported on through a failed probe: a bad answer must not lose them."""
         known = self._counters.get(target_id)
         if known is None or known[0] != params:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from agent.domain.models import StrictModel
-from agent.domain.netaddr import Host
+from agent.domain.netaddr import ProbeHost
 from agent.domain.secrets import Secret
 from collectors.snmp.models import V3Auth
 
@@ -15,7 +15,7 @@ Profile = Literal["ups_mib", "xups", "apc_rpdu", "geist"]
 
 
 class PowerParams(StrictModel):
-    host: Host
+    host: ProbeHost
     port: int = Field(161, ge=1, le=65535)
     profile: Profile = Field(description="The MIB the device speaks: ups_mib, xups, apc_rpdu or geist")
     version: Annotated[Literal["2c", "3"], BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] = "2c"

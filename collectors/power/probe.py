@@ -18,7 +18,7 @@ one device and the ``profile`` (the MIB) it speaks:
 Everything is exported in base units: seconds, ratio (percent / 100), volts, amperes, watts, celsius.
 A device that answered with the objects its profile needs is up (a UPS on battery is up: the alert
 on ``ups_on_battery`` says the rest); a failure is that device's alone, with the fixed reasons of
-``collectors/snmp.py`` (``snmp_timeout``, ``snmp_auth_error``, ``snmp_no_such_object``,
+``collectors/snmp.py`` (``timeout``, ``snmp_auth_error``, ``snmp_no_such_object``,
 ``snmp_wrong_type``, ``snmp_malformed``, ``snmp_error``).
 
 The SNMP itself (the v2c fast path on one socket for every device, the v3 engine, sessions, GET and
@@ -28,12 +28,10 @@ GETBULK walks, the reply matching and its drop counts, the error -> reason map) 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from pysnmp.proto import rfc1902, rfc1905
 
-from agent.domain.models import StrictModel
 from collectors.api import Collector, Family, ProbeFailure, ProbeResult, Sample
 from collectors.power.models import PowerParams, PowerSettings
 from collectors.snmp.client import Oid, Session, SnmpClient
@@ -109,7 +107,7 @@ def _column(found: dict[Oid, dict[int, Any]], column: Oid, what: str) -> dict[in
     return {i: n for i, v in sorted(found[column].items()) if (n := _number(f"{what}.{i}", v, False)) is not None}
 
 
-class PowerCollector(Collector):
+class PowerCollector(Collector[PowerParams, PowerSettings]):
     kind = "power"
     Params = PowerParams
     Settings = PowerSettings
@@ -141,10 +139,8 @@ class PowerCollector(Collector):
 
     self_families = (DROPPED_REPLIES,)
 
-    def __init__(self, settings: StrictModel) -> None:
+    def __init__(self, settings: PowerSettings) -> None:
         super().__init__(settings)
-        assert isinstance(settings, PowerSettings)
-        self.settings: PowerSettings = settings
         self.snmp = SnmpClient(settings.max_repetitions, settings.timeout, settings.retries)
 
     def self_samples(self) -> list[Sample]:
@@ -153,18 +149,11 @@ class PowerCollector(Collector):
     async def close(self) -> None:
         await self.snmp.close()
 
-    async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
-        assert isinstance(params, PowerParams)
-        try:
-            async with asyncio.timeout(timeout):
-                session = await self.snmp.session(target_id, params, params.timeout, params.retries)
-                reader = {"ups_mib": self._ups_mib, "xups": self._xups, "apc_rpdu": self._apc_rpdu,
-                          "geist": self._geist}[params.profile]
-                return ProbeResult(True, "", await reader(session))
-        except TimeoutError:
-            return ProbeResult(False, "snmp_timeout", detail=f"no complete answer within {timeout:g}s")
-        except ProbeFailure as failure:
-            return ProbeResult(False, failure.reason, detail=f"{params.profile}: {failure.detail}")
+    async def probe(self, target_id: str, params: PowerParams, timeout: float) -> ProbeResult:
+        session = await self.snmp.session(target_id, params, params.timeout, params.retries)
+        reader = {"ups_mib": self._ups_mib, "xups": self._xups, "apc_rpdu": self._apc_rpdu,
+                  "geist": self._geist}[params.profile]
+        return ProbeResult(True, "", await reader(session))
 
     async def _table(self, session: Session, columns: list[Oid]) -> dict[Oid, dict[int, Any]]:
         """Every column in one GETBULK walk side by side: one round trip for a PDU's 24 outlets."""

@@ -42,7 +42,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from agent.domain.models import StrictModel
-from agent.domain.netaddr import Host
+from agent.domain.netaddr import ProbeHost
 from agent.domain.version import __version__
 from collectors.api import Collector, Family, ProbeFailure, ProbeResult, Sample
 
@@ -69,7 +69,7 @@ StatusSpec = Annotated[int | str, AfterValidator(_check_status)]
 
 
 class SipParams(StrictModel):
-    host: Host
+    host: ProbeHost
     port: int = Field(5060, ge=1, le=65535)
     transport: Literal["udp", "tcp"] = "udp"
     user: str | None = Field(None, pattern=r"^[A-Za-z0-9._~+-]{1,64}$",
@@ -232,7 +232,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             self.inbox.put_nowait(exc)
 
 
-class SipCollector(Collector):
+class SipCollector(Collector[SipParams, SipSettings]):
     kind = "sip"
     Params = SipParams
     Settings = SipSettings
@@ -242,17 +242,12 @@ class SipCollector(Collector):
         Family("sip_retransmissions", "gauge", "UDP retransmissions of the request in the last probe."),
     )
 
-    async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
-        assert isinstance(params, SipParams)
-        assert isinstance(self.settings, SipSettings)
-        deadline = time.monotonic() + max(0.05, timeout - 0.05)  # answer before the scheduler gives up
-        try:
-            if params.transport == "udp":
-                outcome = await self._udp(params, self.settings, deadline)
-            else:
-                outcome = await self._tcp(params, self.settings, deadline)
-        except ProbeFailure as failure:
-            return ProbeResult(False, failure.reason, [Sample("sip_status_code", 0.0)], failure.detail)
+    async def probe(self, target_id: str, params: SipParams, timeout: float) -> ProbeResult:
+        deadline = time.monotonic() + max(0.05, timeout - 0.05)  # answer before the probe runner gives up
+        if params.transport == "udp":
+            outcome = await self._udp(params, self.settings, deadline)
+        else:
+            outcome = await self._tcp(params, self.settings, deadline)
         status = outcome.response.status
         samples = [Sample("sip_status_code", float(status)), Sample("sip_response_seconds", outcome.seconds)]
         if params.transport == "udp":
@@ -261,6 +256,9 @@ class SipCollector(Collector):
             return ProbeResult(False, "status_mismatch", samples,
                                f"SIP {status}, ready means {params.ready_status}")
         return ProbeResult(True, "", samples)
+
+    def failure_samples(self, target_id: str, params: SipParams) -> list[Sample]:
+        return [Sample("sip_status_code", 0.0)]  # no final response received
 
     # -- UDP: retransmit on timer E until a final response ---------------------------------------
 

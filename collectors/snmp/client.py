@@ -10,7 +10,7 @@ went to, with the request's random id (and, v2c, its community): see ``collector
 they drop is counted by reason (``dropped``). An undecodable answer, or a v2c one with another
 community, from the device's own address makes the request ``snmp_malformed`` if no good answer follows.
 
-Every failure is a :class:`~collectors.api.ProbeFailure` with one of the fixed reasons ``snmp_timeout``,
+Every failure is a :class:`~collectors.api.ProbeFailure` with one of the fixed reasons ``timeout``,
 ``snmp_auth_error``, ``snmp_no_such_object``, ``snmp_wrong_type``, ``snmp_malformed``, ``snmp_error``.
 """
 
@@ -283,7 +283,7 @@ class SnmpClient:
             if self._malformed.get(session.address, -math.inf) >= started:
                 raise ProbeFailure("snmp_malformed", "the device answered undecodably or with another community"
                                    ) from None
-            raise ProbeFailure("snmp_timeout", str(exc)) from None
+            raise ProbeFailure("timeout", str(exc)) from None
         if message.error_status != 0:
             status = rfc1905.errorStatus.clone(message.error_status).prettyPrint()
             reason = "snmp_auth_error" if message.error_status == 16 else "snmp_error"  # 16: authorizationError
@@ -297,7 +297,7 @@ class SnmpClient:
             if isinstance(error_indication, errind.RequestTimedOut):
                 if self._malformed.get(session.address, -math.inf) >= started:
                     raise ProbeFailure("snmp_malformed", "the device answered undecodably or with another community")
-                raise ProbeFailure("snmp_timeout", str(error_indication))
+                raise ProbeFailure("timeout", str(error_indication))
             if isinstance(error_indication, _AUTH_ERRORS):
                 raise ProbeFailure("snmp_auth_error", type(error_indication).__name__)
             if isinstance(error_indication, _MALFORMED):

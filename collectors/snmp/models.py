@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from agent.domain.models import StrictModel
-from agent.domain.netaddr import Host
+from agent.domain.netaddr import ProbeHost
 from agent.domain.secrets import Secret
 
 
@@ -41,7 +41,7 @@ class V3Auth(StrictModel):
 
 
 class SnmpParams(StrictModel):
-    host: Host
+    host: ProbeHost
     port: int = Field(161, ge=1, le=65535)
     version: Annotated[Literal["2c", "3"], BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] = "2c"
     community: Secret | None = Field(None, description="v2c community, as env:NAME or file:/path")

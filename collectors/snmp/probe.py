@@ -11,7 +11,7 @@ One probe of a router:
    every interface is exported.
 
 The target is up when the router answered and its uplink's ifOperStatus is up(1). Each failure is
-that device's alone and has a fixed reason: ``snmp_timeout`` (no answer: also what a wrong v2c
+that device's alone and has a fixed reason: ``timeout`` (no answer: also what a wrong v2c
 community gives, since agents ignore it), ``snmp_auth_error`` (v3: unknown user, wrong key,
 decryption error), ``snmp_no_such_object`` (an object the probe needs is missing),
 ``snmp_wrong_type`` (a value of the wrong SMI type), ``snmp_malformed`` (the answer could not be
@@ -32,12 +32,11 @@ keys are per user name: devices sharing a v3 user must share its keys (pysnmp's 
 per user). What the client drops is counted in ``egov_snmp_replies_dropped_total`` by reason. An
 undecodable answer (v2c or v3), or a v2c one with another community, from the device's own address
 makes the probe ``snmp_malformed`` if no good answer follows. A v3 answer that decodes
-but fails authentication or decryption still reads as ``snmp_timeout``: USM drops it unattributed.
+but fails authentication or decryption still reads as ``timeout``: USM drops it unattributed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from dataclasses import dataclass, field
@@ -45,7 +44,6 @@ from typing import Any
 
 from pysnmp.proto import rfc1902, rfc1905
 
-from agent.domain.models import StrictModel
 from collectors.api import Collector, Family, ProbeFailure, ProbeResult, Sample
 from collectors.snmp.client import Session, SnmpClient
 from collectors.snmp.client import value_error as _value_error
@@ -102,7 +100,7 @@ def safe_label(text: str) -> str:
     return _SAFE_NAME.sub("_", text)[:64]
 
 
-class SnmpCollector(Collector):
+class SnmpCollector(Collector[SnmpParams, SnmpSettings]):
     kind = "snmp"
     Params = SnmpParams
     Settings = SnmpSettings
@@ -126,10 +124,8 @@ class SnmpCollector(Collector):
     )
     self_families = (DROPPED_REPLIES,)
 
-    def __init__(self, settings: StrictModel) -> None:
+    def __init__(self, settings: SnmpSettings) -> None:
         super().__init__(settings)
-        assert isinstance(settings, SnmpSettings)
-        self.settings: SnmpSettings = settings
         self.snmp = SnmpClient(settings.max_repetitions, settings.timeout, settings.retries)
         self._devices: dict[str, _Device] = {}
 
@@ -189,16 +185,9 @@ class SnmpCollector(Collector):
 
     # -- the probe ----------------------------------------------------------------------------
 
-    async def probe(self, target_id: str, params: StrictModel, timeout: float) -> ProbeResult:
-        assert isinstance(params, SnmpParams)
-        try:
-            async with asyncio.timeout(timeout):
-                session = await self.snmp.session(target_id, params, params.timeout, params.retries)
-                return await self._probe(session, self._device(target_id, params))
-        except TimeoutError:
-            return ProbeResult(False, "snmp_timeout", detail=f"no complete answer within {timeout:g}s")
-        except ProbeFailure as failure:
-            return ProbeResult(False, failure.reason, detail=failure.detail)
+    async def probe(self, target_id: str, params: SnmpParams, timeout: float) -> ProbeResult:
+        session = await self.snmp.session(target_id, params, params.timeout, params.retries)
+        return await self._probe(session, self._device(target_id, params))
 
     async def _probe(self, session: Session, device: _Device) -> ProbeResult:
         for attempt in range(2):  # a second pass after a reboot or a vanished uplink, with fresh names
