@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from agent.config import Config, CoverageMeasure, KpiSpec, KpiTarget, Selector, TargetSpec
+from agent.config import Config, CoverageMeasure, KpiSpec, KpiTarget, RatioMeasure, Selector, TargetSpec, ValueMeasure
 from agent.inventory import Inventory, at_level, resolve_all
 from agent.manual import ManualData
 from agent.member_clock import MemberClock
@@ -178,9 +178,8 @@ class KpiEngine:
                   today: dt.date) -> Evaluation:
         ev = Evaluation(kpi, active_target(kpi.targets, today))
         measure = kpi.measure
-        from_source = measure.kind in ("ratio", "value") or (isinstance(measure, CoverageMeasure)
-                                                            and measure.from_source)
-        if from_source:
+        if isinstance(measure, RatioMeasure | ValueMeasure) or (isinstance(measure, CoverageMeasure)
+                                                                and measure.from_source):
             if self.shard is not None and not self.shard.first:
                 ev.pend(OTHER_SHARD, f"evaluated by shard 1/{self.shard.count}")
                 return ev
@@ -189,13 +188,13 @@ class KpiEngine:
 
                 inventory = self.inventory_of(measure)
                 assert inventory is not None
-                evaluate_flag_coverage(ev, self.sources, self.units, inventory, now)
+                evaluate_flag_coverage(ev, measure, self.sources, self.units, inventory, now)
             elif measure.source == "manual":
                 self._from_manual(ev, now)
             else:
                 from agent.sources.evaluate import evaluate_source  # SQLAlchemy & co. only when sources exist
 
-                evaluate_source(ev, self.sources, self.units, now)
+                evaluate_source(ev, measure, self.sources, self.units, now)
             return ev
         if isinstance(measure, CoverageMeasure) and measure.over_units:
             self._coverage_of_units(ev, measure, states, now)

@@ -12,6 +12,7 @@ unit missing from the system's table counts as «no». Rows marked as examples a
 
 from __future__ import annotations
 
+from agent.config import CoverageMeasure, RatioMeasure, ValueMeasure
 from agent.inventory import Inventory
 from agent.kpi import (
     EXAMPLE_ONLY,
@@ -29,7 +30,7 @@ from agent.sources.runner import Snapshot, SourceRunner
 from agent.units import UnitIndex
 
 
-def _selected(records: list[Record], measure, units: UnitIndex) -> list[Record]:
+def _selected(records: list[Record], measure: RatioMeasure | ValueMeasure, units: UnitIndex) -> list[Record]:
     if not measure.levels and measure.under is None:
         return records
     out = []
@@ -77,8 +78,8 @@ def _stale(ev: Evaluation, runner: SourceRunner, source_id: str, snapshot: Snaps
     ev.stale = now - ev.measured_at > limit
 
 
-def evaluate_source(ev: Evaluation, runner: SourceRunner | None, units: UnitIndex, now: float) -> None:
-    measure = ev.kpi.measure
+def evaluate_source(ev: Evaluation, measure: RatioMeasure | ValueMeasure, runner: SourceRunner | None,
+                    units: UnitIndex, now: float) -> None:
     snapshot = _snapshot(ev, runner, measure.source)
     if snapshot is None or runner is None:
         return
@@ -123,10 +124,10 @@ def evaluate_source(ev: Evaluation, runner: SourceRunner | None, units: UnitInde
         ev.groups = [GroupValue(g, n, d) for g, (n, d) in sorted(groups.items())]
 
 
-def evaluate_flag_coverage(ev: Evaluation, runner: SourceRunner | None, units: UnitIndex, inventory: Inventory,
-                           now: float) -> None:
+def evaluate_flag_coverage(ev: Evaluation, measure: CoverageMeasure, runner: SourceRunner | None, units: UnitIndex,
+                           inventory: Inventory, now: float) -> None:
     """The share of the inventory's units whose yes/no value (for the measure's period) is above 0."""
-    measure = ev.kpi.measure
+    assert measure.source is not None  # the model requires it whenever the measure reads a source
     ev.inventory = inventory
     snapshot = _snapshot(ev, runner, measure.source)
     if snapshot is None or runner is None:
