@@ -265,7 +265,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
         print(f"error: --control: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        network = ipaddress.ip_network(args.network)
+        network = ipaddress.IPv4Network(args.network)
         AddressPool(network)
     except ValueError as exc:
         print(f"error: --network: {exc}", file=sys.stderr)
