@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from agent import __version__
 from agent.config import load_config, parse_duration
@@ -120,7 +121,7 @@ def _iter_units(units):
         yield from _iter_units(unit.children)
 
 
-def _shard(text: str | None) -> Shard | bool | None:
+def _shard(text: str | None) -> Shard | Literal[False] | None:
     """The --shard argument; False (after printing why) when it is malformed."""
     if not text:
         return None
