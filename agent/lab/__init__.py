@@ -19,7 +19,7 @@ import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -40,6 +40,18 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 10.0  # seconds for one simulator to close before the lab gives up on it and goes on
 
 
+class Simulator(Protocol):
+    """What the lab asks of each kind's simulator: they share no base class, only these methods."""
+
+    async def add(self, target_id: str, params: dict[str, Any], up: bool) -> dict[str, Any]: ...
+
+    async def set_state(self, target_id: str, state: str) -> None: ...
+
+    def states(self) -> dict[str, str]: ...
+
+    async def close(self) -> None: ...
+
+
 class Lab:
     def __init__(self, province_config: Path, down_ratio: float = 0.03, seed: int = 59,
                  network: ipaddress.IPv4Network = LAB_NETWORK) -> None:
@@ -47,7 +59,7 @@ class Lab:
         self.down_ratio = down_ratio
         self.random = random.Random(seed)
         self.pool = AddressPool(network)  # labs side by side need their own ranges (their nftables rules)
-        self.simulators = {"tcp": TcpSimulator(self.pool)}
+        self.simulators: dict[str, Simulator] = {"tcp": TcpSimulator(self.pool)}
         self.simulators["http"] = HttpSimulator(self.pool)
         self.simulators["host"] = HostSimulator()
         self.simulators["icmp"] = IcmpSimulator(self.pool)
@@ -56,7 +68,7 @@ class Lab:
         self.simulators["mcu"] = McuSimulator(self.pool, seed, registered=sip.registered)
         self.simulators["power"] = PowerSimulator(self.pool, seed)
         self._fates: dict[str, bool] = {}
-        self.owner: dict[str, Any] = {}  # target id -> simulator
+        self.owner: dict[str, Simulator] = {}  # target id -> simulator
         # Lab services stand in for what is not a target: the systems behind the province's sources:.
         self.services = [AppsLab(self.pool, seed)]
         self._closed = False
@@ -217,7 +229,7 @@ async def run_lab(province_config: Path, write_to: Path, control: tuple[str, int
     try:  # whatever ends the lab (a stop, an error at start such as its control port in use), it closes
         data = await lab.start()
         server = start_control(lab, asyncio.get_running_loop(), *control)
-        host, port = server.server_address[:2]
+        host, port = str(server.server_address[0]), server.server_address[1]  # an AF_INET server: (str, int)
         write_config(data, write_to)
         (write_to.parent / (write_to.name + ".control")).write_text(f"http://{host}:{port}\n")
         print(f"lab ready: {len(lab.owner)} simulated targets, agent config {write_to}, "
