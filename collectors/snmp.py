@@ -47,7 +47,7 @@ import re
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from pyasn1.error import PyAsn1Error
 from pysnmp.proto import errind, rfc1902, rfc1905
@@ -170,9 +170,9 @@ def _client_transport(family: int) -> Any:
 
 class SnmpCollector(Collector):
     kind = "snmp"
-    Params = SnmpParams
-    Settings = SnmpSettings
-    families = (
+    Params: ClassVar[type[StrictModel]] = SnmpParams  # declared as in Collector: PowerCollector sets its own
+    Settings: ClassVar[type[StrictModel]] = SnmpSettings
+    families: ClassVar[tuple[Family, ...]] = (
         Family("snmp_uptime_seconds", "gauge", "Time since the device (re)started its SNMP agent, from sysUpTime."),
         Family("snmp_reboots", "counter", "Reboots seen since the agent started (sysUpTime went back)."),
         Family("snmp_if_info", "gauge", "Interface name (ifName, sanitised); role uplink or other.",
