@@ -346,8 +346,8 @@ def load_web_config(path: str | Path) -> WebSettings:
     )
 
 
-def _stamp(files: tuple[Path, ...]) -> tuple:
-    out = []
+def _stamp(files: tuple[Path, ...]) -> tuple[tuple[int, int, int] | None, ...]:
+    out: list[tuple[int, int, int] | None] = []
     for file in files:
         try:
             st = file.stat()

@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, model_validator
@@ -34,6 +34,12 @@ SeriesName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=80)]
 PLACEHOLDERS = ("period_start", "period_end", "period_last_day", "period", "period_name")
 
 T = TypeVar("T")
+
+
+class BlockingRunner(Protocol):
+    """Runs a blocking call in a thread pool: generic per call, which a Callable alias cannot say."""
+
+    def __call__(self, fn: Callable[[], T], /) -> Awaitable[T]: ...
 
 
 class SourceError(Exception):
@@ -131,7 +137,7 @@ class SourceContext:
 
     def __init__(self, base_dir: Path, timezone: str, known_units: set[str] | None = None,
                  unit_map: dict[str, str] | None = None,
-                 run_blocking: Callable[[Callable[[], T]], Awaitable[T]] | None = None) -> None:
+                 run_blocking: BlockingRunner | None = None) -> None:
         self.base_dir = base_dir
         self.timezone = timezone
         self.known_units = known_units
@@ -149,7 +155,7 @@ class SourceContext:
         path = Path(name)
         return path if path.is_absolute() else self.base_dir / path
 
-    def rebind(self, run_blocking: Callable[[Callable[[], T]], Awaitable[T]]) -> None:
+    def rebind(self, run_blocking: BlockingRunner) -> None:
         """Use another runner's thread pool (the source survived a reload)."""
         self._run_blocking = run_blocking
 
