@@ -76,6 +76,7 @@ class Agent:
                                                    self.state.status if self.state else None))
         self.scheduler: Scheduler | WorkerPool | None = None
         self._reload_lock = asyncio.Lock()
+        self._sources_task: asyncio.Task[None] | None = None  # while the sources run (_start_sources)
 
     def _apply(self, loaded: LoadedConfig, collectors: dict[str, Collector]) -> None:
         """Build everything derived from a configuration, then assign it (so a failure changes nothing)."""
@@ -236,7 +237,7 @@ class Agent:
             self._sources_task = asyncio.create_task(self.sources.run_forever(), name="sources")
 
     async def _stop_sources(self) -> None:
-        task, self._sources_task = getattr(self, "_sources_task", None), None
+        task, self._sources_task = self._sources_task, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -245,7 +246,7 @@ class Agent:
         """After a reload: run the new sources (unchanged ones keep their values), close the dropped ones."""
         if old is self.sources:
             return
-        running = getattr(self, "_sources_task", None) is not None
+        running = self._sources_task is not None
         await self._stop_sources()
         if old is not None:
             await old.close(keep=self.sources)
