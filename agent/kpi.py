@@ -61,7 +61,8 @@ def is_met(target: KpiTarget, value: float) -> bool | None:
     if c == "qualitative":
         return None
     if c == "range":
-        return target.low <= value <= target.high  # type: ignore[operator]
+        assert target.low is not None and target.high is not None  # a range target has both (KpiTarget)
+        return target.low <= value <= target.high
     bound = target.value
     assert bound is not None
     eps = 1e-9 * max(1.0, abs(bound))
@@ -266,9 +267,9 @@ class KpiEngine:
         item = self.manual.values.get(ev.kpi.id) if self.manual is not None else None
         if item is None:
             example = self.manual.examples.get(ev.kpi.id) if self.manual is not None else None
-            if example is not None:
+            if example is not None and self.manual is not None:
                 ev.source = example.source
-                ev.pend(EXAMPLE_ONLY, f"example data only ({self.manual.path.name}: {example.date}); "  # type: ignore
+                ev.pend(EXAMPLE_ONLY, f"example data only ({self.manual.path.name}: {example.date}); "
                                       f"enter the real figure")
             else:
                 ev.pend(NO_DATA, "no value in the manual data file")

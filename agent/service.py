@@ -218,8 +218,9 @@ class Agent:
                     if outcome is not None:
                         await outcome
             await asyncio.wait({stopping, probing}, return_when=asyncio.FIRST_COMPLETED)
-            if probing.done() and not probing.cancelled() and probing.exception():
-                raise probing.exception()  # type: ignore[misc]
+            crash = probing.exception() if probing.done() and not probing.cancelled() else None
+            if crash is not None:
+                raise crash
         finally:
             for task in (probing, first, stopping, *background):
                 task.cancel()

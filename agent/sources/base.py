@@ -264,8 +264,9 @@ def make_record(unit: str | None, series: SeriesSpec, get: Callable[[str, str], 
     """A record from one row/item: ``get(role, field)`` returns the raw value of a mapped field."""
     if series.value is not None:
         return Record(unit, value=to_number(get("value", series.value), series.value))
-    numerator = to_number(get("numerator", series.numerator), series.numerator)  # type: ignore[arg-type]
-    denominator = to_number(get("denominator", series.denominator), series.denominator)  # type: ignore[arg-type]
+    assert series.numerator is not None and series.denominator is not None  # a ratio has both (SeriesSpec)
+    numerator = to_number(get("numerator", series.numerator), series.numerator)
+    denominator = to_number(get("denominator", series.denominator), series.denominator)
     if numerator < 0 or denominator < 0:
         raise ValueError(f"{series.numerator}/{series.denominator}: counts cannot be negative")
     if numerator > denominator:
