@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 
-LAB_NETWORK = ipaddress.ip_network("127.77.0.0/16")
+LAB_NETWORK = ipaddress.IPv4Network("127.77.0.0/16")
 
 
 class AddressPool:
     def __init__(self, network: ipaddress.IPv4Network = LAB_NETWORK) -> None:
-        if not network.subnet_of(ipaddress.ip_network("127.0.0.0/8")):
+        if not network.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
             raise ValueError(f"the lab's addresses must be on loopback (127.0.0.0/8), not {network}")
         self.network = network
         self._hosts = network.hosts()

@@ -214,7 +214,7 @@ class EgovCollector:
             PREFIX + "target_info",
             "Configured target: its name and tags (as ',a,b,' so rules can match one tag with a regex).",
             labels=[*names, "name", "tags"])
-        own: dict[str, Metric] = {}
+        own: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
         for target_id, labels in view.targets.items():
             info.add_metric([*labels.values, labels.name, "," + ",".join(labels.tags) + "," if labels.tags else ""],
                             1.0)
@@ -310,7 +310,7 @@ class EgovCollector:
             if active is None:
                 continue
             base = [province, kpi.id, active.phase, active.comparator, active.origin]
-            if active.comparator == "range":
+            if active.comparator == "range" and active.low is not None and active.high is not None:  # as validated
                 target.add_metric([*base, "lower"], active.low)
                 target.add_metric([*base, "upper"], active.high)
             elif active.value is not None:
@@ -408,7 +408,7 @@ def _collector_own_metrics(stats: Mapping[str, CollectorStats]) -> Iterator[Metr
     yield from metrics.values()
 
 
-def _family(family: Family, target_labels: list[str]) -> Metric:
+def _family(family: Family, target_labels: list[str]) -> CounterMetricFamily | GaugeMetricFamily:
     labels = [*target_labels, *family.labels]
     name = PREFIX + family.name
     if family.type == "counter":

@@ -591,10 +591,10 @@ def build_rules(loaded: LoadedConfig, job: str = "egov-agent", now: float | None
     offset = _utc_offset(loaded, time.time() if now is None else now)
     kinds_rules = _kinds_rules(loaded, offset)
     own = [group for _kind, groups in kinds_rules for group in groups if group["name"] != TARGETS_GROUP]
-    groups = [_kpi_group(loaded), _coverage_group(loaded, offset), *_availability_groups(loaded),
-              *_slo_groups(loaded), *_period_groups(loaded, today), _targets_group(loaded, kinds_rules), *own,
-              _agent_group(job)]
-    groups = [g for g in groups if g is not None]
+    built = [_kpi_group(loaded), _coverage_group(loaded, offset), *_availability_groups(loaded),
+             *_slo_groups(loaded), *_period_groups(loaded, today), _targets_group(loaded, kinds_rules), *own,
+             _agent_group(job)]
+    groups = [g for g in built if g is not None]
     for group in groups:
         if evaluation_interval and group["name"].startswith(("egov_hourly", "egov_period")):
             # The hourly samples tile time: the window must equal the interval, or hours are counted twice;

@@ -53,3 +53,12 @@ units:
 ])
 def test_accept_encoding(header: str | None, gzip: bool) -> None:
     assert accepts_gzip(header) is gzip
+
+
+@pytest.mark.parametrize("command", ["lab", "demo"])
+def test_network_off_ipv4_loopback_is_a_clean_error(command: str, tmp_path: Path) -> None:
+    """An IPv6 --network once reached the loopback check of the lab and ended in a TypeError traceback."""
+    extra = ["--config", PROVINCE, "--write-config", str(tmp_path / "agent.yml")] if command == "lab" else []
+    done = _agent(command, *extra, "--network", "::1/128")
+    assert done.returncode == 2 and "error: --network:" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -71,6 +71,16 @@ def _all_units(units):
         yield from _all_units(unit.children)
 
 
+def test_a_file_not_in_utf8_is_a_config_error(tmp_path: Path) -> None:
+    """Reading it raises UnicodeDecodeError, which has no strerror: the message once crashed on it."""
+    path = tmp_path / "latin1.yml"
+    path.write_bytes(b"province: {code: test, name_vi: T\xecnh Th\xfb, name_en: Test Province}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}: cannot read: 'utf-8' codec can't decode byte 0xec in position 33: invalid continuation byte"]
+
+
 def test_bad_date_is_reported_with_file_line_and_key(tmp_path: Path) -> None:
     body = BASE + """\
 kpis:

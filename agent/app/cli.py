@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from agent.app.listen import DEFAULT_PORT, parse_listen
 from agent.app.packaged import shipped
@@ -120,7 +121,7 @@ def _iter_units(units):
         yield from _iter_units(unit.children)
 
 
-def _shard(text: str | None) -> Shard | bool | None:
+def _shard(text: str | None) -> Shard | Literal[False] | None:
     """The --shard argument; False (after printing why) when it is malformed."""
     if not text:
         return None
@@ -284,7 +285,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
         print(f"error: --control: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        network = ipaddress.ip_network(args.network)
+        network = ipaddress.IPv4Network(args.network)
         AddressPool(network)
     except ValueError as exc:
         print(f"error: --network: {exc}", file=sys.stderr)

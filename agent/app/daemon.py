@@ -224,7 +224,7 @@ def serve(agent: Agent, listen: str, web: WebConfigSource, before_exit: Callable
     except OSError as exc:
         log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
         return False
-    agent.exposition.registry.register(server.stats)  # type: ignore[arg-type]  # a collector by duck typing
+    agent.exposition.registry.register(server.stats)  # a collector by duck typing (prometheus_client's Protocol)
     thread = serve_in_thread(server)
     shown = host if ":" not in host else f"[{host}]"
     log.info("listening on %s://%s:%d/metrics (basic auth %s)", web.settings.scheme, shown,

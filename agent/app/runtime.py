@@ -85,7 +85,6 @@ class Agent:
         self.loaded, self.units, self.manual = derived.loaded, derived.units, derived.manual
         self.targets, self.engine, self.collectors = derived.targets, derived.engine, derived.collectors
         self.sources = derived.sources  # application KPI sources (agent/sources), fetched on their own schedules
-        self._sources_task: asyncio.Task[None] | None = None
         self.store = Store(history_span=longest_window(loaded))
         # Counters and availability history from the previous run, so a restart does not zero the KPIs.
         self.state = StateFile(state_path, loaded.config.province.code) if state_path else None
@@ -99,6 +98,7 @@ class Agent:
                                                    self.state.status if self.state else None))
         self.scheduler: Scheduler | WorkerPool | None = None
         self._reload_lock = asyncio.Lock()
+        self._sources_task: asyncio.Task[None] | None = None  # while the sources run (_start_sources)
 
     def _derive(self, loaded: LoadedConfig, collectors: dict[str, Collector], manual_before: ManualData | None,
                 sources_before: SourceRunner | None) -> _Derived:
@@ -238,8 +238,9 @@ class Agent:
                     if outcome is not None:
                         await outcome
             await asyncio.wait({stopping, probing}, return_when=asyncio.FIRST_COMPLETED)
-            if probing.done() and not probing.cancelled() and probing.exception():
-                raise probing.exception()  # type: ignore[misc]
+            crash = probing.exception() if probing.done() and not probing.cancelled() else None
+            if crash is not None:
+                raise crash
         finally:
             for task in (probing, first, stopping, *background):
                 task.cancel()

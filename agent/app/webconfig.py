@@ -55,8 +55,9 @@ _DECOY_HASH = bcrypt.hashpw(secrets.token_bytes(16).hex().encode(), bcrypt.gensa
 AUTH_CACHE_SIZE = 256
 
 
-def _bcrypt_hash(value: str) -> SecretValue:
-    if not _BCRYPT.match(value):  # never echo the value: it may be a password written in the clear
+def _bcrypt_hash(value: Any) -> SecretValue:
+    # Never echo the value: it may be a password written in the clear.
+    if not isinstance(value, str) or not _BCRYPT.match(value):
         raise ValueError("expected a bcrypt hash ($2y$10$…), e.g. from `egov-agent hash-password`")
     return SecretValue(value, "bcrypt hash")
 
@@ -67,7 +68,7 @@ def _inline_key(value: Any) -> SecretValue:
     return SecretValue(value, "inline key")
 
 
-BcryptHash = Annotated[str, AfterValidator(_bcrypt_hash)]
+BcryptHash = Annotated[SecretValue, BeforeValidator(_bcrypt_hash)]
 InlineKey = Annotated[SecretValue, BeforeValidator(_inline_key)]
 ClientAuth = Literal["", "NoClientCert", "RequestClientCert", "RequireAnyClientCert", "RequireClientCert",
                      "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"]
@@ -338,7 +339,7 @@ def load_web_config(path: str | Path) -> WebSettings:
     limit = config.rate_limit
     return WebSettings(
         ssl_context=context,
-        auth=BasicAuth(dict(config.basic_auth_users)) if config.basic_auth_users else None,  # type: ignore[arg-type]
+        auth=BasicAuth(dict(config.basic_auth_users)) if config.basic_auth_users else None,
         headers=dict(config.http_server_config.headers),
         limiter=TokenBucket(limit.burst, limit.interval) if limit.interval else None,
         allowed_sans=config.tls_server_config.client_allowed_sans,
@@ -346,8 +347,8 @@ def load_web_config(path: str | Path) -> WebSettings:
     )
 
 
-def _stamp(files: tuple[Path, ...]) -> tuple:
-    out = []
+def _stamp(files: tuple[Path, ...]) -> tuple[tuple[int, int, int] | None, ...]:
+    out: list[tuple[int, int, int] | None] = []
     for file in files:
         try:
             st = file.stat()

@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from agent.config.yamlsource import ConfigError, Document, Path_, Problem, format_path, load_document
 from agent.domain.httpauth import AuthSpec, check_api_url
@@ -32,7 +33,7 @@ from agent.domain.secrets import RESOLVE_SECRETS
 from agent.domain.steadyfile import DEFAULT_MAX_BYTES, MaxFileSize
 from agent.sources import KINDS as SOURCE_KINDS
 from agent.sources import source_class
-from agent.sources.checks import check_sources
+from agent.sources.checks import as_mapping, check_sources
 from collectors import REGISTRY
 
 LABEL_NAME = r"^[a-z][a-z0-9_]*$"
@@ -372,7 +373,7 @@ _SHOW_INPUT = {"date_from_datetime_parsing", "date_parsing", "date_type", "datet
                "string_pattern_mismatch", "enum"}
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     kind, value = error["type"], error.get("input")
     if kind == "extra_forbidden":
         return "unknown key"
@@ -478,7 +479,7 @@ def _cross_check(data: dict[str, Any], doc: Document) -> list[Problem]:
         if isinstance(unit.get("level"), str) and levels and unit["level"] not in levels:
             bad((*path, "level"), f"unknown level {unit['level']!r}; levels are {levels}")
 
-    collectors = data.get("collectors") if isinstance(data.get("collectors"), dict) else {}
+    collectors = as_mapping(data.get("collectors"))
     for name in collectors:
         if name not in REGISTRY:
             bad(("collectors", name), f"unknown collector {name!r}; known: {sorted(REGISTRY)}")
@@ -500,12 +501,12 @@ def _cross_check(data: dict[str, Any], doc: Document) -> list[Problem]:
     problems += _duplicates([(k.get("id"), ("kpis", i)) for i, k in kpis], "KPI", doc)
     for i, kpi in kpis:
         here = ("kpis", i)
-        measure = kpi.get("measure") if isinstance(kpi.get("measure"), dict) else {}
+        measure = as_mapping(kpi.get("measure"))
         if isinstance(measure.get("inventory"), str) and measure["inventory"] not in inventories:
             known = ", ".join(sorted(inventories)) or "none declared"
             bad((*here, "measure", "inventory"), f"unknown inventory {measure['inventory']!r} (inventories: {known})")
         _check_class(kpi, measure, here, bad)
-        select = measure.get("select") if isinstance(measure.get("select"), dict) else {}
+        select = as_mapping(measure.get("select"))
         where = (*here, "measure", "select")
         if isinstance(select.get("collector"), str) and select["collector"] not in collectors:
             bad((*where, "collector"), f"collector {select['collector']!r} is not configured under collectors")
@@ -561,10 +562,10 @@ def _check_inventories(data: dict[str, Any], levels: list[str], unit_levels: dic
                    if level in inv_levels and (not isinstance(under, str) or is_under(uid, under))}
         members |= {uid for uid in listed if uid in unit_levels}
         for j, exclusion in _dicts(inv.get("exclude")):
-            uid = exclusion.get("unit")
-            if isinstance(uid, str) and uid not in members:
-                bad((*here, "exclude", j, "unit"), f"unit {uid!r} is not a member of this inventory")
-            members.discard(uid)
+            excluded = exclusion.get("unit")
+            if isinstance(excluded, str) and excluded not in members:
+                bad((*here, "exclude", j, "unit"), f"unit {excluded!r} is not a member of this inventory")
+            members.discard(excluded)
         expected = inv.get("expected")
         if isinstance(expected, int) and not isinstance(expected, bool) and len(members) != expected:
             bad((*here, "expected"), f"the inventory has {len(members)} units, the plan counts {expected}: "
@@ -601,7 +602,7 @@ def _validate_collectors(data: dict[str, Any], doc: Document) -> tuple[dict[str,
     problems: list[Problem] = []
     settings: dict[str, Any] = {}
     params: dict[str, Any] = {}
-    collectors = data.get("collectors") if isinstance(data.get("collectors"), dict) else {}
+    collectors = as_mapping(data.get("collectors"))
     for name, spec in collectors.items():
         if name not in REGISTRY:
             continue

@@ -124,7 +124,8 @@ def _parse_file(path: Path, errors: list[Problem]) -> Document:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        errors.append(Problem(name, None, "", f"cannot read: {exc.strerror or exc}"))
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc  # UnicodeDecodeError has none
+        errors.append(Problem(name, None, "", f"cannot read: {why}"))
         return doc
     loader = _Loader(text)
     try:

@@ -16,9 +16,12 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import ByteSize, Field
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 # A size in the configuration: 20MiB, 500kB, or a number of bytes.
@@ -46,14 +49,14 @@ def _megabytes(n: int) -> str:
 class _CappedReader(io.RawIOBase):
     """Counts the bytes handed out and stops the read once they pass the cap."""
 
-    def __init__(self, raw: BinaryIO, max_bytes: int, name: str) -> None:
+    def __init__(self, raw: io.BufferedReader, max_bytes: int, name: str) -> None:
         self.raw, self.max_bytes, self.name, self.count = raw, max_bytes, name, 0
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        n = self.raw.readinto(buffer)
         self.count += n or 0
         if self.count > self.max_bytes:
             raise FileTooLarge(f"{self.name} grew past the size cap ({_megabytes(self.max_bytes)}) while it was read")
@@ -61,7 +64,7 @@ class _CappedReader(io.RawIOBase):
 
 
 @contextmanager
-def steady_binary(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[BinaryIO]:
+def steady_binary(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[io.BufferedReader]:
     """The file open for a streamed read; raises FileTooLarge before reading, FileChanged after.
 
     (A workbook is a zip that is read by seeking about, so its bytes are not counted: its size is.)"""

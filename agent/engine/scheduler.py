@@ -213,9 +213,10 @@ class Scheduler:
 
     def _loop_ended(self, task: asyncio.Task) -> None:
         """A loop that crashed ends ``run_forever`` (and the agent: systemd restarts it); a stopped one is fine."""
-        if task.cancelled() or self._failure is None or self._failure.done() or task.exception() is None:
+        crash = None if task.cancelled() else task.exception()
+        if crash is None or self._failure is None or self._failure.done():
             return
-        self._failure.set_exception(task.exception())  # type: ignore[arg-type]
+        self._failure.set_exception(crash)
 
     async def _stop(self, target_ids: list[str]) -> None:
         """Cancel these targets' loops and wait until they have ended.

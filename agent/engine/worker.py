@@ -129,7 +129,7 @@ async def serve(sock: socket.socket) -> None:
     _, loaded, ids, share_of = first[-1]
     outbox = Outbox(writer)
     collectors = collectors_for(loaded, {})
-    scheduler = WorkerScheduler(outbox, loaded, ForwardingStore(outbox), collectors, _targets(loaded, ids),  # type: ignore[arg-type]
+    scheduler = WorkerScheduler(outbox, loaded, ForwardingStore(outbox), collectors, _targets(loaded, ids),
                                 share_of)
     probing = asyncio.create_task(scheduler.run_forever(), name="scheduler")
     stopping = asyncio.create_task(stop.wait())

@@ -258,7 +258,7 @@ async def run_lab(province_config: Path, write_to: Path, control: tuple[str, int
     try:  # whatever ends the lab (a stop, an error at start such as its control port in use), it closes
         data = await lab.start()
         server = start_control(lab, asyncio.get_running_loop(), *control)
-        host, port = server.server_address[:2]
+        host, port = str(server.server_address[0]), server.server_address[1]  # an AF_INET server: (str, int)
         write_config(data, write_to)
         (write_to.parent / (write_to.name + ".control")).write_text(f"http://{host}:{port}\n")
         print(f"lab ready: {len(lab.owner)} simulated targets, agent config {write_to}, "

@@ -53,6 +53,7 @@ from openpyxl import Workbook
 
 from agent.config.yamlsource import load_document
 from agent.domain.periods import add_months
+from agent.sources.checks import as_mapping
 from collectors.lab_addresses import AddressPool
 
 log = logging.getLogger(__name__)
@@ -420,7 +421,7 @@ class AppsLab:
         if host not in self.servers:
             self.servers[host] = AppServer(self.pool.take(f"app:{host}"), self.database)
         server = self.servers[host]
-        auth = source.get("auth") if isinstance(source.get("auth"), dict) else {}
+        auth = as_mapping(source.get("auth"))
         sid = str(source.get("id"))
         if "basic" in auth and isinstance(auth["basic"], dict):
             user = str(auth["basic"].get("username", "lab"))
@@ -488,7 +489,7 @@ class AppsLab:
                 writer.writerow(header)
                 writer.writerows(rows[True])
             workbook = Workbook()
-            sheet = workbook.active
+            sheet = workbook.worksheets[0]  # a new workbook's one sheet, the active one
             sheet.title = "Báo cáo"
             sheet.append(header)
             for row in rows[False]:

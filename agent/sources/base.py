@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, model_validator
@@ -33,6 +33,12 @@ SeriesName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=80)]
 PLACEHOLDERS = ("period_start", "period_end", "period_last_day", "period", "period_name")
 
 T = TypeVar("T")
+
+
+class BlockingRunner(Protocol):
+    """Runs a blocking call in a thread pool: generic per call, which a Callable alias cannot say."""
+
+    def __call__(self, fn: Callable[[], T], /) -> Awaitable[T]: ...
 
 
 class SourceError(Exception):
@@ -130,7 +136,7 @@ class SourceContext:
 
     def __init__(self, base_dir: Path, timezone: str, known_units: set[str] | None = None,
                  unit_map: dict[str, str] | None = None,
-                 run_blocking: Callable[[Callable[[], T]], Awaitable[T]] | None = None) -> None:
+                 run_blocking: BlockingRunner | None = None) -> None:
         self.base_dir = base_dir
         self.timezone = timezone
         self.known_units = known_units
@@ -148,7 +154,7 @@ class SourceContext:
         path = Path(name)
         return path if path.is_absolute() else self.base_dir / path
 
-    def rebind(self, run_blocking: Callable[[Callable[[], T]], Awaitable[T]]) -> None:
+    def rebind(self, run_blocking: BlockingRunner) -> None:
         """Use another runner's thread pool (the source survived a reload)."""
         self._run_blocking = run_blocking
 
@@ -257,8 +263,9 @@ def make_record(unit: str | None, series: SeriesSpec, get: Callable[[str, str], 
     """A record from one row/item: ``get(role, field)`` returns the raw value of a mapped field."""
     if series.value is not None:
         return Record(unit, value=to_number(get("value", series.value), series.value))
-    numerator = to_number(get("numerator", series.numerator), series.numerator)  # type: ignore[arg-type]
-    denominator = to_number(get("denominator", series.denominator), series.denominator)  # type: ignore[arg-type]
+    assert series.numerator is not None and series.denominator is not None  # a ratio has both (SeriesSpec)
+    numerator = to_number(get("numerator", series.numerator), series.numerator)
+    denominator = to_number(get("denominator", series.denominator), series.denominator)
     if numerator < 0 or denominator < 0:
         raise ValueError(f"{series.numerator}/{series.denominator}: counts cannot be negative")
     if numerator > denominator:

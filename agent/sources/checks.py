@@ -20,8 +20,13 @@ def _dicts(value: Any) -> list[tuple[int, dict[str, Any]]]:
     return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)] if isinstance(value, list) else []
 
 
+def as_mapping(value: Any) -> dict[str, Any]:
+    """The raw value when it is a mapping, else an empty one: the schema reports the wrong shape."""
+    return value if isinstance(value, dict) else {}
+
+
 def _series_shapes(source: dict[str, Any]) -> dict[str, str]:
-    series = source.get("series") if isinstance(source.get("series"), dict) else {}
+    series = as_mapping(source.get("series"))
     return {name: ("value" if isinstance(s, dict) and "value" in s else "ratio") for name, s in series.items()}
 
 
@@ -47,8 +52,9 @@ def check_sources(data: dict[str, Any], levels: list[str], unit_ids: set[Any],
                 if isinstance(unit, str) and unit not in unit_ids:
                     bad((*here, "unit_map", code), f"unknown unit {unit!r}")
 
-    reporting = data.get("reporting") if isinstance(data.get("reporting"), dict) else {}
-    served = reporting.get("periods") if isinstance(reporting.get("periods"), list) else ["month", "quarter", "year"]
+    reporting = as_mapping(data.get("reporting"))
+    periods = reporting.get("periods")
+    served = periods if isinstance(periods, list) else ["month", "quarter", "year"]
     for i, source in _dicts(data.get("sources")):
         _check_granularity(source, ("sources", i), reporting, served, bad)
     for i, kpi in _dicts(data.get("kpis")):
@@ -71,12 +77,12 @@ def check_sources(data: dict[str, Any], levels: list[str], unit_ids: set[Any],
             continue
         if not isinstance(source_id, str):
             continue
-        source = sources.get(source_id)
-        if source is None:
+        read = sources.get(source_id)
+        if read is None:
             known = ", ".join(sorted(sources)) or "none configured"
             bad((*here, "source"), f"unknown source {source_id!r} (sources: {known}; or manual)")
         else:
-            shapes = _series_shapes(source)
+            shapes = _series_shapes(read)
             series = measure.get("series")
             if series is None:
                 bad(here, f"a KPI read from source {source_id!r} needs series: one of {sorted(shapes)}")
@@ -86,7 +92,8 @@ def check_sources(data: dict[str, Any], levels: list[str], unit_ids: set[Any],
                 wanted = "a value" if measure["kind"] == "value" else "numerator and denominator"
                 bad((*here, "series"), f"a {measure['kind']} KPI needs a series with {wanted}; "
                                        f"{series!r} has {'a value' if shapes[series] == 'value' else 'a ratio'}")
-        for j, level in enumerate(measure.get("levels") or [] if isinstance(measure.get("levels"), list) else []):
+        measure_levels = measure.get("levels")
+        for j, level in enumerate(measure_levels if isinstance(measure_levels, list) else []):
             if isinstance(level, str) and level not in levels:
                 bad((*here, "levels", j), f"unknown level {level!r}")
         if isinstance(measure.get("under"), str) and measure["under"] not in unit_ids:

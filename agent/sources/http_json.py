@@ -151,8 +151,9 @@ class HttpJsonSource(Source):
             at = prefix + ("" if where == "$" else where)
             try:
                 unit = unit_code(self._one(series.unit, item, at), at + _join(series.unit)) if series.unit else None
-                records.append(make_record(unit, series,
-                                           lambda _role, text, item=item, at=at: self._one(text, item, at)))
+                def field(_role: str, text: str, item: Any = item, at: str = at) -> Any:
+                    return self._one(text, item, at)
+                records.append(make_record(unit, series, field))
             except ValueError as exc:
                 raise SourceError("wrong_type", f"{at}: {exc}") from None
         return records

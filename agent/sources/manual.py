@@ -85,10 +85,10 @@ def parse_row(row: dict[str, object], today: dt.date | None = None) -> ManualVal
     denominator = _number(row.get("denominator"), "denominator")
     if (numerator is None) != (denominator is None):
         raise ValueError("numerator and denominator go together")
-    if denominator is not None:
+    if numerator is not None and denominator is not None:  # both or neither, as checked above
         if denominator <= 0:
             raise ValueError("denominator: must be positive")
-        ratio = numerator / denominator  # type: ignore[operator]
+        ratio = numerator / denominator
         if value is not None and abs(value - ratio) > 1e-6 * max(1.0, abs(ratio)):
             raise ValueError(f"value {value:g} disagrees with numerator/denominator {ratio:g}")
         value = ratio

@@ -25,6 +25,7 @@ import socket
 import ssl
 import tempfile
 import threading
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(200, portal.page, head)
 
-    def _send(self, status: int, body: bytes, head: bool, headers: list[tuple[str, str]] = ()) -> None:
+    def _send(self, status: int, body: bytes, head: bool, headers: Sequence[tuple[str, str]] = ()) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))

@@ -98,7 +98,7 @@ class HttpParams(StrictModel):
                                                    "host name is still sent and verified), like curl --connect-to")
     port: int | None = Field(None, ge=1, le=65535, description="Port to connect to at address (default: the URL's)")
     method: Literal["GET", "HEAD"] = "GET"
-    expect_status: list[StatusSpec] = Field(default_factory=lambda: ["2xx"], min_length=1)
+    expect_status: list[StatusSpec] = Field(default_factory=lambda: list[StatusSpec](["2xx"]), min_length=1)
     contains: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list, description="Substrings the body must all contain (e.g. the Decree 43/2011 sections)")
     regex: list[Regex] = Field(default_factory=list, description="Regular expressions the body must all match")

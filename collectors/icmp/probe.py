@@ -189,7 +189,7 @@ class _Pinger:
         key = (request.id, request.sequence)
         echo = _Echo(request, self.loop.create_future(), _canonical(address, self.sock.family))
         self.waiting[key] = echo
-        echo.reply.add_done_callback(lambda _f, key=key: self.waiting.pop(key, None))
+        echo.reply.add_done_callback(lambda _f: self.waiting.pop(key, None))
         return echo
 
     async def close(self) -> None:

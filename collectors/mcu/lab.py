@@ -32,6 +32,7 @@ import threading
 import time
 import zlib
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -383,7 +384,7 @@ class _Handler(BaseHTTPRequestHandler):
         given = self.headers.get("Authorization", "")
         return hmac.compare_digest(given.encode(), f"{expected[0]} {expected[1]}".encode())
 
-    def _send(self, status: int, body: bytes, headers: list[tuple[str, str]] = (),
+    def _send(self, status: int, body: bytes, headers: Sequence[tuple[str, str]] = (),
               content_type: str = "application/json;charset=UTF-8") -> None:
         self.close_connection = True  # one request per connection: a "down" MCU refuses the next probe
         self.send_response(status)

@@ -18,7 +18,7 @@ from collectors.snmp.models import V3Auth
 MiB = 1024 * 1024
 Quantity = Literal["active_conferences", "ports_in_use", "ports_total", "registered_endpoints",
                    "largest_conference", "meetings_held", "endpoint_ids"]
-PROFILES: dict[str, dict[str, str]] = {
+PROFILES: dict[str, dict[Quantity, str]] = {
     # Jitsi Videobridge, private REST interface (default port 8080), GET /colibri/stats.
     "jitsi_videobridge": {
         "active_conferences": "conferences",
@@ -129,7 +129,7 @@ class McuParams(StrictModel):
             raise ValueError("expected_endpoints needs endpoint_ids (where the MCU lists its registrations)")
         return self
 
-    def quantities(self) -> dict[str, Any]:
+    def quantities(self) -> dict[Quantity, Any]:
         """Quantity -> OID (snmp) or field path (http, the profile's overridden by fields)."""
         if self.adapter == "snmp":
             return dict(self.oids)

@@ -59,6 +59,11 @@ def _int(value: float) -> rfc1902.Integer:
     return rfc1902.Integer(int(value))
 
 
+def _fixed(value: int) -> Getter:
+    """A getter giving the same INTEGER for every read (a row's phase or bank number)."""
+    return lambda r, i, now, s: _int(value)
+
+
 def _d(getter: Any) -> Getter:
     """A getter on the device alone (every object here but the tables' index)."""
     return lambda r, i, now, s: getter(r, now)
@@ -138,8 +143,8 @@ def _pdu_rows() -> list[tuple[tuple[int, ...], Getter, int]]:
             return rfc1902.Gauge32(round(r.watts() / 2 / 230 * 10 * share))
         rows += [((*_APC, 12, 2, 3, 1, 1, 2, index), load, index),
                  ((*_APC, 12, 2, 3, 1, 1, 3, index), lambda r, i, now, s: _int(1), index),
-                 ((*_APC, 12, 2, 3, 1, 1, 4, index), lambda r, i, now, s, p=phase: _int(p), index),
-                 ((*_APC, 12, 2, 3, 1, 1, 5, index), lambda r, i, now, s, b=bank: _int(b), index)]
+                 ((*_APC, 12, 2, 3, 1, 1, 4, index), _fixed(phase), index),
+                 ((*_APC, 12, 2, 3, 1, 1, 5, index), _fixed(bank), index)]
     for outlet in range(1, OUTLETS + 1):  # the last outlet is a spare, switched off
         rows.append(((*_APC, 12, 3, 5, 1, 1, 4, outlet),
                      lambda r, i, now, s: _int(2 if i == OUTLETS else 1), outlet))

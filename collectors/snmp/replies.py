@@ -149,10 +149,10 @@ class _MatchingCache(Cache):
         self._on_drop = on_drop
 
     def new_message_id(self) -> int:
-        return fresh_id(self._Cache__msgIdIndex)  # type: ignore[attr-defined]
+        return fresh_id(self._Cache__msgIdIndex)
 
     def pop_by_message_id(self, msgId: Any) -> Any:
-        entry = self._Cache__msgIdIndex.get(msgId)  # type: ignore[attr-defined]
+        entry = self._Cache__msgIdIndex.get(msgId)
         source = self._inbound.source
         if entry is not None and source is not None and source_key(entry[0]["transportAddress"]) != source:
             self._on_drop("wrong_source", source)
@@ -163,7 +163,7 @@ class _MatchingCache(Cache):
 
     def pop_by_send_pdu_handle(self, sendPduHandle: Any) -> None:
         """Release of a request that timed out or was cancelled: not a reply, so no source to check."""
-        msg_id = self._Cache__sendPduHandleIdx.get(sendPduHandle)  # type: ignore[attr-defined]
+        msg_id = self._Cache__sendPduHandleIdx.get(sendPduHandle)
         if msg_id is not None:
             Cache.pop_by_message_id(self, msg_id)
 

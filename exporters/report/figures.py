@@ -326,7 +326,7 @@ class ReportBuilder:
         if not selected or all(v is None for v in shares.values()):
             figure.gaps.append("no_probe_counters")
             return
-        good = [t for t in selected if shares[t.id] is not None and shares[t.id] >= minimum - 1e-9]  # type: ignore
+        good = [t for t in selected if (share := shares[t.id]) is not None and share >= minimum - 1e-9]
         figure.numerator, figure.denominator = float(len(good)), float(len(selected))
         figure.value = len(good) / len(selected)
         figure.below = [UnitRow(t.id, t.name or t.id, t.unit, False, shares[t.id],
@@ -392,9 +392,11 @@ class ReportBuilder:
             figure.notes.append(f"quarters|{len(parts)}/{expected}")
         if any(p[3] for p in parts):
             figure.notes.append("approximate")
-        if all(p[1] is not None and p[2] is not None for p in parts):
-            figure.numerator = sum(p[1] for p in parts)  # type: ignore[misc]
-            figure.denominator = sum(p[2] for p in parts)  # type: ignore[misc]
+        numerators = [p[1] for p in parts if p[1] is not None]
+        denominators = [p[2] for p in parts if p[2] is not None]
+        if len(numerators) == len(denominators) == len(parts):
+            figure.numerator = sum(numerators)
+            figure.denominator = sum(denominators)
             figure.value = figure.numerator / figure.denominator if figure.denominator else None
         else:
             values = [p[0] for p in parts if p[0] is not None]

@@ -52,7 +52,7 @@ def render(report: Report, lang: str, output: Path) -> None:
               t["col_verdict"], t["col_cutoff"], t["col_change"], "how", "notes", t["col_doc"], t["col_section"],
               "queries"]
     for area, figures in areas.items():
-        ws = book.active if first else book.create_sheet()
+        ws = book.worksheets[0] if first else book.create_sheet()  # a new workbook's one sheet first
         first = False
         ws.title = _sheet_name(w.area_name(area, lang), taken)
         ws.append(header)
