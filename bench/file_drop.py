@@ -43,7 +43,7 @@ def status(key):
     raise KeyError(key)
 
 mode, path = sys.argv[1], Path(sys.argv[2])
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.sources.manual import ManualData
 from agent.sources.runner import SourceRunner
 from agent.engine.units import UnitIndex

@@ -32,7 +32,8 @@ from conftest import AGENT  # noqa: E402
 from realstack import VictoriaMetrics  # noqa: E402
 from report_history import History, Outage, local  # noqa: E402
 
-from agent.config.schema import CoverageMeasure, load_config  # noqa: E402
+from agent.config.loading import load_config  # noqa: E402
+from agent.config.schema import CoverageMeasure  # noqa: E402
 from agent.engine.kpi import KpiEngine  # noqa: E402
 from agent.engine.units import UnitIndex  # noqa: E402
 

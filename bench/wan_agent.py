@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.app.runtime import Agent
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.engine.scheduler import Scheduler
 
 

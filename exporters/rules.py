@@ -22,7 +22,8 @@ import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.config.schema import CoverageMeasure, KpiSpec, LoadedConfig, Selector
+from agent.config.loading import LoadedConfig
+from agent.config.schema import CoverageMeasure, KpiSpec, Selector
 from collectors.contrib import TARGET_NAME as TARGET_NAME  # tests read a target's name as the alerts do
 from collectors.contrib import TARGETS_GROUP, RuleContext, alerts_each_target, contributions
 from collectors.contrib import alert as _alert

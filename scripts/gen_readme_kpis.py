@@ -16,7 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.config.schema import CoverageMeasure, load_config  # noqa: E402
+from agent.config.loading import load_config  # noqa: E402
+from agent.config.schema import CoverageMeasure  # noqa: E402
 from agent.engine.kpi import KpiEngine  # noqa: E402
 from agent.engine.units import UnitIndex  # noqa: E402
 

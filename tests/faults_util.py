@@ -15,7 +15,7 @@ from conftest import parse_samples, write_config
 from icmp_netns import RouterNamespace
 
 from agent.app.runtime import Agent
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.engine.scheduler import Scheduler
 
 PROVINCE = """\

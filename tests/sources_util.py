@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 from conftest import parse_samples, write_config
 
 from agent.app.runtime import Agent
-from agent.config.schema import LoadedConfig, load_config
+from agent.config.loading import LoadedConfig, load_config
 from agent.engine.units import UnitIndex
 from agent.sources.runner import SourceRunner
 

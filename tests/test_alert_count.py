@@ -22,7 +22,7 @@ from conftest import AGENT, REPO, AgentProcess
 from realstack import Alertmanager, Prometheus, Webhook
 from test_e2e_prometheus import Lab, speed_up
 
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.engine.units import UnitIndex
 
 COMMUNES = ["bg-lg-03", "bg-sd-04", "bg-yt-05"]  # one commune in each of three districts

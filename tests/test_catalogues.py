@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO.parent / "shared" / "seeds"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import AGENT, REPO, write_config
 
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.config.yamlsource import ConfigError
 
 BASE = """\

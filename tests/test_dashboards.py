@@ -16,7 +16,8 @@ import pytest
 import yaml
 from conftest import AGENT, REPO, promtool, write_config
 
-from agent.config.schema import Config, load_config
+from agent.config.loading import load_config
+from agent.config.schema import Config
 from exporters.grafana import GRAFANA_UNITS, dashboards, panel_queries, render_all
 from exporters.rules import build_rules
 

@@ -146,7 +146,7 @@ def test_the_name_is_kept_in_idna_form() -> None:
 def test_the_server_goes_through_the_probe_allowlist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The address field is ``server``, not ``host``: the allowlist must still see it."""
     from agent.app.runtime import ProbeNotAllowed, check_probe_allowlist
-    from agent.config.schema import load_config
+    from agent.config.loading import load_config
 
     config = tmp_path / "dns.yml"
     config.write_text(textwrap.dedent("""\

@@ -16,7 +16,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.app.runtime import Agent
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.lab import Lab, write_config
 from collectors.dns.lab import DnsSimulator
 from collectors.dns.models import DnsParams, DnsSettings

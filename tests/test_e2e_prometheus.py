@@ -23,7 +23,7 @@ from conftest import AGENT, REPO, AgentProcess
 from realstack import Alertmanager, Prometheus, Webhook
 from test_dashboards import KPI_VALUED, defaults, effective_unit, substitute
 
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from exporters.grafana import GRAFANA_UNITS, dashboards
 
 PROVINCE = REPO / "config" / "provinces" / "bac-giang.yml"

@@ -13,7 +13,7 @@ from conftest import promtool
 from faults_util import province_config
 from test_rules import with_annotations  # promtool compares annotations: rendered from the rules
 
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from exporters.rules import build_rules
 
 TARGETS = """\

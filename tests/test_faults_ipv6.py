@@ -29,7 +29,7 @@ from faults_util import InProcessAgent, ScriptedHttp, province_config
 from snmp_peers import snmpsim_recordings, stop, wait_answering
 
 from agent.app.runtime import Agent, ProbeNotAllowed
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 
 os.environ["EGOV_TEST_H5_COMMUNITY"] = "linux"
 SIPP_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>

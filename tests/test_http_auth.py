@@ -15,7 +15,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.app.runtime import Agent
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 
 PASSWORD = "s3cr3t-Mật-khẩu"
 TOKEN = "tok-9f8e7d6c5b4a"

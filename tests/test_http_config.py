@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.config.yamlsource import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.app.runtime import Agent
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.lab import Lab, write_config
 
 PROVINCE = Path(__file__).resolve().parent.parent / "config" / "provinces" / "bac-giang"

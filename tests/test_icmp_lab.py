@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, parse_samples, sample, write_config
 
 from agent.app.runtime import Agent
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.engine.scheduler import Scheduler
 from agent.lab import Lab
 from agent.lab import write_config as write_lab_config

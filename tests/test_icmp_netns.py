@@ -18,7 +18,7 @@ from conftest import AGENT, REPO, parse_samples, sample, write_config
 from icmp_netns import RouterNamespace, router_ns  # noqa: F401 - fixture
 
 from agent.app.runtime import Agent
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.engine.scheduler import Scheduler
 
 CONFIG = """\

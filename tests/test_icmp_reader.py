@@ -23,7 +23,7 @@ from conftest import parse_samples, sample, write_config
 from icmp_netns import RouterNamespace, router_ns  # noqa: F401 - fixture
 
 from agent.app.runtime import Agent
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.engine.scheduler import Scheduler
 from collectors.api import ProbeResult
 from collectors.icmp.probe import IcmpCollector, IcmpParams, IcmpSettings

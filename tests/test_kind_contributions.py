@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from conftest import REPO, write_config
 
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.lab import Lab
 from collectors import REGISTRY
 from collectors.contrib import TARGETS_GROUP, BoardContext, Panel, Query, RuleContext, alert, target_down

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import write_config
 
-from agent.config.schema import KpiTarget, load_config
+from agent.config.loading import load_config
+from agent.config.schema import KpiTarget
 from agent.engine.kpi import KpiEngine, active_target, deadline_timestamp, is_met, today_in
 from agent.engine.store import Store
 from agent.engine.units import UnitIndex

@@ -47,7 +47,7 @@ def test_an_icmp_only_agent_loads_neither_pysnmp_nor_pycurl(tmp_path: Path) -> N
     config = tmp_path / "icmp.yml"
     config.write_text(ICMP_ONLY, encoding="utf-8")
     loaded = loaded_modules(f"""
-        from agent.config.schema import load_config
+        from agent.config.loading import load_config
         from agent.app.runtime import Agent
         agent = Agent(load_config({str(config)!r}))
         assert sorted(agent.collectors) == ["icmp"]
@@ -70,7 +70,7 @@ def test_a_configured_kind_is_loaded_to_run_it(tmp_path: Path) -> None:
                                         "  icmp: {interval: 30s, timeout: 2s}\n  snmp: {interval: 30s, timeout: 5s}\n"),
                       encoding="utf-8")
     assert "pysnmp" in loaded_modules(f"""
-        from agent.config.schema import load_config
+        from agent.config.loading import load_config
         load_config({str(config)!r})
         """)
 

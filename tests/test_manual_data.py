@@ -16,7 +16,8 @@ from conftest import parse_samples, sample, write_config
 from sources_util import UNITS, MidRead
 
 from agent.app.runtime import Agent
-from agent.config.schema import ConfigError, load_config
+from agent.config.loading import load_config
+from agent.config.yamlsource import ConfigError
 from agent.sources.manual import ManualData
 
 TZ = "Asia/Ho_Chi_Minh"

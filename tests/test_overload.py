@@ -20,7 +20,7 @@ from conftest import parse_samples, sample, write_config
 from starved_agent import LAB_NETWORK, province, starve
 
 from agent.app.runtime import Agent
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.config.yamlsource import ConfigError
 from agent.engine.scheduler import Scheduler
 from agent.engine.store import Store

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import write_config
 
-from agent.config.schema import ConfigError, load_config
+from agent.config.loading import load_config
+from agent.config.yamlsource import ConfigError
 from agent.domain.periods import ReportingSpec, current_periods, period_containing
 
 BG = ReportingSpec(quarter_start_month=12, quarter_start_day=10)

@@ -18,7 +18,7 @@ from conftest import REPO, parse_samples, sample, write_config
 from sources_util import UNITS, exposition, fetch
 
 from agent.app.runtime import Agent
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.config.yamlsource import ConfigError
 from agent.domain.periods import ReportingSpec, current_periods
 from agent.engine.member_clock import MAX_GAP, MemberClock

@@ -15,7 +15,8 @@ from conftest import write_config
 from pydantic import Field
 
 from agent.app.runtime import Agent, ProbeNotAllowed
-from agent.config.schema import ConfigError, load_config
+from agent.config.loading import load_config
+from agent.config.yamlsource import ConfigError
 from agent.domain.models import StrictModel
 from agent.domain.netaddr import PROBED_URL, ProbeHost, declares_probe_hosts, probe_hosts
 from collectors import REGISTRY

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import write_config
 
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.domain.models import StrictModel
 from agent.domain.secrets import Secret
 from agent.engine.scheduler import Scheduler

@@ -18,7 +18,8 @@ from conftest import AGENT, REPO
 from realstack import Prometheus, VictoriaMetrics
 from report_history import History, Outage, down_seconds, local
 
-from agent.config.schema import CoverageMeasure, load_config
+from agent.config.loading import load_config
+from agent.config.schema import CoverageMeasure
 from agent.engine.kpi import KpiEngine
 from agent.engine.units import UnitIndex
 

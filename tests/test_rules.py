@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from conftest import REPO, promtool, write_config
 
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from exporters.rules import FAILED_TARGETS, TARGET_NAME, build_rules
 
 PROVINCE = """\

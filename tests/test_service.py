@@ -314,7 +314,7 @@ def test_stopping_a_probe_loop_survives_a_lost_cancellation(tmp_path: Path) -> N
     completes. A reload removing that target once waited forever on its loop (found by bench/soak.py)."""
     import asyncio
 
-    from agent.config.schema import load_config
+    from agent.config.loading import load_config
     from agent.domain.models import StrictModel
     from agent.engine.scheduler import Scheduler
     from agent.engine.store import Store

@@ -18,7 +18,7 @@ import pytest
 from conftest import parse_samples, sample, write_config
 
 from agent.app.runtime import Agent
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.engine.kpi import KpiEngine
 from agent.engine.store import Store, TargetState
 from collectors.api import ProbeResult

@@ -16,7 +16,7 @@ import yaml
 from conftest import AGENT, REPO, parse_samples, promtool, sample, write_config
 from snmp_peers import COLUMNS, FAMILY, SYS_UPTIME, net_snmp, net_snmp_async, number
 
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from collectors.api import ProbeResult
 from collectors.lab_addresses import AddressPool
 from collectors.runner import run_probe

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from sources_util import kpi, province
 
-from agent.config.schema import ConfigError, load_config
+from agent.config.loading import load_config
+from agent.config.yamlsource import ConfigError
 
 GOOD_SOURCE = """\
   - id: qlvb

@@ -12,7 +12,7 @@ from conftest import sample
 from openpyxl import Workbook
 from sources_util import exposition, fetch, kpi, province
 
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.domain.periods import ReportingSpec, current_periods
 
 BG = ReportingSpec(quarter_start_month=12, quarter_start_day=10)

@@ -9,7 +9,7 @@ import pytest
 from conftest import parse_samples, sample
 from sources_util import Api, exposition, fetch, kpi, province
 
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.domain.periods import ReportingSpec, current_periods
 
 TOKEN = "s3cret-token-for-the-test"

@@ -21,7 +21,7 @@ from conftest import REPO, parse_samples, sample, write_config
 from openpyxl import load_workbook
 
 from agent.app.runtime import Agent
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.domain.periods import current_periods
 from agent.lab import Lab
 from agent.lab import write_config as write_lab_config

@@ -23,7 +23,8 @@ import pytest
 from conftest import REPO, free_port, sample
 from sources_util import exposition, fetch, kpi, province
 
-from agent.config.schema import ConfigError, load_config
+from agent.config.loading import load_config
+from agent.config.yamlsource import ConfigError
 from agent.domain.periods import ReportingSpec, current_periods
 from agent.engine.units import UnitIndex
 from agent.sources.runner import SourceRunner

@@ -23,7 +23,7 @@ from typing import Literal
 
 from agent.app.listen import DEFAULT_PORT, parse_listen
 from agent.app.packaged import shipped
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.config.yamlsource import ConfigError
 from agent.domain.logs import DEFAULT_RATE, setup_logging
 from agent.domain.models import parse_duration

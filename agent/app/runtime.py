@@ -10,7 +10,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.config.schema import LoadedConfig, TargetSpec, load_config
+from agent.config.loading import LoadedConfig, load_config
+from agent.config.schema import TargetSpec
 from agent.domain.netaddr import ALLOW_ENV, ProbeNotAllowed, check_allowed, probe_hosts
 from agent.engine.kpi import Evaluation, KpiEngine
 from agent.engine.member_clock import MemberClock

@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal
 import bcrypt
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 
-from agent.config.schema import _problems_from
+from agent.config.errors import problems_from
 from agent.config.yamlsource import ConfigError, Document, Path_, Problem, format_path, load_document
 from agent.domain.models import Duration, StrictModel
 from agent.domain.secrets import SecretValue
@@ -326,7 +326,7 @@ def load_web_config(path: str | Path) -> WebSettings:
     try:
         config = WebConfig.model_validate(doc.data)
     except ValidationError as exc:
-        raise ConfigError(_problems_from(exc, doc)) from None
+        raise ConfigError(problems_from(exc, doc)) from None
     where = _Located(doc)
     base = Path(path).resolve().parent
     files: list[Path] = [Path(path).resolve()]

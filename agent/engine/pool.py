@@ -35,7 +35,8 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
-from agent.config.schema import LoadedConfig, TargetSpec
+from agent.config.loading import LoadedConfig
+from agent.config.schema import TargetSpec
 from agent.domain import logs
 from agent.engine import wire
 from agent.engine.loopwatch import LoopStatus

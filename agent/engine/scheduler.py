@@ -21,7 +21,8 @@ import logging
 import math
 import random
 
-from agent.config.schema import LoadedConfig, TargetSpec
+from agent.config.loading import LoadedConfig
+from agent.config.schema import TargetSpec
 from agent.engine.loopwatch import LoopWatch
 from agent.engine.store import Store
 from collectors import REGISTRY

@@ -23,7 +23,8 @@ import socket
 import sys
 import time
 
-from agent.config.schema import LoadedConfig, TargetSpec
+from agent.config.loading import LoadedConfig
+from agent.config.schema import TargetSpec
 from agent.domain.logs import DEFAULT_RATE, setup_logging
 from agent.engine import wire
 from agent.engine.loopwatch import LoopStatus

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from agent.config.schema import load_config
+from agent.config.loading import load_config
 from agent.config.yamlsource import load_document
 from agent.lab.apps import AppsLab, ensure_source_secrets
 from collectors import REGISTRY, resolve

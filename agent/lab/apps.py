@@ -53,7 +53,7 @@ from openpyxl import Workbook
 
 from agent.config.yamlsource import load_document
 from agent.domain.periods import add_months
-from agent.sources.checks import as_mapping
+from agent.domain.rawdata import as_mapping
 from collectors.lab_addresses import AddressPool
 
 log = logging.getLogger(__name__)

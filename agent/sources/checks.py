@@ -10,19 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from agent.domain.rawdata import as_mapping, mappings
 from agent.sources import KINDS
 
 Path_ = tuple[str | int, ...]
 SOURCE_ONLY = ("series", "levels", "under", "group_by")
-
-
-def _dicts(value: Any) -> list[tuple[int, dict[str, Any]]]:
-    return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def as_mapping(value: Any) -> dict[str, Any]:
-    """The raw value when it is a mapping, else an empty one: the schema reports the wrong shape."""
-    return value if isinstance(value, dict) else {}
 
 
 def _series_shapes(source: dict[str, Any]) -> dict[str, str]:
@@ -33,7 +25,7 @@ def _series_shapes(source: dict[str, Any]) -> dict[str, str]:
 def check_sources(data: dict[str, Any], levels: list[str], unit_ids: set[Any],
                   bad: Callable[[Path_, str], None]) -> None:
     sources: dict[str, dict[str, Any]] = {}
-    for i, source in _dicts(data.get("sources")):
+    for i, source in mappings(data.get("sources")):
         here: Path_ = ("sources", i)
         kind = source.get("kind")
         if kind is None:
@@ -55,9 +47,9 @@ def check_sources(data: dict[str, Any], levels: list[str], unit_ids: set[Any],
     reporting = as_mapping(data.get("reporting"))
     periods = reporting.get("periods")
     served = periods if isinstance(periods, list) else ["month", "quarter", "year"]
-    for i, source in _dicts(data.get("sources")):
+    for i, source in mappings(data.get("sources")):
         _check_granularity(source, ("sources", i), reporting, served, bad)
-    for i, kpi in _dicts(data.get("kpis")):
+    for i, kpi in mappings(data.get("kpis")):
         measure = kpi.get("measure")
         if not isinstance(measure, dict):
             continue

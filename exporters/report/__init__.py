@@ -12,7 +12,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from agent.config.schema import LoadedConfig, QueryServer
+from agent.config.loading import LoadedConfig
+from agent.config.schema import QueryServer
 from exporters.report.model import Report
 from exporters.report.promql import QueryClient, QueryError
 from exporters.report.windows import Window, WindowError

@@ -24,7 +24,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from agent.config.schema import AvailabilityMeasure, CoverageMeasure, KpiSpec, LoadedConfig
+from agent.config.loading import LoadedConfig
+from agent.config.schema import AvailabilityMeasure, CoverageMeasure, KpiSpec
 from agent.engine.kpi import KpiEngine, active_target, is_met
 from agent.engine.units import UnitIndex
 from agent.sources.base import mask_url
