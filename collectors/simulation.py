@@ -11,6 +11,9 @@ protocols without it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Iterable
 from typing import Any, ClassVar, Protocol
 
 from collectors.lab_addresses import AddressPool
@@ -80,3 +83,17 @@ class SimulatorBase:
 
     async def start(self) -> None:
         """Nothing to prepare."""
+
+
+async def close_listeners(udp: asyncio.DatagramTransport | None, tcp: asyncio.Server | None,
+                          connections: Iterable[asyncio.StreamWriter]) -> None:
+    """Close a peer listening on UDP and TCP on one port (a SIP endpoint, a DNS server) and the TCP
+    connections it holds open; a connection slow to close is given a second, then left."""
+    if udp is not None:
+        udp.close()
+    if tcp is not None:
+        tcp.close()
+        for writer in list(connections):
+            writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(tcp.wait_closed(), 1.0)

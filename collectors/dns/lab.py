@@ -19,7 +19,6 @@ gets a documentation address, 192.0.2.66 or 2001:db8::66, as from a hijacked zon
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ import dns.rdatatype
 import dns.rrset
 
 from collectors.lab_addresses import AddressPool
-from collectors.simulation import DEFAULT_SEED, Peers, SimulatorBase
+from collectors.simulation import DEFAULT_SEED, Peers, SimulatorBase, close_listeners
 
 log = logging.getLogger(__name__)
 
@@ -182,16 +181,8 @@ class DnsSimulator(SimulatorBase):
 
     async def close(self) -> None:
         for server in self.servers.values():
-            if server.udp is not None:
-                server.udp.close()
-                server.udp = None
-            if server.tcp is not None:
-                server.tcp.close()
-                for writer in list(server.connections):
-                    writer.close()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(server.tcp.wait_closed(), 1.0)
-                server.tcp = None
+            await close_listeners(server.udp, server.tcp, server.connections)
+            server.udp = server.tcp = None
 
     # -- records and sockets ----------------------------------------------------------------------
 

@@ -15,14 +15,13 @@ the default ``ready_status``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from collectors.lab_addresses import AddressPool
-from collectors.simulation import DEFAULT_SEED, Peers, SimulatorBase
+from collectors.simulation import DEFAULT_SEED, Peers, SimulatorBase, close_listeners
 
 log = logging.getLogger(__name__)
 
@@ -156,16 +155,8 @@ class SipSimulator(SimulatorBase):
             endpoint.port = transport.get_extra_info("sockname")[1]
 
     async def _close(self, endpoint: Endpoint) -> None:
-        if endpoint.udp is not None:
-            endpoint.udp.close()
-            endpoint.udp = None
-        if endpoint.tcp is not None:
-            endpoint.tcp.close()
-            for writer in list(endpoint.connections):
-                writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(endpoint.tcp.wait_closed(), 1.0)
-            endpoint.tcp = None
+        await close_listeners(endpoint.udp, endpoint.tcp, endpoint.connections)
+        endpoint.udp = endpoint.tcp = None
 
     async def _serve(self, endpoint: Endpoint, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         endpoint.connections.add(writer)
