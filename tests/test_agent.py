@@ -12,7 +12,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import AGENT, REPO, free_port, http_get, parse_samples, promtool, sample, write_config
+from support.exposition import parse_samples, sample
+from support.net import free_port, http_get
+from support.paths import AGENT, REPO
+from support.province import write_config
+from support.tools import promtool
 
 CONFIG = """\
 province: {{code: test, name_vi: Tỉnh Thử, name_en: Test Province}}

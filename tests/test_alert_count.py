@@ -18,8 +18,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import yaml
-from conftest import AGENT, REPO, AgentProcess
-from realstack import Alertmanager, Prometheus, Webhook
+from support.agent_process import AgentProcess
+from support.paths import AGENT, REPO
+from support.realstack import Alertmanager, Prometheus, Webhook
 from test_e2e_prometheus import Lab, speed_up
 
 from agent.config import load_config

@@ -6,7 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, REPO, write_config
+from support.paths import AGENT, REPO
+from support.province import write_config
 
 from agent import __version__
 from exporters.prometheus import accepts_gzip

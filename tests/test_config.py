@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, REPO, write_config
+from support.paths import AGENT, REPO
+from support.province import write_config
 
 from agent.config import load_config
 from agent.yamlsource import ConfigError

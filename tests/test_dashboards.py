@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import AGENT, REPO, promtool, write_config
+from support.paths import AGENT, REPO
+from support.province import write_config
+from support.tools import promtool
 
 from agent.config import Config, load_config
 from exporters.grafana import GRAFANA_UNITS, dashboards, panel_queries, render_all

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import AGENT, REPO, AgentProcess
-from realstack import Alertmanager, Prometheus, Webhook
+from support.agent_process import AgentProcess
+from support.paths import AGENT, REPO
+from support.realstack import Alertmanager, Prometheus, Webhook
 from test_dashboards import KPI_VALUED, defaults, effective_unit, substitute
 
 from agent.config import load_config

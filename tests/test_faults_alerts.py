@@ -9,8 +9,8 @@ import textwrap
 from pathlib import Path
 
 import yaml
-from conftest import promtool
-from faults_util import province_config
+from support.faults import province_config
+from support.tools import promtool
 from test_rules import with_annotations  # promtool compares annotations: rendered from the rules
 
 from agent.config import load_config

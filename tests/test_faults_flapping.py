@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import sample
-from faults_util import H5Namespace, InProcessAgent, province_config
-from icmp_netns import require_netns
+from support.exposition import sample
+from support.faults import H5Namespace, InProcessAgent, province_config
+from support.icmp_netns import require_netns
 
 FLAPS, HALF_PERIOD = 60, 0.5  # one minute, a 1 s period: down 0.5 s, up 0.5 s
 TIMEOUT = 0.3

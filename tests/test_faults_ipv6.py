@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 import trustme
-from conftest import sample
-from faults_util import InProcessAgent, ScriptedHttp, province_config
-from snmp_peers import snmpsim_recordings, stop, wait_answering
+from support.exposition import sample
+from support.faults import InProcessAgent, ScriptedHttp, province_config
+from support.snmp_peers import snmpsim_recordings, stop, wait_answering
 
 from agent.config import load_config
 from agent.service import Agent, ProbeNotAllowed

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import sample
-from faults_util import InProcessAgent, ScriptedHttp, province_config
+from support.exposition import sample
+from support.faults import InProcessAgent, ScriptedHttp, province_config
 
 from collectors.mcu import McuCollector, McuParams, McuSettings
 

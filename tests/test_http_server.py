@@ -15,9 +15,11 @@ import psutil
 import pytest
 import requests
 import trustme
-from conftest import free_port, parse_samples, write_config
-from http_load import Latencies, scrape_for, slow_loris_process, slow_loris_result
-from service_util import Agent, wait_until
+from support.exposition import parse_samples
+from support.http_load import Latencies, scrape_for, slow_loris_process, slow_loris_result
+from support.net import free_port
+from support.province import write_config
+from support.service import Agent, wait_until
 
 PROVINCE = """\
 province: {code: test, name_vi: Tỉnh Thử, name_en: Test Province}

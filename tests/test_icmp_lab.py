@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, parse_samples, sample, write_config
+from support.exposition import parse_samples, sample
+from support.paths import REPO
+from support.province import write_config
 
 from agent.config import load_config
 from agent.lab import Lab

@@ -8,8 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, REPO, parse_samples, sample, write_config
-from icmp_netns import require_netns
+from support.exposition import parse_samples, sample
+from support.icmp_netns import require_netns
+from support.paths import AGENT, REPO
+from support.province import write_config
 
 PROVINCE = """\
 province: {{code: test, name_vi: Tỉnh Thử, name_en: Test Province}}

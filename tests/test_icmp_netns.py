@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, REPO, parse_samples, sample, write_config
-from icmp_netns import RouterNamespace, router_ns  # noqa: F401 - fixture
+from support.exposition import parse_samples, sample
+from support.icmp_netns import RouterNamespace, router_ns  # noqa: F401 - fixture
+from support.paths import AGENT, REPO
+from support.province import write_config
 
 from agent.config import load_config
 from agent.scheduler import Scheduler

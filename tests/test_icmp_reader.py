@@ -19,8 +19,9 @@ import struct
 import time
 from pathlib import Path
 
-from conftest import parse_samples, sample, write_config
-from icmp_netns import RouterNamespace, router_ns  # noqa: F401 - fixture
+from support.exposition import parse_samples, sample
+from support.icmp_netns import RouterNamespace, router_ns  # noqa: F401 - fixture
+from support.province import write_config
 
 from agent.config import load_config
 from agent.scheduler import Scheduler

@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from conftest import write_config
+from support.province import write_config
 
 from agent.config import KpiTarget, load_config
 from agent.kpi import KpiEngine, active_target, deadline_timestamp, is_met, today_in

@@ -22,7 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, REPO, free_port, http_get, write_config
+from support.net import free_port, http_get
+from support.paths import AGENT, REPO
+from support.province import write_config
 
 NETWORK = "127.211.0.0/16"
 PROVINCE = """\

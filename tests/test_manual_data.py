@@ -12,8 +12,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import parse_samples, sample, write_config
-from sources_util import UNITS, MidRead
+from support.exposition import parse_samples, sample
+from support.province import write_config
+from support.sources import UNITS, MidRead
 
 from agent.config import ConfigError, load_config
 from agent.manual import ManualData

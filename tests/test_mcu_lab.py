@@ -17,8 +17,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import AGENT, REPO, AgentProcess, parse_samples, sample, write_config
-from snmp_peers import net_snmp
+from support.agent_process import AgentProcess
+from support.exposition import parse_samples, sample
+from support.paths import AGENT, REPO
+from support.province import write_config
+from support.snmp_peers import net_snmp
 
 from agent.lab.addresses import AddressPool
 from agent.lab.mcu import McuSimulator

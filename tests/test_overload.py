@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import parse_samples, sample, write_config
-from starved_agent import LAB_NETWORK, province, starve
+from support.exposition import parse_samples, sample
+from support.province import write_config
+from support.starved_agent import LAB_NETWORK, province, starve
 
 from agent.config import load_config
 from agent.lab.addresses import AddressPool

@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from conftest import write_config
+from support.province import write_config
 
 from agent.config import ConfigError, load_config
 from agent.periods import ReportingSpec, current_periods, period_containing

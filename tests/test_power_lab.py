@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from snmp_peers import net_snmp_async, number
+from support.snmp_peers import net_snmp_async, number
 
 from agent.lab.addresses import AddressPool
 from agent.lab.snmp import ensure_community

@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, REPO, parse_samples, sample, write_config
-from snmp_peers import net_snmp, number, snmpsim, snmpsim_recordings
+from support.exposition import parse_samples, sample
+from support.paths import AGENT, REPO
+from support.province import write_config
+from support.snmp_peers import net_snmp, number, snmpsim, snmpsim_recordings
 
 from collectors.base import ProbeResult
 from collectors.power import PowerCollector, PowerParams, PowerSettings

@@ -15,7 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, http_get, parse_samples, sample, write_config
+from support.exposition import parse_samples, sample
+from support.net import http_get
+from support.paths import REPO
+from support.province import write_config
 
 NETWORK = "127.93.10.0/24"
 TIMEOUT = 9.0  # seconds a dead router's first probe waits: /-/ready must come well before

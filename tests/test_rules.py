@@ -9,7 +9,9 @@ from functools import partial
 from pathlib import Path
 
 import yaml
-from conftest import REPO, promtool, write_config
+from support.paths import REPO
+from support.province import write_config
+from support.tools import promtool
 
 from agent.config import load_config
 from exporters.rules import FAILED_TARGETS, TARGET_NAME, build_rules

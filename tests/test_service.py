@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import parse_samples, write_config
-from service_util import TEST_COLLECTORS, Agent, wait_until
+from support.exposition import parse_samples
+from support.province import write_config
+from support.service import TEST_COLLECTORS, Agent, wait_until
 
 from agent.logs import RateLimitFilter
 

@@ -6,7 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, REPO, parse_samples, write_config
+from support.exposition import parse_samples
+from support.paths import AGENT, REPO
+from support.province import write_config
 
 from agent.sharding import Shard
 

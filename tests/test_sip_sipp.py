@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, REPO, parse_samples, sample, write_config
+from support.exposition import parse_samples, sample
+from support.paths import AGENT, REPO
+from support.province import write_config
 
 from collectors.sip import SipCollector, SipParams, SipSettings
 

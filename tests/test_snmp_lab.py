@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import AGENT, REPO, parse_samples, promtool, sample, write_config
-from snmp_peers import COLUMNS, FAMILY, SYS_UPTIME, net_snmp, net_snmp_async, number
+from support.exposition import parse_samples, sample
+from support.paths import AGENT, REPO
+from support.province import write_config
+from support.snmp_peers import COLUMNS, FAMILY, SYS_UPTIME, net_snmp, net_snmp_async, number
+from support.tools import promtool
 
 from agent.config import load_config
 from agent.lab.addresses import AddressPool

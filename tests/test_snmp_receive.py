@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from snmp_peers import snmpd
+from support.snmp_peers import snmpd
 
 from collectors import snmp_ber
 from collectors.snmp import SYS_UPTIME, SnmpCollector, SnmpParams, SnmpSettings

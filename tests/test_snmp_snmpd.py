@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from snmp_peers import COLUMNS, FAMILY, SYS_UPTIME, net_snmp, number, snmpd
+from support.snmp_peers import COLUMNS, FAMILY, SYS_UPTIME, net_snmp, number, snmpd
 
 from collectors.base import ProbeResult
 from collectors.snmp import SnmpCollector, SnmpParams, SnmpSettings

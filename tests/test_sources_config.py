@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sources_util import kpi, province
+from support.sources import kpi, province
 
 from agent.config import ConfigError, load_config
 

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, parse_samples, sample, write_config
 from openpyxl import load_workbook
+from support.exposition import parse_samples, sample
+from support.paths import REPO
+from support.province import write_config
 
 from agent.config import load_config
 from agent.lab import Lab

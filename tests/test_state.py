@@ -14,7 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, AgentProcess, parse_samples, sample, write_config
+from support.agent_process import AgentProcess
+from support.exposition import parse_samples, sample
+from support.paths import AGENT
+from support.province import write_config
 
 from agent.state import StateFile
 from agent.store import HISTORY_POINTS, Store, window_counts

@@ -1,7 +1,7 @@
 """The status page at / in headless Chromium: KPI table against targets, worst offenders, collectors; no scripts.
 
 And the page as the ops wall shows it: at 1920×1080, the cards, the KPIs below target and the targets
-down longest lie in the first screen, measured by the browser (tests/chromium_cdp.py) on the simulated
+down longest lie in the first screen, measured by the browser (tests/support/chromium_cdp.py) on the simulated
 Bắc Giang (1,170 targets, some down); every unit name links to the unit's page at /units/<id>.
 """
 
@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from chromium_cdp import FLAGS, Browser, chromium
-from conftest import AGENT, REPO, http_get, write_config
+from support.chromium_cdp import FLAGS, Browser, chromium
+from support.net import http_get
+from support.paths import AGENT, REPO
+from support.province import write_config
 from test_agent import CONFIG
 
 from exporters.report.words import AREAS

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 import trustme
-from conftest import REPO, write_config
-from service_util import Agent
+from support.paths import REPO
+from support.province import write_config
+from support.service import Agent
 
 UNIT = REPO / "config" / "systemd" / "egov-agent.service"
 INSTALLED_VENV = "/opt/egov-agent/venv"

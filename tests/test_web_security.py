@@ -17,8 +17,11 @@ import bcrypt
 import pytest
 import requests
 import trustme
-from conftest import AGENT, REPO, free_port, parse_samples, write_config
-from service_util import Agent, wait_until
+from support.exposition import parse_samples
+from support.net import free_port
+from support.paths import AGENT, REPO
+from support.province import write_config
+from support.service import Agent, wait_until
 
 PASSWORD = "scrape-Passw0rd-7f3a"  # ASCII: requests sends Latin-1, curl UTF-8
 PROVINCE = """\
@@ -302,7 +305,7 @@ def test_hash_password_makes_a_hash_the_agent_accepts() -> None:
 
 
 def test_secrets_never_reach_logs_metrics_or_error_messages(tmp_path: Path, pki: Pki, agents) -> None:
-    from snmp_peers import snmpd
+    from support.snmp_peers import snmpd
 
     community = "Cmty-5ecret-91d2"
     auth_key, priv_key, literal = "AuthKey-5ecret-0a7b", "PrivKey-5ecret-c3e4", "Literal-5ecret-77f1"

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from conftest import parse_samples, write_config
-
 from agent.config import LoadedConfig, load_config
 from agent.service import Agent
 from agent.sources.runner import SourceRunner
 from agent.units import UnitIndex
+from support.exposition import parse_samples
+from support.province import write_config
 
 # Province p: districts d1 (commune c1, c2) and d2 (commune c3); department s1.
 UNITS = """\

@@ -2,7 +2,7 @@
 
 ``egov-agent lab`` simulates a province of routers, all up, in a process of its own; ``egov-agent run``
 monitors it in another. Once every router is seen up, the agent alone is starved of CPU for a bounded
-time (tests/cpu_starve.py), scraped meanwhile, then given its CPU back and scraped once a full round of
+time (tests/support/cpu_starve.py), scraped meanwhile, then given its CPU back and scraped once a full round of
 probes has followed. ``repo`` picks the checkout whose agent runs, so the same scenario measures
 another version of the code.
 """
@@ -17,8 +17,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import AGENT, REPO, free_port, parse_samples
-from cpu_starve import Starved
+from support.cpu_starve import Starved
+from support.exposition import parse_samples
+from support.net import free_port
+from support.paths import AGENT, REPO
 
 LAB_NETWORK = "127.44.0.0/16"
 

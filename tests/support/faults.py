@@ -11,12 +11,12 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from conftest import parse_samples, write_config
-from icmp_netns import RouterNamespace
-
 from agent.config import load_config
 from agent.scheduler import Scheduler
 from agent.service import Agent
+from support.exposition import parse_samples
+from support.icmp_netns import RouterNamespace
+from support.province import write_config
 
 PROVINCE = """\
 province: {{code: faults, name_vi: Tỉnh Thử, name_en: Test Province}}
@@ -40,7 +40,7 @@ def province_config(tmp: Path, collectors: str, targets: str, name: str = "fault
 
 
 class H5Namespace(RouterNamespace):
-    """The shared simulated router (tests/icmp_netns.py), its namespace and veth named ``egovh5-*``/``egh5*``
+    """The shared simulated router (tests/support/icmp_netns.py), its namespace and veth named ``egovh5-*``/``egh5*``
     so these tests' leftovers, if any, are told from other suites' at a glance."""
 
     def __init__(self) -> None:

@@ -1,0 +1,157 @@
+"""A province configuration built in code and written as YAML, so that a test states only what matters to it.
+
+The defaults make a valid province (code ``test``, root unit ``p``); every call adds one thing: a unit, a
+collector's settings, a target, a KPI, or a top-level section (``sources``, ``manual``, ``reporting``,
+``web``...). What it writes is what ``agent.config.load_config`` reads: the builder checks nothing itself,
+so a test of a configuration error builds the bad value and lets the agent refuse it.
+
+    p = Province(levels=["province", "commune"])
+    p.unit("c1", "Xã Một", level="commune")
+    p.collector("tcp", interval="10s", timeout="2s")
+    p.target("c1-link", unit="c1", collector="tcp", tags=["wan_link"], params={"host": "127.0.0.1", "port": 1})
+    p.kpi("communes", coverage(tags=["wan_link"], level="commune"))
+    path = p.write(tmp_path / "province.yml")
+
+Tests about the YAML text itself (parse errors, error messages quoting line numbers) keep their YAML inline.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SELECTOR_KEYS = ("collector", "tags", "level", "under")
+
+
+def write_config(path: Path, body: str) -> Path:
+    """Inline YAML as a file (dedented), for the tests that keep their configuration's text."""
+    path.write_text(textwrap.dedent(body), encoding="utf-8")
+    return path
+
+
+def ops_target(value: str | float = "90%", comparator: str = ">=", deadline: str = "2030-12-31",
+               phase: str = "ops", **fields: Any) -> dict[str, Any]:
+    """A KPI target of the ops team's own (origin ops), so the KPI needs no plan citation."""
+    return {"phase": phase, "deadline": deadline, "comparator": comparator, "value": value, "origin": "ops", **fields}
+
+
+def _measure(kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    select = {k: v for k, v in fields.items() if k in SELECTOR_KEYS and v is not None}
+    rest = {k: v for k, v in fields.items() if k not in SELECTOR_KEYS}
+    return {"kind": kind, "select": select, **rest}
+
+
+def coverage(**fields: Any) -> dict[str, Any]:
+    """A coverage measure: selector keys (collector, tags, level, under) go under ``select``, the rest beside."""
+    return _measure("coverage", fields)
+
+
+def availability(**fields: Any) -> dict[str, Any]:
+    return _measure("availability", fields)
+
+
+def count(**fields: Any) -> dict[str, Any]:
+    return _measure("count", fields)
+
+
+@dataclass
+class Province:
+    """One province: a root unit, the units below it, collectors, targets, KPIs and any other section."""
+
+    code: str = "test"
+    name_vi: str = "Tỉnh Thử"
+    name_en: str = "Test Province"
+    levels: list[str] | None = None  # None: the levels in the order the units first use them
+    root: str = "p"
+    province_fields: dict[str, Any] = field(default_factory=dict)  # e.g. timezone
+    units: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
+    collectors: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
+    targets: list[dict[str, Any]] = field(default_factory=list, init=False)
+    kpis: list[dict[str, Any]] = field(default_factory=list, init=False)
+    sections: dict[str, Any] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.units[self.root] = {"id": self.root, "name_vi": self.name_vi, "level": "province", "children": []}
+
+    def unit(self, unit_id: str, name_vi: str | None = None, level: str = "commune", parent: str | None = None,
+             **fields: Any) -> Province:
+        """A unit below ``parent`` (the root by default); its Vietnamese name defaults to its id."""
+        node = {"id": unit_id, "name_vi": name_vi or unit_id, "level": level, **fields, "children": []}
+        self.units[parent or self.root]["children"].append(node)
+        self.units[unit_id] = node
+        return self
+
+    def each_unit(self, ids: Iterable[str], level: str = "commune", parent: str | None = None) -> Province:
+        for unit_id in ids:
+            self.unit(unit_id, level=level, parent=parent)
+        return self
+
+    def collector(self, kind: str, **spec: Any) -> Province:
+        """A collector's section (interval, timeout, concurrency, down_after, settings...)."""
+        self.collectors[kind] = spec
+        return self
+
+    def target(self, target_id: str, unit: str, collector: str, params: Mapping[str, Any] | None = None,
+               tags: Iterable[str] = (), **fields: Any) -> Province:
+        entry: dict[str, Any] = {"id": target_id, "unit": unit, "collector": collector, **fields}
+        if tags:
+            entry["tags"] = list(tags)
+        entry["params"] = dict(params or {})
+        self.targets.append(entry)
+        return self
+
+    def kpi(self, kpi_id: str, measure: Mapping[str, Any], targets: list[dict[str, Any]] | None = None,
+            kpi_class: str = "direct", title_vi: str | None = None, title_en: str | None = None,
+            **fields: Any) -> Province:
+        """A KPI; one ops target (>= 90%) unless ``targets`` is given (``[]`` for none)."""
+        self.kpis.append({"id": kpi_id, "class": kpi_class, "title_vi": title_vi or kpi_id,
+                          "title_en": title_en or kpi_id, **fields, "measure": dict(measure),
+                          "targets": [ops_target()] if targets is None else targets})
+        return self
+
+    def section(self, key: str, value: Any) -> Province:
+        """Any other top-level section as it is: ``sources``, ``manual``, ``reporting``, ``web``, ``include``..."""
+        self.sections[key] = value
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "province": {"code": self.code, "name_vi": self.name_vi, "name_en": self.name_en,
+                         **self.province_fields},
+            "levels": self.levels if self.levels is not None else self._levels_used(),
+            "units": [_pruned(self.units[self.root])],
+        }
+        if self.collectors:
+            body["collectors"] = self.collectors
+        if self.targets:
+            body["targets"] = self.targets
+        if self.kpis:
+            body["kpis"] = self.kpis
+        return {**body, **self.sections}
+
+    def yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), allow_unicode=True, sort_keys=False, width=120)
+
+    def write(self, path: Path) -> Path:
+        path.write_text(self.yaml(), encoding="utf-8")
+        return path
+
+    def _levels_used(self) -> list[str]:
+        levels: list[str] = []
+        for node in self.units.values():
+            if node["level"] not in levels:
+                levels.append(node["level"])
+        return levels
+
+
+def _pruned(node: dict[str, Any]) -> dict[str, Any]:
+    """The unit as YAML wants it: no empty ``children`` list."""
+    out = {k: v for k, v in node.items() if k != "children"}
+    if node["children"]:
+        out["children"] = [_pruned(child) for child in node["children"]]
+    return out
