@@ -108,10 +108,12 @@ class Province:
     def kpi(self, kpi_id: str, measure: Mapping[str, Any], targets: list[dict[str, Any]] | None = None,
             kpi_class: str = "direct", title_vi: str | None = None, title_en: str | None = None,
             **fields: Any) -> Province:
-        """A KPI; one ops target (>= 90%) unless ``targets`` is given (``[]`` for none)."""
-        self.kpis.append({"id": kpi_id, "class": kpi_class, "title_vi": title_vi or kpi_id,
-                          "title_en": title_en or kpi_id, **fields, "measure": dict(measure),
-                          "targets": [ops_target()] if targets is None else targets})
+        """A KPI titled by its id; no target unless given (``ops_target()`` needs no citation)."""
+        entry = {"id": kpi_id, "class": kpi_class, "title_vi": title_vi or kpi_id, "title_en": title_en or kpi_id,
+                 **fields, "measure": dict(measure)}
+        if targets is not None:
+            entry["targets"] = targets
+        self.kpis.append(entry)
         return self
 
     def section(self, key: str, value: Any) -> Province:
