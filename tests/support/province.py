@@ -68,6 +68,7 @@ class Province:
     name_en: str = "Test Province"
     levels: list[str] | None = None  # None: the levels in the order the units first use them
     root: str = "p"
+    root_name_vi: str | None = None  # the root unit's name; the province's by default
     province_fields: dict[str, Any] = field(default_factory=dict)  # e.g. timezone
     units: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
     collectors: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
@@ -76,7 +77,8 @@ class Province:
     sections: dict[str, Any] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        self.units[self.root] = {"id": self.root, "name_vi": self.name_vi, "level": "province", "children": []}
+        name = self.root_name_vi or self.name_vi
+        self.units[self.root] = {"id": self.root, "name_vi": name, "level": "province", "children": []}
 
     def unit(self, unit_id: str, name_vi: str | None = None, level: str = "commune", parent: str | None = None,
              **fields: Any) -> Province:
