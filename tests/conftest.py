@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.agent_process import AgentProcess
+from support.markers import KINDS, kinds_of
 from support.net import TcpPeers
 
 # Tests only ever probe loopback: a configuration naming any other address is refused by the agent.
@@ -40,3 +41,21 @@ def tcp_peers() -> Iterator[TcpPeers]:
     peers = TcpPeers()
     yield peers
     peers.close()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by these marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks every test from support/markers.py's table; a test with no kind, or two, stops the run."""
+    for item in items:
+        found = kinds_of(item.path.name, getattr(item, "originalname", item.name))
+        if found is None:
+            continue
+        kind, root = found
+        if not any(item.get_closest_marker(k) for k in KINDS):
+            item.add_marker(kind)
+        if root:
+            item.add_marker("root")
+    wrong = [item.nodeid for item in items if sum(item.get_closest_marker(k) is not None for k in KINDS) != 1]
+    if wrong:
+        raise pytest.UsageError(f"{len(wrong)} tests carry no kind or more than one of {', '.join(KINDS)} "
+                                "(add the module to tests/support/markers.py):\n  " + "\n  ".join(wrong[:20]))

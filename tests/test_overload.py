@@ -100,6 +100,7 @@ def test_a_timeout_while_the_loop_was_late_is_an_overrun_and_one_failure_is_not_
 
 
 def test_down_after_one_keeps_the_first_failure_down_and_zero_is_refused(tmp_path: Path) -> None:
+    ensure_community()  # not left to the test before: run alone (-m unit), it found the variable unset
     config = write_config(tmp_path / "p.yml", province(20, "{interval: 30s, timeout: 1s, down_after: 0}"))
     with pytest.raises(ConfigError, match=r"collectors.*snmp.*down_after"):
         load_config(config)
