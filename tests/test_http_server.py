@@ -18,23 +18,9 @@ import trustme
 from support.exposition import parse_samples
 from support.http_load import Latencies, scrape_for, slow_loris_process, slow_loris_result
 from support.net import free_port
-from support.province import write_config
+from support.province import one_system, write_config
 from support.service import Agent, wait_until
 
-PROVINCE = """\
-province: {code: test, name_vi: Tỉnh Thử, name_en: Test Province}
-levels: [province, site]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - {id: thdl, name_vi: Trung tâm THDL, level: site}
-collectors:
-  tcp: {interval: 1s, timeout: 0.5s}
-targets:
-  - {id: sys-a, unit: thdl, collector: tcp, params: {host: 127.0.0.1, port: 1}}
-"""
 WORKERS = 8  # agent.webserver.Limits.workers
 
 
@@ -44,7 +30,7 @@ def agents(tmp_path: Path):
 
     def start(host: str, extra: list[str] | None = None, scheme: str = "http", **kwargs) -> Agent:
         port = free_port(host)
-        agent = Agent(tmp_path, write_config(tmp_path / "province.yml", PROVINCE),
+        agent = Agent(tmp_path, one_system().write(tmp_path / "province.yml"),
                       ["--listen", f"{host}:{port}", *(extra or [])], port=port, scheme=scheme, **kwargs)
         agent.base = f"{scheme}://{host}:{port}"
         agent.host = host  # type: ignore[attr-defined]

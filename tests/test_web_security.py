@@ -20,24 +20,10 @@ import trustme
 from support.exposition import parse_samples
 from support.net import free_port
 from support.paths import AGENT, REPO
-from support.province import write_config
+from support.province import one_system, write_config
 from support.service import Agent, wait_until
 
 PASSWORD = "scrape-Passw0rd-7f3a"  # ASCII: requests sends Latin-1, curl UTF-8
-PROVINCE = """\
-province: {code: test, name_vi: Tỉnh Thử, name_en: Test Province}
-levels: [province, site]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - {id: thdl, name_vi: Trung tâm THDL, level: site}
-collectors:
-  tcp: {interval: 1s, timeout: 0.5s}
-targets:
-  - {id: sys-a, unit: thdl, collector: tcp, params: {host: 127.0.0.1, port: 1}}
-"""
 
 
 class Pki:
@@ -104,7 +90,7 @@ def test_basic_auth_over_tls(tmp_path: Path, pki: Pki, agents) -> None:
         basic_auth_users:
           prometheus: '{hashed(PASSWORD)}'
         """)
-    config = write_config(tmp_path / "province.yml", PROVINCE)
+    config = one_system().write(tmp_path / "province.yml")
     agent = agents(config, ["--web.config.file", str(web), "--log-rate-limit", "3/60s", "--web.enable-lifecycle"],
                    scheme="https")
     auth = ("prometheus", PASSWORD)
@@ -195,7 +181,7 @@ def test_client_certificates_required_same_file_as_node_exporter(tmp_path: Path,
         basic_auth_users:
           prometheus: '{hashed(PASSWORD)}'
         """)
-    agent = agents(write_config(tmp_path / "province.yml", PROVINCE), ["--web.config.file", str(web)],
+    agent = agents(one_system().write(tmp_path / "province.yml"), ["--web.config.file", str(web)],
                    scheme="https")
     node, node_port = node_exporter(tmp_path, web)
     auth = ("prometheus", PASSWORD)
@@ -235,7 +221,7 @@ def _answers(get, **kwargs) -> bool:
 
 def test_rate_limit_of_the_web_config_answers_429(tmp_path: Path, agents) -> None:
     web = write_config(tmp_path / "web.yml", "rate_limit: {burst: 3, interval: 1m}\n")
-    agent = agents(write_config(tmp_path / "province.yml", PROVINCE), ["--web.config.file", str(web)])
+    agent = agents(one_system().write(tmp_path / "province.yml"), ["--web.config.file", str(web)])
     wait_until(lambda: agent.proc.poll() is not None or _answers(lambda: agent.get("/-/healthy")), 15, agent.text)
     statuses = [agent.get("/-/healthy").status_code for _ in range(4)]
     # The probe above took one token: two more pass, then the bucket is empty (one token a minute).
@@ -247,7 +233,7 @@ def check(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_web_config_errors_are_located_and_never_show_secrets(tmp_path: Path, pki: Pki) -> None:
-    province = write_config(tmp_path / "province.yml", PROVINCE)
+    province = one_system().write(tmp_path / "province.yml")
     bad = write_config(tmp_path / "web.yml", """\
         tls_server_config:
           cert_file: server.pem
@@ -318,31 +304,18 @@ def test_secrets_never_reach_logs_metrics_or_error_messages(tmp_path: Path, pki:
         basic_auth_users: {{prometheus: '{hashed(PASSWORD)}'}}
         """)
     with snmpd(f"rocommunity {community} 127.0.0.1\n", tmp_path, ["-v2c", "-c", community]) as (host, snmp_port):
-        config = write_config(tmp_path / "province.yml", PROVINCE.replace("  tcp: {interval: 1s, timeout: 0.5s}", """\
-  tcp: {interval: 1s, timeout: 0.5s}
-  snmp: {interval: 1s, timeout: 0.9s}
-  http: {interval: 1s, timeout: 0.9s}""") + f"""\
-  - id: router-v2c
-    unit: thdl
-    collector: snmp
-    params: {{host: {host}, port: {snmp_port}, community: env:EGOV_TEST_COMMUNITY, interface: {{index: 1}}}}
-  - id: router-v3
-    unit: thdl
-    collector: snmp
-    params:
-      host: 127.0.0.1
-      port: {snmp_port}
-      version: 3
-      v3: {{user: monitor, auth_key: "file:{tmp_path}/auth.key", priv_key: "file:{tmp_path}/priv.key"}}
-      interface: {{index: 1}}
-  - id: self
-    unit: thdl
-    collector: http
-    params:
-      url: https://127.0.0.1:{port}/-/healthy
-      ca_bundle: {pki.ca}
-      auth: {{kind: basic, username: prometheus, password: "file:{tmp_path}/web.pw"}}
-""")
+        province = one_system().collector("snmp", interval="1s", timeout="0.9s")
+        province.collector("http", interval="1s", timeout="0.9s")
+        province.target("router-v2c", "thdl", "snmp", params={
+            "host": host, "port": snmp_port, "community": "env:EGOV_TEST_COMMUNITY", "interface": {"index": 1}})
+        province.target("router-v3", "thdl", "snmp", params={
+            "host": "127.0.0.1", "port": snmp_port, "version": 3, "interface": {"index": 1},
+            "v3": {"user": "monitor", "auth_key": f"file:{tmp_path}/auth.key",
+                   "priv_key": f"file:{tmp_path}/priv.key"}})
+        province.target("self", "thdl", "http", params={
+            "url": f"https://127.0.0.1:{port}/-/healthy", "ca_bundle": pki.ca,
+            "auth": {"kind": "basic", "username": "prometheus", "password": f"file:{tmp_path}/web.pw"}})
+        config = province.write(tmp_path / "province.yml")
         env = {"EGOV_TEST_COMMUNITY": community}
         agent = agents(config, ["--web.config.file", str(web), "--log-level", "debug", "--log-format", "json",
                                 "--web.enable-lifecycle"],

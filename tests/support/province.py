@@ -159,3 +159,14 @@ def _pruned(node: dict[str, Any]) -> dict[str, Any]:
     if node["children"]:
         out["children"] = [_pruned(child) for child in node["children"]]
     return out
+
+
+def thdl_site() -> Province:
+    """The root and one site under it, the data integration centre (THDL), where the tests' systems sit."""
+    return Province().unit("thdl", "Trung tâm THDL", level="site")
+
+
+def one_system(port: int = 1, interval: str = "1s", timeout: str = "0.5s") -> Province:
+    """The THDL with one TCP system, sys-a on 127.0.0.1:``port`` (1: nothing listens, the probe is refused)."""
+    p = thdl_site().collector("tcp", interval=interval, timeout=timeout)
+    return p.target("sys-a", "thdl", "tcp", params={"host": "127.0.0.1", "port": port})
