@@ -16,27 +16,12 @@ from agent.scheduler import Scheduler
 from agent.service import Agent
 from support.exposition import parse_samples
 from support.icmp_netns import RouterNamespace
-from support.province import write_config
-
-PROVINCE = """\
-province: {{code: faults, name_vi: Tỉnh Thử, name_en: Test Province}}
-levels: [province, commune]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - {{id: c1, name_vi: Xã Một, level: commune}}
-      - {{id: c2, name_vi: Xã Hai, level: commune}}
-collectors:
-{collectors}
-targets:
-{targets}
-"""
+from support.province import Province
 
 
-def province_config(tmp: Path, collectors: str, targets: str, name: str = "faults.yml") -> Path:
-    return write_config(tmp / name, PROVINCE.format(collectors=collectors, targets=targets))
+def province() -> Province:
+    """Province ``faults``: communes c1 and c2 under the root; each test adds its collectors and targets."""
+    return Province(code="faults").unit("c1", "Xã Một").unit("c2", "Xã Hai")
 
 
 class H5Namespace(RouterNamespace):
