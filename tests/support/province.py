@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from support.paths import REPO
+
 SELECTOR_KEYS = ("collector", "tags", "level", "under")
 
 
@@ -70,6 +72,7 @@ class Province:
     root: str = "p"
     root_name_vi: str | None = None  # the root unit's name; the province's by default
     province_fields: dict[str, Any] = field(default_factory=dict)  # e.g. timezone
+    own_units: bool = True  # False: the units come from an ``include`` (a shipped province's units.yml)
     units: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
     collectors: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
     targets: list[dict[str, Any]] = field(default_factory=list, init=False)
@@ -128,8 +131,9 @@ class Province:
             "province": {"code": self.code, "name_vi": self.name_vi, "name_en": self.name_en,
                          **self.province_fields},
             "levels": self.levels if self.levels is not None else self._levels_used(),
-            "units": [_pruned(self.units[self.root])],
         }
+        if self.own_units:
+            body["units"] = [_pruned(self.units[self.root])]
         if self.collectors:
             body["collectors"] = self.collectors
         if self.targets:
@@ -170,3 +174,11 @@ def one_system(port: int = 1, interval: str = "1s", timeout: str = "0.5s") -> Pr
     """The THDL with one TCP system, sys-a on 127.0.0.1:``port`` (1: nothing listens, the probe is refused)."""
     p = thdl_site().collector("tcp", interval=interval, timeout=timeout)
     return p.target("sys-a", "thdl", "tcp", params={"host": "127.0.0.1", "port": port})
+
+
+def bac_giang(*files: str) -> Province:
+    """Bắc Giang's shipped units and the given files of config/provinces/bac-giang/, included as they are."""
+    p = Province(code="bac-giang", name_vi="Tỉnh Bắc Giang", name_en="Bac Giang Province", own_units=False,
+                 levels=["province", "district", "commune", "department", "site"])
+    folder = REPO / "config" / "provinces" / "bac-giang"
+    return p.section("include", [str(folder / name) for name in ("units.yml", *files)])
