@@ -182,3 +182,14 @@ def bac_giang(*files: str) -> Province:
                  levels=["province", "district", "commune", "department", "site"])
     folder = REPO / "config" / "provinces" / "bac-giang"
     return p.section("include", [str(folder / name) for name in ("units.yml", *files)])
+
+
+def commune_routers(network: str, routers: int, count: int, interval: float) -> Province:
+    """Communes c1..cN, each with its router rN at ``network``.N pinged ``count`` times, up while half the
+    echoes come back; and their WAN coverage (no target). The province of the lab's ICMP tests."""
+    p = Province().collector("icmp", timeout="800ms", settings={"up_rule": {"max_loss": 0.5, "over_probes": 1}})
+    for i in range(1, routers + 1):
+        p.unit(f"c{i}", f"Xã {i}")
+        p.target(f"r{i}", f"c{i}", "icmp", params={"host": f"{network}.{i}", "count": count, "interval": interval})
+    return p.kpi("wan_commune_coverage", coverage(collector="icmp", level="commune"),
+                 title_vi="Tỷ lệ xã kết nối mạng WAN", title_en="Communes connected to the WAN")
