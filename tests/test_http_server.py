@@ -18,7 +18,7 @@ import trustme
 from support.exposition import parse_samples
 from support.http_load import Latencies, scrape_for, slow_loris_process, slow_loris_result
 from support.net import free_port
-from support.province import one_system, write_config
+from support.province import one_system, web_config
 from support.service import Agent, wait_until
 
 WORKERS = 8  # agent.webserver.Limits.workers
@@ -139,7 +139,7 @@ def test_stalled_handshakes_and_slow_requests_end_at_the_read_deadline(tmp_path:
     """A TLS handshake left half done, a silent connection, and a request sent a byte a second (over TLS) are
     each closed once --web.read-timeout has passed since they connected, and counted."""
     ca, cert, key = server_cert
-    web = write_config(tmp_path / "web.yml", f"tls_server_config: {{cert_file: {cert}, key_file: {key}}}\n")
+    web = web_config(tmp_path / "web.yml", cert, key)
     agent = agents("127.43.0.3", ["--web.config.file", str(web), "--web.read-timeout", "2s"], scheme="https")
     agent.wait_ready(verify=str(ca))
     address = ("127.43.0.3", agent.port)

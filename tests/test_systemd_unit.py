@@ -15,7 +15,7 @@ import pytest
 import requests
 import trustme
 from support.paths import REPO
-from support.province import Province, write_config
+from support.province import Province, web_config
 from support.service import Agent
 
 UNIT = REPO / "config" / "systemd" / "egov-agent.service"
@@ -106,10 +106,8 @@ def test_agent_runs_with_memory_deny_write_execute(tmp_path: Path, tcp_peers) ->
     leaf.private_key_pem.write_to_path(str(tmp_path / "server.key"))
     import bcrypt
 
-    web = write_config(tmp_path / "web.yml", f"""\
-        tls_server_config: {{cert_file: server.pem, key_file: server.key}}
-        basic_auth_users: {{prometheus: '{bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()}'}}
-        """)
+    web = web_config(tmp_path / "web.yml", "server.pem", "server.key",
+                     {"prometheus": bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()})
     port = tcp_peers.listening("127.0.0.1")
     province = Province(levels=["province"])
     province.collector("tcp", interval="1s", timeout="0.5s").collector("host", interval="1s", timeout="0.9s")

@@ -193,3 +193,17 @@ def commune_routers(network: str, routers: int, count: int, interval: float) -> 
         p.target(f"r{i}", f"c{i}", "icmp", params={"host": f"{network}.{i}", "count": count, "interval": interval})
     return p.kpi("wan_commune_coverage", coverage(collector="icmp", level="commune"),
                  title_vi="Tỷ lệ xã kết nối mạng WAN", title_en="Communes connected to the WAN")
+
+
+def web_config(path: Path, cert_file: str | Path | None = None, key_file: str | Path | None = None,
+               users: Mapping[str, str] | None = None, **sections: Any) -> Path:
+    """The web configuration file (exporter-toolkit's format, as node_exporter reads it): TLS from
+    ``cert_file`` and ``key_file``, basic auth for ``users`` (name: bcrypt hash), other sections as they are."""
+    body: dict[str, Any] = {}
+    if cert_file is not None:
+        body["tls_server_config"] = {"cert_file": str(cert_file), "key_file": str(key_file)}
+    if users:
+        body["basic_auth_users"] = dict(users)
+    body.update(sections)
+    path.write_text(yaml.safe_dump(body, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
