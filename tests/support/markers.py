@@ -91,6 +91,7 @@ TABLE: dict[str, Kinds] = {
                           root=frozenset({"test_two_workers", "test_sigterm_stops_the_workers"})),
     "test_power_lab.py": Kinds(INTEG),
     "test_power_snmpsim.py": Kinds(INTEG),
+    "test_province_builder.py": Kinds(UNIT),
     "test_readiness.py": Kinds(INTEG, root=ALL),
     "test_report.py": Kinds(E2E),
     "test_rules.py": Kinds(INTEG, _each(UNIT, "test_periods_follow_the_province_definition")),
