@@ -15,38 +15,15 @@ import pytest
 from support.exposition import parse_samples, sample
 from support.net import free_port, http_get
 from support.paths import AGENT, REPO
-from support.province import Province, count, coverage, ops_target
+from support.province import thdl_systems
 from support.tools import promtool
-
-
-def systems(ports: dict[str, int], down: tuple[str, int], process: str, interval: str = "3s",
-            timeout: str = "2s") -> Province:
-    """Four TCP systems at the THDL (sys-a..c on ``ports``, sys-d at ``down``) and two host checks, one of
-    ``process`` and one of a daemon that does not exist; a plan KPI over the systems and an ops count."""
-    p = Province(levels=["province", "district", "site"])
-    p.unit("d1", "Huyện Một", level="district").unit("thdl", "Trung tâm THDL", level="site", parent="d1")
-    p.collector("tcp", interval=interval, timeout=timeout, concurrency=8)
-    p.collector("host", interval="5s", timeout="4s")
-    hosts = [(f"127.0.0.{i}", ports[f"up{i}"]) for i in (1, 2, 3)] + [down]
-    for name, (host, port) in zip("abcd", hosts, strict=True):
-        p.target(f"sys-{name}", "thdl", "tcp", tags=["thdl"], params={"host": host, "port": port})
-    p.target("host-ok", "thdl", "host", params={"processes": [process]})
-    p.target("host-missing", "thdl", "host", params={"processes": ["no-such-daemon-egov"]})
-    p.kpi("systems_up", coverage(collector="tcp", tags=["thdl"]), title_vi="Hệ thống hoạt động",
-          title_en="Systems up",
-          citation={"document": "59/KH-UBND", "date": "2019-03-29", "section": "I.1", "quote": "trên 95 hệ thống"},
-          targets=[{"phase": "2019-2020", "deadline": "2020-12-31", "comparator": ">=", "value": "100%"},
-                   {"phase": "2021-2030", "deadline": "2030-12-31", "comparator": ">=", "value": "70%"}])
-    p.kpi("systems_count", count(collector="tcp"), title_vi="Số hệ thống", title_en="Systems count", unit="count",
-          targets=[ops_target(3, ">")])
-    return p
 
 
 @pytest.fixture
 def province(tmp_path: Path, tcp_peers) -> Path:
     ports = {f"up{i}": tcp_peers.listening(f"127.0.0.{i}") for i in (1, 2, 3)}
     down = ("127.0.0.4", tcp_peers.closed("127.0.0.4"))
-    return systems(ports, down, psutil.Process().name()).write(tmp_path / "province.yml")
+    return thdl_systems(ports, down, psutil.Process().name()).write(tmp_path / "province.yml")
 
 
 def test_scrape_reports_kpis_targets_and_self_metrics(province: Path, start_agent) -> None:
@@ -154,7 +131,7 @@ def test_hung_target_delays_neither_other_targets_nor_scrapes(tmp_path: Path, tc
     filler = socket.create_connection(hung.getsockname(), timeout=2)  # fills the queue: later SYNs are dropped
     try:
         ports = {f"up{i}": tcp_peers.listening(f"127.0.0.{i}") for i in (1, 2, 3)}
-        province = systems(ports, hung.getsockname(), "init", interval="1s", timeout="1s")
+        province = thdl_systems(ports, hung.getsockname(), "init", interval="1s", timeout="1s")
         agent = start_agent(province.write(tmp_path / "hung.yml"))
         first = parse_samples(agent.metrics())
         slowest = 0.0

@@ -207,3 +207,27 @@ def web_config(path: Path, cert_file: str | Path | None = None, key_file: str | 
     body.update(sections)
     path.write_text(yaml.safe_dump(body, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
+
+
+def thdl_systems(ports: dict[str, int], down: tuple[str, int], process: str, interval: str = "3s",
+                 timeout: str = "2s", site_name: str = "Trung tâm THDL") -> Province:
+    """Four TCP systems at the THDL (sys-a..c on ``ports``, sys-d at ``down``) and two host checks, one of
+    ``process`` and one of a daemon that does not exist; a plan KPI over the systems and an ops count
+    (test_agent, and the status page's test)."""
+    p = Province(levels=["province", "district", "site"])
+    p.unit("d1", "Huyện Một", level="district").unit("thdl", site_name, level="site", parent="d1")
+    p.collector("tcp", interval=interval, timeout=timeout, concurrency=8)
+    p.collector("host", interval="5s", timeout="4s")
+    hosts = [(f"127.0.0.{i}", ports[f"up{i}"]) for i in (1, 2, 3)] + [down]
+    for name, (host, port) in zip("abcd", hosts, strict=True):
+        p.target(f"sys-{name}", "thdl", "tcp", tags=["thdl"], params={"host": host, "port": port})
+    p.target("host-ok", "thdl", "host", params={"processes": [process]})
+    p.target("host-missing", "thdl", "host", params={"processes": ["no-such-daemon-egov"]})
+    p.kpi("systems_up", coverage(collector="tcp", tags=["thdl"]), title_vi="Hệ thống hoạt động",
+          title_en="Systems up",
+          citation={"document": "59/KH-UBND", "date": "2019-03-29", "section": "I.1", "quote": "trên 95 hệ thống"},
+          targets=[{"phase": "2019-2020", "deadline": "2020-12-31", "comparator": ">=", "value": "100%"},
+                   {"phase": "2021-2030", "deadline": "2030-12-31", "comparator": ">=", "value": "70%"}])
+    p.kpi("systems_count", count(collector="tcp"), title_vi="Số hệ thống", title_en="Systems count", unit="count",
+          targets=[ops_target(3, ">")])
+    return p
