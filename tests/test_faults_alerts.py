@@ -9,9 +9,9 @@ import textwrap
 from pathlib import Path
 
 import yaml
+from support.alert_annotations import with_annotations  # promtool compares annotations too
 from support.faults import province
 from support.tools import promtool
-from test_rules import with_annotations  # promtool compares annotations: rendered from the rules
 
 from agent.config import load_config
 from exporters.rules import build_rules

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import textwrap
-from functools import partial
 from pathlib import Path
 
 import yaml
+from support.alert_annotations import render, with_annotations
 from support.paths import REPO
 from support.province import Province, availability, count, coverage, ops_target
 from support.tools import promtool
 
 from agent.config import load_config
-from exporters.rules import FAILED_TARGETS, TARGET_NAME, build_rules
+from exporters.rules import build_rules
 
 
 def plan(phase: str, comparator: str, value: str | int) -> list[dict[str, object]]:
@@ -119,53 +118,6 @@ def test_periods_follow_the_province_definition(tmp_path: Path) -> None:
                             if r.get("labels", {}).get("period") == kind}) for kind in ("quarter", "year")}
     assert starts["quarter"][:4] == ["2026-12-10", "2027-03-10", "2027-06-10", "2027-09-10"]
     assert starts["year"] == ["2027-01-01", "2028-01-01", "2029-01-01"]
-
-
-VALUES = {"EgovGroupAllDown": "2", "EgovUnitDown": "2"}
-CHOICE = re.compile(r"\{\{ if eq \$value 0\.0 \}\}(.*?)\{\{ else \}\}(.*?)\{\{ end \}\}", re.S)
-
-
-def _label(labels: dict, match: re.Match) -> str:
-    return str(labels.get(match.group(1), ""))
-
-
-# «since 09:12 on 03/12»: the query, then the clock and the day it formats, then the rest of the sentence.
-SINCE = re.compile(r'\{\{ with printf "\(.*?\) \+ -?\d+" \$labels\.\w+ \| query \}\}'
-                   r'( từ | since )\{\{ [^}]* \}\}( ngày | on )\{\{ [^}]* \}\}(.*?)\{\{ end \}\}')
-
-
-def render(template: str, labels: dict, value: str, failed: str, since: str = "", name: str = "") -> str:
-    """What promtool renders from one of our templates: ``$labels.x``, ``$value`` (as the case expects it),
-    the «equal to a > target» choice, the failed targets' query, the target's name and the «since 09:12 on
-    03/12» of the incident (``since`` as «09:12 03/12»; nothing when the case gives none)."""
-    text = template.replace(FAILED_TARGETS, failed)
-    text = text.replace(TARGET_NAME, name or str(labels.get("target", "")))
-    clock, _, day = since.partition(" ")
-    text = SINCE.sub(lambda m: f"{m.group(1)}{clock}{m.group(2)}{day}{m.group(3)}" if since else "", text)
-    text = CHOICE.sub(lambda m: m.group(1) if value == "0" else m.group(2), text)
-    text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", partial(_label, labels), text)
-    return re.sub(r"\{\{ \$value[^}]*\}\}", value, text)
-
-
-def with_annotations(tests: dict, rules_path: Path) -> dict:
-    """promtool compares annotations too: render each expected alert's from the generated rule.
-
-    The value each case expects is in VALUES, or in a ``value:`` key of the expected alert, and the
-    targets the description names as failed in a ``failed:`` key (both removed before promtool)."""
-    rules = yaml.safe_load(rules_path.read_text())
-    alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
-    for case in tests["tests"]:
-        for check in case.get("alert_rule_test", []):
-            for alert in check.get("exp_alerts", []):
-                labels = alert["exp_labels"]
-                value = str(alert.pop("value", VALUES.get(check["alertname"], "")))
-                failed = alert.pop("failed", "")
-                since, name = alert.pop("since", ""), alert.pop("name", "")
-                rule = next(r for r in alerts if r["alert"] == check["alertname"]
-                            and all(labels.get(k) == v for k, v in r["labels"].items()))
-                alert["exp_annotations"] = {key: render(template, labels, value, failed, since, name)
-                                            for key, template in rule["annotations"].items()}
-    return tests
 
 
 def eval_order(rules: Path) -> str:
