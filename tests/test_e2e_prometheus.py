@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 from support.agent_process import AgentProcess
+from support.grafana import KPI_VALUED, defaults, effective_unit, substitute
 from support.paths import AGENT, REPO
 from support.realstack import Alertmanager, Prometheus, Webhook
-from test_dashboards import KPI_VALUED, defaults, effective_unit, substitute
 
 from agent.config import load_config
 from exporters.grafana import GRAFANA_UNITS, dashboards
