@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 import yaml
 from support.agent_process import AgentProcess
+from support.bac_giang_lab import Lab, speed_up
 from support.paths import AGENT, REPO
 from support.realstack import Alertmanager, Prometheus, Webhook
-from test_e2e_prometheus import Lab, speed_up
 
 from agent.config import load_config
 from agent.units import UnitIndex
