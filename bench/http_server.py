@@ -36,7 +36,7 @@ from benchutil import wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from http_load import (  # noqa: E402
+from support.http_load import (  # noqa: E402
     Latencies,
     parallel_scrapes,
     scrape_for,

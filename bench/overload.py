@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """False downs of a CPU-starved agent while the lab keeps every router up.
 
-Runs the scenario of tests/test_overload.py (tests/starved_agent.py): ``egov-agent lab`` with N
+Runs the scenario of tests/test_overload.py (tests/support/starved_agent.py): ``egov-agent lab`` with N
 routers, all up, in its own process; ``egov-agent run`` in another; once every router is seen up, the
 agent alone gets ``--share`` of one CPU (a cgroup quota, else taskset with busy loops) for
 ``--seconds``. Prints what the agent said meanwhile and after: coverage, whether it called itself
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 os.environ.setdefault("EGOV_AGENT_PROBE_ALLOW", "127.0.0.0/8,::1/128")
 
-from starved_agent import starve  # noqa: E402  (after the path above)
+from support.starved_agent import starve  # noqa: E402  (after the path above)
 
 
 def main() -> None:

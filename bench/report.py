@@ -28,9 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from conftest import AGENT  # noqa: E402
-from realstack import VictoriaMetrics  # noqa: E402
-from report_history import History, Outage, local  # noqa: E402
+from support.paths import AGENT  # noqa: E402
+from support.realstack import VictoriaMetrics  # noqa: E402
+from support.report_history import History, Outage, local  # noqa: E402
 
 from agent.config.loading import load_config  # noqa: E402
 from agent.config.schema import CoverageMeasure  # noqa: E402

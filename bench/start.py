@@ -3,7 +3,7 @@
 
 Prints, each with the load average beside it:
 
-1. ``import agent.cli`` (the command line's imports) in a fresh interpreter, and what it loads.
+1. ``import agent.app.cli`` (the command line's imports) in a fresh interpreter, and what it loads.
 2. ``egov-agent check-config`` of Bắc Giang (wall time of the whole command, secrets skipped).
 3. The demo's agent: the lab for Bắc Giang runs in its own process (its memory and CPU are not the
    agent's), then ``egov-agent run`` on the configuration it wrote is started ``--repeat`` times:
@@ -125,7 +125,7 @@ def median_of(values: list[float]) -> str:
 
 
 def import_time(repeat: int) -> None:
-    code = ("import sys, time; t = time.perf_counter(); import agent.cli; "
+    code = ("import sys, time; t = time.perf_counter(); import agent.app.cli; "
             "print(time.perf_counter() - t, len(sys.modules), "
             "' '.join(sorted({m.split('.')[0] for m in sys.modules} & {'pysnmp', 'pycurl', 'pydantic', 'yaml', "
             "'sqlglot', 'sqlalchemy', 'httpx', 'openpyxl', 'docx', 'matplotlib', 'jinja2', 'trustme', 'psutil', "
@@ -135,7 +135,7 @@ def import_time(repeat: int) -> None:
         out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
         seconds, modules, *names = out.stdout.split()
         runs.append(float(seconds))
-    print(f"import agent.cli          {median_of(runs)}   {modules} modules   [{load()}]")
+    print(f"import agent.app.cli      {median_of(runs)}   {modules} modules   [{load()}]")
     print(f"  of which: {' '.join(names) or '-'}")
 
 

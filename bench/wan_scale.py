@@ -5,7 +5,7 @@ The province is bench/wan_lab.py's generated one at ``--scale`` (76: 19,912 link
 target each, 39,824 targets), ``--dead`` of its routers dead (nftables drops their echoes, their SNMP
 agent never answers). The lab runs in ``--labs`` processes of its own (one /18 of 127.92.0.0/16
 each), so its CPU is measured apart and one lab process is not the bottleneck. The agent is the
-real service, ``python -m agent.cli run`` in a process of its own, with Bắc Giang's probe settings
+real service, ``python -m agent.app.cli run`` in a process of its own, with Bắc Giang's probe settings
 (5 echoes 0.5 s apart, 5 s timeout; SNMP 2 s × 2 tries, 6 s) on a ``--interval`` cycle and the
 concurrency scaled with the links (bac-giang.yml's 512 ICMP / 128 SNMP serve 10,000 links).
 

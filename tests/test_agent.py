@@ -12,57 +12,18 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import AGENT, REPO, free_port, http_get, parse_samples, promtool, sample, write_config
-
-CONFIG = """\
-province: {{code: test, name_vi: Tỉnh Thử, name_en: Test Province}}
-levels: [province, district, site]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - id: d1
-        name_vi: Huyện Một
-        level: district
-        children:
-          - {{id: thdl, name_vi: Trung tâm THDL, level: site}}
-collectors:
-  tcp: {{interval: {interval}, timeout: 2s, concurrency: 8}}
-  host: {{interval: 5s, timeout: 4s}}
-targets:
-  - {{id: sys-a, unit: thdl, collector: tcp, tags: [thdl], params: {{host: 127.0.0.1, port: {up1}}}}}
-  - {{id: sys-b, unit: thdl, collector: tcp, tags: [thdl], params: {{host: 127.0.0.2, port: {up2}}}}}
-  - {{id: sys-c, unit: thdl, collector: tcp, tags: [thdl], params: {{host: 127.0.0.3, port: {up3}}}}}
-  - {{id: sys-d, unit: thdl, collector: tcp, tags: [thdl], params: {{host: 127.0.0.4, port: {down}}}}}
-  - {{id: host-ok, unit: thdl, collector: host, params: {{processes: [{process}]}}}}
-  - {{id: host-missing, unit: thdl, collector: host, params: {{processes: [no-such-daemon-egov]}}}}
-kpis:
-  - id: systems_up
-    class: direct
-    title_vi: Hệ thống hoạt động
-    title_en: Systems up
-    citation: {{document: 59/KH-UBND, date: 2019-03-29, section: I.1, quote: trên 95 hệ thống}}
-    measure: {{kind: coverage, select: {{collector: tcp, tags: [thdl]}}}}
-    targets:
-      - {{phase: "2019-2020", deadline: 2020-12-31, comparator: ">=", value: 100%}}
-      - {{phase: "2021-2030", deadline: 2030-12-31, comparator: ">=", value: 70%}}
-  - id: systems_count
-    class: direct
-    title_vi: Số hệ thống
-    title_en: Systems count
-    unit: count
-    measure: {{kind: count, select: {{collector: tcp}}}}
-    targets: [{{phase: ops, deadline: 2030-12-31, comparator: ">", value: 3, origin: ops}}]
-"""
+from support.exposition import parse_samples, sample
+from support.net import free_port, http_get
+from support.paths import AGENT, REPO
+from support.province import thdl_systems
+from support.tools import promtool
 
 
 @pytest.fixture
 def province(tmp_path: Path, tcp_peers) -> Path:
     ports = {f"up{i}": tcp_peers.listening(f"127.0.0.{i}") for i in (1, 2, 3)}
-    body = CONFIG.format(interval="3s", down=tcp_peers.closed("127.0.0.4"),
-                         process=psutil.Process().name(), **ports)
-    return write_config(tmp_path / "province.yml", body)
+    down = ("127.0.0.4", tcp_peers.closed("127.0.0.4"))
+    return thdl_systems(ports, down, psutil.Process().name()).write(tmp_path / "province.yml")
 
 
 def test_scrape_reports_kpis_targets_and_self_metrics(province: Path, start_agent) -> None:
@@ -170,9 +131,8 @@ def test_hung_target_delays_neither_other_targets_nor_scrapes(tmp_path: Path, tc
     filler = socket.create_connection(hung.getsockname(), timeout=2)  # fills the queue: later SYNs are dropped
     try:
         ports = {f"up{i}": tcp_peers.listening(f"127.0.0.{i}") for i in (1, 2, 3)}
-        body = CONFIG.format(interval="1s", down=hung.getsockname()[1], process="init", **ports)
-        body = body.replace("host: 127.0.0.4", "host: 127.0.0.9").replace("timeout: 2s", "timeout: 1s")
-        agent = start_agent(write_config(tmp_path / "hung.yml", body))
+        province = thdl_systems(ports, hung.getsockname(), "init", interval="1s", timeout="1s")
+        agent = start_agent(province.write(tmp_path / "hung.yml"))
         first = parse_samples(agent.metrics())
         slowest = 0.0
         for _ in range(12):  # about 6 s: six probe intervals of the healthy targets

@@ -18,9 +18,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import yaml
-from conftest import AGENT, REPO, AgentProcess
-from realstack import Alertmanager, Prometheus, Webhook
-from test_e2e_prometheus import Lab, speed_up
+from support.agent_process import AgentProcess
+from support.bac_giang_lab import Lab, speed_up
+from support.paths import AGENT, REPO
+from support.realstack import Alertmanager, Prometheus, Webhook
 
 from agent.config.loading import load_config
 from agent.engine.units import UnitIndex

@@ -22,7 +22,7 @@ from agent.config.loading import load_config
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO.parent / "shared" / "seeds"
 PROVINCES = sorted((REPO / "config" / "provinces").glob("*.yml"))
-CLI = [sys.executable, "-c", "from agent.cli import main; raise SystemExit(main())"]
+CLI = [sys.executable, "-c", "from agent.app.cli import main; raise SystemExit(main())"]
 
 
 def _flat(text: str) -> str:

@@ -6,7 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, REPO, write_config
+from support.paths import AGENT, REPO
+from support.province import Province
 
 from agent.domain.version import __version__
 from exporters.prometheus import accepts_gzip
@@ -36,12 +37,7 @@ def test_old_spellings_work_and_say_what_replaces_them() -> None:
 
 @pytest.mark.parametrize("flag", ["--web.listen-address", "--listen"])
 def test_listen_address_is_checked_under_its_new_name(flag: str, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "c.yml", """\
-province: {code: test, name_vi: Tỉnh Thử, name_en: Test Province}
-levels: [province]
-units:
-  - {id: p, name_vi: Tỉnh Thử, level: province}
-""")
+    config = Province().write(tmp_path / "c.yml")  # the root unit alone
     done = _agent("run", "--config", str(config), flag, "nowhere")
     assert done.returncode == 2 and "error: --web.listen-address: expected HOST:PORT, got 'nowhere'" in done.stderr
 

@@ -8,11 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, REPO, write_config
+from support.paths import AGENT, REPO
+from support.province import write_config
 
 from agent.config.loading import load_config
 from agent.config.yamlsource import ConfigError
 
+# Kept as YAML text, not built with support.province: these tests are about the text itself (errors
+# located by file, line and key; parse errors; duplicate keys), so the lines they quote must stay put.
 BASE = """\
 province: {code: test, name_vi: Tỉnh Thử, name_en: Test Province}
 levels: [province, district, commune]

@@ -14,7 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import AGENT, REPO, promtool, write_config
+from support.grafana import defaults, effective_unit, kpi_unit_of_query, substitute
+from support.paths import AGENT, REPO
+from support.province import Province, count, coverage
+from support.tools import promtool
 
 from agent.config.loading import load_config
 from agent.config.schema import Config
@@ -24,41 +27,28 @@ from exporters.rules import build_rules
 GRAFANA = REPO / "dashboards" / "grafana"
 BAC_GIANG = REPO / "config" / "provinces" / "bac-giang.yml"
 
-# Merged in 2025: no districts, the province above its communes.
-TWO_LEVELS = """\
-province: {code: t2, name_vi: Tỉnh Hai Cấp, name_en: Two-level}
-levels: [province, commune]
-units:
-  - id: t2
-    name_vi: Tỉnh Hai Cấp
-    level: province
-    children:
-      - {id: x1, name_vi: Xã 1, level: commune}
-      - {id: x2, name_vi: Xã 2, level: commune}
-collectors:
-  tcp: {interval: 30s, timeout: 5s}
-targets:
-  - {id: x1-link, unit: x1, collector: tcp, tags: [wan_link], params: {host: 127.0.0.1, port: 1}}
-  - {id: x2-link, unit: x2, collector: tcp, tags: [wan_link], params: {host: 127.0.0.1, port: 1}}
-kpis:
-  - id: communes
-    class: direct
-    area: network
-    title_vi: Xã kết nối
-    title_en: Communes connected
-    citation: {document: 01/KH-UBND, date: 2021-03-01, section: II.1, quote: "100% các xã"}
-    measure: {kind: coverage, select: {tags: [wan_link], level: commune}, unit_up: all}
-    targets: [{phase: "2021-2025", deadline: 2025-12-31, comparator: "=", value: 100%}]
-  - id: links_up
-    class: direct
-    area: network
-    unit: count
-    title_vi: Số đường truyền hoạt động
-    title_en: Links up
-    citation: {document: 01/KH-UBND, date: 2021-03-01, section: II.2, quote: "hai đường truyền"}
-    measure: {kind: count, select: {tags: [wan_link]}}
-    targets: [{phase: "2021-2025", deadline: 2025-12-31, comparator: ">=", value: 2}]
-"""
+PLAN = {"document": "01/KH-UBND", "date": "2021-03-01"}
+
+
+def two_levels(middle: str | None = None) -> Province:
+    """Merged in 2025: no districts, the province above its communes (``middle``: a level between them)."""
+    p = Province(code="t2", name_vi="Tỉnh Hai Cấp", name_en="Two-level", root="t2")
+    if middle:
+        p.unit("w1", "Phường Một", level=middle)
+    p.unit("x1", "Xã 1", parent="w1" if middle else None).unit("x2", "Xã 2", parent="w1" if middle else None)
+    p.collector("tcp", interval="30s", timeout="5s")
+    for unit in ("x1", "x2"):
+        p.target(f"{unit}-link", unit, "tcp", tags=["wan_link"], params={"host": "127.0.0.1", "port": 1})
+    grouped = {"group_by": middle} if middle else {}
+    p.kpi("communes", coverage(tags=["wan_link"], level="commune", unit_up="all", **grouped), area="network",
+          title_vi="Xã kết nối", title_en="Communes connected",
+          citation={**PLAN, "section": "II.1", "quote": "100% các xã"},
+          targets=[{"phase": "2021-2025", "deadline": "2025-12-31", "comparator": "=", "value": "100%"}])
+    p.kpi("links_up", count(tags=["wan_link"]), area="network", unit="count",
+          title_vi="Số đường truyền hoạt động", title_en="Links up",
+          citation={**PLAN, "section": "II.2", "quote": "hai đường truyền"},
+          targets=[{"phase": "2021-2025", "deadline": "2025-12-31", "comparator": ">=", "value": 2}])
+    return p
 
 
 @functools.cache
@@ -68,47 +58,6 @@ def bac_giang() -> Config:
 
 def _board(config_path: Path, name: str) -> dict[str, Any]:
     return dashboards(load_config(config_path, resolve_secrets=False).config)[name]
-
-
-def effective_unit(panel: dict[str, Any], ref: str) -> str:
-    """The unit Grafana shows query ``ref``'s values in: its table column's override, else the panel's."""
-    unit = panel["fieldConfig"]["defaults"].get("unit", "")
-    renames = {}
-    for step in panel.get("transformations", []):
-        renames.update(step.get("options", {}).get("renameByName", {}))
-    column = renames.get(f"Value #{ref}", f"Value #{ref}")
-    for override in panel["fieldConfig"].get("overrides", []):
-        if override["matcher"] == {"id": "byName", "options": column}:
-            unit = next((p["value"] for p in override["properties"] if p["id"] == "unit"), unit)
-    return unit
-
-
-KPI_VALUED = re.compile(r"\b(kpi:egov_kpi_value:province|kpi:egov_kpi_target:max|kpi:egov_kpi_shortfall:abs|"
-                        r"kpi_group:egov_kpi_group_value:ratio)\b")
-
-
-def kpi_unit_of_query(expr: str, units: dict[str, str]) -> str | None:
-    """The KPI unit a query's values are in, when the query selects KPIs by unit or by one KPI id."""
-    if not KPI_VALUED.search(expr) or re.search(r"\b(count|sum)\(", expr):
-        return None
-    by_unit = re.search(r'unit="(\w+)"', expr)
-    if by_unit:
-        return by_unit.group(1)
-    by_id = re.search(r'kpi="([\w$]+)"', expr)
-    return units.get(by_id.group(1)) if by_id else None
-
-
-def defaults(board: dict[str, Any]) -> dict[str, str]:
-    """What the dashboard opens on: each variable's current value (All is every value)."""
-    out = {"__rate_interval": "30s"}
-    for variable in board["templating"]["list"]:
-        value = variable.get("current", {}).get("value")
-        out[variable["name"]] = ".*" if value in (None, ["$__all"], "$__all") else str(value)
-    return out
-
-
-def substitute(expr: str, values: dict[str, str]) -> str:
-    return re.sub(r"\$\{?(\w+)\}?", lambda m: values.get(m.group(1), m.group(0)), expr)
 
 
 def test_committed_files_match_the_generator() -> None:
@@ -176,7 +125,7 @@ def test_dashboards_open_on_a_meaningful_default() -> None:
 
 
 def test_a_province_without_districts_gets_no_district_variable_or_panel(tmp_path: Path) -> None:
-    config_path = write_config(tmp_path / "two-levels.yml", TWO_LEVELS)
+    config_path = two_levels().write(tmp_path / "two-levels.yml")
     wan = _board(config_path, "egov-wan.json")
     text = json.dumps(wan, ensure_ascii=False)
     assert [v["name"] for v in wan["templating"]["list"]] == ["datasource", "province", "kpi"]
@@ -192,12 +141,7 @@ def test_a_province_without_districts_gets_no_district_variable_or_panel(tmp_pat
 
 def test_the_district_variable_comes_from_the_configured_level(tmp_path: Path) -> None:
     """A province that calls its middle level «ward» gets a «ward» variable and panel, not «district»."""
-    body = TWO_LEVELS.replace("levels: [province, commune]", "levels: [province, ward, commune]").replace(
-        "      - {id: x1, name_vi: Xã 1, level: commune}\n      - {id: x2, name_vi: Xã 2, level: commune}",
-        "      - id: w1\n        name_vi: Phường Một\n        level: ward\n        children:\n"
-        "          - {id: x1, name_vi: Xã 1, level: commune}\n          - {id: x2, name_vi: Xã 2, level: commune}",
-    ).replace("unit_up: all}", "unit_up: all, group_by: ward}")
-    wan = _board(write_config(tmp_path / "wards.yml", body), "egov-wan.json")
+    wan = _board(two_levels(middle="ward").write(tmp_path / "wards.yml"), "egov-wan.json")
     assert [v["name"] for v in wan["templating"]["list"]] == ["datasource", "province", "kpi", "ward"]
     assert "district" not in json.dumps(wan)
     (bars,) = [p for p in wan["panels"] if p["type"] == "bargauge"]
@@ -208,7 +152,7 @@ def test_below_target_since_holds_through_a_gap_and_restarts_after_a_met_target(
     """promtool runs the generated rules over an hour: 3/3 until 10m, 2/3 (short) from 10m, no data at all
     from 20m to 29m (longer than Prometheus's 5-minute lookback), 2/3 again, met at 35m, short again at 45m.
     The «since» stays 10m through the gap and becomes 45m after the met target, never the time of the gap's end."""
-    loaded = load_config(write_config(tmp_path / "province.yml", TWO_LEVELS), resolve_secrets=False)
+    loaded = load_config(two_levels().write(tmp_path / "province.yml"), resolve_secrets=False)
     rules = tmp_path / "rules.yml"
     rules.write_text(yaml.safe_dump(build_rules(loaded), allow_unicode=True, sort_keys=False), encoding="utf-8")
     numerator = ["2"] * 10 + ["1"] * 10 + ["_"] * 10 + ["1"] * 5 + ["2"] * 10 + ["1"] * 16
@@ -238,7 +182,7 @@ def test_below_target_since_holds_through_a_gap_and_restarts_after_a_met_target(
 
 
 def test_the_command_writes_where_asked_and_never_into_the_installed_packages(tmp_path: Path) -> None:
-    config_path = write_config(tmp_path / "two-levels.yml", TWO_LEVELS)
+    config_path = two_levels().write(tmp_path / "two-levels.yml")
     run = subprocess.run([*AGENT, "dashboards", "--config", str(config_path)], cwd=tmp_path, capture_output=True,
                          text=True, timeout=60)
     assert run.returncode == 0, run.stderr
@@ -257,7 +201,7 @@ def test_the_command_writes_where_asked_and_never_into_the_installed_packages(tm
 def test_every_panel_query_parses(tmp_path: Path) -> None:
     """promtool parses every query of every dashboard, the variables set to what each dashboard opens on
     (the end-to-end test also runs them against Prometheus with the demo's data)."""
-    config_path = write_config(tmp_path / "two-levels.yml", TWO_LEVELS)
+    config_path = two_levels().write(tmp_path / "two-levels.yml")
     rules = []
     for config in (bac_giang(), load_config(config_path, resolve_secrets=False).config):
         for name, board in dashboards(config).items():

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from support.paths import REPO
 
 PATHS = [Path("/opt/egov-agent"), Path("/etc/egov-agent"), Path("/etc/default/egov-agent"),
          Path("/lib/systemd/system/egov-agent.service"), Path("/lib/systemd/system/egov-agent-report.service"),

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, free_port, promtool
 from prometheus_client.parser import text_string_to_metric_families
+from support.net import free_port
+from support.paths import AGENT
+from support.tools import promtool
 
 NETWORK = "127.48.0.0/16"
 READY_SECONDS = 240  # the lab's start and the first round on a shared 2-core machine

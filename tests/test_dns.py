@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dns_servers import NOBODY, RESOLVER, free_port, need, running, unbound_config
 from pydantic import ValidationError
+from support.dns_servers import NOBODY, RESOLVER, free_port, need, running, unbound_config
 
 from collectors import REGISTRY
 from collectors.api import ProbeResult

@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dns_servers import AUTHORITATIVE, RESOLVER, free_port, need, nsd_config, running, signed_zone, unbound_config
+from support.dns_servers import (
+    AUTHORITATIVE,
+    RESOLVER,
+    free_port,
+    need,
+    nsd_config,
+    running,
+    signed_zone,
+    unbound_config,
+)
 
 from collectors.api import ProbeResult
 from collectors.dns.models import DnsParams, DnsSettings

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from conftest import promtool
+from support.tools import promtool
 
 from collectors import REGISTRY, resolve
 from collectors.contrib import BoardContext, RuleContext

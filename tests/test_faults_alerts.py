@@ -9,23 +9,20 @@ import textwrap
 from pathlib import Path
 
 import yaml
-from conftest import promtool
-from faults_util import province_config
-from test_rules import with_annotations  # promtool compares annotations: rendered from the rules
+from support.alert_annotations import with_annotations  # promtool compares annotations too
+from support.faults import province
+from support.tools import promtool
 
 from agent.config.loading import load_config
 from exporters.rules import build_rules
 
-TARGETS = """\
-  - {id: portal, unit: c1, collector: http, params: {url: "https://portal.test/"}}
-  - {id: mcu, unit: c1, collector: mcu, params: {adapter: http, url: "http://127.45.4.1/", profile: jitsi_videobridge}}
-"""
-
 
 def test_client_certificate_and_mcu_counter_alerts_fire(tmp_path: Path):
-    loaded = load_config(province_config(tmp_path, "  http: {interval: 30s, timeout: 5s}\n"
-                                                   "  mcu: {interval: 30s, timeout: 5s}", TARGETS.rstrip()),
-                         resolve_secrets=False)
+    p = province().collector("http", interval="30s", timeout="5s").collector("mcu", interval="30s", timeout="5s")
+    p.target("portal", "c1", "http", params={"url": "https://portal.test/"})
+    p.target("mcu", "c1", "mcu",
+             params={"adapter": "http", "url": "http://127.45.4.1/", "profile": "jitsi_videobridge"})
+    loaded = load_config(p.write(tmp_path / "faults.yml"), resolve_secrets=False)
     rules = tmp_path / "rules.yml"
     rules.write_text(yaml.safe_dump(build_rules(loaded), allow_unicode=True, sort_keys=False), encoding="utf-8")
     tests = tmp_path / "tests.yml"

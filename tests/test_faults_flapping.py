@@ -21,27 +21,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import sample
-from faults_util import H5Namespace, InProcessAgent, province_config
-from icmp_netns import require_netns
+from support.exposition import sample
+from support.faults import H5Namespace, InProcessAgent, province
+from support.icmp_netns import require_netns
+from support.province import coverage, ops_target
 
 FLAPS, HALF_PERIOD = 60, 0.5  # one minute, a 1 s period: down 0.5 s, up 0.5 s
 TIMEOUT = 0.3
-COLLECTORS = f"""\
-  icmp:
-    interval: 30s
-    timeout: {TIMEOUT}s
-    down_after: 1  # each probe's own verdict: the test judges every probe against the link's state
-    settings: {{privileged: true, up_rule: {{max_loss: 0.5, over_probes: 1}}}}"""
-KPI = """\
-kpis:
-  - id: wan_commune_coverage
-    class: direct
-    title_vi: Tỷ lệ xã kết nối mạng WAN
-    title_en: Communes connected to the WAN
-    measure: {kind: coverage, select: {collector: icmp, level: commune}}
-    targets: [{phase: ops, deadline: 2030-12-31, comparator: ">=", value: 100%, origin: ops}]
-"""
 
 
 def mac(device: str, namespace: str | None = None) -> str:
@@ -130,9 +116,13 @@ def check_exposition(s: dict, previous: dict[str, float]) -> dict[str, float]:
 
 
 def test_a_link_flapping_every_second_for_a_minute(tmp_path: Path, router: H5Namespace):
-    targets = (f"  - {{id: r1, unit: c1, collector: icmp, "
-               f"params: {{host: {router.router}, count: 2, interval: 0.05}}}}")
-    agent = InProcessAgent(province_config(tmp_path, COLLECTORS, targets + "\n" + KPI.rstrip()))
+    p = province().collector("icmp", interval="30s", timeout=f"{TIMEOUT}s",
+                             down_after=1,  # each probe's own verdict: the test judges every probe against the link
+                             settings={"privileged": True, "up_rule": {"max_loss": 0.5, "over_probes": 1}})
+    p.target("r1", "c1", "icmp", params={"host": router.router, "count": 2, "interval": 0.05})
+    p.kpi("wan_commune_coverage", coverage(collector="icmp", level="commune"), title_vi="Tỷ lệ xã kết nối mạng WAN",
+          title_en="Communes connected to the WAN", targets=[ops_target("100%")])
+    agent = InProcessAgent(p.write(tmp_path / "faults.yml"))
     probes: list[tuple[float, float, float]] = []  # (start, end, judged up)
     try:
         assert sample(agent.probe(), "egov_target_up", target="r1") == 1  # the harness: a live link is up

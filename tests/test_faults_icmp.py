@@ -1,7 +1,7 @@
 """ICMP against a router that answers wrongly: duplicates, reordering, floods, wrong sources, errors, junk.
 
 The router is a network namespace of the test's own (``egovh5-*``) whose kernel no longer answers
-echoes (``net.ipv4.icmp_echo_ignore_all``, a per-namespace sysctl); tests/icmp_faulty_router.py
+echoes (``net.ipv4.icmp_echo_ignore_all``, a per-namespace sysctl); tests/support/icmp_faulty_router.py
 answers instead, over raw sockets, with packets it builds itself, so their source address and
 contents are whatever the fault needs. The agent's real ICMP collector probes the router over the
 veth link, as it would a commune's router. What an operator expects: each echo counted once,
@@ -22,19 +22,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faults_util import H5Namespace
-from icmp_netns import require_netns
+from support.faults import H5Namespace
+from support.icmp_netns import require_netns
 
 from collectors.api import ProbeResult
 from collectors.icmp.probe import IcmpCollector, IcmpParams, IcmpSettings, UpRule
 from collectors.runner import run_probe
 
-RESPONDER = Path(__file__).with_name("icmp_faulty_router.py")
+RESPONDER = Path(__file__).parent / "support" / "icmp_faulty_router.py"
 ECHOES = 10
 
 
 class FaultyRouter(H5Namespace):
-    """The router namespace with its kernel silent, tests/icmp_faulty_router.py answering instead."""
+    """The router namespace with its kernel silent, tests/support/icmp_faulty_router.py answering instead."""
 
     def __init__(self) -> None:
         super().__init__()

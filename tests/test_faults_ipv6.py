@@ -24,9 +24,10 @@ from pathlib import Path
 
 import pytest
 import trustme
-from conftest import sample
-from faults_util import InProcessAgent, ScriptedHttp, province_config
-from snmp_peers import snmpsim_recordings, stop, wait_answering
+from support.exposition import sample
+from support.faults import InProcessAgent, ScriptedHttp, province
+from support.province import Province
+from support.snmp_peers import snmpsim_recordings, stop, wait_answering
 
 from agent.app.runtime import Agent, ProbeNotAllowed
 from agent.config.loading import load_config
@@ -166,41 +167,31 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         made.close()
 
 
-COLLECTORS = """\
-  icmp: {interval: 30s, timeout: 2s, settings: {privileged: true, up_rule: {max_loss: 0.5, over_probes: 1}}}
-  tcp: {interval: 30s, timeout: 2s}
-  sip: {interval: 30s, timeout: 2s}
-  http: {interval: 30s, timeout: 3s}
-  mcu: {interval: 30s, timeout: 2s}
-  snmp: {interval: 30s, timeout: 4s}"""
-
-
-def targets(p: dict) -> str:
-    return f"""\
-  - {{id: ping6, unit: c1, collector: icmp, params: {{host: "::1", count: 3, interval: 0.01}}}}
-  - {{id: ping6-long, unit: c1, collector: icmp, params: {{host: "0:0:0:0:0:0:0:1", count: 3, interval: 0.01}}}}
-  - {{id: tcp6, unit: c1, collector: tcp, params: {{host: "::1", port: {p["tcp"]}}}}}
-  - {{id: sip6-udp, unit: c1, collector: sip, params: {{host: "::1", port: {p["sip_udp"]}}}}}
-  - {{id: sip6-tcp, unit: c1, collector: sip, params: {{host: "::1", port: {p["sip_tcp"]}, transport: tcp}}}}
-  - {{id: http6, unit: c2, collector: http, params: {{url: "http://[::1]:{p["http"]}/", title: Cong thong tin}}}}
-  - id: https6
-    unit: c2
-    collector: http
-    params: {{url: "https://portal6.test:{p["https"]}/", address: "::1", ca_bundle: "{p["ca"]}",
-             contains: ["host portal6.test:{p["https"]}"]}}
-  - id: mcu6
-    unit: c2
-    collector: mcu
-    params: {{adapter: http, url: "http://[::1]:{p["mcu"]}/colibri/stats", profile: jitsi_videobridge}}
-  - id: snmp6
-    unit: c2
-    collector: snmp
-    params: {{host: "::1", port: {p["snmp"]}, community: env:EGOV_TEST_H5_COMMUNITY, interface: {{name: eth0}}}}
-"""
+def ipv6_province(p: dict) -> Province:
+    """One target of every kind at ::1 (ping also in its long form), against the module's peers."""
+    province_ = province()
+    province_.collector("icmp", interval="30s", timeout="2s",
+                        settings={"privileged": True, "up_rule": {"max_loss": 0.5, "over_probes": 1}})
+    for kind, timeout in (("tcp", "2s"), ("sip", "2s"), ("http", "3s"), ("mcu", "2s"), ("snmp", "4s")):
+        province_.collector(kind, interval="30s", timeout=timeout)
+    ping = {"count": 3, "interval": 0.01}
+    province_.target("ping6", "c1", "icmp", params={"host": "::1", **ping})
+    province_.target("ping6-long", "c1", "icmp", params={"host": "0:0:0:0:0:0:0:1", **ping})
+    province_.target("tcp6", "c1", "tcp", params={"host": "::1", "port": p["tcp"]})
+    province_.target("sip6-udp", "c1", "sip", params={"host": "::1", "port": p["sip_udp"]})
+    province_.target("sip6-tcp", "c1", "sip", params={"host": "::1", "port": p["sip_tcp"], "transport": "tcp"})
+    province_.target("http6", "c2", "http", params={"url": f"http://[::1]:{p['http']}/", "title": "Cong thong tin"})
+    province_.target("https6", "c2", "http", params={
+        "url": f"https://portal6.test:{p['https']}/", "address": "::1", "ca_bundle": str(p["ca"]),
+        "contains": [f"host portal6.test:{p['https']}"]})
+    province_.target("mcu6", "c2", "mcu", params={
+        "adapter": "http", "url": f"http://[::1]:{p['mcu']}/colibri/stats", "profile": "jitsi_videobridge"})
+    return province_.target("snmp6", "c2", "snmp", params={
+        "host": "::1", "port": p["snmp"], "community": "env:EGOV_TEST_H5_COMMUNITY", "interface": {"name": "eth0"}})
 
 
 def test_every_collector_reaches_an_ipv6_target(tmp_path: Path, peers: dict):
-    agent = InProcessAgent(province_config(tmp_path, COLLECTORS, targets(peers)))
+    agent = InProcessAgent(ipv6_province(peers).write(tmp_path / "faults.yml"))
     try:
         s = agent.probe()
     finally:
@@ -223,8 +214,8 @@ def test_every_collector_reaches_an_ipv6_target(tmp_path: Path, peers: dict):
 @pytest.mark.parametrize("host", ["::2", "fe80::1", "::ffff:127.0.0.1", "2001:db8::1"])
 def test_an_ipv6_address_outside_the_allowlist_is_refused_naming_it(tmp_path: Path, host: str):
     """::1/128 allows ::1 only: not its neighbour, not a link-local router, not IPv4 loopback written as IPv6."""
-    path = province_config(tmp_path, "  tcp: {interval: 30s, timeout: 2s}",
-                           f'  - {{id: t6, unit: c1, collector: tcp, params: {{host: "{host}", port: 80}}}}')
+    p = province().collector("tcp", interval="30s", timeout="2s")
+    path = p.target("t6", "c1", "tcp", params={"host": host, "port": 80}).write(tmp_path / "faults.yml")
     with pytest.raises(ProbeNotAllowed) as caught:
         Agent(load_config(path))
     assert f"target t6: address {host} is outside EGOV_AGENT_PROBE_ALLOW" in str(caught.value)

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import sample
-from faults_util import InProcessAgent, ScriptedHttp, province_config
+from support.exposition import sample
+from support.faults import InProcessAgent, ScriptedHttp, province
 
 from collectors.mcu.probe import McuCollector, McuParams, McuSettings
 from collectors.runner import run_probe
@@ -117,15 +117,9 @@ COUNTER_SCRIPT = [  # (what the MCU's counter says, total the agent exports, res
 
 
 def test_a_counter_going_backwards_never_makes_the_exported_counter_go_backwards(tmp_path: Path, mcu: ScriptedHttp):
-    path = province_config(tmp_path, "  mcu: {interval: 30s, timeout: 2s, down_after: 1}", f"""\
-  - id: mcu
-    unit: p
-    collector: mcu
-    params:
-      adapter: http
-      url: http://{HOST}:{mcu.port}/status
-      fields: {json.dumps(FIELDS)}
-""")
+    p = province().collector("mcu", interval="30s", timeout="2s", down_after=1)
+    p.target("mcu", "p", "mcu", params={"adapter": "http", "url": f"http://{HOST}:{mcu.port}/status", "fields": FIELDS})
+    path = p.write(tmp_path / "faults.yml")
     agent = InProcessAgent(path)
     try:
         exported = []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.province import bac_giang
 
 from agent.config.loading import load_config
 from agent.config.yamlsource import ConfigError
@@ -17,6 +18,7 @@ from agent.config.yamlsource import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 PROVINCE = ROOT / "config" / "provinces" / "bac-giang"
 
+# Kept as text: the errors quote their line in it (c.yml:10 below).
 HEAD = """\
 province: {code: lab, name_vi: Tỉnh thử nghiệm, name_en: Test province}
 levels: [province]
@@ -67,14 +69,8 @@ def test_portals_file_is_what_the_generator_writes(tmp_path):
 
 
 def test_bac_giang_portals_validate_with_the_province_units(tmp_path):
-    path = tmp_path / "bg.yml"
-    path.write_text(f"""\
-province: {{code: bac-giang, name_vi: Tỉnh Bắc Giang, name_en: Bac Giang Province}}
-levels: [province, district, commune, department, site]
-include: [{PROVINCE / 'units.yml'}, {PROVINCE / 'portals.yml'}]
-collectors:
-  http: {{interval: 60s, timeout: 15s, concurrency: 16}}
-""", encoding="utf-8")
+    province = bac_giang("portals.yml").collector("http", interval="60s", timeout="15s", concurrency=16)
+    path = province.write(tmp_path / "bg.yml")
     proc = subprocess.run([sys.executable, "-m", "agent.app.cli", "check-config", str(path)], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from support.province import bac_giang
 
 from agent.app.runtime import Agent
 from agent.config.loading import load_config
 from agent.lab import Lab, write_config
-
-PROVINCE = Path(__file__).resolve().parent.parent / "config" / "provinces" / "bac-giang"
 
 # The portal KPIs proposed for config/provinces/bac-giang.yml (quotes checked against the seeds).
 KPIS = """\
@@ -104,13 +102,9 @@ FAULTS = {"portal-tu-phap": "down", "portal-hh": "wrong_content", "portal-bg": "
 def exposition(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bg-portals")
     province = tmp / "bac-giang.yml"
-    province.write_text(f"""\
-province: {{code: bac-giang, name_vi: Tỉnh Bắc Giang, name_en: Bac Giang Province}}
-levels: [province, district, commune, department, site]
-include: [{PROVINCE / 'units.yml'}, {PROVINCE / 'portals.yml'}]
-collectors:
-  http: {{interval: 60s, timeout: 5s, concurrency: 64, settings: {{threads: 16}}}}
-{KPIS}""", encoding="utf-8")
+    portals = bac_giang("portals.yml").collector("http", interval="60s", timeout="5s", concurrency=64,
+                                                 settings={"threads": 16})
+    province.write_text(portals.yaml() + KPIS, encoding="utf-8")
 
     async def main() -> tuple[str, Agent]:
         lab = Lab(province, down_ratio=0.0)

@@ -15,24 +15,12 @@ import psutil
 import pytest
 import requests
 import trustme
-from conftest import free_port, parse_samples, write_config
-from http_load import Latencies, scrape_for, slow_loris_process, slow_loris_result
-from service_util import Agent, wait_until
+from support.exposition import parse_samples
+from support.http_load import Latencies, scrape_for, slow_loris_process, slow_loris_result
+from support.net import free_port
+from support.province import one_system, web_config
+from support.service import Agent, wait_until
 
-PROVINCE = """\
-province: {code: test, name_vi: Tỉnh Thử, name_en: Test Province}
-levels: [province, site]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - {id: thdl, name_vi: Trung tâm THDL, level: site}
-collectors:
-  tcp: {interval: 1s, timeout: 0.5s}
-targets:
-  - {id: sys-a, unit: thdl, collector: tcp, params: {host: 127.0.0.1, port: 1}}
-"""
 WORKERS = 8  # agent.webserver.Limits.workers
 
 
@@ -42,7 +30,7 @@ def agents(tmp_path: Path):
 
     def start(host: str, extra: list[str] | None = None, scheme: str = "http", **kwargs) -> Agent:
         port = free_port(host)
-        agent = Agent(tmp_path, write_config(tmp_path / "province.yml", PROVINCE),
+        agent = Agent(tmp_path, one_system().write(tmp_path / "province.yml"),
                       ["--listen", f"{host}:{port}", *(extra or [])], port=port, scheme=scheme, **kwargs)
         agent.base = f"{scheme}://{host}:{port}"
         agent.host = host  # type: ignore[attr-defined]
@@ -151,7 +139,7 @@ def test_stalled_handshakes_and_slow_requests_end_at_the_read_deadline(tmp_path:
     """A TLS handshake left half done, a silent connection, and a request sent a byte a second (over TLS) are
     each closed once --web.read-timeout has passed since they connected, and counted."""
     ca, cert, key = server_cert
-    web = write_config(tmp_path / "web.yml", f"tls_server_config: {{cert_file: {cert}, key_file: {key}}}\n")
+    web = web_config(tmp_path / "web.yml", cert, key)
     agent = agents("127.43.0.3", ["--web.config.file", str(web), "--web.read-timeout", "2s"], scheme="https")
     agent.wait_ready(verify=str(ca))
     address = ("127.43.0.3", agent.port)

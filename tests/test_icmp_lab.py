@@ -12,42 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, parse_samples, sample, write_config
+from support.exposition import parse_samples, sample
+from support.paths import REPO
+from support.province import commune_routers
 
 from agent.app.runtime import Agent
 from agent.config.loading import load_config
 from agent.engine.scheduler import Scheduler
 from agent.lab import Lab
 from agent.lab import write_config as write_lab_config
-
-PROVINCE = """\
-province: {code: test, name_vi: Tỉnh Thử, name_en: Test Province}
-levels: [province, commune]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - {id: c1, name_vi: Xã Một, level: commune}
-      - {id: c2, name_vi: Xã Hai, level: commune}
-      - {id: c3, name_vi: Xã Ba, level: commune}
-      - {id: c4, name_vi: Xã Bốn, level: commune}
-collectors:
-  icmp:
-    timeout: 800ms
-    settings: {up_rule: {max_loss: 0.5, over_probes: 1}}
-targets:
-  - {id: r1, unit: c1, collector: icmp, params: {host: 10.20.0.1, count: 40, interval: 0.005}}
-  - {id: r2, unit: c2, collector: icmp, params: {host: 10.20.0.2, count: 40, interval: 0.005}}
-  - {id: r3, unit: c3, collector: icmp, params: {host: 10.20.0.3, count: 40, interval: 0.005}}
-  - {id: r4, unit: c4, collector: icmp, params: {host: 10.20.0.4, count: 40, interval: 0.005}}
-kpis:
-  - id: wan_commune_coverage
-    class: direct
-    title_vi: Tỷ lệ xã kết nối mạng WAN
-    title_en: Communes connected to the WAN
-    measure: {kind: coverage, select: {collector: icmp, level: commune}}
-"""
 
 
 def nft_tables() -> str:
@@ -67,7 +40,8 @@ class LabAndAgent:
 
     def __init__(self, tmp_path: Path) -> None:
         self.runner = asyncio.Runner()
-        self.lab = Lab(write_config(tmp_path / "province.yml", PROVINCE), down_ratio=0.25)
+        province = commune_routers("10.20.0", 4, count=40, interval=0.005).write(tmp_path / "province.yml")
+        self.lab = Lab(province, down_ratio=0.25)
         data = self.runner.run(self.lab.start())
         write_lab_config(data, tmp_path / "agent.yml")
         loaded = load_config(tmp_path / "agent.yml")

@@ -8,32 +8,19 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, REPO, parse_samples, sample, write_config
-from icmp_netns import require_netns
-
-PROVINCE = """\
-province: {{code: test, name_vi: Tỉnh Thử, name_en: Test Province}}
-levels: [province, commune]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - {{id: c1, name_vi: Xã Một, level: commune}}
-collectors:
-  icmp:
-    timeout: 2s
-    settings: {settings}
-targets:
-{targets}
-"""
+from support.exposition import parse_samples, sample
+from support.icmp_netns import require_netns
+from support.paths import AGENT, REPO
+from support.province import Province
 
 
-def province(tmp_path: Path, targets: dict[str, str], settings: str = "{}", params: str = "count: 5, interval: 0.02"
-             ) -> Path:
-    lines = [f"  - {{id: {tid}, unit: c1, collector: icmp, params: {{host: '{host}', {params}}}}}"
-             for tid, host in targets.items()]
-    return write_config(tmp_path / "icmp.yml", PROVINCE.format(settings=settings, targets="\n".join(lines)))
+def province(tmp_path: Path, targets: dict[str, str], settings: dict | None = None,
+             params: dict | None = None) -> Path:
+    """Commune c1 pinging each of ``targets`` (id: address), 5 echoes 20 ms apart unless ``params`` says."""
+    p = Province().unit("c1", "Xã Một").collector("icmp", timeout="2s", settings=settings or {})
+    for target_id, host in targets.items():
+        p.target(target_id, "c1", "icmp", params={"host": host, **(params or {"count": 5, "interval": 0.02})})
+    return p.write(tmp_path / "icmp.yml")
 
 
 def once(path: Path, prefix: list[str] | None = None) -> subprocess.CompletedProcess:
@@ -67,8 +54,8 @@ def test_loopback_answers_five_echoes(tmp_path):
 
 
 def test_bad_settings_and_params_are_located_errors(tmp_path):
-    path = province(tmp_path, {"r": "127.0.0.1"}, settings="{privileged: sometimes, up_rule: {max_loss: 1.5}}",
-                    params="count: 0, interval: 0.02")
+    path = province(tmp_path, {"r": "127.0.0.1"}, settings={"privileged": "sometimes", "up_rule": {"max_loss": 1.5}},
+                    params={"count": 0, "interval": 0.02})
     result = subprocess.run([*AGENT, "check-config", str(path)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     for key in ("collectors.icmp.settings.privileged", "collectors.icmp.settings.up_rule.max_loss",
@@ -101,14 +88,14 @@ def without_net_raw(namespace: str, ping_groups: str) -> list[str]:
 def test_without_cap_net_raw_ping_sockets_take_over(tmp_path, bare_namespace):
     gid = os.getgid()
     prefix = without_net_raw(bare_namespace, f"{gid} {gid}")
-    result = once(province(tmp_path, {"lo": "127.0.0.1"}, settings="{privileged: auto}"), prefix)
+    result = once(province(tmp_path, {"lo": "127.0.0.1"}, settings={"privileged": "auto"}), prefix)
     assert result.returncode == 0, result.stderr
     s = parse_samples(result.stdout)
     assert sample(s, "egov_target_up", target="lo") == 1
     assert sample(s, "egov_icmp_echo_replies_total", target="lo") == 5
     assert "IPv4 probes use unprivileged ICMP sockets" in result.stderr
 
-    result = once(province(tmp_path, {"lo": "127.0.0.1"}, settings="{privileged: true}"), prefix)
+    result = once(province(tmp_path, {"lo": "127.0.0.1"}, settings={"privileged": True}), prefix)
     s = parse_samples(result.stdout)
     assert sample(s, "egov_target_up", target="lo") == 0
     assert sample(s, "egov_target_probe_failures_total", target="lo", reason="permission") == 1

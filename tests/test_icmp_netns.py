@@ -12,51 +12,34 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import AGENT, REPO, parse_samples, sample, write_config
-from icmp_netns import RouterNamespace, router_ns  # noqa: F401 - fixture
+from support.exposition import parse_samples, sample
+from support.icmp_netns import RouterNamespace, router_ns  # noqa: F401 - fixture
+from support.paths import AGENT, REPO
+from support.province import Province, coverage, ops_target
 
 from agent.app.runtime import Agent
 from agent.config.loading import load_config
 from agent.engine.scheduler import Scheduler
 
-CONFIG = """\
-province: {{code: test, name_vi: Tỉnh Thử, name_en: Test Province}}
-levels: [province, commune]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - {{id: c1, name_vi: Xã Một, level: commune}}
-      - {{id: c2, name_vi: Xã Hai, level: commune}}
-      - {{id: c3, name_vi: Xã Ba, level: commune}}
-collectors:
-  icmp:
-    interval: 30s
-    timeout: {timeout}
-    down_after: 1  # the up rule's own verdict, probe by probe (it is the ICMP debounce)
-    settings: {{up_rule: {{max_loss: 0.5, over_probes: {over}}}}}
-targets:
-{targets}
-kpis:
-  - id: wan_commune_coverage
-    class: direct
-    title_vi: Tỷ lệ xã kết nối mạng WAN
-    title_en: Communes connected to the WAN
-    measure: {{kind: coverage, select: {{collector: icmp, level: commune}}}}
-    targets: [{{phase: ops, deadline: 2030-12-31, comparator: ">=", value: 100%, origin: ops}}]
-"""
+
+def target(target_id: str, unit: str, host: str, count: int = 5, interval: float = 0.02) -> dict[str, Any]:
+    return {"target_id": target_id, "unit": unit, "params": {"host": host, "count": count, "interval": interval}}
 
 
-def target(target_id: str, unit: str, host: str, count: int = 5, interval: float = 0.02) -> str:
-    return (f"  - {{id: {target_id}, unit: {unit}, collector: icmp, "
-            f"params: {{host: {host}, count: {count}, interval: {interval}}}}}")
-
-
-def config(tmp_path: Path, targets: list[str], timeout: str = "2s", over: int = 3) -> Path:
-    return write_config(tmp_path / "icmp.yml", CONFIG.format(timeout=timeout, over=over, targets="\n".join(targets)))
+def config(tmp_path: Path, targets: list[dict[str, Any]], timeout: str = "2s", over: int = 3) -> Path:
+    """Communes c1..c3 pinged by ``targets``, judged probe by probe, and their WAN coverage."""
+    p = Province().unit("c1", "Xã Một").unit("c2", "Xã Hai").unit("c3", "Xã Ba")
+    p.collector("icmp", interval="30s", timeout=timeout,
+                down_after=1,  # the up rule's own verdict, probe by probe (it is the ICMP debounce)
+                settings={"up_rule": {"max_loss": 0.5, "over_probes": over}})
+    for one in targets:
+        p.target(collector="icmp", **one)
+    p.kpi("wan_commune_coverage", coverage(collector="icmp", level="commune"), title_vi="Tỷ lệ xã kết nối mạng WAN",
+          title_en="Communes connected to the WAN", targets=[ops_target("100%")])
+    return p.write(tmp_path / "icmp.yml")
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ import struct
 import time
 from pathlib import Path
 
-from conftest import parse_samples, sample, write_config
-from icmp_netns import RouterNamespace, router_ns  # noqa: F401 - fixture
+from support.exposition import parse_samples, sample
+from support.icmp_netns import RouterNamespace, router_ns  # noqa: F401 - fixture
+from support.province import Province
 
 from agent.app.runtime import Agent
 from agent.config.loading import load_config
@@ -33,28 +34,12 @@ TARGETS, ECHOES = 200, 5
 PASS_SECONDS = 0.005  # CPU time each pass of the loop spends outside the ICMP reader
 NETWORK = "127.81.0"  # outside the lab's 127.77.0.0/16, whose nftables faults must not touch this test
 
-CONFIG = """\
-province: {{code: test, name_vi: Tỉnh Thử, name_en: Test Province}}
-levels: [province, commune]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - {{id: c1, name_vi: Xã Một, level: commune}}
-collectors:
-  icmp:
-    timeout: 2s
-    concurrency: {targets}
-targets:
-{targets_yaml}
-"""
-
-
 def config(tmp_path: Path) -> Path:
-    lines = [f"  - {{id: r{i}, unit: c1, collector: icmp, "
-             f"params: {{host: '{NETWORK}.{i}', count: {ECHOES}, interval: 0.02}}}}" for i in range(1, TARGETS + 1)]
-    return write_config(tmp_path / "icmp.yml", CONFIG.format(targets=TARGETS, targets_yaml="\n".join(lines)))
+    """Commune c1 pinging TARGETS loopback addresses at once (concurrency: all of them)."""
+    p = Province().unit("c1", "Xã Một").collector("icmp", timeout="2s", concurrency=TARGETS)
+    for i in range(1, TARGETS + 1):
+        p.target(f"r{i}", "c1", "icmp", params={"host": f"{NETWORK}.{i}", "count": ECHOES, "interval": 0.02})
+    return p.write(tmp_path / "icmp.yml")
 
 
 async def cycle_on_a_busy_loop(agent: Agent, scheduler: Scheduler) -> int:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, write_config
+from support.paths import REPO
+from support.province import write_config
 
 from agent.config.loading import load_config
 from agent.lab import Lab

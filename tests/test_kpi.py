@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from conftest import write_config
+from support.province import Province, availability, count, coverage, ops_target
 
 from agent.config.loading import load_config
 from agent.config.schema import KpiTarget
@@ -59,79 +59,32 @@ def test_comparators(kw: dict, value: float, met: bool | None) -> None:
     assert is_met(target(**kw), value) is met
 
 
-CONFIG = """\
-province: {code: t, name_vi: T, name_en: T}
-levels: [province, district, commune]
-units:
-  - id: p
-    name_vi: P
-    level: province
-    children:
-      - id: d1
-        name_vi: D1
-        level: district
-        children:
-          - {id: c1, name_vi: C1, level: commune}
-          - {id: c2, name_vi: C2, level: commune}
-      - id: d2
-        name_vi: D2
-        level: district
-        children:
-          - {id: c3, name_vi: C3, level: commune}
-          - {id: c4, name_vi: C4, level: commune}
-collectors:
-  tcp: {interval: 10s, timeout: 2s}
-targets:
-  - {id: d1-link, unit: d1, collector: tcp, tags: [wan], params: {host: 127.0.0.1, port: 1}}
-  - {id: c1-a, unit: c1, collector: tcp, tags: [wan], params: {host: 127.0.0.1, port: 1}}
-  - {id: c1-b, unit: c1, collector: tcp, tags: [wan], params: {host: 127.0.0.1, port: 1}}
-  - {id: c2-a, unit: c2, collector: tcp, tags: [wan], params: {host: 127.0.0.1, port: 1}}
-  - {id: c3-a, unit: c3, collector: tcp, tags: [wan], params: {host: 127.0.0.1, port: 1}}
-manual: {file: manual.csv, stale_after: 30d}
-kpis:
-  - id: communes_any
-    class: direct
-    title_vi: a
-    title_en: a
-    measure: {kind: coverage, select: {tags: [wan], level: commune}, group_by: district}
-    targets: [{phase: x, deadline: 2030-01-01, comparator: "=", value: 100%, origin: ops}]
-  - id: communes_all
-    class: direct
-    title_vi: a
-    title_en: a
-    measure: {kind: coverage, select: {tags: [wan], level: commune}, unit_up: all}
-  - id: districts
-    class: direct
-    title_vi: a
-    title_en: a
-    measure: {kind: coverage, select: {tags: [wan], level: district}}
-  - id: targets_up
-    class: direct
-    title_vi: a
-    title_en: a
-    measure: {kind: count, select: {tags: [wan], under: d1}}
-  - id: availability
-    class: direct
-    title_vi: a
-    title_en: a
-    measure: {kind: availability, select: {tags: [wan]}, window: 1h}
-  - id: survey
-    class: manual
-    title_vi: a
-    title_en: a
-    measure: {kind: ratio}
-  - id: output
-    class: manual
-    title_vi: a
-    title_en: a
-    unit: vnd
-    measure: {kind: value}
-"""
+def province(kpis: bool = True) -> Province:
+    """Districts d1 (communes c1, c2) and d2 (c3, c4); WAN links at d1, c1 (two), c2 and c3, none at c4."""
+    p = Province(code="t", levels=["province", "district", "commune"])
+    p.unit("d1", level="district").each_unit(["c1", "c2"], parent="d1")
+    p.unit("d2", level="district").each_unit(["c3", "c4"], parent="d2")
+    p.collector("tcp", interval="10s", timeout="2s")
+    for target_id in ("d1-link", "c1-a", "c1-b", "c2-a", "c3-a"):
+        p.target(target_id, unit=target_id.split("-")[0], collector="tcp", tags=["wan"],
+                 params={"host": "127.0.0.1", "port": 1})
+    if not kpis:
+        return p
+    p.section("manual", {"file": "manual.csv", "stale_after": "30d"})
+    p.kpi("communes_any", coverage(tags=["wan"], level="commune", group_by="district"),
+          targets=[ops_target("100%", "=", deadline="2030-01-01", phase="x")])
+    p.kpi("communes_all", coverage(tags=["wan"], level="commune", unit_up="all"))
+    p.kpi("districts", coverage(tags=["wan"], level="district"))
+    p.kpi("targets_up", count(tags=["wan"], under="d1"))
+    p.kpi("availability", availability(tags=["wan"], window="1h"))
+    p.kpi("survey", {"kind": "ratio"}, kpi_class="manual")
+    p.kpi("output", {"kind": "value"}, kpi_class="manual", unit="vnd")
+    return p
 
 
 def engine_for(tmp_path: Path, manual_csv: str = "kpi,date,source,value\n"):
     (tmp_path / "manual.csv").write_text(manual_csv, encoding="utf-8")
-    loaded = load_config(write_config(tmp_path / "c.yml", CONFIG))
+    loaded = load_config(province().write(tmp_path / "c.yml"))
     config = loaded.config
     units = UnitIndex(config)
     return KpiEngine(config, units, ManualData(loaded.resolve_path("manual.csv"))), Store()
@@ -221,9 +174,7 @@ def test_manual_yaml_file(tmp_path: Path) -> None:
 
 
 def test_unit_index_labels_every_level(tmp_path: Path) -> None:
-    loaded = load_config(write_config(tmp_path / "c.yml", CONFIG.replace("manual: {file: manual.csv, "
-                                                                          "stale_after: 30d}\n", "")
-                                      .split("kpis:")[0]))
+    loaded = load_config(province(kpis=False).write(tmp_path / "c.yml"))
     units = UnitIndex(loaded.config)
     assert units.hierarchy_values("c3") == ("p", "d2", "c3")
     assert units.hierarchy_values("d1") == ("p", "d1", "")

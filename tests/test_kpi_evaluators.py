@@ -6,7 +6,7 @@ import subprocess
 import sys
 import typing
 
-from conftest import REPO
+from support.paths import REPO
 
 from agent.config.schema import AvailabilityMeasure, CountMeasure, CoverageMeasure, Measure, RatioMeasure, ValueMeasure
 from agent.engine.kpi import EVALUATORS, FROM_IMPORTED_DATA, evaluator_of

@@ -22,33 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, REPO, free_port, http_get, write_config
+from support.net import free_port, http_get
+from support.paths import AGENT, REPO
+from support.province import commune_routers
 
 NETWORK = "127.211.0.0/16"
-PROVINCE = """\
-province: {code: test, name_vi: Tỉnh Thử, name_en: Test Province}
-levels: [province, commune]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - {id: c1, name_vi: Xã Một, level: commune}
-      - {id: c2, name_vi: Xã Hai, level: commune}
-collectors:
-  icmp:
-    timeout: 800ms
-    settings: {up_rule: {max_loss: 0.5, over_probes: 1}}
-targets:
-  - {id: r1, unit: c1, collector: icmp, params: {host: 10.30.0.1, count: 3, interval: 0.01}}
-  - {id: r2, unit: c2, collector: icmp, params: {host: 10.30.0.2, count: 3, interval: 0.01}}
-kpis:
-  - id: wan_commune_coverage
-    class: direct
-    title_vi: Tỷ lệ xã kết nối mạng WAN
-    title_en: Communes connected to the WAN
-    measure: {kind: coverage, select: {collector: icmp, level: commune}}
-"""
 
 
 @pytest.fixture
@@ -180,7 +158,7 @@ def run(tmp_path: Path) -> Iterator:
 
 
 def argv_for(command: str, tmp_path: Path, down_ratio: float = 0.0, control: str = "127.0.0.1:0") -> list[str]:
-    province = write_config(tmp_path / "province.yml", PROVINCE)
+    province = commune_routers("10.30.0", 2, count=3, interval=0.01).write(tmp_path / "province.yml")
     if command == "demo":
         return [*AGENT, "demo", "--province", str(province), "--listen", f"127.0.0.1:{free_port()}",
                 "--network", NETWORK, "--down-ratio", str(down_ratio)]

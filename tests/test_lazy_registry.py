@@ -13,22 +13,18 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from support.province import Province
 
 from collectors import REGISTRY, discover_kinds
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("pysnmp", "pyasn1", "pycurl", "httpx", "cryptography", "openpyxl", "numpy")
 
-ICMP_ONLY = """\
-province: {code: t, name_vi: Tỉnh Thử, name_en: Test Province}
-levels: [province, commune]
-units:
-  - {id: t, name_vi: Tỉnh Thử, level: province, children: [{id: c1, name_vi: Xã Một, level: commune}]}
-collectors:
-  icmp: {interval: 30s, timeout: 2s}
-targets:
-  - {id: r1, unit: c1, collector: icmp, params: {host: 127.0.0.1}}
-"""
+
+def icmp_only() -> Province:
+    p = Province(code="t", root="t").unit("c1", "Xã Một")
+    p.collector("icmp", interval="30s", timeout="2s")
+    return p.target("r1", "c1", "icmp", params={"host": "127.0.0.1"})
 
 
 def loaded_modules(code: str) -> list[str]:
@@ -44,8 +40,7 @@ def loaded_modules(code: str) -> list[str]:
 
 
 def test_an_icmp_only_agent_loads_neither_pysnmp_nor_pycurl(tmp_path: Path) -> None:
-    config = tmp_path / "icmp.yml"
-    config.write_text(ICMP_ONLY, encoding="utf-8")
+    config = icmp_only().write(tmp_path / "icmp.yml")
     loaded = loaded_modules(f"""
         from agent.config.loading import load_config
         from agent.app.runtime import Agent
@@ -65,10 +60,7 @@ def test_check_config_of_bac_giang_validates_every_kind_without_their_libraries(
 
 
 def test_a_configured_kind_is_loaded_to_run_it(tmp_path: Path) -> None:
-    config = tmp_path / "snmp.yml"
-    config.write_text(ICMP_ONLY.replace("  icmp: {interval: 30s, timeout: 2s}\n",
-                                        "  icmp: {interval: 30s, timeout: 2s}\n  snmp: {interval: 30s, timeout: 5s}\n"),
-                      encoding="utf-8")
+    config = icmp_only().collector("snmp", interval="30s", timeout="5s").write(tmp_path / "snmp.yml")
     assert "pysnmp" in loaded_modules(f"""
         from agent.config.loading import load_config
         load_config({str(config)!r})

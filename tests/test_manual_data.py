@@ -12,8 +12,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import parse_samples, sample, write_config
-from sources_util import UNITS, MidRead
+from support.exposition import parse_samples, sample
+from support.province import write_config
+from support.sources import MidRead, units
 
 from agent.app.runtime import Agent
 from agent.config.loading import load_config
@@ -40,7 +41,7 @@ def manual_kpi(kpi_id: str) -> str:
 
 
 def config(tmp_path: Path, manual: str = "{file: manual.csv}") -> Path:
-    body = UNITS.replace("province: {code: t,", "province: {timezone: Asia/Ho_Chi_Minh, code: t,")
+    body = units(timezone="Asia/Ho_Chi_Minh").yaml()
     return write_config(tmp_path / "province.yml",
                         body + f"manual: {manual}\nkpis:\n" + manual_kpi("survey") + manual_kpi("training"))
 

@@ -17,8 +17,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import AGENT, REPO, AgentProcess, parse_samples, sample, write_config
-from snmp_peers import net_snmp
+from support.agent_process import AgentProcess
+from support.exposition import parse_samples, sample
+from support.paths import AGENT, REPO
+from support.province import Province
+from support.snmp_peers import net_snmp
 
 from collectors.lab_addresses import AddressPool
 from collectors.mcu.lab import McuSimulator
@@ -34,58 +37,35 @@ GENERIC_FIELDS = {"active_conferences": "/conferences/active", "largest_conferen
                   "ports_in_use": "/ports/in_use", "ports_total": "ports.total",
                   "meetings_held": "counters.conferences_held", "endpoint_ids": "registrations.*.id"}
 
-PROVINCE = f"""\
-province: {{code: mcu-test, name_vi: Tỉnh Thử, name_en: Test Province}}
-levels: [province, commune, site]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - {{id: thdl, name_vi: Trung tâm THDL, level: site}}
-      - {{id: c1, name_vi: Xã Một, level: commune}}
-      - {{id: c2, name_vi: Xã Hai, level: commune}}
-collectors:
-  sip: {{interval: 30s, timeout: 2s}}
-  mcu: {{interval: 1s, timeout: 1s}}
-targets:
-  - {{id: c1-sip, unit: c1, collector: sip, params: {{host: 10.30.1.1, user: c1}}}}
-  - {{id: c2-sip, unit: c2, collector: sip, params: {{host: 10.30.1.2, user: c2, transport: tcp}}}}
-  - id: mcu-jitsi
-    unit: thdl
-    collector: mcu
-    tags: [vc_mcu]
-    params: {{adapter: http, url: "http://10.30.0.1:8080/colibri/stats", profile: jitsi_videobridge}}
-  - id: mcu-generic
-    unit: thdl
-    collector: mcu
-    params:
-      adapter: http
-      url: https://mcu.example.vn/api/status
-      auth: {{kind: basic, username: monitor, password: env:EGOV_TEST_MCU_PASSWORD}}
-      fields: {json.dumps(GENERIC_FIELDS)}
-      expected_endpoints: [c1, c2, c9]
-  - id: mcu-snmp
-    unit: thdl
-    collector: mcu
-    params:
-      adapter: snmp
-      host: 10.30.0.3
-      community: env:EGOV_SNMP_COMMUNITY
-      oids: {json.dumps(OIDS)}
-      expected_endpoints: [c1, c2]
-"""
+
+
+def province() -> Province:
+    """Two communes' SIP endpoints and three MCUs at the THDL: Jitsi, a generic JSON API and SNMP."""
+    p = Province(code="mcu-test", levels=["province", "commune", "site"])
+    p.unit("thdl", "Trung tâm THDL", level="site").unit("c1", "Xã Một").unit("c2", "Xã Hai")
+    p.collector("sip", interval="30s", timeout="2s").collector("mcu", interval="1s", timeout="1s")
+    p.target("c1-sip", "c1", "sip", params={"host": "10.30.1.1", "user": "c1"})
+    p.target("c2-sip", "c2", "sip", params={"host": "10.30.1.2", "user": "c2", "transport": "tcp"})
+    p.target("mcu-jitsi", "thdl", "mcu", tags=["vc_mcu"], params={
+        "adapter": "http", "url": "http://10.30.0.1:8080/colibri/stats", "profile": "jitsi_videobridge"})
+    p.target("mcu-generic", "thdl", "mcu", params={
+        "adapter": "http", "url": "https://mcu.example.vn/api/status",
+        "auth": {"kind": "basic", "username": "monitor", "password": "env:EGOV_TEST_MCU_PASSWORD"},
+        "fields": GENERIC_FIELDS, "expected_endpoints": ["c1", "c2", "c9"]})
+    return p.target("mcu-snmp", "thdl", "mcu", params={
+        "adapter": "snmp", "host": "10.30.0.3", "community": "env:EGOV_SNMP_COMMUNITY", "oids": OIDS,
+        "expected_endpoints": ["c1", "c2"]})
 
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[dict]:
     """``egov-agent lab`` on the test province; yields the agent configuration it wrote (as data)
     with the path under ``_path`` and the control URL under ``_control``."""
-    province = write_config(tmp_path / "province.yml", PROVINCE)
+    province_ = province().write(tmp_path / "province.yml")
     agent_config = tmp_path / "lab" / "agent.yml"
     env = {k: v for k, v in os.environ.items() if k != "EGOV_SNMP_COMMUNITY"}  # the lab brings its own
     with (tmp_path / "lab.log").open("wb") as log:
-        proc = subprocess.Popen([*AGENT, "lab", "--config", str(province), "--write-config", str(agent_config),
+        proc = subprocess.Popen([*AGENT, "lab", "--config", str(province_), "--write-config", str(agent_config),
                                  "--down-ratio", "0"], stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     try:
         deadline = time.monotonic() + 30

@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from snmp_peers import net_snmp, snmpd
+from support.snmp_peers import net_snmp, snmpd
 
 from collectors.api import ProbeResult
 from collectors.mcu.probe import McuCollector, McuParams, McuSettings

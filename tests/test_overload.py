@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from conftest import parse_samples, sample, write_config
-from starved_agent import LAB_NETWORK, province, starve
+from support.exposition import parse_samples, sample
+from support.starved_agent import LAB_NETWORK, province, starve
 
 from agent.app.runtime import Agent
 from agent.config.loading import load_config
@@ -51,11 +50,9 @@ def test_a_timeout_while_the_loop_was_late_is_an_overrun_and_one_failure_is_not_
     async def run() -> dict[str, Any]:
         simulator = SnmpSimulator(AddressPool(ipaddress.IPv4Network(LAB_NETWORK)))
         params = await simulator.add("c0-0-snmp", {"host": "10.9.0.1", "interface": {"index": 1}}, True)
-        body = yaml.safe_load(province(20, "{interval: 30s, timeout: 1s, down_after: 2, "
-                                           "settings: {timeout: 0.4, retries: 0}}"))
-        body["targets"] = [dict(body["targets"][0], params=params)]
-        config = tmp_path / "agent.yml"
-        config.write_text(yaml.safe_dump(body, allow_unicode=True), encoding="utf-8")
+        one = province(20, "{interval: 30s, timeout: 1s, down_after: 2, settings: {timeout: 0.4, retries: 0}}")
+        one.targets[:] = [dict(one.targets[0], params=params)]
+        config = one.write(tmp_path / "agent.yml")
         agent = Agent(load_config(config))
         scheduler = Scheduler(agent.loaded, agent.store, agent.collectors, agent.targets)
         watching = asyncio.create_task(scheduler.watch.run())
@@ -99,10 +96,11 @@ def test_a_timeout_while_the_loop_was_late_is_an_overrun_and_one_failure_is_not_
 
 
 def test_down_after_one_keeps_the_first_failure_down_and_zero_is_refused(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "p.yml", province(20, "{interval: 30s, timeout: 1s, down_after: 0}"))
+    ensure_community()  # not left to the test before: run alone (-m unit), it found the variable unset
+    config = province(20, "{interval: 30s, timeout: 1s, down_after: 0}").write(tmp_path / "p.yml")
     with pytest.raises(ConfigError, match=r"collectors.*snmp.*down_after"):
         load_config(config)
-    write_config(config, province(20, "{interval: 30s, timeout: 1s}"))
+    province(20, "{interval: 30s, timeout: 1s}").write(config)
     assert load_config(config).config.collectors["snmp"].down_after == 2
     store = Store()
     assert store.record("a", "snmp", ProbeResult(True), 0.01, down_after=1)

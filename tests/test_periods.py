@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from conftest import write_config
+from support.province import write_config
 
 from agent.config.loading import load_config
 from agent.config.yamlsource import ConfigError
@@ -67,6 +67,7 @@ def test_bounds_follow_the_province_time_zone() -> None:
 
 
 def test_reporting_settings_are_validated_with_their_location(tmp_path: Path) -> None:
+    # YAML text, not support.province: the errors quote their lines (p.yml:6, p.yml:7).
     path = write_config(tmp_path / "p.yml", """\
         province: {code: t, name_vi: T, name_en: T}
         levels: [province]

@@ -14,8 +14,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import REPO, parse_samples, sample, write_config
-from sources_util import UNITS, exposition, fetch
+from support.exposition import parse_samples, sample
+from support.paths import REPO
+from support.province import write_config
+from support.sources import UNITS, exposition, fetch
 
 from agent.app.runtime import Agent
 from agent.config.loading import load_config

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import REPO, parse_samples
-from service_util import Agent, wait_until
+from support.exposition import parse_samples
+from support.paths import REPO
+from support.service import Agent, wait_until
 
 from agent.engine.pool import worker_of
 from agent.engine.sharding import Shard

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from snmp_peers import net_snmp_async, number
+from support.snmp_peers import net_snmp_async, number
 
 from collectors.api import ProbeResult
 from collectors.lab_addresses import AddressPool

@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, REPO, parse_samples, sample, write_config
-from snmp_peers import net_snmp, number, snmpsim, snmpsim_recordings
+from support.exposition import parse_samples, sample
+from support.paths import AGENT, REPO
+from support.province import Province
+from support.snmp_peers import net_snmp, number, snmpsim, snmpsim_recordings
 
 from collectors.api import ProbeResult
 from collectors.power.probe import PowerCollector, PowerParams, PowerSettings
@@ -183,30 +185,20 @@ def test_each_broken_device_gets_its_reason_and_the_good_ones_stay_up(devices: t
         assert "nope" not in result.detail and "eatonbad" not in result.detail
 
 
-AGENT_PROVINCE = """\
-province: {{code: t, name_vi: Tỉnh Thử, name_en: Test}}
-levels: [province, site]
-units:
-  - id: t
-    name_vi: Tỉnh Thử
-    level: province
-    children: [{{id: thdl, name_vi: THDL, level: site}}]
-collectors:
-  power: {{interval: 30s, timeout: 5s, settings: {{timeout: 0.5, retries: 0}}}}
-targets:
-  - {{id: ups-eaton, unit: thdl, collector: power,
-     params: {{host: {host}, port: {port}, profile: xups, community: "env:EGOV_TEST_POWER_EATON"}}}}
-  - {{id: pdu-a, unit: thdl, collector: power,
-     params: {{host: {host}, port: {port}, profile: apc_rpdu, community: "env:EGOV_TEST_POWER_APC8641"}}}}
-  - {{id: ups-wrong-mib, unit: thdl, collector: power,
-     params: {{host: {host}, port: {port}, profile: ups_mib, community: "env:EGOV_TEST_POWER_EATON"}}}}
-kpis: []
-"""
+def agent_province(host: str, port: int) -> Province:
+    """Three power devices at the THDL, all served by the one snmpsim; the third asks the wrong MIB."""
+    p = Province(code="t", name_en="Test", root="t").unit("thdl", "THDL", level="site")
+    p.collector("power", interval="30s", timeout="5s", settings={"timeout": 0.5, "retries": 0})
+    for target_id, profile, community in (("ups-eaton", "xups", "EATON"), ("pdu-a", "apc_rpdu", "APC8641"),
+                                          ("ups-wrong-mib", "ups_mib", "EATON")):
+        p.target(target_id, "thdl", "power", params={"host": host, "port": port, "profile": profile,
+                                                     "community": f"env:EGOV_TEST_POWER_{community}"})
+    return p
 
 
 def test_the_agent_exports_the_recorded_values(devices: tuple[str, int], tmp_path: Path) -> None:
     """``egov-agent once`` as a real process; its exposition parsed with prometheus_client's parser."""
-    config = write_config(tmp_path / "province.yml", AGENT_PROVINCE.format(host=devices[0], port=devices[1]))
+    config = agent_province(*devices).write(tmp_path / "province.yml")
     env = {**os.environ, "EGOV_AGENT_PROBE_ALLOW": "127.0.0.0/8,::1/128"}
     once = subprocess.run([*AGENT, "once", "--config", str(config), "--format", "prometheus"],
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=60)

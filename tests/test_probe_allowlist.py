@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Annotated
 
 import pytest
-from conftest import write_config
 from pydantic import Field
+from support.province import write_config
 
 from agent.app.runtime import Agent, ProbeNotAllowed
 from agent.config.loading import load_config

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import write_config
+from support.province import write_config
 
 from agent.config.loading import load_config
 from agent.domain.models import StrictModel

@@ -15,40 +15,37 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, http_get, parse_samples, sample, write_config
+from support.exposition import parse_samples, sample
+from support.net import http_get
+from support.paths import REPO
+from support.province import Province
 
 NETWORK = "127.93.10.0/24"
 TIMEOUT = 9.0  # seconds a dead router's first probe waits: /-/ready must come well before
 ROUTERS = 6
 
-PROVINCE = """\
-province: {code: test, name_vi: Tỉnh Thử, name_en: Test Province}
-levels: [province, commune]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-""" + "".join(f"      - {{id: c{i}, name_vi: Xã {i}, level: commune}}\n" for i in range(ROUTERS)) + f"""\
-collectors:
-  icmp: {{interval: 30s, timeout: {TIMEOUT:g}s}}
-  snmp: {{interval: 30s, timeout: {TIMEOUT:g}s, settings: {{timeout: 4, retries: 1}}}}
-targets:
-""" + "".join(f"""\
-  - {{id: r{i}-icmp, unit: c{i}, collector: icmp, tags: [wan_link], params: {{host: 10.20.0.{i + 1}}}}}
-  - {{id: r{i}-snmp, unit: c{i}, collector: snmp, tags: [wan_link],
-     params: {{host: 10.20.0.{i + 1}, community: "env:EGOV_SNMP_COMMUNITY",
-              interface: {{name: GigabitEthernet0/0/0}}}}}}
-""" for i in range(ROUTERS))
+
+
+def province() -> Province:
+    """ROUTERS communes, each router probed by ICMP and SNMP, both waiting TIMEOUT on a dead one."""
+    p = Province().collector("icmp", interval="30s", timeout=f"{TIMEOUT:g}s")
+    p.collector("snmp", interval="30s", timeout=f"{TIMEOUT:g}s", settings={"timeout": 4, "retries": 1})
+    for i in range(ROUTERS):
+        host = f"10.20.0.{i + 1}"
+        p.unit(f"c{i}", f"Xã {i}")
+        p.target(f"r{i}-icmp", f"c{i}", "icmp", tags=["wan_link"], params={"host": host})
+        p.target(f"r{i}-snmp", f"c{i}", "snmp", tags=["wan_link"], params={
+            "host": host, "community": "env:EGOV_SNMP_COMMUNITY", "interface": {"name": "GigabitEthernet0/0/0"}})
+    return p
 
 
 @pytest.fixture
 def lab(tmp_path: Path):
     if os.geteuid() != 0 or shutil.which("nft") is None:
         pytest.skip("dead routers in the lab need root and nft (nftables drops their echoes)")
-    province = write_config(tmp_path / "province.yml", PROVINCE)
+    province_ = province().write(tmp_path / "province.yml")
     agent_config = tmp_path / "agent.yml"
-    proc = subprocess.Popen([sys.executable, "-m", "agent.app.cli", "lab", "--config", str(province), "--write-config",
+    proc = subprocess.Popen([sys.executable, "-m", "agent.app.cli", "lab", "--config", str(province_), "--write-config",
                              str(agent_config), "--network", NETWORK, "--down-ratio", "0.34",
                              "--control", "127.93.10.254:0"], cwd=REPO)
     try:

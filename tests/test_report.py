@@ -14,9 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, REPO
-from realstack import Prometheus, VictoriaMetrics
-from report_history import History, Outage, down_seconds, local
+from support.paths import AGENT, REPO
+from support.realstack import Prometheus, VictoriaMetrics
+from support.report_history import History, Outage, down_seconds, local
 
 from agent.config.loading import load_config
 from agent.config.schema import CoverageMeasure
@@ -274,7 +274,7 @@ def test_the_query_api_behind_tls_and_basic_auth(servers, tmp_path: Path) -> Non
 
     import bcrypt
     import trustme
-    from conftest import free_port
+    from support.net import free_port
 
     _, _, _, tmp = servers
     ca = trustme.CA()

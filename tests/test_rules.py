@@ -2,90 +2,56 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import textwrap
-from functools import partial
 from pathlib import Path
 
 import yaml
-from conftest import REPO, promtool, write_config
+from support.alert_annotations import render, with_annotations
+from support.paths import REPO
+from support.province import Province, availability, count, coverage, ops_target
+from support.tools import promtool
 
 from agent.config.loading import load_config
-from exporters.rules import FAILED_TARGETS, TARGET_NAME, build_rules
+from exporters.rules import build_rules
 
-PROVINCE = """\
-province: {code: t, name_vi: Tỉnh Thử, name_en: Test}
-levels: [province, district, commune, site]
-units:
-  - id: p
-    name_vi: P
-    level: province
-    children:
-      - id: d1
-        name_vi: Huyện Một
-        level: district
-        children:
-          - {id: c1, name_vi: Xã 1, level: commune}
-          - {id: c2, name_vi: Xã 2, level: commune}
-      - id: d2
-        name_vi: Huyện Hai
-        level: district
-        children:
-          - {id: c3, name_vi: Xã 3, level: commune}
-          - {id: thdl, name_vi: THDL, level: site}
-collectors:
-  tcp: {interval: 30s, timeout: 5s}
-  icmp: {interval: 30s, timeout: 5s}
-  power: {interval: 30s, timeout: 5s, settings: {temperature_high_celsius: 28}}
-targets:
-  - {id: ups1, unit: thdl, collector: power, params: {host: 127.0.0.1, profile: ups_mib, community: "env:NONE"}}
-  - {id: c1-link, unit: c1, collector: tcp, tags: [wan_link], params: {host: 127.0.0.1, port: 1}}
-  - {id: c2-link, unit: c2, collector: tcp, tags: [wan_link], params: {host: 127.0.0.1, port: 1}}
-  - {id: c3-link, unit: c3, collector: tcp, tags: [wan_link], params: {host: 127.0.0.1, port: 1}}
-  - {id: sys1, unit: thdl, collector: tcp, tags: [thdl], params: {host: 127.0.0.1, port: 1}}
-  - {id: c1-ping, unit: c1, collector: icmp, tags: [office], params: {host: 127.0.0.1}}
-kpis:
-  - id: communes
-    class: direct
-    title_vi: Xã kết nối
-    title_en: Communes connected
-    citation: {document: 59/KH-UBND, date: 2019-03-29, section: II.1.2.1, quote: "100% các xã"}
-    measure: {kind: coverage, select: {tags: [wan_link], level: commune}, unit_up: all, group_by: district}
-    targets: [{phase: "2019-2020", deadline: 2020-12-31, comparator: "=", value: 100%}]
-  - id: systems_availability
-    class: direct
-    title_vi: Sẵn sàng
-    title_en: Availability
-    measure: {kind: availability, select: {collector: tcp, tags: [thdl]}, window: 30d}
-    targets: [{phase: ops, deadline: 2030-12-31, comparator: ">=", value: 99%, origin: ops}]
-  - id: communes_2030
-    class: direct
-    title_vi: Xã kết nối (2030)
-    title_en: Communes connected (2030)
-    citation: {document: 472/QĐ-UBND, date: 2016-03-31, section: III.1, quote: "100% các xã"}
-    measure: {kind: coverage, select: {tags: [wan_link], level: commune}, unit_up: all, group_by: district}
-    targets: [{phase: "2021-2030", deadline: 2030-12-31, comparator: "=", value: 100%}]
-  - id: systems_up
-    class: direct
-    unit: count
-    title_vi: Hệ thống hoạt động
-    title_en: Systems up
-    citation: {document: 59/KH-UBND, date: 2019-03-29, section: II.3, quote: "trên 1 hệ thống"}
-    measure: {kind: count, select: {collector: tcp, tags: [thdl]}}
-    targets: [{phase: "2019-2020", deadline: 2020-12-31, comparator: ">", value: 1}]
-  - id: offices_reachable
-    class: direct
-    title_vi: Trụ sở liên lạc được
-    title_en: Offices reachable
-    measure: {kind: coverage, select: {collector: icmp, tags: [office]}}
-  - id: ops_uptime
-    class: direct
-    title_vi: Thời gian hoạt động
-    title_en: Uptime
-    measure: {kind: coverage, select: {collector: icmp, tags: [office]}}
-    targets: [{phase: ops, deadline: 2030-12-31, comparator: ">=", value: 99%, origin: ops}]
-"""
+
+def plan(phase: str, comparator: str, value: str | int) -> list[dict[str, object]]:
+    return [{"phase": phase, "deadline": f"{phase[-4:]}-12-31", "comparator": comparator, "value": value}]
+
+
+def province() -> Province:
+    """Districts d1 (communes c1, c2) and d2 (commune c3, the THDL site): WAN links, a system and a UPS at
+    the THDL, an office ping; KPIs of every measure kind, plan and ops targets, and none."""
+    p = Province(code="t", name_en="Test", root_name_vi="P", levels=["province", "district", "commune", "site"])
+    p.unit("d1", "Huyện Một", level="district").unit("c1", "Xã 1", parent="d1").unit("c2", "Xã 2", parent="d1")
+    p.unit("d2", "Huyện Hai", level="district").unit("c3", "Xã 3", parent="d2")
+    p.unit("thdl", "THDL", level="site", parent="d2")
+    p.collector("tcp", interval="30s", timeout="5s").collector("icmp", interval="30s", timeout="5s")
+    p.collector("power", interval="30s", timeout="5s", settings={"temperature_high_celsius": 28})
+    p.target("ups1", "thdl", "power", params={"host": "127.0.0.1", "profile": "ups_mib", "community": "env:NONE"})
+    for unit in ("c1", "c2", "c3"):
+        p.target(f"{unit}-link", unit, "tcp", tags=["wan_link"], params={"host": "127.0.0.1", "port": 1})
+    p.target("sys1", "thdl", "tcp", tags=["thdl"], params={"host": "127.0.0.1", "port": 1})
+    p.target("c1-ping", "c1", "icmp", tags=["office"], params={"host": "127.0.0.1"})
+    kh59 = {"document": "59/KH-UBND", "date": "2019-03-29"}
+    communes = coverage(tags=["wan_link"], level="commune", unit_up="all", group_by="district")
+    p.kpi("communes", communes, title_vi="Xã kết nối", title_en="Communes connected",
+          citation={**kh59, "section": "II.1.2.1", "quote": "100% các xã"}, targets=plan("2019-2020", "=", "100%"))
+    p.kpi("systems_availability", availability(collector="tcp", tags=["thdl"], window="30d"),
+          title_vi="Sẵn sàng", title_en="Availability", targets=[ops_target("99%")])
+    p.kpi("communes_2030", communes, title_vi="Xã kết nối (2030)", title_en="Communes connected (2030)",
+          citation={"document": "472/QĐ-UBND", "date": "2016-03-31", "section": "III.1", "quote": "100% các xã"},
+          targets=plan("2021-2030", "=", "100%"))
+    p.kpi("systems_up", count(collector="tcp", tags=["thdl"]), unit="count", title_vi="Hệ thống hoạt động",
+          title_en="Systems up", citation={**kh59, "section": "II.3", "quote": "trên 1 hệ thống"},
+          targets=plan("2019-2020", ">", 1))
+    p.kpi("offices_reachable", coverage(collector="icmp", tags=["office"]), title_vi="Trụ sở liên lạc được",
+          title_en="Offices reachable")
+    p.kpi("ops_uptime", coverage(collector="icmp", tags=["office"]), title_vi="Thời gian hoạt động",
+          title_en="Uptime", targets=[ops_target("99%")])
+    return p
+
 
 TARGET_LABELS = 'collector="tcp",level="commune",province="p",site=""'
 SYS1 = 'collector="tcp",target="sys1",unit="thdl",level="site",province="p",district="d2",commune="",site="thdl"'
@@ -98,7 +64,7 @@ M = {i: f'province="p",kpi="communes",unit="c{i}",district="d{1 if i < 3 else 2}
 
 
 def generated(tmp_path: Path) -> Path:
-    loaded = load_config(write_config(tmp_path / "province.yml", PROVINCE), resolve_secrets=False)
+    loaded = load_config(province().write(tmp_path / "province.yml"), resolve_secrets=False)
     path = tmp_path / "rules.yml"
     path.write_text(yaml.safe_dump(build_rules(loaded), allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
@@ -134,7 +100,7 @@ def test_every_alert_is_bilingual_routable_and_has_its_runbook(tmp_path: Path) -
         assert book.is_file(), f"{alert['alert']}: no runbook at {book}"
         assert "## What to check first" in book.read_text(encoding="utf-8")
         assert alert["labels"]["severity"] in ("warning", "critical")
-    loaded = load_config(write_config(tmp_path / "p.yml", PROVINCE), resolve_secrets=False)
+    loaded = load_config(province().write(tmp_path / "p.yml"), resolve_secrets=False)
     based = build_rules(loaded, runbook_base="https://git.example.invalid/egov-agent/docs/runbooks/")
     urls = {r["annotations"]["runbook_url"] for g in based["groups"] for r in g["rules"] if "alert" in r}
     assert "https://git.example.invalid/egov-agent/docs/runbooks/EgovUnitDown.md" in urls
@@ -144,61 +110,14 @@ def test_periods_follow_the_province_definition(tmp_path: Path) -> None:
     """59/KH-UBND's quarters begin on 10/12, 10/3, 10/6 and 10/9; the year stays the calendar year."""
     import datetime as dt
 
-    text = PROVINCE + "reporting: {quarter_start_month: 12, quarter_start_day: 10}\n"
-    loaded = load_config(write_config(tmp_path / "bg.yml", text), resolve_secrets=False)
+    bg = province().section("reporting", {"quarter_start_month": 12, "quarter_start_day": 10})
+    loaded = load_config(bg.write(tmp_path / "bg.yml"), resolve_secrets=False)
     now = dt.datetime(2027, 1, 5, 12, tzinfo=dt.UTC).timestamp()
     hourly = next(g for g in build_rules(loaded, now=now)["groups"] if g["name"] == "egov_reporting_periods")
     starts = {kind: sorted({r["labels"]["period_start"] for r in hourly["rules"]
                             if r.get("labels", {}).get("period") == kind}) for kind in ("quarter", "year")}
     assert starts["quarter"][:4] == ["2026-12-10", "2027-03-10", "2027-06-10", "2027-09-10"]
     assert starts["year"] == ["2027-01-01", "2028-01-01", "2029-01-01"]
-
-
-VALUES = {"EgovGroupAllDown": "2", "EgovUnitDown": "2"}
-CHOICE = re.compile(r"\{\{ if eq \$value 0\.0 \}\}(.*?)\{\{ else \}\}(.*?)\{\{ end \}\}", re.S)
-
-
-def _label(labels: dict, match: re.Match) -> str:
-    return str(labels.get(match.group(1), ""))
-
-
-# «since 09:12 on 03/12»: the query, then the clock and the day it formats, then the rest of the sentence.
-SINCE = re.compile(r'\{\{ with printf "\(.*?\) \+ -?\d+" \$labels\.\w+ \| query \}\}'
-                   r'( từ | since )\{\{ [^}]* \}\}( ngày | on )\{\{ [^}]* \}\}(.*?)\{\{ end \}\}')
-
-
-def render(template: str, labels: dict, value: str, failed: str, since: str = "", name: str = "") -> str:
-    """What promtool renders from one of our templates: ``$labels.x``, ``$value`` (as the case expects it),
-    the «equal to a > target» choice, the failed targets' query, the target's name and the «since 09:12 on
-    03/12» of the incident (``since`` as «09:12 03/12»; nothing when the case gives none)."""
-    text = template.replace(FAILED_TARGETS, failed)
-    text = text.replace(TARGET_NAME, name or str(labels.get("target", "")))
-    clock, _, day = since.partition(" ")
-    text = SINCE.sub(lambda m: f"{m.group(1)}{clock}{m.group(2)}{day}{m.group(3)}" if since else "", text)
-    text = CHOICE.sub(lambda m: m.group(1) if value == "0" else m.group(2), text)
-    text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", partial(_label, labels), text)
-    return re.sub(r"\{\{ \$value[^}]*\}\}", value, text)
-
-
-def with_annotations(tests: dict, rules_path: Path) -> dict:
-    """promtool compares annotations too: render each expected alert's from the generated rule.
-
-    The value each case expects is in VALUES, or in a ``value:`` key of the expected alert, and the
-    targets the description names as failed in a ``failed:`` key (both removed before promtool)."""
-    rules = yaml.safe_load(rules_path.read_text())
-    alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
-    for case in tests["tests"]:
-        for check in case.get("alert_rule_test", []):
-            for alert in check.get("exp_alerts", []):
-                labels = alert["exp_labels"]
-                value = str(alert.pop("value", VALUES.get(check["alertname"], "")))
-                failed = alert.pop("failed", "")
-                since, name = alert.pop("since", ""), alert.pop("name", "")
-                rule = next(r for r in alerts if r["alert"] == check["alertname"]
-                            and all(labels.get(k) == v for k, v in r["labels"].items()))
-                alert["exp_annotations"] = {key: render(template, labels, value, failed, since, name)
-                                            for key, template in rule["annotations"].items()}
-    return tests
 
 
 def eval_order(rules: Path) -> str:
@@ -534,7 +453,7 @@ def test_the_period_form_counts_a_unit_connected_only_if_up_most_of_the_period(t
     """«230/230 xã kết nối» over a quarter, by hand: in 60 minutes c2 is up all the time (100% ≥ 95%),
     c1 half of it (50% < 95%), and c3 reports nothing (no data counts against). Connected: 1 of the
     3 communes the inventory holds, whatever answered."""
-    loaded = load_config(write_config(tmp_path / "province.yml", PROVINCE), resolve_secrets=False)
+    loaded = load_config(province().write(tmp_path / "province.yml"), resolve_secrets=False)
     path = tmp_path / "rules.yml"
     # now=0: the current quarter is the one holding t=0, where promtool's series start; the hourly
     # rules' window follows the 1m evaluation interval (they tile time).

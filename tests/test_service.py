@@ -13,39 +13,27 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import parse_samples, write_config
-from service_util import TEST_COLLECTORS, Agent, wait_until
+from support.exposition import parse_samples
+from support.province import Province, coverage, ops_target, thdl_site
+from support.service import TEST_COLLECTORS, Agent, wait_until
 
 from agent.domain.logs import RateLimitFilter
 
-HEAD = """\
-province: {code: test, name_vi: Tỉnh Thử, name_en: Test Province}
-levels: [province, site]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - {id: thdl, name_vi: Trung tâm THDL, level: site}
-"""
-KPI = """\
-  - id: {id}
-    class: direct
-    title_vi: Hệ thống hoạt động
-    title_en: Systems up
-    measure: {{kind: coverage, select: {{collector: tcp}}}}
-    targets: [{{phase: ops, deadline: 2030-12-31, comparator: ">=", value: 50%, origin: ops}}]
-"""
 
-
-def province(path: Path, targets: dict[str, int], kpis: list[str], interval: str = "0.3s", extra: str = "") -> Path:
-    lines = [HEAD, f"collectors:\n  tcp: {{interval: {interval}, timeout: 0.25s}}\n", "targets:\n"]
+def systems(targets: dict[str, int], kpis: list[str], interval: str = "0.3s", timeout: str = "0.25s",
+            host: str = "127.0.0.1") -> Province:
+    """TCP systems at the THDL on ``host``'s given ports, each KPI their coverage (ops target: half up)."""
+    p = thdl_site().collector("tcp", interval=interval, timeout=timeout)
     for target_id, port in targets.items():
-        params = f"{{host: 127.0.0.1, port: {port}}}"
-        lines.append(f"  - {{id: {target_id}, unit: thdl, collector: tcp, params: {params}}}\n")
-    lines.append(extra)
-    lines.append("kpis:\n" + "".join(KPI.format(id=k) for k in kpis))
-    return write_config(path, "".join(lines))
+        p.target(target_id, "thdl", "tcp", params={"host": host, "port": port})
+    for kpi_id in kpis:
+        p.kpi(kpi_id, coverage(collector="tcp"), title_vi="Hệ thống hoạt động", title_en="Systems up",
+              targets=[ops_target("50%")])
+    return p
+
+
+def province(path: Path, targets: dict[str, int], kpis: list[str], interval: str = "0.3s") -> Path:
+    return systems(targets, kpis, interval).write(path)
 
 
 def metric(samples: dict, name: str, **labels: str) -> float | None:
@@ -81,9 +69,9 @@ def test_reload_swaps_a_valid_configuration_and_refuses_an_invalid_one(tmp_path:
     assert metric(before, "egov_config_last_reload_successful", province="test") == 1
 
     # An invalid edit: refused with located errors, the running configuration stays in force.
-    good = config.read_text()
-    config.write_text(good.replace(f"unit: thdl, collector: tcp, params: {{host: 127.0.0.1, port: {ports['b']}}}",
-                                   "unit: nowhere, collector: tcp, params: {host: 127.0.0.1, port: 99999}"))
+    bad = systems({"sys-a": ports["a"], "sys-b": 99999, "sys-c": ports["c"]}, ["systems_up"])
+    bad.targets[1]["unit"] = "nowhere"
+    bad.write(config)
     refused = requests.post(agent.base + "/-/reload", timeout=10)
     assert refused.status_code == 400
     assert "province.yml:" in refused.text and "unknown unit 'nowhere'" in refused.text
@@ -127,10 +115,8 @@ def test_sigterm_stops_promptly_while_probes_hang(tmp_path: Path, agents) -> Non
     hung.listen(0)
     filler = socket.create_connection(hung.getsockname(), timeout=2)  # full accept queue: connects hang
     try:
-        config = province(tmp_path / "hung.yml", {f"hung-{i}": hung.getsockname()[1] for i in range(20)},
-                          ["systems_up"], interval="10s")
-        config.write_text(config.read_text().replace("timeout: 0.25s", "timeout: 9s")
-                          .replace("host: 127.0.0.1", "host: 127.0.0.9"))
+        config = systems({f"hung-{i}": hung.getsockname()[1] for i in range(20)}, ["systems_up"], interval="10s",
+                         timeout="9s", host="127.0.0.9").write(tmp_path / "hung.yml")
         agent = agents(config)
         wait_until(lambda: agent.proc.poll() is None and _answers(agent, "/-/healthy"), 15, agent.text)
         time.sleep(0.5)  # the probes are now waiting on their 9 s timeout
@@ -199,13 +185,11 @@ def test_sd_notify_ready_after_first_round_watchdog_reload_and_stop(tmp_path: Pa
     hung.listen(0)
     filler = socket.create_connection(hung.getsockname(), timeout=2)
     try:
-        config = province(tmp_path / "p.yml", {"sys-a": tcp_peers.listening("127.0.0.1")}, ["systems_up"],
-                          interval="10s")
         # A target that answers nothing: READY comes once its probe has outlived a live target's answer time,
         # not after its 8 s timeout (agent/scheduler.py).
-        config.write_text(config.read_text().replace("timeout: 0.25s", "timeout: 8s").replace(
-            "kpis:", f"  - {{id: hung, unit: thdl, collector: tcp, params: {{host: 127.0.0.10, "
-                     f"port: {hung.getsockname()[1]}}}}}\nkpis:"))
+        p = systems({"sys-a": tcp_peers.listening("127.0.0.1")}, ["systems_up"], interval="10s", timeout="8s")
+        p.target("hung", "thdl", "tcp", params={"host": "127.0.0.10", "port": hung.getsockname()[1]})
+        config = p.write(tmp_path / "p.yml")
         started = time.monotonic()
         agent = agents(config, env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "600000"})
         ready_at = wait_until(lambda: notify.first("READY=1"), 20, agent.text)
@@ -231,12 +215,8 @@ def test_sd_notify_ready_after_first_round_watchdog_reload_and_stop(tmp_path: Pa
 
 def test_watchdog_pings_stop_while_the_loop_is_blocked(tmp_path: Path, agents, notify: NotifyListener) -> None:
     """A collector that blocks the asyncio loop (a bug): systemd must see the pings stop, and it would restart us."""
-    config = write_config(tmp_path / "blocked.yml", HEAD + """\
-collectors:
-  blocker: {interval: 2s, timeout: 1.9s, jitter: 0}
-targets:
-  - {id: stuck, unit: thdl, collector: blocker, params: {seconds: 1.2}}
-""")
+    blocker = thdl_site().collector("blocker", interval="2s", timeout="1.9s", jitter=0)
+    config = blocker.target("stuck", "thdl", "blocker", params={"seconds": 1.2}).write(tmp_path / "blocked.yml")
     agent = agents(config, command=TEST_COLLECTORS,
                    env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "300000"})
     wait_until(lambda: notify.first("READY=1"), 20, agent.text)
@@ -249,14 +229,10 @@ targets:
 
 
 def test_collector_exceptions_are_logged_rate_limited_with_fields(tmp_path: Path, agents) -> None:
-    config = write_config(tmp_path / "crash.yml", HEAD + """\
-collectors:
-  crasher: {interval: 0.1s, timeout: 0.1s}
-targets:
-  - {id: bad-1, unit: thdl, collector: crasher}
-  - {id: bad-2, unit: thdl, collector: crasher}
-  - {id: bad-3, unit: thdl, collector: crasher}
-""")
+    crasher = thdl_site().collector("crasher", interval="0.1s", timeout="0.1s")
+    for i in (1, 2, 3):
+        crasher.target(f"bad-{i}", "thdl", "crasher")
+    config = crasher.write(tmp_path / "crash.yml")
     agent = agents(config, ["--log-format", "json", "--log-rate-limit", "3/60s"], command=TEST_COLLECTORS)
     agent.wait_ready()
     samples = wait_until(lambda: (s := parse_samples(agent.get("/metrics").text)) and (
@@ -331,13 +307,9 @@ def test_stopping_a_probe_loop_survives_a_lost_cancellation(tmp_path: Path) -> N
             calls.append(target_id)
             return await self.settings.gate  # type: ignore[attr-defined]
 
-    config = write_config(tmp_path / "gate.yml", HEAD + """\
-collectors:
-  gate: {interval: 60s, timeout: 30s, jitter: 0}
-targets:
-  - {id: gated, unit: thdl, collector: gate}
-""")
-    REGISTRY.add(Gate, network=False)
+    gate = thdl_site().collector("gate", interval="60s", timeout="30s", jitter=0)
+    config = gate.target("gated", "thdl", "gate").write(tmp_path / "gate.yml")
+    REGISTRY["gate"] = Gate
     try:
         loaded = load_config(config)
 

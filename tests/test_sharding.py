@@ -6,52 +6,27 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, REPO, parse_samples, write_config
+from support.exposition import parse_samples
+from support.paths import AGENT, REPO
+from support.province import Province, count, coverage
 
 from agent.engine.sharding import Shard
 
-UNITS = "\n".join(f"          - {{id: c{i:02d}, name_vi: Xã {i}, level: commune}}" for i in range(40))
-TARGETS = "\n".join(
-    f"  - {{id: t{i:02d}, unit: c{i:02d}, collector: tcp, tags: [wan_link], "
-    f"params: {{host: 127.0.0.1, port: {'PORT_UP' if i % 5 else 'PORT_DOWN'}}}}}"
-    for i in range(40))
-CONFIG = """\
-province: {code: t, name_vi: T, name_en: T}
-levels: [province, district, commune]
-units:
-  - id: p
-    name_vi: P
-    level: province
-    children:
-      - id: d1
-        name_vi: D1
-        level: district
-        children:
-UNITS
-      - {id: c-no-link, name_vi: Xã không kết nối, level: commune}
-collectors:
-  tcp: {interval: 10s, timeout: 2s}
-targets:
-TARGETS
-manual: {file: manual.csv}
-kpis:
-  - id: communes
-    class: direct
-    title_vi: a
-    title_en: a
-    measure: {kind: coverage, select: {tags: [wan_link], level: commune}, group_by: district}
-  - id: links_up
-    class: direct
-    title_vi: a
-    title_en: a
-    unit: count
-    measure: {kind: count, select: {collector: tcp}}
-  - id: survey
-    class: manual
-    title_vi: a
-    title_en: a
-    measure: {kind: ratio}
-""".replace("UNITS", UNITS).replace("TARGETS", TARGETS)
+
+def province(up: int, down: int) -> Province:
+    """District d1: communes c00..c39 with one WAN link each (every fifth at port ``down``), and a commune
+    without any link; the coverage, a count and a manual KPI."""
+    p = Province(code="t", levels=["province", "district", "commune"], root_name_vi="P")
+    p.unit("d1", level="district")
+    for i in range(40):
+        p.unit(f"c{i:02d}", f"Xã {i}", parent="d1")
+        p.target(f"t{i:02d}", f"c{i:02d}", "tcp", tags=["wan_link"],
+                 params={"host": "127.0.0.1", "port": up if i % 5 else down})
+    p.unit("c-no-link", "Xã không kết nối", parent="d1")
+    p.collector("tcp", interval="10s", timeout="2s").section("manual", {"file": "manual.csv"})
+    p.kpi("communes", coverage(tags=["wan_link"], level="commune", group_by="district"))
+    p.kpi("links_up", count(collector="tcp"), unit="count")
+    return p.kpi("survey", {"kind": "ratio"}, kpi_class="manual")
 
 
 def test_parse() -> None:
@@ -71,9 +46,7 @@ def test_every_unit_belongs_to_exactly_one_shard() -> None:
 
 def test_shards_add_up_to_the_whole(tmp_path: Path, tcp_peers) -> None:
     (tmp_path / "manual.csv").write_text("kpi,date,source,value\nsurvey,2026-01-01,SIPAS,80%\n", encoding="utf-8")
-    body = CONFIG.replace("PORT_UP", str(tcp_peers.listening("127.0.0.1"))).replace(
-        "PORT_DOWN", str(tcp_peers.closed("127.0.0.1")))
-    path = write_config(tmp_path / "c.yml", body)
+    path = province(tcp_peers.listening("127.0.0.1"), tcp_peers.closed("127.0.0.1")).write(tmp_path / "c.yml")
 
     def once(*extra: str) -> dict:
         result = subprocess.run([*AGENT, "once", "--config", str(path), "--format", "prometheus", *extra],

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, REPO, parse_samples, sample, write_config
+from support.exposition import parse_samples, sample
+from support.paths import AGENT, REPO
+from support.province import Province, coverage, ops_target
 
 from collectors.runner import run_probe
 from collectors.sip.probe import SipCollector, SipParams, SipSettings
@@ -291,41 +293,24 @@ def test_tcp_garbage_is_a_bad_response(answer: bytes, close: bool) -> None:
     assert not result.up and result.reason == "bad_response", result
 
 
-PROVINCE = """\
-province: {{code: sip-test, name_vi: Tỉnh Thử, name_en: Test Province}}
-levels: [province, district, commune]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - id: d1
-        name_vi: Huyện Một
-        level: district
-        children:
-          - {{id: c1, name_vi: Xã Một, level: commune}}
-          - {{id: c2, name_vi: Xã Hai, level: commune}}
-          - {{id: c3, name_vi: Xã Ba, level: commune}}
-collectors:
-  sip: {{interval: 30s, timeout: 2s}}
-targets:
-  - {{id: c1-sip, unit: c1, collector: sip, tags: [vc_endpoint], params: {{host: {host}, port: {udp}}}}}
-  - {{id: c2-sip, unit: c2, collector: sip, tags: [vc_endpoint], params: {{host: {host}, port: {tcp}, transport: tcp}}}}
-  - {{id: c3-sip, unit: c3, collector: sip, tags: [vc_endpoint], params: {{host: {host}, port: {closed}}}}}
-kpis:
-  - id: vc_commune_endpoints_ready
-    class: direct
-    title_vi: Xã có điểm cầu sẵn sàng
-    title_en: Communes with a ready endpoint
-    measure: {{kind: coverage, select: {{collector: sip, tags: [vc_endpoint], level: commune}}, group_by: district}}
-    targets: [{{phase: test, deadline: 2030-12-31, comparator: "=", value: 100%, origin: ops}}]
-"""
+def province(host: str, udp: int, tcp: int, closed: int) -> Province:
+    """District d1: communes c1 (UDP endpoint), c2 (TCP) and c3 (a port nothing answers); their coverage."""
+    p = Province(code="sip-test", levels=["province", "district", "commune"])
+    p.unit("d1", "Huyện Một", level="district")
+    p.unit("c1", "Xã Một", parent="d1").unit("c2", "Xã Hai", parent="d1").unit("c3", "Xã Ba", parent="d1")
+    p.collector("sip", interval="30s", timeout="2s")
+    p.target("c1-sip", "c1", "sip", tags=["vc_endpoint"], params={"host": host, "port": udp})
+    p.target("c2-sip", "c2", "sip", tags=["vc_endpoint"], params={"host": host, "port": tcp, "transport": "tcp"})
+    p.target("c3-sip", "c3", "sip", tags=["vc_endpoint"], params={"host": host, "port": closed})
+    return p.kpi("vc_commune_endpoints_ready",
+                 coverage(collector="sip", tags=["vc_endpoint"], level="commune", group_by="district"),
+                 title_vi="Xã có điểm cầu sẵn sàng", title_en="Communes with a ready endpoint",
+                 targets=[ops_target("100%", "=", phase="test")])
 
 
 def test_the_agent_exports_sip_readiness_and_the_coverage_kpi(sipp, tmp_path: Path) -> None:
     udp, tcp = sipp("udp"), sipp("tcp", status="404 Not Found")
-    config = write_config(tmp_path / "province.yml", PROVINCE.format(
-        host=HOST, udp=udp, tcp=tcp, closed=free_port(HOST, socket.SOCK_DGRAM)))
+    config = province(HOST, udp, tcp, free_port(HOST, socket.SOCK_DGRAM)).write(tmp_path / "province.yml")
     once = subprocess.run([*AGENT, "once", "--config", str(config), "--format", "prometheus"],
                           capture_output=True, text=True, cwd=REPO, timeout=60)
     assert once.returncode == 0, once.stderr

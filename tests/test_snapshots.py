@@ -15,7 +15,8 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from conftest import parse_samples, sample, write_config
+from support.exposition import parse_samples, sample
+from support.province import write_config
 
 from agent.app.runtime import Agent
 from agent.config.loading import load_config

@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import AGENT, REPO, parse_samples, promtool, sample, write_config
-from snmp_peers import COLUMNS, FAMILY, SYS_UPTIME, net_snmp, net_snmp_async, number
+from support.exposition import parse_samples, sample
+from support.paths import AGENT, REPO
+from support.province import Province, coverage, ops_target
+from support.snmp_peers import COLUMNS, FAMILY, SYS_UPTIME, net_snmp, net_snmp_async, number
+from support.tools import promtool
 
 from agent.config.loading import load_config
 from collectors.api import ProbeResult
@@ -24,50 +27,32 @@ from collectors.snmp.drops import DROP_REASONS
 from collectors.snmp.lab import SnmpSimulator
 from collectors.snmp.probe import SnmpCollector, SnmpParams, SnmpSettings
 
-PROVINCE = """\
-province: {code: lab-test, name_vi: Tỉnh Thử, name_en: Test Province}
-levels: [province, district, commune]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - id: d1
-        name_vi: Huyện Một
-        level: district
-        children:
-          - {id: c1, name_vi: Xã Một, level: commune}
-          - {id: c2, name_vi: Xã Hai, level: commune}
-collectors:
-  snmp:
-    interval: 30s
-    timeout: 3s
-    settings: {timeout: 1, retries: 0}
-targets:
-  - {id: d1-snmp, unit: d1, collector: snmp, tags: [wan_link],
-     params: {host: 10.21.1.1, community: "env:EGOV_SNMP_COMMUNITY", interface: {name: GigabitEthernet0/0/0}}}
-  - {id: c1-snmp, unit: c1, collector: snmp, tags: [wan_link],
-     params: {host: 10.21.1.11, community: "env:EGOV_SNMP_COMMUNITY", interface: {alias: "WAN uplink c1 - THDL"}}}
-  - {id: c2-snmp, unit: c2, collector: snmp, tags: [wan_link],
-     params: {host: 10.21.1.12, community: "env:EGOV_SNMP_COMMUNITY", interface: {index: 1}}}
-kpis:
-  - id: wan_commune_coverage
-    class: direct
-    title_vi: Xã có đường truyền WAN
-    title_en: Communes with a WAN link up
-    measure: {kind: coverage, select: {tags: [wan_link], level: commune}, unit_up: all, group_by: district}
-    targets: [{phase: test, deadline: 2030-12-31, comparator: "=", value: 100%, origin: ops}]
-"""
+
+def province() -> Province:
+    """A district router and two commune routers, each interface named another way (name, alias, index)."""
+    p = Province(code="lab-test", levels=["province", "district", "commune"])
+    p.unit("d1", "Huyện Một", level="district").unit("c1", "Xã Một", parent="d1").unit("c2", "Xã Hai", parent="d1")
+    p.collector("snmp", interval="30s", timeout="3s", settings={"timeout": 1, "retries": 0})
+    for target_id, unit, host, interface in (
+            ("d1-snmp", "d1", "10.21.1.1", {"name": "GigabitEthernet0/0/0"}),
+            ("c1-snmp", "c1", "10.21.1.11", {"alias": "WAN uplink c1 - THDL"}),
+            ("c2-snmp", "c2", "10.21.1.12", {"index": 1})):
+        p.target(target_id, unit, "snmp", tags=["wan_link"],
+                 params={"host": host, "community": "env:EGOV_SNMP_COMMUNITY", "interface": interface})
+    return p.kpi("wan_commune_coverage",
+                 coverage(tags=["wan_link"], level="commune", unit_up="all", group_by="district"),
+                 title_vi="Xã có đường truyền WAN", title_en="Communes with a WAN link up",
+                 targets=[ops_target("100%", "=", phase="test")])
 
 
 def test_agent_counters_equal_snmpget_on_a_lab_router(tmp_path: Path) -> None:
     """``egov-agent lab`` and ``egov-agent once`` as real processes; net-snmp reads the same router
     before and after the agent, and the agent's counters lie between the two readings."""
-    province = write_config(tmp_path / "province.yml", PROVINCE)
+    province_ = province().write(tmp_path / "province.yml")
     agent_config = tmp_path / "lab" / "agent.yml"
     env = {k: v for k, v in os.environ.items() if k != "EGOV_SNMP_COMMUNITY"}  # the lab brings its own
     with (tmp_path / "lab.log").open("wb") as log:
-        lab = subprocess.Popen([*AGENT, "lab", "--config", str(province), "--write-config", str(agent_config),
+        lab = subprocess.Popen([*AGENT, "lab", "--config", str(province_), "--write-config", str(agent_config),
                                 "--down-ratio", "0"], stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     try:
         deadline = time.monotonic() + 30

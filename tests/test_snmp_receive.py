@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from snmp_peers import snmpd
+from support.snmp_peers import snmpd
 
 from collectors.runner import run_probe
-from collectors.snmp import ber as snmp_ber
 from collectors.snmp.probe import SYS_UPTIME, SnmpCollector, SnmpParams, SnmpSettings
+from collectors.snmp import ber as snmp_ber
 from collectors.snmp.v2c import V2cClient
 
 COMMUNITY = "receive-path-test"

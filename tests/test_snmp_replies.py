@@ -16,7 +16,7 @@ import pytest
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api, rfc1902
 from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
-from snmp_peers import UdpRelay, snmpd
+from support.snmp_peers import UdpRelay, snmpd
 
 from collectors.api import ProbeResult
 from collectors.lab_addresses import AddressPool

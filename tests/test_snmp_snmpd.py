@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from snmp_peers import COLUMNS, FAMILY, SYS_UPTIME, net_snmp, number, snmpd
+from support.snmp_peers import COLUMNS, FAMILY, SYS_UPTIME, net_snmp, number, snmpd
 
 from collectors.api import ProbeResult
 from collectors.runner import run_probe

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from snmp_peers import (
+from support.snmp_peers import (
     COLUMNS,
     FAMILY,
     SYS_UPTIME,

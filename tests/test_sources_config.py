@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sources_util import kpi, province
+from support.sources import kpi, province
 
 from agent.config.loading import load_config
 from agent.config.yamlsource import ConfigError
@@ -122,10 +122,8 @@ def test_kind_settings_are_validated_with_their_location(tmp_path: Path, monkeyp
 
 def test_a_period_not_served_cannot_be_a_headline(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("EGOV_TEST_TOKEN", "x")
-    body = province(tmp_path, GOOD_SOURCE, kpi("m", "{kind: ratio, source: qlvb, series: edoc, period: month}"))
-    text = body.read_text().replace("reporting: {quarter_start_month: 12, quarter_start_day: 10}",
-                                    "reporting: {periods: [quarter, year]}")
-    body.write_text(text)
+    body = province(tmp_path, GOOD_SOURCE, kpi("m", "{kind: ratio, source: qlvb, series: edoc, period: month}"),
+                    reporting={"periods": ["quarter", "year"]})
     with pytest.raises(ConfigError, match=r"kpis\[0\].measure.period: the month period is not among"):
         load_config(body)
 

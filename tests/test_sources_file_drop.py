@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import sample
 from openpyxl import Workbook
-from sources_util import exposition, fetch, kpi, province
+from support.exposition import sample
+from support.sources import exposition, fetch, kpi, province
 
 from agent.config.loading import load_config
 from agent.domain.periods import ReportingSpec, current_periods
@@ -233,7 +233,7 @@ def long_report(first: int, last: int, rows: int = 15_000) -> str:
 
 @pytest.mark.parametrize("how", ["in place", "renamed over"])
 def test_a_file_replaced_while_it_is_read_is_not_half_taken(tmp_path: Path, how: str) -> None:
-    from sources_util import MidRead
+    from support.sources import MidRead
     folder = tmp_path / "reports"
     folder.mkdir()
     path = folder / "xa.csv"

@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import parse_samples, sample
-from sources_util import Api, exposition, fetch, kpi, province
+from support.exposition import parse_samples, sample
+from support.sources import Api, exposition, fetch, kpi, province
 
 from agent.config.loading import load_config
 from agent.domain.periods import ReportingSpec, current_periods

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, parse_samples, sample, write_config
 from openpyxl import load_workbook
+from support.exposition import parse_samples, sample
+from support.paths import REPO
+from support.province import Province
 
 from agent.app.runtime import Agent
 from agent.config.loading import load_config
@@ -41,29 +43,19 @@ def test_every_quote_is_verbatim_in_its_seed() -> None:
         assert citation["quote"] in text, f"{kpi['id']}: quote not found verbatim in {citation['seed']}"
 
 
-PROVINCE = f"""\
-province: {{code: bg-lab, name_vi: Tỉnh Thử, name_en: Lab Province}}
-levels: [province, district, commune, department]
-include: [{APPS}]
-units:
-  - id: bg
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - {{id: bg-so-a, name_vi: Sở A, level: department}}
-      - {{id: bg-so-b, name_vi: Sở B, level: department}}
-      - id: bg-h1
-        name_vi: Huyện Một
-        level: district
-        children:
-          - {{id: bg-h1-x1, name_vi: Xã Một, level: commune}}
-          - {{id: bg-h1-x2, name_vi: Xã Hai, level: commune}}
-      - id: bg-h2
-        name_vi: Huyện Hai
-        level: district
-        children:
-          - {{id: bg-h2-x1, name_vi: Xã Ba, level: commune}}
-"""
+
+
+def lab_province() -> Province:
+    """Bắc Giang's application sources and KPIs (apps.yml) over two departments and two districts' communes."""
+    p = Province(code="bg-lab", name_en="Lab Province", root="bg",
+                 levels=["province", "district", "commune", "department"])
+    p.unit("bg-so-a", "Sở A", level="department").unit("bg-so-b", "Sở B", level="department")
+    p.unit("bg-h1", "Huyện Một", level="district").unit("bg-h1-x1", "Xã Một", parent="bg-h1")
+    p.unit("bg-h1-x2", "Xã Hai", parent="bg-h1")
+    p.unit("bg-h2", "Huyện Hai", level="district").unit("bg-h2-x1", "Xã Ba", parent="bg-h2")
+    return p.section("include", [str(APPS)])
+
+
 LEVELS = {"bg": "province", "bg-so-a": "department", "bg-so-b": "department", "bg-h1": "district",
           "bg-h2": "district", "bg-h1-x1": "commune", "bg-h1-x2": "commune", "bg-h2-x1": "commune"}
 
@@ -96,7 +88,7 @@ def report_rows(folder: Path) -> list[tuple[str, str, object, object]]:
 
 
 def test_the_lab_serves_bac_giang_application_kpis(tmp_path: Path) -> None:
-    province = write_config(tmp_path / "province.yml", PROVINCE)
+    province = lab_province().write(tmp_path / "province.yml")
 
     async def main():
         lab = Lab(province, down_ratio=0)
@@ -173,7 +165,7 @@ def test_a_generated_api_answers_a_share_for_a_ratio_kpi_and_a_count_for_a_count
     from agent.lab.apps import AppsLab
     from collectors.lab_addresses import AddressPool
 
-    data = yaml.safe_load(PROVINCE)  # its units; the sources and KPIs below
+    data = lab_province().to_dict()  # its units; the sources and KPIs below
     data["sources"] = [{"id": "hop", "kind": "http_json", "url": "https://hop.example.gov.vn/api/thong-ke",
                         "series": {"saved": {"value": "$.ty_le_rut_ngan"}, "held": {"value": "$.so_cuoc_hop"}}}]
     data["kpis"] = [{"id": "saved", "measure": {"kind": "value", "source": "hop", "series": "saved"}},
@@ -194,7 +186,7 @@ def test_a_generated_api_answers_a_share_for_a_ratio_kpi_and_a_count_for_a_count
 
 
 def test_lab_secret_files_are_private(tmp_path: Path) -> None:
-    province = write_config(tmp_path / "province.yml", PROVINCE)
+    province = lab_province().write(tmp_path / "province.yml")
 
     async def main():
         lab = Lab(province, down_ratio=0)

@@ -20,8 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port, sample
-from sources_util import exposition, fetch, kpi, province
+from support.exposition import sample
+from support.net import free_port
+from support.paths import REPO
+from support.sources import exposition, fetch, kpi, province
 
 from agent.config.loading import load_config
 from agent.config.yamlsource import ConfigError
@@ -224,7 +226,7 @@ def evaluated(path: Path) -> tuple[dict, dict]:
     """The real Agent collects once; its evaluations by KPI and its /metrics samples."""
     import asyncio
 
-    from conftest import parse_samples
+    from support.exposition import parse_samples
 
     from agent.app.runtime import Agent
     agent = Agent(load_config(path))

@@ -14,7 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AGENT, AgentProcess, parse_samples, sample, write_config
+from support.agent_process import AgentProcess
+from support.exposition import parse_samples, sample
+from support.paths import AGENT
+from support.province import Province, availability, ops_target
 
 from agent.engine.state import StateFile
 from agent.engine.store import HISTORY_POINTS, Store, window_counts
@@ -187,21 +190,12 @@ def test_a_save_that_fails_is_counted_and_the_next_one_recovers(tmp_path: Path,
 # -- the real agent, killed ---------------------------------------------------------------------
 
 def _config(tmp_path: Path, port: int) -> Path:
-    return write_config(tmp_path / "province.yml", f"""\
-        province: {{code: test, name_vi: Tỉnh Thử, name_en: Test Province}}
-        levels: [province]
-        units: [{{id: p, name_vi: Tỉnh Thử, level: province}}]
-        collectors: {{tcp: {{interval: 1s, timeout: 0.5s}}}}
-        targets:
-          - {{id: portal, unit: p, collector: tcp, params: {{host: 127.0.0.1, port: {port}}}}}
-        kpis:
-          - id: portal_availability_30d
-            class: direct
-            title_vi: Tính sẵn sàng của cổng
-            title_en: Portal availability
-            measure: {{kind: availability, select: {{collector: tcp}}, window: 30d}}
-            targets: [{{phase: ops, deadline: 2030-01-01, comparator: ">=", value: 99%, origin: ops}}]
-        """)
+    p = Province(levels=["province"]).collector("tcp", interval="1s", timeout="0.5s")
+    p.target("portal", "p", "tcp", params={"host": "127.0.0.1", "port": port})
+    p.kpi("portal_availability_30d", availability(collector="tcp", window="30d"),
+          title_vi="Tính sẵn sàng của cổng", title_en="Portal availability",
+          targets=[ops_target("99%", deadline="2030-01-01")])
+    return p.write(tmp_path / "province.yml")
 
 
 def _counts(agent: AgentProcess) -> tuple[float, float, float | None]:

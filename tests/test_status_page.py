@@ -1,7 +1,7 @@
 """The status page at / in headless Chromium: KPI table against targets, worst offenders, collectors; no scripts.
 
 And the page as the ops wall shows it: at 1920×1080, the cards, the KPIs below target and the targets
-down longest lie in the first screen, measured by the browser (tests/chromium_cdp.py) on the simulated
+down longest lie in the first screen, measured by the browser (tests/support/chromium_cdp.py) on the simulated
 Bắc Giang (1,170 targets, some down); every unit name links to the unit's page at /units/<id>.
 """
 
@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from chromium_cdp import FLAGS, Browser, chromium
-from conftest import AGENT, REPO, http_get, write_config
-from test_agent import CONFIG
+from support.chromium_cdp import FLAGS, Browser, chromium
+from support.net import http_get
+from support.paths import AGENT, REPO
+from support.province import thdl_systems
 
 from exporters.report.words import AREAS
 from exporters.status_page import WALL_BELOW_ROWS, WALL_DOWN_ROWS
@@ -43,9 +44,9 @@ def test_every_area_of_the_shipped_provinces_has_words() -> None:
 @pytest.fixture
 def agent(tmp_path: Path, tcp_peers, start_agent):
     ports = {f"up{i}": tcp_peers.listening(f"127.0.0.{i}") for i in (1, 2, 3)}
-    body = CONFIG.format(interval="3s", down=tcp_peers.closed("127.0.0.4"), process="no-such-process", **ports)
-    body = body.replace("name_vi: Trung tâm THDL,", f'name_vi: "{MARKUP_NAME}",')
-    return start_agent(write_config(tmp_path / "province.yml", body))
+    down = ("127.0.0.4", tcp_peers.closed("127.0.0.4"))
+    province = thdl_systems(ports, down, "no-such-process", site_name=MARKUP_NAME)
+    return start_agent(province.write(tmp_path / "province.yml"))
 
 
 def test_status_page_renders_in_chromium(agent, tmp_path: Path) -> None:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 import trustme
-from conftest import REPO, write_config
-from service_util import Agent
+from support.paths import REPO
+from support.province import Province, web_config
+from support.service import Agent
 
 UNIT = REPO / "config" / "systemd" / "egov-agent.service"
 INSTALLED_VENV = "/opt/egov-agent/venv"
@@ -105,20 +106,13 @@ def test_agent_runs_with_memory_deny_write_execute(tmp_path: Path, tcp_peers) ->
     leaf.private_key_pem.write_to_path(str(tmp_path / "server.key"))
     import bcrypt
 
-    web = write_config(tmp_path / "web.yml", f"""\
-        tls_server_config: {{cert_file: server.pem, key_file: server.key}}
-        basic_auth_users: {{prometheus: '{bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()}'}}
-        """)
+    web = web_config(tmp_path / "web.yml", "server.pem", "server.key",
+                     {"prometheus": bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()})
     port = tcp_peers.listening("127.0.0.1")
-    config = write_config(tmp_path / "province.yml", f"""\
-        province: {{code: test, name_vi: Tỉnh Thử, name_en: Test Province}}
-        levels: [province]
-        units: [{{id: p, name_vi: Tỉnh Thử, level: province}}]
-        collectors: {{tcp: {{interval: 1s, timeout: 0.5s}}, host: {{interval: 1s, timeout: 0.9s}}}}
-        targets:
-          - {{id: sys-a, unit: p, collector: tcp, params: {{host: 127.0.0.1, port: {port}}}}}
-          - {{id: self, unit: p, collector: host, params: {{mountpoints: [/]}}}}
-        """)
+    province = Province(levels=["province"])
+    province.collector("tcp", interval="1s", timeout="0.5s").collector("host", interval="1s", timeout="0.9s")
+    province.target("sys-a", "p", "tcp", params={"host": "127.0.0.1", "port": port})
+    config = province.target("self", "p", "host", params={"mountpoints": ["/"]}).write(tmp_path / "province.yml")
     agent = Agent(tmp_path, config, ["--web.config.file", str(web)], scheme="https", preexec=_deny_write_execute)
     try:
         agent.wait_ready(auth=("prometheus", "pw"), verify=str(tmp_path / "ca.pem"))

@@ -17,24 +17,13 @@ import bcrypt
 import pytest
 import requests
 import trustme
-from conftest import AGENT, REPO, free_port, parse_samples, write_config
-from service_util import Agent, wait_until
+from support.exposition import parse_samples
+from support.net import free_port
+from support.paths import AGENT, REPO
+from support.province import one_system, web_config, write_config
+from support.service import Agent, wait_until
 
 PASSWORD = "scrape-Passw0rd-7f3a"  # ASCII: requests sends Latin-1, curl UTF-8
-PROVINCE = """\
-province: {code: test, name_vi: Tỉnh Thử, name_en: Test Province}
-levels: [province, site]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - {id: thdl, name_vi: Trung tâm THDL, level: site}
-collectors:
-  tcp: {interval: 1s, timeout: 0.5s}
-targets:
-  - {id: sys-a, unit: thdl, collector: tcp, params: {host: 127.0.0.1, port: 1}}
-"""
 
 
 class Pki:
@@ -92,16 +81,14 @@ def curl(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_basic_auth_over_tls(tmp_path: Path, pki: Pki, agents) -> None:
-    web = write_config(tmp_path / "web.yml", f"""\
-        tls_server_config:
-          cert_file: {pki.dir}/server.pem
-          key_file: {pki.dir}/server.key
-        http_server_config:
-          headers: {{X-Frame-Options: deny, X-Content-Type-Options: nosniff}}
-        basic_auth_users:
-          prometheus: '{hashed(PASSWORD)}'
-        """)
-    config = write_config(tmp_path / "province.yml", PROVINCE)
+    def web_with(**users: str) -> Path:
+        headers = {"X-Frame-Options": "deny", "X-Content-Type-Options": "nosniff"}
+        return web_config(tmp_path / "web.yml", f"{pki.dir}/server.pem", f"{pki.dir}/server.key",
+                          {"prometheus": prometheus, **users}, http_server_config={"headers": headers})
+
+    prometheus = hashed(PASSWORD)
+    web = web_with()
+    config = one_system().write(tmp_path / "province.yml")
     agent = agents(config, ["--web.config.file", str(web), "--log-rate-limit", "3/60s", "--web.enable-lifecycle"],
                    scheme="https")
     auth = ("prometheus", PASSWORD)
@@ -152,10 +139,10 @@ def test_basic_auth_over_tls(tmp_path: Path, pki: Pki, agents) -> None:
             s.close()
 
     # The web config is re-read when it changes: a new user works without a restart ...
-    web.write_text(web.read_text() + f"  grafana: '{hashed('grafana-pw')}'\n")
+    web_with(grafana=hashed("grafana-pw"))
     wait_until(lambda: get(auth=("grafana", "grafana-pw")).status_code == 200, 5, agent.text)
     # ... and an invalid edit is refused while the settings in force stay.
-    web.write_text(web.read_text().replace("grafana: '$2b$", "grafana: 'plain-"))
+    web_with(grafana="plain-grafana-pw")
     wait_until(lambda: get(auth=auth) and "web config refused" in agent.text(), 5, agent.text)  # at a connection
     assert get(auth=("grafana", "grafana-pw")).status_code == 200
     assert get().status_code == 401
@@ -182,7 +169,7 @@ def node_exporter(tmp_path: Path, web: Path) -> tuple[subprocess.Popen, int]:
 
 def test_client_certificates_required_same_file_as_node_exporter(tmp_path: Path, pki: Pki, agents) -> None:
     web = write_config(tmp_path / "web.yml", f"""\
-        # The same file for node_exporter and egov-agent.
+        # The same file for node_exporter and egov-agent (kept as the text an operator writes).
         tls_server_config:
           cert_file: {pki.dir}/server.pem
           key_file: {pki.dir}/server.key
@@ -192,7 +179,7 @@ def test_client_certificates_required_same_file_as_node_exporter(tmp_path: Path,
         basic_auth_users:
           prometheus: '{hashed(PASSWORD)}'
         """)
-    agent = agents(write_config(tmp_path / "province.yml", PROVINCE), ["--web.config.file", str(web)],
+    agent = agents(one_system().write(tmp_path / "province.yml"), ["--web.config.file", str(web)],
                    scheme="https")
     node, node_port = node_exporter(tmp_path, web)
     auth = ("prometheus", PASSWORD)
@@ -231,8 +218,8 @@ def _answers(get, **kwargs) -> bool:
 
 
 def test_rate_limit_of_the_web_config_answers_429(tmp_path: Path, agents) -> None:
-    web = write_config(tmp_path / "web.yml", "rate_limit: {burst: 3, interval: 1m}\n")
-    agent = agents(write_config(tmp_path / "province.yml", PROVINCE), ["--web.config.file", str(web)])
+    web = web_config(tmp_path / "web.yml", rate_limit={"burst": 3, "interval": "1m"})
+    agent = agents(one_system().write(tmp_path / "province.yml"), ["--web.config.file", str(web)])
     wait_until(lambda: agent.proc.poll() is not None or _answers(lambda: agent.get("/-/healthy")), 15, agent.text)
     statuses = [agent.get("/-/healthy").status_code for _ in range(4)]
     # The probe above took one token: two more pass, then the bucket is empty (one token a minute).
@@ -244,9 +231,9 @@ def check(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_web_config_errors_are_located_and_never_show_secrets(tmp_path: Path, pki: Pki) -> None:
-    province = write_config(tmp_path / "province.yml", PROVINCE)
+    province = one_system().write(tmp_path / "province.yml")
     bad = write_config(tmp_path / "web.yml", """\
-        tls_server_config:
+        tls_server_config:  # kept as text: the errors are located in it, typo (min_versoin) included
           cert_file: server.pem
           key_file: server.key
           min_versoin: TLS12
@@ -285,10 +272,8 @@ tls_server_config:
                           "--web.config.file", str(bad)], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert run.returncode == 2 and "KEY_VALUES_MISMATCH" in run.stderr
 
-    good = write_config(tmp_path / "good.yml", f"""\
-        tls_server_config: {{cert_file: {pki.dir}/server.pem, key_file: {pki.dir}/server.key}}
-        basic_auth_users: {{prometheus: '{hashed(PASSWORD)}'}}
-        """)
+    good = web_config(tmp_path / "good.yml", f"{pki.dir}/server.pem", f"{pki.dir}/server.key",
+                      {"prometheus": hashed(PASSWORD)})
     out = check("check-config", str(province), "--web.config.file", str(good))
     assert out.returncode == 0 and "HTTPS, basic auth on" in out.stdout
 
@@ -302,7 +287,7 @@ def test_hash_password_makes_a_hash_the_agent_accepts() -> None:
 
 
 def test_secrets_never_reach_logs_metrics_or_error_messages(tmp_path: Path, pki: Pki, agents) -> None:
-    from snmp_peers import snmpd
+    from support.snmp_peers import snmpd
 
     community = "Cmty-5ecret-91d2"
     auth_key, priv_key, literal = "AuthKey-5ecret-0a7b", "PrivKey-5ecret-c3e4", "Literal-5ecret-77f1"
@@ -310,36 +295,21 @@ def test_secrets_never_reach_logs_metrics_or_error_messages(tmp_path: Path, pki:
     (tmp_path / "priv.key").write_text(priv_key + "\n")
     (tmp_path / "web.pw").write_text(PASSWORD + "\n")
     port = free_port()
-    web = write_config(tmp_path / "web.yml", f"""\
-        tls_server_config: {{cert_file: {pki.dir}/server.pem, key_file: {pki.dir}/server.key}}
-        basic_auth_users: {{prometheus: '{hashed(PASSWORD)}'}}
-        """)
+    web = web_config(tmp_path / "web.yml", f"{pki.dir}/server.pem", f"{pki.dir}/server.key",
+                     {"prometheus": hashed(PASSWORD)})
     with snmpd(f"rocommunity {community} 127.0.0.1\n", tmp_path, ["-v2c", "-c", community]) as (host, snmp_port):
-        config = write_config(tmp_path / "province.yml", PROVINCE.replace("  tcp: {interval: 1s, timeout: 0.5s}", """\
-  tcp: {interval: 1s, timeout: 0.5s}
-  snmp: {interval: 1s, timeout: 0.9s}
-  http: {interval: 1s, timeout: 0.9s}""") + f"""\
-  - id: router-v2c
-    unit: thdl
-    collector: snmp
-    params: {{host: {host}, port: {snmp_port}, community: env:EGOV_TEST_COMMUNITY, interface: {{index: 1}}}}
-  - id: router-v3
-    unit: thdl
-    collector: snmp
-    params:
-      host: 127.0.0.1
-      port: {snmp_port}
-      version: 3
-      v3: {{user: monitor, auth_key: "file:{tmp_path}/auth.key", priv_key: "file:{tmp_path}/priv.key"}}
-      interface: {{index: 1}}
-  - id: self
-    unit: thdl
-    collector: http
-    params:
-      url: https://127.0.0.1:{port}/-/healthy
-      ca_bundle: {pki.ca}
-      auth: {{kind: basic, username: prometheus, password: "file:{tmp_path}/web.pw"}}
-""")
+        province = one_system().collector("snmp", interval="1s", timeout="0.9s")
+        province.collector("http", interval="1s", timeout="0.9s")
+        province.target("router-v2c", "thdl", "snmp", params={
+            "host": host, "port": snmp_port, "community": "env:EGOV_TEST_COMMUNITY", "interface": {"index": 1}})
+        province.target("router-v3", "thdl", "snmp", params={
+            "host": "127.0.0.1", "port": snmp_port, "version": 3, "interface": {"index": 1},
+            "v3": {"user": "monitor", "auth_key": f"file:{tmp_path}/auth.key",
+                   "priv_key": f"file:{tmp_path}/priv.key"}})
+        province.target("self", "thdl", "http", params={
+            "url": f"https://127.0.0.1:{port}/-/healthy", "ca_bundle": pki.ca,
+            "auth": {"kind": "basic", "username": "prometheus", "password": f"file:{tmp_path}/web.pw"}})
+        config = province.write(tmp_path / "province.yml")
         env = {"EGOV_TEST_COMMUNITY": community}
         agent = agents(config, ["--web.config.file", str(web), "--log-level", "debug", "--log-format", "json",
                                 "--web.enable-lifecycle"],

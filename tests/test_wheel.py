@@ -15,8 +15,9 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from conftest import REPO, free_port
 from prometheus_client.parser import text_string_to_metric_families
+from support.net import free_port
+from support.paths import REPO
 
 PIP_SECONDS = 900  # the dependencies (matplotlib, cryptography, pysnmp...) on a shared machine
 READY_SECONDS = 300

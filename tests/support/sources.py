@@ -12,36 +12,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from conftest import parse_samples, write_config
-
 from agent.app.runtime import Agent
 from agent.config.loading import LoadedConfig, load_config
 from agent.engine.units import UnitIndex
 from agent.sources.runner import SourceRunner
+from support.exposition import parse_samples
+from support.province import Province, write_config
 
-# Province p: districts d1 (commune c1, c2) and d2 (commune c3); department s1.
-UNITS = """\
-province: {code: t, name_vi: Tỉnh Thử, name_en: Test Province}
-levels: [province, district, commune, department]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - {id: s1, name_vi: Sở Một, level: department}
-      - id: d1
-        name_vi: Huyện Một
-        level: district
-        children:
-          - {id: c1, name_vi: Xã Một, level: commune}
-          - {id: c2, name_vi: Xã Hai, level: commune}
-      - id: d2
-        name_vi: Huyện Hai
-        level: district
-        children:
-          - {id: c3, name_vi: Xã Ba, level: commune}
-reporting: {quarter_start_month: 12, quarter_start_day: 10}
-"""
+
+def units(**province_fields: str) -> Province:
+    """Province p: districts d1 (communes c1, c2) and d2 (commune c3); department s1; quarters from the 10th."""
+    p = Province(code="t", levels=["province", "district", "commune", "department"], province_fields=province_fields)
+    p.unit("s1", "Sở Một", level="department")
+    p.unit("d1", "Huyện Một", level="district").unit("c1", "Xã Một", parent="d1").unit("c2", "Xã Hai", parent="d1")
+    p.unit("d2", "Huyện Hai", level="district").unit("c3", "Xã Ba", parent="d2")
+    return p.section("reporting", {"quarter_start_month": 12, "quarter_start_day": 10})
+
+
+# The units as YAML text, for the tests that add their sources and KPIs as text after it.
+UNITS = units().yaml()
 
 
 def kpi(kpi_id: str, measure: str, targets: str = "") -> str:
@@ -57,8 +46,11 @@ def kpi(kpi_id: str, measure: str, targets: str = "") -> str:
 """
 
 
-def province(tmp: Path, sources: str, kpis: str, name: str = "province.yml") -> Path:
-    return write_config(tmp / name, UNITS + "sources:\n" + sources + "kpis:\n" + kpis)
+def province(tmp: Path, sources: str, kpis: str, name: str = "province.yml",
+             reporting: dict[str, Any] | None = None) -> Path:
+    """``units()`` with the sources and KPIs given as YAML text; ``reporting`` replaces its reporting section."""
+    head = units() if reporting is None else units().section("reporting", reporting)
+    return write_config(tmp / name, head.yaml() + "sources:\n" + sources + "kpis:\n" + kpis)
 
 
 def fetch(loaded: LoadedConfig, times: int = 1) -> SourceRunner:

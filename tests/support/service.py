@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from conftest import AGENT, REPO, first_round_done, free_port
 
-TEST_COLLECTORS = [sys.executable, str(REPO / "tests" / "agent_with_test_collectors.py")]
+from support.agent_process import first_round_done
+from support.net import free_port
+from support.paths import AGENT, REPO
+
+TEST_COLLECTORS = [sys.executable, str(REPO / "tests" / "support" / "agent_with_test_collectors.py")]
 
 
 class Agent:

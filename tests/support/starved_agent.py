@@ -2,7 +2,7 @@
 
 ``egov-agent lab`` simulates a province of routers, all up, in a process of its own; ``egov-agent run``
 monitors it in another. Once every router is seen up, the agent alone is starved of CPU for a bounded
-time (tests/cpu_starve.py), scraped meanwhile, then given its CPU back and scraped once a full round of
+time (tests/support/cpu_starve.py), scraped meanwhile, then given its CPU back and scraped once a full round of
 probes has followed. ``repo`` picks the checkout whose agent runs, so the same scenario measures
 another version of the code.
 """
@@ -17,43 +17,31 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import AGENT, REPO, free_port, parse_samples
-from cpu_starve import Starved
+import yaml
+
+from support.cpu_starve import Starved
+from support.exposition import parse_samples
+from support.net import free_port
+from support.paths import AGENT, REPO
+from support.province import Province, coverage, ops_target
 
 LAB_NETWORK = "127.44.0.0/16"
 
 
-def province(communes: int, snmp: str) -> str:
-    """Districts of 20 communes, one router each, and the WAN coverage KPI over the communes."""
-    districts = []
+def province(communes: int, snmp: str) -> Province:
+    """Districts of 20 communes, one router each, and the WAN coverage KPI over the communes; ``snmp`` is the
+    snmp collector's section as YAML text (bench/overload.py takes it from its command line)."""
+    p = Province(code="starve", levels=["province", "district", "commune"])
     for d in range(communes // 20):
-        children = ", ".join(f"{{id: c{d}-{c}, name_vi: Xã {d}-{c}, level: commune}}" for c in range(20))
-        districts.append(f"      - {{id: d{d}, name_vi: Huyện {d}, level: district, children: [{children}]}}")
-    targets = "\n".join(
-        f"  - {{id: c{d}-{c}-snmp, unit: c{d}-{c}, collector: snmp, tags: [wan_link], params: {{host: 10.9.{d}.{c + 1},"
-        f' community: "env:EGOV_SNMP_COMMUNITY", interface: {{index: 1}}}}}}'
-        for d in range(communes // 20) for c in range(20))
-    return f"""\
-province: {{code: starve, name_vi: Tỉnh Thử, name_en: Test Province}}
-levels: [province, district, commune]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-{chr(10).join(districts)}
-collectors:
-  snmp: {snmp}
-targets:
-{targets}
-kpis:
-  - id: wan
-    class: direct
-    title_vi: Xã có đường truyền WAN
-    title_en: Communes with a WAN link up
-    measure: {{kind: coverage, select: {{tags: [wan_link], level: commune}}, unit_up: all, group_by: district}}
-    targets: [{{phase: test, deadline: 2030-12-31, comparator: "=", value: 100%, origin: ops}}]
-"""
+        p.unit(f"d{d}", f"Huyện {d}", level="district")
+        for c in range(20):
+            p.unit(f"c{d}-{c}", f"Xã {d}-{c}", parent=f"d{d}")
+            p.target(f"c{d}-{c}-snmp", f"c{d}-{c}", "snmp", tags=["wan_link"], params={
+                "host": f"10.9.{d}.{c + 1}", "community": "env:EGOV_SNMP_COMMUNITY", "interface": {"index": 1}})
+    p.collector("snmp", **yaml.safe_load(snmp))
+    return p.kpi("wan", coverage(tags=["wan_link"], level="commune", unit_up="all", group_by="district"),
+                 title_vi="Xã có đường truyền WAN", title_en="Communes with a WAN link up",
+                 targets=[ops_target("100%", "=", phase="test")])
 
 
 def scrape(port: int, timeout: float = 20.0) -> dict | None:
@@ -100,8 +88,7 @@ class Outcome:
 
 
 def starve(tmp: Path, communes: int, snmp: str, share: float, seconds: float, repo: Path = REPO) -> Outcome:
-    source = tmp / "province.yml"
-    source.write_text(province(communes, snmp), encoding="utf-8")
+    source = province(communes, snmp).write(tmp / "province.yml")
     agent_config = tmp / "lab" / "agent.yml"
     env = {k: v for k, v in os.environ.items() if k != "EGOV_SNMP_COMMUNITY"}
     lab_log, agent_log = tmp / "lab.log", tmp / "agent.log"

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import free_port
+
+from support.net import free_port
 
 
 def _binary(name: str) -> str:

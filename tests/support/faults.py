@@ -11,36 +11,21 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from conftest import parse_samples, write_config
-from icmp_netns import RouterNamespace
-
 from agent.app.runtime import Agent
 from agent.config.loading import load_config
 from agent.engine.scheduler import Scheduler
-
-PROVINCE = """\
-province: {{code: faults, name_vi: Tỉnh Thử, name_en: Test Province}}
-levels: [province, commune]
-units:
-  - id: p
-    name_vi: Tỉnh Thử
-    level: province
-    children:
-      - {{id: c1, name_vi: Xã Một, level: commune}}
-      - {{id: c2, name_vi: Xã Hai, level: commune}}
-collectors:
-{collectors}
-targets:
-{targets}
-"""
+from support.exposition import parse_samples
+from support.icmp_netns import RouterNamespace
+from support.province import Province
 
 
-def province_config(tmp: Path, collectors: str, targets: str, name: str = "faults.yml") -> Path:
-    return write_config(tmp / name, PROVINCE.format(collectors=collectors, targets=targets))
+def province() -> Province:
+    """Province ``faults``: communes c1 and c2 under the root; each test adds its collectors and targets."""
+    return Province(code="faults").unit("c1", "Xã Một").unit("c2", "Xã Hai")
 
 
 class H5Namespace(RouterNamespace):
-    """The shared simulated router (tests/icmp_netns.py), its namespace and veth named ``egovh5-*``/``egh5*``
+    """The shared simulated router (tests/support/icmp_netns.py), its namespace and veth named ``egovh5-*``/``egh5*``
     so these tests' leftovers, if any, are told from other suites' at a glance."""
 
     def __init__(self) -> None:
