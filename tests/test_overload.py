@@ -120,5 +120,7 @@ def test_a_starved_agent_reports_its_overload_not_the_province_down(tmp_path: Pa
     assert len(set(outcome.probes_during)) > 1, f"/metrics froze while the agent was starved: {outcome.probes_during}"
     assert all(c == COMMUNES for c in outcome.covered_during), outcome.covered_during
     assert outcome.covered_after == COMMUNES
-    assert outcome.overruns > 0, "the starvation did not make any probe overrun: the test starved nothing"
+    # The agent met the starvation one way or the other: probes past their deadline (overruns), or target loops
+    # woken too late, which skip their tick rather than burst (the probe runner's lower cost made those the usual).
+    assert outcome.overruns + outcome.skipped > 0, "no probe overran and no tick was skipped: the test starved nothing"
     assert 1.0 in outcome.overloaded_during or outcome.overloaded_after == 1, "the agent never said it was overloaded"
