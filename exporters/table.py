@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.engine.kpi import (
+from agent.engine.evaluation import (
     EXAMPLE_ONLY,
     INVENTORY_INCOMPLETE,
     NO_DATA,
