@@ -19,8 +19,8 @@ import pytest
 from support.snmp_peers import snmpd
 
 from collectors.runner import run_probe
-from collectors.snmp.probe import SYS_UPTIME, SnmpCollector, SnmpParams, SnmpSettings
 from collectors.snmp import ber as snmp_ber
+from collectors.snmp.probe import SYS_UPTIME, SnmpCollector, SnmpParams, SnmpSettings
 from collectors.snmp.v2c import V2cClient
 
 COMMUNITY = "receive-path-test"
