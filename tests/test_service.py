@@ -309,7 +309,7 @@ def test_stopping_a_probe_loop_survives_a_lost_cancellation(tmp_path: Path) -> N
 
     gate = thdl_site().collector("gate", interval="60s", timeout="30s", jitter=0)
     config = gate.target("gated", "thdl", "gate").write(tmp_path / "gate.yml")
-    REGISTRY["gate"] = Gate
+    REGISTRY.add(Gate, network=False)
     try:
         loaded = load_config(config)
 
