@@ -274,7 +274,8 @@ def _droppable(loaded: LoadedConfig) -> list[str]:
 def _ops_missed(loaded: LoadedConfig) -> str:
     """Only for objectives whose miss no other alert tells: not over units or targets that alert one by one
     (a portal down would raise its own alert and this one), not availability (its burn rate)."""
-    told = [k.id for k in loaded.config.kpis if k.id not in _droppable(loaded) or k.measure.kind == "availability"]
+    droppable = set(_droppable(loaded))
+    told = [k.id for k in loaded.config.kpis if k.id not in droppable or k.measure.kind == "availability"]
     unless = f'{{origin="ops",kpi!~"{_ids(told)}"}}' if told else '{origin="ops"}'
     return (f"kpi:egov_kpi_shortfall:abs{unless} * on(province, kpi) group_left(title_vi, title_en) "
             "max by (province, kpi, title_vi, title_en) (egov_kpi_info)")
