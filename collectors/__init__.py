@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from agent.domain.netaddr import ALLOW_ENV, declares_probe_hosts
@@ -36,8 +36,6 @@ def discover_kinds() -> dict[str, KindDescriptor]:
         if not info.ispkg:
             continue
         descriptor = getattr(importlib.import_module(f"{__name__}.{info.name}"), "DESCRIPTOR", None)
-        if isinstance(descriptor, Mapping):  # a plain dict is accepted too
-            descriptor = KindDescriptor(**descriptor)
         if isinstance(descriptor, KindDescriptor):
             found[descriptor.kind] = descriptor
     return found

@@ -27,7 +27,7 @@ class KindDescriptor:
 
     Every reference is a string (``module`` or ``module:attribute``) imported on first use, so finding
     the kinds costs nothing and a kind's libraries load only when a configuration uses it. Adding a kind
-    is adding one package under collectors/; a plain dict with these keys is accepted too.
+    is adding one package under collectors/.
 
     What the references must name (the lab and the exporters know no kind by name):
 

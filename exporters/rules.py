@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 from agent.config.loading import LoadedConfig
 from agent.config.schema import CoverageMeasure, KpiSpec, Selector
-from collectors.contrib import TARGET_NAME as TARGET_NAME  # tests read a target's name as the alerts do
 from collectors.contrib import TARGETS_GROUP, RuleContext, alerts_each_target, contributions
 from collectors.contrib import alert as _alert
 from collectors.contrib import since as _since

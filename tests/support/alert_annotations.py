@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from exporters.rules import FAILED_TARGETS, TARGET_NAME
+from collectors.contrib import TARGET_NAME
+from exporters.rules import FAILED_TARGETS
 
 VALUES = {"EgovGroupAllDown": "2", "EgovUnitDown": "2"}
 CHOICE = re.compile(r"\{\{ if eq \$value 0\.0 \}\}(.*?)\{\{ else \}\}(.*?)\{\{ end \}\}", re.S)
