@@ -8,6 +8,7 @@ from pathlib import Path
 
 from support.net import free_port, http_get
 from support.paths import AGENT, REPO
+from support.processes import stop_process
 
 
 def first_round_done(status: int, body: bytes | str) -> bool:
@@ -48,12 +49,6 @@ class AgentProcess:
         return body.decode()
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        code = stop_process(self.proc)
         self._log.close()
-        return self.proc.returncode
+        return code

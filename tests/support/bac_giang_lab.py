@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from support.paths import AGENT, REPO
+from support.processes import stop_process
 
 PROVINCE = REPO / "config" / "provinces" / "bac-giang.yml"
 # A loopback range of its own: engineers sharing a machine give each lab theirs (EGOV_LAB_NETWORK).
@@ -40,11 +41,7 @@ class Lab:
             assert response.status == 200
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc, grace=20)
         self.log.close()
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from support.net import free_port
+from support.processes import stop_process
 
 
 def _binary(name: str) -> str:
@@ -47,13 +48,7 @@ class Process:
         self.proc = subprocess.Popen(args, stdout=self._out, stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, grace=15)
         self._out.close()
 
 

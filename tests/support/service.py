@@ -15,6 +15,7 @@ import requests
 from support.agent_process import first_round_done
 from support.net import free_port
 from support.paths import AGENT, REPO
+from support.processes import stop_process
 
 TEST_COLLECTORS = [sys.executable, str(REPO / "tests" / "support" / "agent_with_test_collectors.py")]
 
@@ -56,15 +57,9 @@ class Agent:
         wait_until(ready, timeout, lambda: f"agent not ready:\n{self.text()}")
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        code = stop_process(self.proc)
         self._out.close()
-        return self.proc.returncode
+        return code
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, message: Callable[[], str] | str = "timed out") -> Any:
