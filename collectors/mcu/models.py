@@ -13,7 +13,7 @@ from agent.domain.netaddr import PROBED_URL, ProbeHost
 from agent.domain.secrets import Secret
 from agent.domain.version import __version__
 from collectors.http.models import BasicAuth, BearerAuth
-from collectors.snmp.models import V3Auth
+from collectors.snmp.models import V3Auth, check_credentials
 
 MiB = 1024 * 1024
 Quantity = Literal["active_conferences", "ports_in_use", "ports_total", "registered_endpoints",
@@ -113,10 +113,7 @@ class McuParams(StrictModel):
                 raise ValueError("adapter snmp needs host")
             if not self.oids:
                 raise ValueError("adapter snmp needs oids: the OID of each quantity the MCU reports")
-            if self.version == "2c" and (self.community is None or self.v3 is not None):
-                raise ValueError("version 2c needs a community (and no v3 block)")
-            if self.version == "3" and (self.v3 is None or self.community is not None):
-                raise ValueError("version 3 needs a v3 block (and no community)")
+            check_credentials(self.version, self.community, self.v3)
         else:
             wrong = [k for k in (*_SNMP_ONLY, "version") if k in given]
             if wrong:

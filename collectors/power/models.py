@@ -9,7 +9,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from agent.domain.models import StrictModel
 from agent.domain.netaddr import ProbeHost
 from agent.domain.secrets import Secret
-from collectors.snmp.models import V3Auth
+from collectors.snmp.models import V3Auth, check_credentials
 
 Profile = Literal["ups_mib", "xups", "apc_rpdu", "geist"]
 
@@ -26,10 +26,7 @@ class PowerParams(StrictModel):
 
     @model_validator(mode="after")
     def _credentials_match_version(self) -> PowerParams:
-        if self.version == "2c" and (self.community is None or self.v3 is not None):
-            raise ValueError("version 2c needs a community (and no v3 block)")
-        if self.version == "3" and (self.v3 is None or self.community is not None):
-            raise ValueError("version 3 needs a v3 block (and no community)")
+        check_credentials(self.version, self.community, self.v3)
         return self
 
 

@@ -40,6 +40,14 @@ class V3Auth(StrictModel):
     priv_protocol: Literal["aes", "aes192", "aes256"] = "aes"
 
 
+def check_credentials(version: str, community: Secret | None, v3: V3Auth | None) -> None:
+    """The one rule of every SNMP-speaking kind (snmp, power, mcu): v2c has a community, v3 a v3 block."""
+    if version == "2c" and (community is None or v3 is not None):
+        raise ValueError("version 2c needs a community (and no v3 block)")
+    if version == "3" and (v3 is None or community is not None):
+        raise ValueError("version 3 needs a v3 block (and no community)")
+
+
 class SnmpParams(StrictModel):
     host: ProbeHost
     port: int = Field(161, ge=1, le=65535)
@@ -52,10 +60,7 @@ class SnmpParams(StrictModel):
 
     @model_validator(mode="after")
     def _credentials_match_version(self) -> SnmpParams:
-        if self.version == "2c" and (self.community is None or self.v3 is not None):
-            raise ValueError("version 2c needs a community (and no v3 block)")
-        if self.version == "3" and (self.v3 is None or self.community is not None):
-            raise ValueError("version 3 needs a v3 block (and no community)")
+        check_credentials(self.version, self.community, self.v3)
         return self
 
 
