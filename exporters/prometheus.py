@@ -33,7 +33,8 @@ from agent.engine.store import DURATION_BUCKETS, CollectorStats, StoreSnapshot, 
 from agent.engine.units import UnitIndex
 from collectors.api import Family
 from exporters.apps import app_metrics
-from exporters.snapshot import Snapshots
+from exporters.snapshot import Snapshot, Snapshots
+from exporters.target_text import Only, TargetText, render_metrics
 
 PREFIX = "egov_"
 CACHE_SECONDS = 5.0
@@ -104,11 +105,24 @@ class EgovCollector:
         return self.snapshots.store.version
 
     def collect(self) -> Iterator[Metric]:
-        snap, status = self.snapshots.fresh(), self._status()
-        view, frozen = snap.view, snap.store
-        states, collector_stats, evaluations = snap.states, snap.stats, snap.evaluations
-        yield from self._self_metrics(view, collector_stats, frozen, status)
-        yield from self._target_metrics(view, states)
+        yield from self.metrics(*self.latest())
+
+    def latest(self) -> tuple[Snapshot[AgentView], ConfigStatus]:
+        """A new snapshot and the agent's status: what one rendering shows."""
+        return self.snapshots.fresh(), self._status()
+
+    def metrics(self, snap: Snapshot[AgentView], status: ConfigStatus) -> Iterator[Metric]:
+        yield from self.head(snap, status)
+        yield from self._target_metrics(snap.view, snap.states)
+        yield from self.tail(snap, status)
+
+    def head(self, snap: Snapshot[AgentView], status: ConfigStatus) -> Iterator[Metric]:
+        """The families before the per-target ones (self-metrics)."""
+        yield from self._self_metrics(snap.view, snap.stats, snap.store, status)
+
+    def tail(self, snap: Snapshot[AgentView], status: ConfigStatus) -> Iterator[Metric]:
+        """The families after the per-target ones (KPIs, their members, applications)."""
+        view, evaluations = snap.view, snap.evaluations
         yield from self._kpi_metrics(view, evaluations, status.province)
         yield from self._member_metrics(view, evaluations, status.province)
         yield from app_metrics(status.province, evaluations, view)
@@ -195,25 +209,7 @@ class EgovCollector:
     # -- targets -----------------------------------------------------------------------------
     def _target_metrics(self, view: AgentView, states: Mapping[str, TargetState]) -> Iterator[Metric]:
         names = list(view.target_label_names)
-        up = GaugeMetricFamily(PREFIX + "target_up",
-                               "1 if the target is up: down only after its collector's down_after failed probes "
-                               "in a row.", labels=names)
-        dur = GaugeMetricFamily(PREFIX + "target_probe_duration_seconds", "Duration of the last probe.",
-                                labels=names)
-        when = GaugeMetricFamily(PREFIX + "target_last_probe_timestamp_seconds",
-                                 "When the target was last probed.", labels=names)
-        down_since = GaugeMetricFamily(PREFIX + "target_down_since_timestamp_seconds",
-                                       "While the target is down: when its run of failed probes began (alert "
-                                       "texts say «since 09:12»).", labels=names)
-        total = CounterMetricFamily(PREFIX + "target_probes", "Probes of the target.", labels=names)
-        good = CounterMetricFamily(PREFIX + "target_probe_successes", "Successful probes of the target.",
-                                   labels=names)
-        fails = CounterMetricFamily(PREFIX + "target_probe_failures", "Failed probes of the target by reason.",
-                                    labels=[*names, "reason"])
-        info = GaugeMetricFamily(
-            PREFIX + "target_info",
-            "Configured target: its name and tags (as ',a,b,' so rules can match one tag with a regex).",
-            labels=[*names, "name", "tags"])
+        info, up, down_since, dur, when, total, good, fails = target_families(names)
         own: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
         for target_id, labels in view.targets.items():
             info.add_metric([*labels.values, labels.name, "," + ",".join(labels.tags) + "," if labels.tags else ""],
@@ -366,6 +362,30 @@ class EgovCollector:
         yield _unit_info(province, view.units)
 
 
+def target_families(names: list[str]) -> list[GaugeMetricFamily | CounterMetricFamily]:
+    """The fixed per-target families, empty, in the order /metrics has them (exporters/target_text.py too)."""
+    info = GaugeMetricFamily(
+        PREFIX + "target_info",
+        "Configured target: its name and tags (as ',a,b,' so rules can match one tag with a regex).",
+        labels=[*names, "name", "tags"])
+    up = GaugeMetricFamily(PREFIX + "target_up",
+                           "1 if the target is up: down only after its collector's down_after failed probes "
+                           "in a row.", labels=names)
+    down_since = GaugeMetricFamily(PREFIX + "target_down_since_timestamp_seconds",
+                                   "While the target is down: when its run of failed probes began (alert "
+                                   "texts say «since 09:12»).", labels=names)
+    dur = GaugeMetricFamily(PREFIX + "target_probe_duration_seconds", "Duration of the last probe.",
+                            labels=names)
+    when = GaugeMetricFamily(PREFIX + "target_last_probe_timestamp_seconds",
+                             "When the target was last probed.", labels=names)
+    total = CounterMetricFamily(PREFIX + "target_probes", "Probes of the target.", labels=names)
+    good = CounterMetricFamily(PREFIX + "target_probe_successes", "Successful probes of the target.",
+                               labels=names)
+    fails = CounterMetricFamily(PREFIX + "target_probe_failures", "Failed probes of the target by reason.",
+                                labels=[*names, "reason"])
+    return [info, up, down_since, dur, when, total, good, fails]
+
+
 def _unit_info(province: str, units: UnitIndex) -> Metric:
     """Every unit's names and its parent's: alert texts name «Xã Đồng Sơn (huyện Yên Dũng)», not bg-yd-05."""
     info = GaugeMetricFamily(PREFIX + "unit_info", "A unit of the hierarchy: its names and its parent's (value 1).",
@@ -454,8 +474,12 @@ class Exposition:
         self.min_interval = min_interval
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(collector)
-        self.registry.register(ProcessCollector(registry=None))
-        self.registry.register(PlatformCollector(registry=None))
+        self.process = ProcessCollector(registry=None)
+        self.platform = PlatformCollector(registry=None)
+        self.registry.register(self.process)
+        self.registry.register(self.platform)
+        # Each target's lines, kept between renderings: a rendering re-formats only the targets probed since.
+        self.targets = TargetText(target_families, _family)
         self._render_lock = threading.Lock()
         self._cache: dict[str, tuple[tuple[int, int], bytes]] = {}
         # The gzip of each cached rendering, beside the rendering it was made from: a scrape compresses
@@ -479,10 +503,26 @@ class Exposition:
             # CPU time, not wall time: a starved process renders slowly by the clock, and 10 x that wall
             # time froze /metrics for minutes while the agent was overloaded (tests/test_overload.py).
             started = time.thread_time()
-            body = encoder(self.registry)
+            snap, status = self.collector.latest()
+            if self.targets.supports(snap.view):
+                body = self.compose(snap, status, content_type, encoder)
+            else:  # names the per-target renderer cannot vouch for: the library renders it all
+                body = encoder(self.registry)
             self.last_render_seconds = time.thread_time() - started
             self._cache[content_type] = (key, body)
             return body
+
+    def compose(self, snap: Snapshot[AgentView], status: ConfigStatus, content_type: str, encoder: Callable,
+                process: bool = True) -> bytes:
+        """What ``encoder(self.registry)`` renders from ``snap``, with the per-target families from their
+        cached lines (exporters/target_text.py); ``process=False`` leaves out the process and platform
+        families (whose values change by the call)."""
+        self.targets.update(snap.view, snap.states)
+        tail = list(self.collector.tail(snap, status))
+        if process:
+            tail += [*self.process.collect(), *self.platform.collect()]
+        return b"".join([render_metrics(list(self.collector.head(snap, status)), encoder),
+                         *self.targets.render(content_type, encoder), encoder(Only(tail))])
 
     def render(self, accept: str | None) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept or "")
