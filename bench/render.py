@@ -25,7 +25,7 @@ from collectors.api import ProbeResult, Sample
 from collectors.tcp.probe import TcpCollector
 from exporters.prometheus import AgentView, ConfigStatus, EgovCollector, Exposition, TargetLabels
 from exporters.snapshot import Snapshots
-from exporters.target_text import Only
+from exporters.text_format import Only
 
 FORMATS = ("text/plain; version=0.0.4", "application/openmetrics-text; version=1.0.0")
 

@@ -34,7 +34,8 @@ from agent.engine.units import UnitIndex
 from collectors.api import Family
 from exporters.apps import app_metrics
 from exporters.snapshot import Snapshot, Snapshots
-from exporters.target_text import Only, TargetText, render_metrics
+from exporters.target_text import TargetText
+from exporters.text_format import Families, Only, fast_format
 
 PREFIX = "egov_"
 CACHE_SECONDS = 5.0
@@ -480,6 +481,7 @@ class Exposition:
         self.registry.register(self.platform)
         # Each target's lines, kept between renderings: a rendering re-formats only the targets probed since.
         self.targets = TargetText(target_families, _family)
+        self.families = Families()  # the other families' headers, kept
         self._render_lock = threading.Lock()
         self._cache: dict[str, tuple[tuple[int, int], bytes]] = {}
         # The gzip of each cached rendering, beside the rendering it was made from: a scrape compresses
@@ -504,10 +506,7 @@ class Exposition:
             # time froze /metrics for minutes while the agent was overloaded (tests/test_overload.py).
             started = time.thread_time()
             snap, status = self.collector.latest()
-            if self.targets.supports(snap.view):
-                body = self.compose(snap, status, content_type, encoder)
-            else:  # names the per-target renderer cannot vouch for: the library renders it all
-                body = encoder(self.registry)
+            body = self.compose(snap, status, content_type, encoder)
             self.last_render_seconds = time.thread_time() - started
             self._cache[content_type] = (key, body)
             return body
@@ -517,12 +516,16 @@ class Exposition:
         """What ``encoder(self.registry)`` renders from ``snap``, with the per-target families from their
         cached lines (exporters/target_text.py); ``process=False`` leaves out the process and platform
         families (whose values change by the call)."""
+        extra = [*self.process.collect(), *self.platform.collect()] if process else []
+        if not fast_format(content_type) or not self.targets.supports(snap.view):
+            # a format or names the renderers here cannot vouch for: the library renders it all
+            return bytes(encoder(Only([*self.collector.metrics(snap, status), *extra])))
         self.targets.update(snap.view, snap.states)
-        tail = list(self.collector.tail(snap, status))
-        if process:
-            tail += [*self.process.collect(), *self.platform.collect()]
-        return b"".join([render_metrics(list(self.collector.head(snap, status)), encoder),
-                         *self.targets.render(content_type, encoder), encoder(Only(tail))])
+        end = encoder(Only([]))  # OpenMetrics' "# EOF", or nothing
+        return b"".join([self.families.render(self.collector.head(snap, status), content_type, encoder),
+                         *self.targets.render(content_type, encoder),
+                         self.families.render([*self.collector.tail(snap, status), *extra], content_type, encoder),
+                         end])
 
     def render(self, accept: str | None) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept or "")

@@ -14,60 +14,18 @@ Sample lines are the same in text 0.0.4 and OpenMetrics 1.0.0 for legacy metric 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.openmetrics.exposition import ALLOWUTF8
-from prometheus_client.openmetrics.exposition import _escape as _library_escape
-from prometheus_client.utils import floatToGoString
 
 from agent.engine.store import TargetState
 from collectors.api import Family
+from exporters.text_format import LABEL_NAME, METRIC_NAME, header, label_text, line
 
-EOF = b"# EOF\n"
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 # The fixed families, in the order prometheus_client yields them (exporters/prometheus.py _target_metrics);
 # INFO holds every configured target, the others only targets probed at least once.
 INFO, UP, DOWN_SINCE, DURATION, WHEN, TOTAL, GOOD, FAILS = range(8)
-
-
-def escape_value(value: str) -> str:
-    """A label value as both of prometheus_client's encoders write it (backslash, newline, quote)."""
-    return _library_escape(value, ALLOWUTF8, lambda _c, _i: False)
-
-
-def label_text(names: Iterable[str], values: Iterable[str]) -> str:
-    """``a="x",b="y"`` as prometheus_client writes a sample's labels: zipped into a dict, sorted by name."""
-    return ",".join([f'{k}="{escape_value(v)}"' for k, v in sorted(dict(zip(names, values, strict=False)).items())])
-
-
-def line(name: str, labels: str, value: float) -> str:
-    return f"{name}{{{labels}}} {floatToGoString(value)}\n" if labels else f"{name} {floatToGoString(value)}\n"
-
-
-def header(metric: Metric, encoder: Callable) -> bytes:
-    """The family's HELP/TYPE (/UNIT) lines, rendered by the library's own encoder from the empty family."""
-    text: bytes = encoder(Only([metric]))
-    return text[:-len(EOF)] if text.endswith(EOF) else text
-
-
-class Only:
-    """A registry of given families (what prometheus_client's encoders need: ``collect``)."""
-
-    def __init__(self, metrics: list[Metric]) -> None:
-        self.metrics = metrics
-
-    def collect(self) -> list[Metric]:
-        return self.metrics
-
-
-def render_metrics(metrics: list[Metric], encoder: Callable) -> bytes:
-    """``metrics`` in the encoder's format, without OpenMetrics' closing ``# EOF`` (the caller ends the body)."""
-    text: bytes = encoder(Only(metrics))
-    return text[:-len(EOF)] if text.endswith(EOF) else text
 
 
 @dataclass
@@ -121,7 +79,7 @@ class TargetText:
         # Per collector: its families by name (the last of a repeated name, as _target_metrics' dict has it).
         self._by_name = {kind: {f.name: f for f in fams} for kind, fams in view.families.items()}
         definitions: dict[str, Family] = {}
-        supported = all(_LABEL_NAME.match(n) for n in info_names)
+        supported = all(LABEL_NAME.match(n) for n in info_names)
         self._own_metric: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
         self._own_sample: dict[str, str] = {}
         self._own_labels: dict[str, list[str]] = {}
@@ -131,12 +89,12 @@ class TargetText:
                 if (known.type, known.help, tuple(known.labels)) != (family.type, family.help, tuple(family.labels)):
                     supported = False
                 metric = self._own_family(family, names)
-                supported = supported and all(_LABEL_NAME.match(n) for n in family.labels)
-                supported = supported and bool(_METRIC_NAME.match(metric.name + "_total"))
+                supported = supported and all(LABEL_NAME.match(n) for n in family.labels)
+                supported = supported and bool(METRIC_NAME.match(metric.name + "_total"))
                 self._own_metric[family.name] = metric
                 self._own_sample[family.name] = metric.name + ("_total" if metric.type == "counter" else "")
                 self._own_labels[family.name] = [*names, *family.labels]
-        self._supported = supported and all(_METRIC_NAME.match(n) for n in self._sample_name)
+        self._supported = supported and all(METRIC_NAME.match(n) for n in self._sample_name)
         n = len(self._ids)
         self._cache: list[_Cached | None] = [None] * n
         self._parts: dict[int | str, list[bytes]] = {k: [b""] * n for k in range(UP, FAILS + 1)}

@@ -22,11 +22,13 @@ from support.tools import promtool
 from agent.app.runtime import Agent
 from agent.config.loading import load_config
 from collectors.api import Family, ProbeResult, Sample
-from exporters.target_text import Only
+from exporters.text_format import Only
 
 TRICKY = ('quote " inside', "back\\slash", "new\nline", "Xã Đồng Sơn (huyện Yên Dũng)", "", '\\"\n\\n')
 ACCEPTS = ("", "text/plain; version=0.0.4", "application/openmetrics-text; version=1.0.0",
-           "application/openmetrics-text; version=1.0.0; escaping=allow-utf-8", "*/*")
+           "application/openmetrics-text; version=1.0.0; escaping=allow-utf-8", "*/*",
+           "application/openmetrics-text; version=1.0.0; escaping=dots", "application/openmetrics-text; version=2.0.0",
+           "text/plain; version=1.0.0; escaping=values")
 
 
 @pytest.fixture(scope="module")
