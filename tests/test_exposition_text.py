@@ -110,3 +110,26 @@ def test_the_served_body_is_the_composed_one(agent: Agent) -> None:
     assert content_type.startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n") and body.count(b"# EOF\n") == 1
     assert b"\nprocess_cpu_seconds_total " in body and b"\negov_target_up{" in body
+
+
+def types(body: bytes) -> list[bytes]:
+    return [line for line in body.splitlines() if line.startswith(b"# TYPE")]
+
+
+def test_every_registered_collector_is_rendered(agent: Agent) -> None:
+    """The daemon registers the HTTP server's connection counters beside the agent's collector."""
+    from agent.app.webserver import ConnectionStats, Limits
+
+    stats = ConnectionStats(Limits())
+    stats.dropped["capacity"] = 3
+    agent.exposition.registry.register(stats)
+    try:
+        for accept in ("", "application/openmetrics-text; version=1.0.0"):
+            encoder, content_type = choose_encoder(accept)
+            snap, status = agent.exposition.collector.latest()
+            got = agent.exposition.compose(snap, status, content_type, encoder, process=False)
+            assert b'egov_web_connections_dropped_total{reason="capacity"} 3.0\n' in got
+            assert types(got) == [t for t in types(encoder(agent.exposition.registry))
+                                  if not t.startswith((b"# TYPE process_", b"# TYPE python_"))]
+    finally:
+        agent.exposition.registry.unregister(stats)
