@@ -23,6 +23,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 
 from agent.domain.periods import ReportingSpec
 from agent.domain.version import __version__
@@ -33,7 +34,9 @@ from agent.engine.store import DURATION_BUCKETS, CollectorStats, StoreSnapshot, 
 from agent.engine.units import UnitIndex
 from collectors.api import Family
 from exporters.apps import app_metrics
-from exporters.snapshot import Snapshots
+from exporters.snapshot import Snapshot, Snapshots
+from exporters.target_text import TargetText
+from exporters.text_format import Families, Only, fast_format
 
 PREFIX = "egov_"
 CACHE_SECONDS = 5.0
@@ -104,11 +107,24 @@ class EgovCollector:
         return self.snapshots.store.version
 
     def collect(self) -> Iterator[Metric]:
-        snap, status = self.snapshots.fresh(), self._status()
-        view, frozen = snap.view, snap.store
-        states, collector_stats, evaluations = snap.states, snap.stats, snap.evaluations
-        yield from self._self_metrics(view, collector_stats, frozen, status)
-        yield from self._target_metrics(view, states)
+        yield from self.metrics(*self.latest())
+
+    def latest(self) -> tuple[Snapshot[AgentView], ConfigStatus]:
+        """A new snapshot and the agent's status: what one rendering shows."""
+        return self.snapshots.fresh(), self._status()
+
+    def metrics(self, snap: Snapshot[AgentView], status: ConfigStatus) -> Iterator[Metric]:
+        yield from self.head(snap, status)
+        yield from self._target_metrics(snap.view, snap.states)
+        yield from self.tail(snap, status)
+
+    def head(self, snap: Snapshot[AgentView], status: ConfigStatus) -> Iterator[Metric]:
+        """The families before the per-target ones (self-metrics)."""
+        yield from self._self_metrics(snap.view, snap.stats, snap.store, status)
+
+    def tail(self, snap: Snapshot[AgentView], status: ConfigStatus) -> Iterator[Metric]:
+        """The families after the per-target ones (KPIs, their members, applications)."""
+        view, evaluations = snap.view, snap.evaluations
         yield from self._kpi_metrics(view, evaluations, status.province)
         yield from self._member_metrics(view, evaluations, status.province)
         yield from app_metrics(status.province, evaluations, view)
@@ -195,25 +211,7 @@ class EgovCollector:
     # -- targets -----------------------------------------------------------------------------
     def _target_metrics(self, view: AgentView, states: Mapping[str, TargetState]) -> Iterator[Metric]:
         names = list(view.target_label_names)
-        up = GaugeMetricFamily(PREFIX + "target_up",
-                               "1 if the target is up: down only after its collector's down_after failed probes "
-                               "in a row.", labels=names)
-        dur = GaugeMetricFamily(PREFIX + "target_probe_duration_seconds", "Duration of the last probe.",
-                                labels=names)
-        when = GaugeMetricFamily(PREFIX + "target_last_probe_timestamp_seconds",
-                                 "When the target was last probed.", labels=names)
-        down_since = GaugeMetricFamily(PREFIX + "target_down_since_timestamp_seconds",
-                                       "While the target is down: when its run of failed probes began (alert "
-                                       "texts say «since 09:12»).", labels=names)
-        total = CounterMetricFamily(PREFIX + "target_probes", "Probes of the target.", labels=names)
-        good = CounterMetricFamily(PREFIX + "target_probe_successes", "Successful probes of the target.",
-                                   labels=names)
-        fails = CounterMetricFamily(PREFIX + "target_probe_failures", "Failed probes of the target by reason.",
-                                    labels=[*names, "reason"])
-        info = GaugeMetricFamily(
-            PREFIX + "target_info",
-            "Configured target: its name and tags (as ',a,b,' so rules can match one tag with a regex).",
-            labels=[*names, "name", "tags"])
+        info, up, down_since, dur, when, total, good, fails = target_families(names)
         own: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
         for target_id, labels in view.targets.items():
             info.add_metric([*labels.values, labels.name, "," + ",".join(labels.tags) + "," if labels.tags else ""],
@@ -366,6 +364,30 @@ class EgovCollector:
         yield _unit_info(province, view.units)
 
 
+def target_families(names: list[str]) -> list[GaugeMetricFamily | CounterMetricFamily]:
+    """The fixed per-target families, empty, in the order /metrics has them (exporters/target_text.py too)."""
+    info = GaugeMetricFamily(
+        PREFIX + "target_info",
+        "Configured target: its name and tags (as ',a,b,' so rules can match one tag with a regex).",
+        labels=[*names, "name", "tags"])
+    up = GaugeMetricFamily(PREFIX + "target_up",
+                           "1 if the target is up: down only after its collector's down_after failed probes "
+                           "in a row.", labels=names)
+    down_since = GaugeMetricFamily(PREFIX + "target_down_since_timestamp_seconds",
+                                   "While the target is down: when its run of failed probes began (alert "
+                                   "texts say «since 09:12»).", labels=names)
+    dur = GaugeMetricFamily(PREFIX + "target_probe_duration_seconds", "Duration of the last probe.",
+                            labels=names)
+    when = GaugeMetricFamily(PREFIX + "target_last_probe_timestamp_seconds",
+                             "When the target was last probed.", labels=names)
+    total = CounterMetricFamily(PREFIX + "target_probes", "Probes of the target.", labels=names)
+    good = CounterMetricFamily(PREFIX + "target_probe_successes", "Successful probes of the target.",
+                               labels=names)
+    fails = CounterMetricFamily(PREFIX + "target_probe_failures", "Failed probes of the target by reason.",
+                                labels=[*names, "reason"])
+    return [info, up, down_since, dur, when, total, good, fails]
+
+
 def _unit_info(province: str, units: UnitIndex) -> Metric:
     """Every unit's names and its parent's: alert texts name «Xã Đồng Sơn (huyện Yên Dũng)», not bg-yd-05."""
     info = GaugeMetricFamily(PREFIX + "unit_info", "A unit of the hierarchy: its names and its parent's (value 1).",
@@ -437,6 +459,22 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     return allowed.get("gzip", allowed.get("x-gzip", allowed.get("*", False)))
 
 
+class _Registry(CollectorRegistry):
+    """A registry that says which collectors it has, in their order (``Exposition.compose`` renders them)."""
+
+    def __init__(self, auto_describe: bool = False) -> None:
+        super().__init__(auto_describe=auto_describe)
+        self.collectors: list[Collector] = []
+
+    def register(self, collector: Collector) -> None:
+        super().register(collector)
+        self.collectors.append(collector)
+
+    def unregister(self, collector: Collector) -> None:
+        super().unregister(collector)
+        self.collectors.remove(collector)
+
+
 class Exposition:
     """Renders /metrics in the negotiated format from a cache a scrape never has to wait for.
 
@@ -452,10 +490,15 @@ class Exposition:
     def __init__(self, collector: EgovCollector, min_interval: float = 1.0) -> None:
         self.collector = collector
         self.min_interval = min_interval
-        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry = _Registry(auto_describe=False)
         self.registry.register(collector)
-        self.registry.register(ProcessCollector(registry=None))
-        self.registry.register(PlatformCollector(registry=None))
+        self.process = ProcessCollector(registry=None)
+        self.platform = PlatformCollector(registry=None)
+        self.registry.register(self.process)
+        self.registry.register(self.platform)
+        # Each target's lines, kept between renderings: a rendering re-formats only the targets probed since.
+        self.targets = TargetText(target_families, _family)
+        self.families = Families()  # the other families' headers, kept
         self._render_lock = threading.Lock()
         self._cache: dict[str, tuple[tuple[int, int], bytes]] = {}
         # The gzip of each cached rendering, beside the rendering it was made from: a scrape compresses
@@ -470,7 +513,9 @@ class Exposition:
     def _key(self) -> tuple[int, int]:
         return (self.collector.version(), int(time.monotonic() // CACHE_SECONDS))
 
-    def _render(self, content_type: str, encoder: Callable) -> bytes:
+    def _render(self, content_type: str, encoder: Callable, compress: bool = False) -> bytes:
+        """The rendering for the store as it is; with ``compress`` its gzip is made before the rendering is
+        served, so no scrape of a fresh rendering compresses it itself (30-60 ms for 20,000 series)."""
         with self._render_lock:  # one rendering at a time; concurrent scrapes share it
             key = self._key()
             cached = self._cache.get(content_type)
@@ -479,10 +524,32 @@ class Exposition:
             # CPU time, not wall time: a starved process renders slowly by the clock, and 10 x that wall
             # time froze /metrics for minutes while the agent was overloaded (tests/test_overload.py).
             started = time.thread_time()
-            body = encoder(self.registry)
+            snap, status = self.collector.latest()
+            body = self.compose(snap, status, content_type, encoder)
             self.last_render_seconds = time.thread_time() - started
+            if compress:
+                compressed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)  # (zlib lets go of the GIL)
+                with self._gzip_lock:
+                    self._gzipped[content_type] = (body, compressed)
             self._cache[content_type] = (key, body)
             return body
+
+    def compose(self, snap: Snapshot[AgentView], status: ConfigStatus, content_type: str, encoder: Callable,
+                process: bool = True) -> bytes:
+        """What ``encoder(self.registry)`` renders from ``snap``, with the per-target families from their
+        cached lines (exporters/target_text.py), then every other collector of the registry in its order;
+        ``process=False`` leaves out the process and platform families (whose values change by the call)."""
+        extra = [metric for c in self.registry.collectors if c is not self.collector
+                 and (process or c not in (self.process, self.platform)) for metric in c.collect()]
+        if not fast_format(content_type) or not self.targets.supports(snap.view):
+            # a format or names the renderers here cannot vouch for: the library renders it all
+            return bytes(encoder(Only([*self.collector.metrics(snap, status), *extra])))
+        self.targets.update(snap.view, snap.states)
+        end = encoder(Only([]))  # OpenMetrics' "# EOF", or nothing
+        return b"".join([self.families.render(self.collector.head(snap, status), content_type, encoder),
+                         *self.targets.render(content_type, encoder),
+                         self.families.render([*self.collector.tail(snap, status), *extra], content_type, encoder),
+                         end])
 
     def render(self, accept: str | None) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept or "")
@@ -500,13 +567,34 @@ class Exposition:
         self._wanted[content_type + ";gzip"] = (self._wanted[content_type][0], time.monotonic())
         return self._gzip(content_type, body), content_type, "gzip"
 
+    def cached(self, accept: str | None, accept_encoding: str | None) -> tuple[bytes, str, str | None] | None:
+        """``render_encoded``'s answer if it is ready-made (rendered, and gzipped when asked), else None:
+        what the HTTP loop can send at once, without waiting for a worker thread or the GIL twice more."""
+        if self._thread is None:
+            return None
+        encoder, content_type = choose_encoder(accept or "")
+        cached = self._cache.get(content_type)
+        if cached is None:
+            return None
+        now = time.monotonic()
+        self._wanted[content_type] = (encoder, now)
+        if not accepts_gzip(accept_encoding):
+            return cached[1], content_type, None
+        self._wanted[content_type + ";gzip"] = (encoder, now)
+        compressed = self._gzipped.get(content_type)
+        if compressed is None or compressed[0] is not cached[1]:
+            return None
+        return compressed[1], content_type, "gzip"
+
     def _gzip(self, content_type: str, body: bytes) -> bytes:
         with self._gzip_lock:  # concurrent scrapes of a new rendering compress it once
             cached = self._gzipped.get(content_type)
             if cached is not None and cached[0] is body:
                 return cached[1]
             compressed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
-            self._gzipped[content_type] = (body, compressed)
+            current = self._cache.get(content_type)
+            if cached is None or (current is not None and current[1] is body):  # not an older one's over a newer
+                self._gzipped[content_type] = (body, compressed)
             return compressed
 
     def invalidate(self) -> None:
@@ -535,6 +623,5 @@ class Exposition:
                     self._wanted.pop(wanted, None)
                     (self._gzipped if gzipped else self._cache).pop(content_type, None)
                     continue
-                body = self._render(content_type, encoder)
-                if gzipped:
-                    self._gzip(content_type, body)
+                if not gzipped:
+                    self._render(content_type, encoder, compress=content_type + ";gzip" in self._wanted)

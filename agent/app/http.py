@@ -130,6 +130,13 @@ def cross_origin(request: Request) -> str:
     return f"Origin {origin[:100]!r} is not this host ({request.headers.get('host', '')[:100]!r})"
 
 
+def _metrics_reply(body: bytes, content_type: str, encoding: str | None) -> Reply:
+    headers = {"Vary": "Accept-Encoding"}
+    if encoding is not None:
+        headers["Content-Encoding"] = encoding
+    return Reply(200, body, content_type, headers)
+
+
 class Responder:
     """Answers one complete request, in a worker thread of the connection engine."""
 
@@ -137,6 +144,27 @@ class Responder:
         self.endpoints = endpoints
         self.web = web
         self.reloads = reloads
+
+    def inline(self, request: Request) -> Reply | None:
+        """A scrape's reply when it is ready-made and nothing needs checking (no basic auth, whose hash
+        takes milliseconds, no rate limit): the HTTP loop sends it without a hop to a worker thread.
+        None: the workers answer, as every other request."""
+        if request.path != "/metrics" or request.method not in ("GET", "HEAD"):
+            return None
+        web = request.web or self.web.current()
+        if web.auth is not None or web.limiter is not None:
+            return None
+        try:
+            answer = self.endpoints.exposition.cached(request.headers.get("accept"),
+                                                      request.headers.get("accept-encoding"))
+        except Exception:  # the worker's path logs it
+            return None
+        if answer is None:
+            return None
+        reply = _metrics_reply(*answer)
+        for name, value in web.headers.items():
+            reply.headers.setdefault(name, value)
+        return reply
 
     def __call__(self, request: Request) -> Reply:
         web = request.web or self.web.current()
@@ -181,12 +209,8 @@ class Responder:
         endpoints = self.endpoints
         path = request.path
         if path == "/metrics":
-            body, content_type, encoding = endpoints.exposition.render_encoded(
-                request.headers.get("accept"), request.headers.get("accept-encoding"))
-            headers = {"Vary": "Accept-Encoding"}
-            if encoding is not None:
-                headers["Content-Encoding"] = encoding
-            return Reply(200, body, content_type, headers)
+            return _metrics_reply(*endpoints.exposition.render_encoded(
+                request.headers.get("accept"), request.headers.get("accept-encoding")))
         if path == "/":
             page = endpoints.status() if endpoints.status is not None else landing_page(endpoints.title)
             return Reply(200, page, "text/html; charset=utf-8")
@@ -251,7 +275,8 @@ class AgentHTTPServer(WebServer):
                  limits: Limits | None = None, reloads: ReloadGuard | None = None) -> None:
         self.endpoints = endpoints
         web = web or WebConfigSource(None)
-        super().__init__(address, Responder(endpoints, web, reloads or ReloadGuard()), web, limits)
+        responder = Responder(endpoints, web, reloads or ReloadGuard())
+        super().__init__(address, responder, web, limits, inline=responder.inline)
 
 
 def serve_in_thread(server: AgentHTTPServer) -> threading.Thread:

@@ -174,8 +174,12 @@ class WebServer:
     """``serve_forever`` in one thread, ``shutdown`` from another, like socketserver's servers."""
 
     def __init__(self, address: tuple[str, int], respond: Callable[[Request], Reply],
-                 web: WebConfigSource | None = None, limits: Limits | None = None) -> None:
+                 web: WebConfigSource | None = None, limits: Limits | None = None,
+                 inline: Callable[[Request], Reply | None] | None = None) -> None:
         self.respond = respond
+        # Answers on the loop itself what needs no work (a ready-made /metrics body), or None: a scrape
+        # then waits for no worker thread, nor for the GIL twice more while a render or the probes hold it.
+        self.inline = inline
         self.web = web or WebConfigSource(None)
         self.limits = limits or Limits()
         self.stats = ConnectionStats(self.limits)
@@ -412,7 +416,9 @@ class WebServer:
                 self._reading.pop(connection, None)
                 if request is None:
                     return
-                reply = await workers.run(loop, functools.partial(self.respond, request))
+                reply = self.inline(request) if self.inline is not None else None
+                if reply is None:
+                    reply = await workers.run(loop, functools.partial(self.respond, request))
                 phase = "write_deadline"
                 self._writing[connection] = loop.time()
                 async with asyncio.timeout(self.limits.write_timeout):

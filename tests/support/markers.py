@@ -54,6 +54,7 @@ TABLE: dict[str, Kinds] = {
     "test_dns_lab.py": Kinds(INTEG),
     "test_dns_rules.py": Kinds(INTEG),
     "test_e2e_prometheus.py": Kinds(E2E),
+    "test_exposition_text.py": Kinds(INTEG),
     "test_faults_alerts.py": Kinds(INTEG),
     "test_faults_flapping.py": Kinds(INTEG, root=ALL),
     "test_faults_icmp.py": Kinds(INTEG, root=ALL),
