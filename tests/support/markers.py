@@ -116,6 +116,7 @@ TABLE: dict[str, Kinds] = {
     "test_snmp_replies.py": Kinds(INTEG),
     "test_snmp_snmpd.py": Kinds(INTEG),
     "test_snmp_snmpsim.py": Kinds(INTEG),
+    "test_sources_child.py": Kinds(INTEG),
     "test_sources_config.py": Kinds(UNIT, _each(INTEG, "test_the_agent_refuses_sources_outside_the_probe_allowlist")),
     "test_sources_file_drop.py": Kinds(UNIT, _each(INTEG, "test_a_file_replaced_while_it_is_read_is_not_half_taken")),
     "test_sources_http.py": Kinds(INTEG),
