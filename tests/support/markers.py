@@ -80,6 +80,7 @@ TABLE: dict[str, Kinds] = {
     "test_lab_cleanup.py": Kinds(E2E, root=ALL),
     "test_lazy_registry.py": Kinds(INTEG, _each(UNIT, "test_light_models_are_the_collectors_own",
                                                 "test_registry_takes_kinds_of_its_own")),
+    "test_malloc.py": Kinds(UNIT),
     "test_manual_data.py": Kinds(UNIT, _each(INTEG, "test_a_file_replaced_while_it_is_read_is_not_half_taken")),
     "test_markers.py": Kinds(UNIT),
     "test_mcu_lab.py": Kinds(INTEG, _each(UNIT, "test_bad_parameters_are_refused_with_a_reason")),
