@@ -108,7 +108,7 @@ class FileDropSource(Source):
         super().__init__(spec, context)
         self.folder = context.resolve(spec.folder)
         self._files: dict[Path, ParsedFile] = {}
-        self._deadline = 0.0
+        self._cells: dict[Path, tuple[Any, ...]] = {}  # what the child read of this fetch's changed workbooks
         self._earliest = dt.date.min  # the first day of the earliest period served: older rows count nowhere
 
     def describe(self) -> str:
@@ -118,9 +118,7 @@ class FileDropSource(Source):
         return await self.context.run_blocking(lambda: self._fetch(periods))
 
     def _fetch(self, periods: dict[str, Period]) -> FetchResult:
-        # A workbook's reader gets what is left of the fetch's timeout, less a tenth: one that hangs costs its
-        # file (its last version kept), not the whole fetch.
-        self._deadline = time.monotonic() + self.spec.timeout
+        deadline = time.monotonic() + self.spec.timeout
         try:
             names = sorted(p for p in self.folder.iterdir() if p.is_file()
                            and any(fnmatch.fnmatch(p.name, pattern) for pattern in self.spec.patterns))
@@ -129,6 +127,7 @@ class FileDropSource(Source):
         today = today_in(self.context.timezone)
         self._earliest = min((p.start for p in periods.values()), default=dt.date.min)
         current: dict[Path, ParsedFile] = {}
+        changed: list[tuple[Path, Any]] = []
         for path in names:
             try:
                 status = path.stat()
@@ -139,6 +138,10 @@ class FileDropSource(Source):
                     and not (cached.future_rows and cached.read_on != today)):
                 current[path] = cached
                 continue
+            changed.append((path, status))
+        self._read_workbooks([path for path, _ in changed if path.suffix.lower() in EXCEL], deadline)
+        for path, status in changed:
+            cached = self._files.get(path)
             try:
                 parsed = self._parse(path, status, today)
             except FileChanged as exc:
@@ -268,15 +271,24 @@ class FileDropSource(Source):
             yield header, ((reader.line_num, {(k or "").strip(): v for k, v in row.items() if k is not None})
                            for row in reader)
 
+    def _read_workbooks(self, paths: list[Path], deadline: float) -> None:
+        """Every changed workbook of this fetch read by one child process (openpyxl never enters the agent).
+        It gets what is left of the fetch's timeout, less a tenth: one that hangs costs these files (their
+        last versions kept), not the whole fetch."""
+        self._cells = {}
+        if not paths:
+            return
+        try:
+            answers = child.call("agent.sources.file_drop", "read_workbooks",
+                                 ([str(p) for p in paths], int(self.spec.max_file_size), self.spec.sheet),
+                                 0.9 * (deadline - time.monotonic()))
+        except child.ChildFailed as exc:  # crashed, hung, or garbage: the files are skipped, their last rows kept
+            answers = [("unreadable", exc.message)] * len(paths)
+        self._cells = dict(zip(paths, answers, strict=True))
+
     @contextmanager
     def _excel_rows(self, path: Path) -> Iterator[tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]]:
-        """The workbook is read by a child process (openpyxl never enters the agent), its cells come back."""
-        try:
-            answer = child.call("agent.sources.file_drop", "read_workbook",
-                                (str(path), int(self.spec.max_file_size), self.spec.sheet),
-                                0.9 * (self._deadline - time.monotonic()))
-        except child.ChildFailed as exc:  # crashed, hung, or garbage: the file is skipped, its last version kept
-            raise WorkbookUnreadable(exc.message) from None
+        answer = self._cells.pop(path)
         if answer[0] == "changed":
             raise FileChanged(answer[1])
         if answer[0] == "unreadable":
@@ -290,8 +302,12 @@ class WorkbookUnreadable(ValueError):
     """What the child said of a workbook it could not read (its text, or the library error's type name)."""
 
 
+def read_workbooks(paths: list[str], max_size: int, sheet: str | None) -> list[tuple[Any, ...]]:
+    """In the child: for each workbook, ("cells", header, rows), or ("changed" | "unreadable", why) as text."""
+    return [read_workbook(path, max_size, sheet) for path in paths]
+
+
 def read_workbook(path: str, max_size: int, sheet: str | None) -> tuple[Any, ...]:
-    """In the child: ("cells", header, rows), or ("changed" | "unreadable", why) as plain text."""
     load_workbook = _openpyxl_reader()
     try:
         with steady_binary(Path(path), max_size) as raw:
