@@ -172,6 +172,23 @@ def rss_per_import() -> None:
         print(f"  {line}")
 
 
+def source_child(config: Path) -> None:
+    """What reading the demo's dropped workbooks costs in the child process that does it (agent.sources.child):
+    its lifetime and peak RSS, measured in a fresh interpreter so no other child's peak is counted."""
+    folders = re.findall(r"kind: file_drop\n(?:  .*\n)*?  folder: (.+)\n", config.read_text(encoding="utf-8"))
+    books = sorted(str(p) for folder in folders for p in Path(folder).glob("*.xlsx"))
+    if not books or not (REPO / "agent" / "sources" / "child.py").exists():  # the code before the child
+        return
+    code = ("import resource, sys, time; from agent.sources import child; t = time.perf_counter(); "
+            "answers = child.call('agent.sources.file_drop', 'read_workbooks', (sys.argv[1:], 10 << 20, None), 60); "
+            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "
+            "sum(len(a[2]) for a in answers if a[0] == 'cells'))")
+    out = subprocess.run([sys.executable, "-c", code, *books], cwd=REPO, capture_output=True, text=True, check=True)
+    seconds, peak, rows = out.stdout.split()
+    print(f"  source child (file_drop): {len(books)} workbooks, {rows} rows read in {float(seconds):.2f} s, "
+          f"peak RSS {float(peak):.1f} MiB, then it exits   [{load()}]")
+
+
 def check_config_time(repeat: int) -> None:
     runs, cpu = [], []
     for _ in range(repeat):
@@ -290,6 +307,7 @@ def main() -> None:
     host = str(ipaddress.ip_network(args.network).network_address + 1)
     if args.lab_config:
         rss = agent_starts(args.lab_config, host, args.repeat, args.warmup)
+        source_child(args.lab_config)
         peers(args.lab_config, host, rss)
         return
     with tempfile.TemporaryDirectory(prefix="egov-start-") as tmp:
@@ -297,6 +315,7 @@ def main() -> None:
         try:
             print(f"lab ready (pid {lab.pid}, its own process); agent on {host}   [{load()}]")
             rss = agent_starts(config, host, args.repeat, args.warmup)
+            source_child(config)
             peers(config, host, rss)
         finally:
             stop(lab)

@@ -1,4 +1,4 @@
-"""The agent runs on few glibc arenas: threads that allocate at once share them instead of one each."""
+"""glibc tuned for the agent: two arenas shared by its threads, big blocks mmapped (given back when freed)."""
 
 from __future__ import annotations
 
@@ -33,13 +33,38 @@ with tempfile.TemporaryFile("w+") as f:
 """
 
 
-def heaps(mode: str) -> int:
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
-    done = subprocess.run([sys.executable, "-c", THREADS, mode], capture_output=True, text=True, check=True, env=env)
+# A 4 MiB block freed, then a 1 MiB one: is it mmapped (given back when freed) or carved from the heap?
+THRESHOLD = """
+import ctypes, sys
+if sys.argv[1] == "tuned":
+    from agent.app.malloc import tune
+    tune()
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.mallinfo2.restype = Info
+libc.free(ctypes.c_void_p(libc.malloc(4 << 20)))
+before = libc.mallinfo2().hblks
+block = libc.malloc(1 << 20)
+print(libc.mallinfo2().hblks - before)
+"""
+
+
+def run(code: str, mode: str) -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    done = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, check=True, env=env)
     return int(done.stdout)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_threads_share_two_arenas() -> None:
-    assert heaps("default") > 2  # glibc's default: an arena per concurrently allocating thread
-    assert heaps("tuned") <= 2
+    assert run(THREADS, "default") > 2  # glibc's default: an arena per concurrently allocating thread
+    assert run(THREADS, "tuned") <= 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_big_blocks_stay_mmapped_after_a_bigger_one_was_freed() -> None:
+    assert run(THRESHOLD, "default") == 0  # glibc raised its threshold to 4 MiB: the heap takes it
+    assert run(THRESHOLD, "tuned") == 1
