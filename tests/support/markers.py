@@ -113,6 +113,7 @@ TABLE: dict[str, Kinds] = {
     "test_snmp_ber.py": Kinds(INTEG, _each(UNIT, "test_unusual_encodings_agree_or_are_refused",
                                            "test_an_agent_reads_a_getbulk_whose_repetitions_exceed_its_varbinds")),
     "test_snmp_lab.py": Kinds(INTEG),
+    "test_snmp_lean.py": Kinds(UNIT),
     "test_snmp_receive.py": Kinds(INTEG),
     "test_snmp_replies.py": Kinds(INTEG),
     "test_snmp_snmpd.py": Kinds(INTEG),
