@@ -154,8 +154,9 @@ IMPORT_STEPS = [
     ("http (pycurl, cryptography)", "REGISTRY['http']"),
     ("http_json source (httpx, jsonpath)", "from agent.sources import source_class; source_class('http_json')"),
     ("sql source (sqlalchemy, sqlglot)", "source_class('sql')"),
-    ("file_drop source + openpyxl", "source_class('file_drop'); from agent.sources.file_drop import "
-                                    "_openpyxl_reader; _openpyxl_reader()"),
+    ("file_drop source + openpyxl (now only in its child)", "source_class('file_drop'); from "
+                                                            "agent.sources.file_drop import _openpyxl_reader; "
+                                                            "_openpyxl_reader()"),
 ]
 
 
