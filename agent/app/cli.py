@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from agent.app.listen import DEFAULT_PORT, parse_listen
+from agent.app.malloc import tune as tune_malloc
 from agent.app.packaged import shipped
 from agent.config.loading import load_config
 from agent.config.yamlsource import ConfigError
@@ -156,6 +157,7 @@ def cmd_once(args: argparse.Namespace) -> int:
 def run_agent(config_path: str, listen: str, web_config: str | None = None, shard_text: str | None = None,
               before_exit: Callable[[], None] | None = None, state_file: str | None = None,
               state_save_interval: str = "15s", http: argparse.Namespace | None = None, workers: int = 1) -> int:
+    tune_malloc()  # before any thread: fewer glibc arenas (agent.app.malloc)
     loaded = _load(config_path)
     shard = _shard(shard_text)
     if loaded is None or shard is False:

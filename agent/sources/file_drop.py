@@ -19,7 +19,8 @@ last one whole. A file rewritten in place or renamed over while it is read is no
 its last version stays, and it is read again at the next fetch.
 
 Files are parsed again only when they change, streamed (a CSV row at a time, a workbook in
-openpyxl's read-only mode), on the runner's thread pool (openpyxl and large CSVs block).
+openpyxl's read-only mode), on the runner's thread pool (openpyxl and large CSVs block). A workbook
+is read by a short-lived child process (agent.sources.child), so openpyxl never enters the agent.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import datetime as dt
 import fnmatch
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -41,6 +43,7 @@ from agent.domain.dates import parse_day, refuse_future
 from agent.domain.models import StrictModel
 from agent.domain.periods import Period, today_in
 from agent.domain.steadyfile import DEFAULT_MAX_BYTES, FileChanged, MaxFileSize, stamp, steady_binary, steady_text
+from agent.sources import child
 from agent.sources.base import FetchResult, Record, SeriesName, SeriesSpec, Source, SourceError, SourceSpec, make_record
 from agent.sources.manual import is_example
 from collectors.lazyimport import import_without
@@ -105,6 +108,7 @@ class FileDropSource(Source):
         super().__init__(spec, context)
         self.folder = context.resolve(spec.folder)
         self._files: dict[Path, ParsedFile] = {}
+        self._cells: dict[Path, tuple[Any, ...]] = {}  # what the child read of this fetch's changed workbooks
         self._earliest = dt.date.min  # the first day of the earliest period served: older rows count nowhere
 
     def describe(self) -> str:
@@ -114,6 +118,7 @@ class FileDropSource(Source):
         return await self.context.run_blocking(lambda: self._fetch(periods))
 
     def _fetch(self, periods: dict[str, Period]) -> FetchResult:
+        deadline = time.monotonic() + self.spec.timeout
         try:
             names = sorted(p for p in self.folder.iterdir() if p.is_file()
                            and any(fnmatch.fnmatch(p.name, pattern) for pattern in self.spec.patterns))
@@ -122,6 +127,7 @@ class FileDropSource(Source):
         today = today_in(self.context.timezone)
         self._earliest = min((p.start for p in periods.values()), default=dt.date.min)
         current: dict[Path, ParsedFile] = {}
+        changed: list[tuple[Path, Any]] = []
         for path in names:
             try:
                 status = path.stat()
@@ -132,6 +138,10 @@ class FileDropSource(Source):
                     and not (cached.future_rows and cached.read_on != today)):
                 current[path] = cached
                 continue
+            changed.append((path, status))
+        self._read_workbooks([path for path, _ in changed if path.suffix.lower() in EXCEL], deadline)
+        for path, status in changed:
+            cached = self._files.get(path)
             try:
                 parsed = self._parse(path, status, today)
             except FileChanged as exc:
@@ -261,20 +271,60 @@ class FileDropSource(Source):
             yield header, ((reader.line_num, {(k or "").strip(): v for k, v in row.items() if k is not None})
                            for row in reader)
 
+    def _read_workbooks(self, paths: list[Path], deadline: float) -> None:
+        """Every changed workbook of this fetch read by one child process (openpyxl never enters the agent).
+        It gets what is left of the fetch's timeout, less a tenth: one that hangs costs these files (their
+        last versions kept), not the whole fetch."""
+        self._cells = {}
+        if not paths:
+            return
+        try:
+            answers = child.call("agent.sources.file_drop", "read_workbooks",
+                                 ([str(p) for p in paths], int(self.spec.max_file_size), self.spec.sheet),
+                                 0.9 * (deadline - time.monotonic()))
+        except child.ChildFailed as exc:  # crashed, hung, or garbage: the files are skipped, their last rows kept
+            answers = [("unreadable", exc.message)] * len(paths)
+        self._cells = dict(zip(paths, answers, strict=True))
+
     @contextmanager
     def _excel_rows(self, path: Path) -> Iterator[tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]]:
-        load_workbook = _openpyxl_reader()
-        with steady_binary(path, self.spec.max_file_size) as raw:
+        answer = self._cells.pop(path)
+        if answer[0] == "changed":
+            raise FileChanged(answer[1])
+        if answer[0] == "unreadable":
+            raise WorkbookUnreadable(answer[1])
+        _, header, lines = answer
+        yield ([h for h in header if h],
+               ((number, dict(zip(header, line, strict=False))) for number, line in enumerate(lines, start=2)))
+
+
+class WorkbookUnreadable(ValueError):
+    """What the child said of a workbook it could not read (its text, or the library error's type name)."""
+
+
+def read_workbooks(paths: list[str], max_size: int, sheet: str | None) -> list[tuple[Any, ...]]:
+    """In the child: for each workbook, ("cells", header, rows), or ("changed" | "unreadable", why) as text."""
+    return [read_workbook(path, max_size, sheet) for path in paths]
+
+
+def read_workbook(path: str, max_size: int, sheet: str | None) -> tuple[Any, ...]:
+    load_workbook = _openpyxl_reader()
+    try:
+        with steady_binary(Path(path), max_size) as raw:
             workbook = load_workbook(raw, read_only=True, data_only=True)
             try:
-                sheet = workbook[self.spec.sheet] if self.spec.sheet else workbook.worksheets[0]
-                lines = sheet.iter_rows(values_only=True)
+                worksheet = workbook[sheet] if sheet else workbook.worksheets[0]
+                lines = worksheet.iter_rows(values_only=True)
                 first = next(lines, None) or ()
                 header = [str(c).strip() if c is not None else "" for c in first]
-                yield ([h for h in header if h],
-                       ((number, dict(zip(header, line, strict=False))) for number, line in enumerate(lines, start=2)))
+                return "cells", header, list(lines)
             finally:
                 workbook.close()
+    except FileChanged as exc:
+        return "changed", str(exc)
+    except Exception as exc:  # openpyxl raises zipfile/XML errors on a damaged workbook
+        known = (OSError, UnicodeDecodeError, csv.Error, ValueError, KeyError)
+        return "unreadable", _short(exc) if isinstance(exc, known) else type(exc).__name__
 
 
 def _openpyxl_reader() -> Any:

@@ -25,46 +25,21 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from pyasn1.codec.ber import decoder
 from pysnmp.carrier.asyncio.dispatch import AsyncioDispatcher
 from pysnmp.carrier.error import CarrierError
 from pysnmp.hlapi.v1arch import asyncio as v1arch
 from pysnmp.hlapi.v3arch import asyncio as v3arch
 from pysnmp.proto import api, error, rfc1902
-from pysnmp.proto.api import verdec
 from pysnmp.proto.mpmod.cache import Cache
 from pysnmp.proto.rfc3412 import MsgAndPduDispatcher
 
+from collectors.snmp.decode import decode_reply
 from collectors.snmp.drops import (
     Address,
     OnDrop,
     fresh_id,
     source_key,
 )
-
-
-def decode_reply(whole: bytes) -> tuple[int, bytes, Any, int, int, int, list[tuple[Any, Any]]]:
-    """(SNMP version, community, PDU, request id, error status, error index, varbinds) of one v1/v2c
-    message; raises on anything else.
-
-    Every field is read here, so a corruption deep in the PDU fails now, as ``malformed``, and not
-    later inside pysnmp's callback."""
-    version = int(verdec.decode_message_version(whole))
-    module = api.PROTOCOL_MODULES[version]  # KeyError for v3 (or any other number) on the v2c socket
-    message, rest = decoder.decode(whole, asn1Spec=module.Message())
-    if rest:
-        raise error.ProtocolError(f"{len(rest)} bytes after the SNMP message")
-    pdu = module.apiMessage.get_pdu(message)
-    community = bytes(module.apiMessage.get_community(message))
-    request_id = int(module.apiPDU.get_request_id(pdu))
-    status = int(module.apiPDU.get_error_status(pdu))
-    index = int(module.apiPDU.get_error_index(pdu))
-    varbinds = []
-    for name, value in module.apiPDU.get_varbinds(pdu):
-        tuple(name)
-        value.tagSet  # noqa: B018 - an absent or unchosen value raises here
-        varbinds.append((name, value))
-    return version, community, pdu, request_id, status, index, varbinds
 
 
 def _decode_reply(whole: bytes) -> tuple[int, bytes, Any, int]:

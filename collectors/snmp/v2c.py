@@ -151,7 +151,7 @@ def _identifier(tag_set: Any) -> int:
 def pysnmp_decode(data: bytes) -> ber.Message:
     """The message as pysnmp reads it (``collectors.snmp_replies``), in the codec's terms; raises on
     anything pysnmp cannot read. The codec's reference in the tests and its fallback here."""
-    from collectors.snmp.replies import decode_reply  # pyasn1's decoder, only when it is needed
+    from collectors.snmp.decode import decode_reply  # pyasn1's decoder, only when it is needed
 
     version, community, pdu, request_id, status, index, varbinds = decode_reply(data)
     out: list[ber.VarBind] = []

@@ -1,0 +1,82 @@
+"""One blocking call run in a short-lived child process, so the long-running agent never imports its libraries.
+
+openpyxl (a dropped workbook) costs the agent ~11 MiB it would keep for good after the first fetch;
+a child that imports it, does the one call and exits gives it all back. The call and its answer
+travel as pickles over the child's stdin and stdout (never argv, so a secret in the arguments is
+not shown by ``ps``); the child's stderr is dropped, as its own log could quote a library's text.
+
+The answer is plain data, or the exception's type name and first line as text, so the agent never
+unpickles a library's exception class (and never imports the library to do it). A child that
+crashes, hangs past its deadline (it is killed) or answers garbage is a :class:`ChildFailed`
+naming what happened.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import time
+from typing import Any
+
+
+class ChildFailed(Exception):
+    """The call did not give an answer: ``what`` is a fixed word (raised, crashed, timeout, bad_answer)."""
+
+    def __init__(self, what: str, message: str, type_name: str = "") -> None:
+        super().__init__(message)
+        self.what = what
+        self.message = message
+        self.type_name = type_name
+
+
+def call(module: str, function: str, args: tuple[Any, ...], timeout: float) -> Any:
+    """``module.function(*args)`` in a fresh interpreter, killed after ``timeout`` seconds (blocking)."""
+    request = pickle.dumps((module, function, args), protocol=pickle.HIGHEST_PROTOCOL)
+    started = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, "-m", "agent.sources.child"], input=request, capture_output=True,
+                              timeout=max(0.1, timeout), check=False)
+    except subprocess.TimeoutExpired:  # subprocess.run has killed and reaped it
+        raise ChildFailed("timeout", f"the fetch process gave no answer within {timeout:.1f}s and was killed") from None
+    if done.returncode != 0:
+        how = (f"was killed by signal {-done.returncode}" if done.returncode < 0
+               else f"exited with status {done.returncode}")
+        raise ChildFailed("crashed", f"the fetch process {how} after {time.monotonic() - started:.1f}s")
+    try:
+        status, value = pickle.loads(done.stdout)
+    except Exception:  # truncated, empty or not ours
+        raise ChildFailed("bad_answer", f"the fetch process answered {len(done.stdout)} bytes that are not "
+                                        "an answer") from None
+    if status == "ok":
+        return value
+    if status == "error" and isinstance(value, tuple) and len(value) == 2:
+        raise ChildFailed("raised", str(value[1]), str(value[0]))
+    raise ChildFailed("bad_answer", "the fetch process answered something that is not an answer")
+
+
+def describe(exc: BaseException) -> str:
+    """First line of an exception's text, or its type name: what the agent logs about a failed call."""
+    text = str(exc).strip()
+    return (getattr(exc, "strerror", None) or text.splitlines()[0][:200]) if text else type(exc).__name__
+
+
+def main() -> int:
+    """The child: one request from stdin, one answer to stdout."""
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # nothing a library prints (Python or C) can corrupt the answer
+    sys.stdout = sys.stderr
+    module, function, args = pickle.loads(sys.stdin.buffer.read())
+    import importlib
+    try:
+        answer: tuple[str, Any] = ("ok", getattr(importlib.import_module(module), function)(*args))
+    except Exception as exc:
+        answer = ("error", (type(exc).__name__, describe(exc)))  # plain text: the agent imports no class of it
+    out.write(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
