@@ -114,6 +114,36 @@ def test_coverage_counts_units_at_the_level_not_their_descendants(tmp_path: Path
     assert ev["availability"].value == pytest.approx(3 / 5)
 
 
+def test_select_is_found_once_and_gives_what_a_scan_gives(tmp_path: Path) -> None:
+    engine, _ = engine_for(tmp_path)
+    for kpi in engine.config.kpis:
+        selector = getattr(kpi.measure, "select", None)
+        if selector is None:
+            continue
+        scanned = [t for t in engine.config.targets
+                   if (selector.collector is None or t.collector == selector.collector)
+                   and all(tag in t.tags for tag in selector.tags)
+                   and (selector.under is None or engine.units.is_under(t.unit, selector.under))]
+        first = engine.select(selector)
+        first.clear()  # a caller's list is its own: the next one is whole again
+        assert engine.select(selector) == scanned, kpi.id
+    assert [t.id for t in engine.select(by_id(engine.evaluate({}))["targets_up"].kpi.measure.select)] == [
+        "d1-link", "c1-a", "c1-b", "c2-a"]
+
+
+def test_members_are_observed_only_when_a_kpi_has_members(tmp_path: Path) -> None:
+    from agent.engine.member_clock import MemberClock
+
+    engine, _ = engine_for(tmp_path)
+    assert not engine.observes_members  # no clock
+    engine.clock = MemberClock()
+    assert engine.observes_members  # communes_any, communes_all, districts
+    (tmp_path / "none").mkdir()
+    loaded = load_config(province(kpis=False).write(tmp_path / "none" / "c.yml"))
+    bare = KpiEngine(loaded.config, UnitIndex(loaded.config), None, clock=MemberClock())
+    assert not bare.observes_members
+
+
 def test_availability_uses_the_window(tmp_path: Path) -> None:
     engine, store = engine_for(tmp_path)
     t0 = 1_700_000_000.0

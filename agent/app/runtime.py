@@ -165,7 +165,8 @@ class Agent:
     async def _observe_members(self) -> None:
         """Every few seconds, credit each coverage member's state to the clock (egov_kpi_member_*_seconds)."""
         while True:
-            self.engine.observe_members(self.store.states())
+            if self.engine.observes_members:  # (else a snapshot of every target for nothing, 40 ms at 40,000)
+                self.engine.observe_members(self.store.states())
             await asyncio.sleep(MEMBER_TICK)
 
     async def _save_state(self) -> None:

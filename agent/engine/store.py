@@ -190,7 +190,9 @@ class Store:
         failed, or at its first failure if it was never seen up: there is no state to keep)."""
         now = time.time() if finished_at is None else finished_at
         with self._lock:
-            state = self._targets.setdefault(target_id, _LiveTarget())
+            state = self._targets.get(target_id)
+            if state is None:  # (not setdefault: that would build a record, and its Counter, at every probe)
+                state = self._targets[target_id] = _LiveTarget()
             state.frozen = None  # changed below: the next snapshot copies it again
             if result.up:
                 state.down_since = 0.0
@@ -214,7 +216,7 @@ class Store:
             if not state.history or now - state.history[-1][0] >= self._history_step:
                 state.history = (*state.history[-(HISTORY_POINTS - 1):], (now, state.probes_total, state.up_total))
 
-            stats = self._collectors.setdefault(collector, _LiveCollector())
+            stats = self._collector(collector)
             stats.probes_total += 1
             stats.duration_sum += duration
             index = bisect.bisect_left(DURATION_BUCKETS, duration)
@@ -227,10 +229,17 @@ class Store:
             self._version += 1
             return state.up
 
+    def _collector(self, collector: str) -> _LiveCollector:
+        """The collector's record, made at its first use (under the lock)."""
+        stats = self._collectors.get(collector)
+        if stats is None:
+            stats = self._collectors[collector] = _LiveCollector()
+        return stats
+
     def record_skip(self, collector: str, missed: int) -> None:
         """A probe overran its interval and ``missed`` scheduled probes were dropped."""
         with self._lock:
-            self._collectors.setdefault(collector, _LiveCollector()).skipped_total += missed
+            self._collector(collector).skipped_total += missed
             self._version += 1
 
     def restore(self, states: Mapping[str, TargetState]) -> None:
@@ -244,7 +253,7 @@ class Store:
     def record_self(self, collector: str, families: tuple[Family, ...], samples: list[Sample]) -> None:
         """The collector's own counters as they are now (they replace the previous values)."""
         with self._lock:
-            stats = self._collectors.setdefault(collector, _LiveCollector())
+            stats = self._collector(collector)
             stats.self_families, stats.self_samples = families, tuple(samples)
             self._version += 1
 
@@ -252,7 +261,7 @@ class Store:
         """A probe failed for want of an answer while the agent's loop was late: its verdict is not the
         target's, so only this counter moves (the target keeps its state, availability its counts)."""
         with self._lock:
-            self._collectors.setdefault(collector, _LiveCollector()).overrun_total += 1
+            self._collector(collector).overrun_total += 1
             self._version += 1
 
     def set_loop_status(self, status: LoopStatus) -> None:
