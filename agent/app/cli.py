@@ -156,40 +156,65 @@ def cmd_once(args: argparse.Namespace) -> int:
 def run_agent(config_path: str, listen: str, web_config: str | None = None, shard_text: str | None = None,
               before_exit: Callable[[], None] | None = None, state_file: str | None = None,
               state_save_interval: str = "15s", http: argparse.Namespace | None = None, workers: int = 1) -> int:
-    loaded = _load(config_path)
-    shard = _shard(shard_text)
-    if loaded is None or shard is False:
+    """The command line and web configuration first, then the listener (``/-/healthy`` answers from here,
+    the rest 503), then the configuration: one that does not load exits 2 with its errors and closes the
+    listener, as if it had never opened."""
+    checked = _run_options(listen, web_config, shard_text, state_save_interval, http, workers)
+    if checked is None:
+        _load(config_path)  # its errors too, in the same run
         return EXIT_CONFIG
+    shard, save_every, web, (limits, reloads) = checked
+    from agent.app import daemon
+
+    listener = daemon.open_endpoint(listen, web, limits, reloads)
+    if listener is None:
+        return EXIT_FAILURE
+    try:
+        loaded = _load(config_path)
+        if loaded is None:
+            daemon.close_endpoint(listener.server)
+            return EXIT_CONFIG
+        from agent.app.runtime import Agent
+
+        if state_file is None:
+            log.warning("no --storage.state-file: availability windows and probe counters start empty at every "
+                        "restart")
+        agent = Agent(loaded, shard, Path(state_file) if state_file else None, save_every, workers)
+    except BaseException:
+        daemon.close_endpoint(listener.server)
+        raise
+    return EXIT_OK if daemon.serve(agent, listener, before_exit) else EXIT_FAILURE
+
+
+def _run_options(listen: str, web_config: str | None, shard_text: str | None, state_save_interval: str,
+                 http: argparse.Namespace | None, workers: int):
+    """``run``'s flags and web configuration, checked before anything opens; None (after saying why) if invalid."""
+    shard = _shard(shard_text)
+    if shard is False:
+        return None
     try:
         parse_listen(listen)
     except ValueError as exc:
         print(f"error: --web.listen-address: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return None
     try:
         save_every = parse_duration(state_save_interval)
     except ValueError as exc:
         print(f"error: --storage.state-save-interval: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return None
     if not 1.0 <= save_every <= 3600.0:
         print("error: --storage.state-save-interval: between 1s and 1h", file=sys.stderr)
-        return EXIT_CONFIG
+        return None
     if not 1 <= workers <= 64:
         print("error: --workers: between 1 and 64", file=sys.stderr)
-        return EXIT_CONFIG
+        return None
     web = _load_web(web_config)
     if web is None:
-        return EXIT_CONFIG
+        return None
     http_options = _http_options(http)
     if http_options is None:
-        return EXIT_CONFIG
-    from agent.app import daemon
-    from agent.app.runtime import Agent
-
-    if state_file is None:
-        log.warning("no --storage.state-file: availability windows and probe counters start empty at every restart")
-    agent = Agent(loaded, shard, Path(state_file) if state_file else None, save_every, workers)
-    limits, reloads = http_options
-    return EXIT_OK if daemon.serve(agent, listen, web, before_exit, limits, reloads) else EXIT_FAILURE
+        return None
+    return shard, save_every, web, http_options
 
 
 def _http_options(args: argparse.Namespace | None):
