@@ -10,6 +10,7 @@ province would hold it.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 import time
@@ -94,5 +95,19 @@ def test_a_configuration_that_fails_to_load_exits_2_and_stops_listening(tmp_path
         assert "duplicate" in log and "province.yml:" in log, log
         with socket.socket() as s:  # the listener went with the configuration
             assert s.connect_ex(("127.0.0.1", agent.port)) != 0
+    finally:
+        agent.stop()
+
+
+def test_sigterm_while_the_configuration_loads_stops_cleanly(tmp_path: Path) -> None:
+    fifo = tmp_path / "token"
+    os.mkfifo(fifo)
+    agent = AgentProcess(_province(tmp_path, fifo), tmp_path)
+    try:
+        _wait_healthy(agent)
+        agent.proc.send_signal(signal.SIGTERM)
+        assert agent.proc.wait(10) == 0
+        log = agent.log.read_text()
+        assert "SIGTERM received: stopping" in log and "stopped" in log and "Traceback" not in log, log
     finally:
         agent.stop()

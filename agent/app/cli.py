@@ -169,6 +169,10 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
     listener = daemon.open_endpoint(listen, web, limits, reloads)
     if listener is None:
         return EXIT_FAILURE
+    # SIGTERM while the configuration loads stops as cleanly as later on (exit 0); the service installs its
+    # own handlers once it runs, and the caller's (the demo's) are given back before.
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main else None
     try:
         loaded = _load(config_path)
         if loaded is None:
@@ -180,9 +184,19 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
             log.warning("no --storage.state-file: availability windows and probe counters start empty at every "
                         "restart")
         agent = Agent(loaded, shard, Path(state_file) if state_file else None, save_every, workers)
+    except _Terminated:
+        log.info("SIGTERM received: stopping")
+        daemon.close_endpoint(listener.server)
+        log.info("stopped")
+        if previous is _raise_terminated:
+            raise  # the demo's: it stops its lab
+        return EXIT_OK
     except BaseException:
         daemon.close_endpoint(listener.server)
         raise
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, previous)
     return EXIT_OK if daemon.serve(agent, listener, before_exit) else EXIT_FAILURE
 
 
