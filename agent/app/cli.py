@@ -23,7 +23,6 @@ from typing import Literal
 
 from agent.app.listen import DEFAULT_PORT, parse_listen
 from agent.app.packaged import shipped
-from agent.config.loading import load_config
 from agent.config.yamlsource import ConfigError
 from agent.domain.logs import DEFAULT_RATE, setup_logging
 from agent.domain.models import parse_duration
@@ -90,6 +89,8 @@ def _report(exc: ConfigError, path: str | None) -> None:
 
 
 def _load(path: str, resolve_secrets: bool = True, load_kinds: bool = True):
+    from agent.config.loading import load_config  # the schema's models: not needed before run's listener opens
+
     try:
         return load_config(path, resolve_secrets, load_kinds)
     except ConfigError as exc:

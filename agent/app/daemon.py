@@ -19,15 +19,18 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from agent.app.http import AgentHTTPServer, Endpoints, ReloadGuard, parse_listen, serve_in_thread
 from agent.app.notify import Notifier
-from agent.app.runtime import Agent, ProbeNotAllowed
 from agent.app.webconfig import WebConfigSource
 from agent.app.webserver import Limits
 from agent.config.yamlsource import ConfigError
 from agent.domain.logs import flush_suppressed
+from agent.domain.netaddr import ProbeNotAllowed
+
+if TYPE_CHECKING:  # the agent's own modules load after the listener opens
+    from agent.app.runtime import Agent
 
 log = logging.getLogger("egov-agent")
 RELOAD_HTTP_TIMEOUT = 120.0  # seconds POST /-/reload waits for the reload to finish
