@@ -7,7 +7,6 @@ Exit codes scripts can rely on: 0 success, 1 a runtime failure (port in use, lab
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import re
 import shutil
@@ -134,6 +133,8 @@ def _shard(text: str | None) -> Shard | Literal[False] | None:
 
 
 def cmd_once(args: argparse.Namespace) -> int:
+    import asyncio
+
     loaded = _load(args.config)
     shard = _shard(args.shard)
     if loaded is None or shard is False:
@@ -308,6 +309,7 @@ def _lab_installed(command: str) -> bool:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
+    import asyncio  # not at the top: check-config never needs an event loop
     import ipaddress
     import os
 
