@@ -9,6 +9,7 @@ province would hold it.
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ from support.net import free_port, http_get
 from support.province import Province
 
 from agent.app.http import STARTING
+from agent.app.webconfig import hash_password
 
 TOKEN = "start-order-token"
 
@@ -109,5 +111,30 @@ def test_sigterm_while_the_configuration_loads_stops_cleanly(tmp_path: Path) -> 
         assert agent.proc.wait(10) == 0
         log = agent.log.read_text()
         assert "SIGTERM received: stopping" in log and "stopped" in log and "Traceback" not in log, log
+    finally:
+        agent.stop()
+
+
+def test_the_web_configuration_applies_while_the_configuration_loads(tmp_path: Path) -> None:
+    fifo = tmp_path / "token"
+    os.mkfifo(fifo)
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  prometheus: '{hash_password('s3cret', 4)}'\n", encoding="utf-8")
+    agent = AgentProcess(_province(tmp_path, fifo), tmp_path, ["--web.config.file", str(web)])
+    auth = {"Authorization": "Basic " + base64.b64encode(b"prometheus:s3cret").decode()}
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if http_get(agent.base + "/-/healthy", auth, timeout=1)[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        assert http_get(agent.base + "/-/healthy", auth)[0] == 200
+        assert http_get(agent.base + "/-/healthy")[0] == 401  # basic auth from the first request
+        assert http_get(agent.base + "/metrics")[0] == 401
+        assert http_get(agent.base + "/metrics", auth)[:3:2] == (503, STARTING)
+        assert agent.proc.poll() is None
     finally:
         agent.stop()
