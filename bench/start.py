@@ -143,10 +143,9 @@ def import_time(repeat: int) -> None:
 IMPORT_STEPS = [
     ("python + psutil", "import psutil"),
     ("pydantic", "import pydantic"),
-    ("agent.config (schema)", "import agent.config"),
-    ("agent.engine, agent.app.runtime (scheduler, KPI)", "import agent.app.runtime"),
-    ("the web server, status pages", "import agent.app.daemon, exporters.prometheus, "
-                                     "exporters.status_page, exporters.unit_page"),
+    ("agent.config (schema)", "import agent.config.loading"),
+    ("agent.app.runtime (scheduler, KPI, exposition)", "import agent.app.runtime"),
+    ("the web server, status pages", "import agent.app.daemon, exporters.status_page, exporters.unit_page"),
     ("icmp, tcp, sip, host collectors", "from collectors import REGISTRY; [REGISTRY[k] for k in "
                                         "('icmp', 'tcp', 'sip', 'host')]"),
     ("snmp, power (pysnmp)", "[REGISTRY[k] for k in ('snmp', 'power')]"),

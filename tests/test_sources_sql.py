@@ -456,3 +456,75 @@ def test_postgresql_wrong_password_never_shows_it(tmp_path: Path, postgres: Post
     assert "password authentication failed" in caplog.text
     assert "wrong-password-xyz" not in caplog.text
     assert f"postgresql+psycopg://egov_ro@127.0.0.1:{postgres.port}/postgres" in caplog.text
+
+
+# check-config reads a sql source's URL and bind parameters without SQLAlchemy (agent.sources.sqlspec); what
+# it accepts and refuses, and the message, must be SQLAlchemy's.
+URLS = [
+    "postgresql+psycopg://egov_ro@127.0.0.1:5432/dvc", "postgresql://u@db/x", "postgresql+psycopg2://u@[::1]:5/x",
+    "postgresql+psycopg://u:hunter2@db/x", "postgresql+psycopg://u:@db/x", "postgresql+psycopg://:p@db/x",
+    "sqlite:///data/dvc.db", "sqlite+pysqlite:////abs/dvc.db", "sqlite:///:memory:", "sqlite://", "sqlite:///",
+    "sqlite:///file:x.db?mode=ro&uri=true", "sqlite:///%3Amemory%3A", "sqlite:///fi%6Ce:x", "mysql+pymysql://u@h/d",
+    "mariadb://u@h:3306/d?charset=utf8mb4", "mssql+pyodbc://u@dsn", "oracle+oracledb://u@db/x", "nosuch://u@db/x",
+    "postgresql+nosuch://u@db/x", "postgresql+psycopg://u@db:notaport/x", "postgresql+psycopg://u@db:٣/x",
+    "postgresql+psycopg://u@db/x\nmore", "not a url", "", "://u@h/x", "postgresql+psycopg://u@h/x?a=1&a=2",
+    "POSTGRESQL://u@h/x", "postgresql+psycopg://u%3Ap@h/x", "postgresql+psycopg://u@h/x#frag",
+]
+
+
+def _outcome(check, url: str) -> str:
+    try:
+        return "ok " + check(url)
+    except ValueError as exc:
+        return f"refused: {exc}"
+
+
+@pytest.mark.parametrize("url", URLS + [u.replace("@", "@@", 1) for u in URLS] + [u + "/" for u in URLS])
+def test_the_url_check_without_sqlalchemy_is_sqlalchemys(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    from agent.sources import sqlspec
+
+    assert _outcome(sqlspec._check_url, url) == _outcome(sqlspec._check_url_with_sqlalchemy, url)
+    known = sqlspec.known_url(url)
+    if known is not None:  # what the fast path read is what make_url reads
+        parsed = make_url(url)
+        assert known == (parsed.drivername, parsed.password, parsed.database)
+        assert sqlspec.backend_name(url) == parsed.get_backend_name()
+
+
+def test_every_known_driver_loads_in_sqlalchemy() -> None:
+    from sqlalchemy.engine import make_url
+
+    from agent.sources.sqlspec import KNOWN_DRIVERS
+
+    for name in sorted(KNOWN_DRIVERS):
+        url = make_url(f"{name}://u@h/x")
+        assert url.get_dialect() is not None and url.drivername == name
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT 1 WHERE d >= :period_start AND d < :period_end", "SELECT x::int, :period FROM t", "SELECT '\\:x', :a:b",
+    "SELECT :since", "SELECT :Tên_đơn_vị, :period_name, :period_last_day", "SELECT a::text:: :period", "x:1 :2a :_",
+])
+def test_bind_parameters_are_found_as_sqlalchemy_finds_them(query: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.sql.elements import TextClause
+
+    from agent.sources.sqlspec import BIND_PATTERN, bind_names
+
+    assert (BIND_PATTERN.pattern, BIND_PATTERN.flags) == (TextClause._bind_params_regex.pattern,
+                                                          TextClause._bind_params_regex.flags)
+    assert bind_names(query) == set(text(query)._bindparams)
+
+
+def test_check_config_of_a_sql_source_does_not_import_sqlalchemy(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://egov_ro@127.0.0.1:5432/dvc"
+    path = province(tmp_path, SOURCE.format(url=url, password="", query=QUERY, timeout="5s"), KPIS)
+    code = ("import sys; from agent.config.loading import load_config; "
+            f"load_config({str(path)!r}, resolve_secrets=False, load_kinds=False); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -7,7 +7,6 @@ Exit codes scripts can rely on: 0 success, 1 a runtime failure (port in use, lab
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import re
 import shutil
@@ -24,7 +23,6 @@ from typing import Literal
 from agent.app.listen import DEFAULT_PORT, parse_listen
 from agent.app.malloc import tune as tune_malloc
 from agent.app.packaged import shipped
-from agent.config.loading import load_config
 from agent.config.yamlsource import ConfigError
 from agent.domain.logs import DEFAULT_RATE, setup_logging
 from agent.domain.models import parse_duration
@@ -91,6 +89,8 @@ def _report(exc: ConfigError, path: str | None) -> None:
 
 
 def _load(path: str, resolve_secrets: bool = True, load_kinds: bool = True):
+    from agent.config.loading import load_config  # the schema's models: not needed before run's listener opens
+
     try:
         return load_config(path, resolve_secrets, load_kinds)
     except ConfigError as exc:
@@ -134,6 +134,8 @@ def _shard(text: str | None) -> Shard | Literal[False] | None:
 
 
 def cmd_once(args: argparse.Namespace) -> int:
+    import asyncio
+
     loaded = _load(args.config)
     shard = _shard(args.shard)
     if loaded is None or shard is False:
@@ -157,41 +159,80 @@ def cmd_once(args: argparse.Namespace) -> int:
 def run_agent(config_path: str, listen: str, web_config: str | None = None, shard_text: str | None = None,
               before_exit: Callable[[], None] | None = None, state_file: str | None = None,
               state_save_interval: str = "15s", http: argparse.Namespace | None = None, workers: int = 1) -> int:
+    """The command line and web configuration first, then the listener (``/-/healthy`` answers from here,
+    the rest 503), then the configuration: one that does not load exits 2 with its errors and closes the
+    listener, as if it had never opened."""
     tune_malloc()  # before any thread: fewer glibc arenas (agent.app.malloc)
-    loaded = _load(config_path)
-    shard = _shard(shard_text)
-    if loaded is None or shard is False:
+    checked = _run_options(listen, web_config, shard_text, state_save_interval, http, workers)
+    if checked is None:
+        _load(config_path)  # its errors too, in the same run
         return EXIT_CONFIG
+    shard, save_every, web, (limits, reloads) = checked
+    from agent.app import daemon
+
+    listener = daemon.open_endpoint(listen, web, limits, reloads)
+    if listener is None:
+        return EXIT_FAILURE
+    # SIGTERM while the configuration loads stops as cleanly as later on (exit 0); the service installs its
+    # own handlers once it runs, and the caller's (the demo's) are given back before.
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main else None
+    try:
+        loaded = _load(config_path)
+        if loaded is None:
+            daemon.close_endpoint(listener.server)
+            return EXIT_CONFIG
+        from agent.app.runtime import Agent
+
+        if state_file is None:
+            log.warning("no --storage.state-file: availability windows and probe counters start empty at every "
+                        "restart")
+        agent = Agent(loaded, shard, Path(state_file) if state_file else None, save_every, workers)
+    except _Terminated:
+        log.info("SIGTERM received: stopping")
+        daemon.close_endpoint(listener.server)
+        log.info("stopped")
+        if previous is _raise_terminated:
+            raise  # the demo's: it stops its lab
+        return EXIT_OK
+    except BaseException:
+        daemon.close_endpoint(listener.server)
+        raise
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, previous)
+    return EXIT_OK if daemon.serve(agent, listener, before_exit) else EXIT_FAILURE
+
+
+def _run_options(listen: str, web_config: str | None, shard_text: str | None, state_save_interval: str,
+                 http: argparse.Namespace | None, workers: int):
+    """``run``'s flags and web configuration, checked before anything opens; None (after saying why) if invalid."""
+    shard = _shard(shard_text)
+    if shard is False:
+        return None
     try:
         parse_listen(listen)
     except ValueError as exc:
         print(f"error: --web.listen-address: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return None
     try:
         save_every = parse_duration(state_save_interval)
     except ValueError as exc:
         print(f"error: --storage.state-save-interval: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return None
     if not 1.0 <= save_every <= 3600.0:
         print("error: --storage.state-save-interval: between 1s and 1h", file=sys.stderr)
-        return EXIT_CONFIG
+        return None
     if not 1 <= workers <= 64:
         print("error: --workers: between 1 and 64", file=sys.stderr)
-        return EXIT_CONFIG
+        return None
     web = _load_web(web_config)
     if web is None:
-        return EXIT_CONFIG
+        return None
     http_options = _http_options(http)
     if http_options is None:
-        return EXIT_CONFIG
-    from agent.app import daemon
-    from agent.app.runtime import Agent
-
-    if state_file is None:
-        log.warning("no --storage.state-file: availability windows and probe counters start empty at every restart")
-    agent = Agent(loaded, shard, Path(state_file) if state_file else None, save_every, workers)
-    limits, reloads = http_options
-    return EXIT_OK if daemon.serve(agent, listen, web, before_exit, limits, reloads) else EXIT_FAILURE
+        return None
+    return shard, save_every, web, http_options
 
 
 def _http_options(args: argparse.Namespace | None):
@@ -270,6 +311,7 @@ def _lab_installed(command: str) -> bool:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
+    import asyncio  # not at the top: check-config never needs an event loop
     import ipaddress
     import os
 

@@ -19,14 +19,18 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
 
 from agent.app.http import AgentHTTPServer, Endpoints, ReloadGuard, parse_listen, serve_in_thread
 from agent.app.notify import Notifier
-from agent.app.runtime import Agent, ProbeNotAllowed
 from agent.app.webconfig import WebConfigSource
 from agent.app.webserver import Limits
 from agent.config.yamlsource import ConfigError
 from agent.domain.logs import flush_suppressed
+from agent.domain.netaddr import ProbeNotAllowed
+
+if TYPE_CHECKING:  # the agent's own modules load after the listener opens
+    from agent.app.runtime import Agent
 
 log = logging.getLogger("egov-agent")
 RELOAD_HTTP_TIMEOUT = 120.0  # seconds POST /-/reload waits for the reload to finish
@@ -206,29 +210,55 @@ def _join_lingering_threads(budget: float, before_exit: Callable[[], None] | Non
             _forced_exit(0, before_exit)
 
 
-def serve(agent: Agent, listen: str, web: WebConfigSource, before_exit: Callable[[], None] | None = None,
-          limits: Limits | None = None, reloads: ReloadGuard | None = None) -> bool:
-    """Run until SIGTERM; False if the endpoint could not be opened. ``before_exit`` runs before any forced
-    exit (a stop past STOP_DEADLINE, threads that linger), which skips the caller's own finally.
-    ``limits`` bound the endpoint's connections; ``reloads`` says whether and how often HTTP may reload."""
-    host, port = parse_listen(listen)
-    ready = threading.Event()  # the Service sets it after the first round; /-/ready answers 200 from then on
-    from exporters.status_page import render_for
-    from exporters.unit_page import render_unit_for
+class Listener(NamedTuple):
+    server: AgentHTTPServer
+    thread: threading.Thread  # serving it
 
-    endpoints = Endpoints(agent.exposition, _title(agent), ready.is_set, status=lambda: render_for(agent),
-                          unit_page=lambda unit_id: render_unit_for(agent, unit_id),
-                          first_round_pending=lambda: agent.store.first_round_pending)
+
+def open_endpoint(listen: str, web: WebConfigSource, limits: Limits | None = None,
+                  reloads: ReloadGuard | None = None) -> Listener | None:
+    """The listener, opened before the configuration loads so that ``/-/healthy`` answers within a second of
+    exec (the rest answers 503 until :func:`serve` attaches the agent); None if it cannot be opened.
+    ``limits`` bound its connections; ``reloads`` says whether and how often HTTP may reload. The web
+    configuration (TLS, basic auth) applies from the first request."""
+    host, port = parse_listen(listen)
     try:
-        server = AgentHTTPServer((host, port), endpoints, web, limits, reloads)
+        server = AgentHTTPServer((host, port), Endpoints(None, "", lambda: False), web, limits, reloads)
     except OSError as exc:
         log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
-        return False
-    agent.exposition.registry.register(server.stats)  # a collector by duck typing (prometheus_client's Protocol)
+        return None
     thread = serve_in_thread(server)
     shown = host if ":" not in host else f"[{host}]"
     log.info("listening on %s://%s:%d/metrics (basic auth %s)", web.settings.scheme, shown,
              server.server_address[1], "on" if web.settings.auth else "off")
+    return Listener(server, thread)
+
+
+def close_endpoint(server: AgentHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
+def serve(agent: Agent, listener: Listener, before_exit: Callable[[], None] | None = None) -> bool:
+    """Attach the agent to the endpoint :func:`open_endpoint` opened and run until SIGTERM. ``before_exit``
+    runs before any forced exit (a stop past STOP_DEADLINE, threads that linger), which skips the caller's
+    own finally."""
+    ready = threading.Event()  # the Service sets it after the first round; /-/ready answers 200 from then on
+    server, thread = listener
+    try:
+        from exporters.status_page import render_for
+        from exporters.unit_page import render_unit_for
+    except BaseException:
+        close_endpoint(server)
+        raise
+    endpoints = server.endpoints
+    endpoints.title = _title(agent)
+    endpoints.ready = ready.is_set
+    endpoints.status = lambda: render_for(agent)
+    endpoints.unit_page = lambda unit_id: render_unit_for(agent, unit_id)
+    endpoints.first_round_pending = lambda: agent.store.first_round_pending
+    agent.exposition.registry.register(server.stats)  # a collector by duck typing (prometheus_client's Protocol)
+    endpoints.exposition = agent.exposition  # last: from here on the endpoint answers as the agent
     notifier = Notifier()
     service = Service(agent, server, thread, notifier, before_exit, ready)
     agent.exposition.start()
@@ -238,8 +268,7 @@ def serve(agent: Agent, listen: str, web: WebConfigSource, before_exit: Callable
         finally:
             notifier.stopping()
             agent.exposition.stop()
-            server.shutdown()
-            server.server_close()
+            close_endpoint(server)
             notifier.close()
             log.info("stopped")
             flush_suppressed()

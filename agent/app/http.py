@@ -15,14 +15,16 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from agent.app.listen import DEFAULT_PORT, parse_listen  # noqa: F401 - where callers import them from
 from agent.app.webconfig import WebConfigSource, WebSettings
 from agent.app.webserver import Limits, Reply, Request, WebServer
 from agent.domain.version import __version__
-from exporters.prometheus import Exposition
-from exporters.unit_page import valid_unit_id
+
+if TYPE_CHECKING:
+    from exporters.prometheus import Exposition
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +33,11 @@ class Endpoints:
     """What the handler serves; ``title`` and ``exposition`` may be replaced on reload.
 
     ``reload`` is called from a request thread for ``POST /-/reload`` and returns (HTTP status, text).
+    ``exposition`` is None while the configuration loads (the listener opens first, for /-/healthy): the
+    pages that need it answer 503 until the agent is built.
     """
 
-    def __init__(self, exposition: Exposition, title: str, ready: Callable[[], bool],
+    def __init__(self, exposition: Exposition | None, title: str, ready: Callable[[], bool],
                  reload: Callable[[], tuple[int, str]] | None = None,
                  status: Callable[[], bytes] | None = None,
                  unit_page: Callable[[str], bytes | None] | None = None,
@@ -154,8 +158,11 @@ class Responder:
         web = request.web or self.web.current()
         if web.auth is not None or web.limiter is not None:
             return None
+        exposition = self.endpoints.exposition
+        if exposition is None:  # still starting: the workers answer 503
+            return None
         try:
-            answer = self.endpoints.exposition.cached(request.headers.get("accept"),
+            answer = exposition.cached(request.headers.get("accept"),
                                                       request.headers.get("accept-encoding"))
         except Exception:  # the worker's path logs it
             return None
@@ -208,6 +215,8 @@ class Responder:
     def _get(self, request: Request) -> Reply:
         endpoints = self.endpoints
         path = request.path
+        if endpoints.exposition is None and path != "/-/healthy" and is_route(path):
+            return Reply(503, STARTING, headers={"Retry-After": "1"})
         if path == "/metrics":
             return _metrics_reply(*endpoints.exposition.render_encoded(
                 request.headers.get("accept"), request.headers.get("accept-encoding")))
@@ -230,6 +239,8 @@ class Responder:
 
     def _unit(self, unit_id: str) -> Reply:
         """``/units/<id>``: the id is checked before any lookup, and never echoed unless it is a valid id."""
+        from exporters.unit_page import valid_unit_id
+
         assert self.endpoints.unit_page is not None
         if not valid_unit_id(unit_id):
             return Reply(404, b"not found: a unit id is lower-case letters, digits, '-' and '_' (see the "
@@ -262,10 +273,15 @@ class Responder:
 
 ROUTES = ("/", "/metrics", "/-/healthy", "/-/ready", "/-/reload")
 UNITS = "/units/"  # followed by a unit id: a unit's page
+STARTING = b"starting: the configuration is loading; /-/healthy answers, the rest once the agent is built\n"
 
 
 def is_route(path: str) -> bool:
-    return path in ROUTES or (path.startswith(UNITS) and valid_unit_id(path[len(UNITS):]))
+    if path in ROUTES:
+        return True
+    from exporters.unit_page import valid_unit_id  # its pages' imports wait until a unit page is asked for
+
+    return path.startswith(UNITS) and valid_unit_id(path[len(UNITS):])
 
 
 class AgentHTTPServer(WebServer):

@@ -20,7 +20,7 @@ from agent.config.yamlsource import ConfigError, Document, Path_, Problem, forma
 from agent.domain.rawdata import as_mapping, mappings
 from agent.domain.secrets import RESOLVE_SECRETS
 from agent.sources import KINDS as SOURCE_KINDS
-from agent.sources import source_class
+from agent.sources import spec_class
 from collectors import REGISTRY
 
 
@@ -61,7 +61,7 @@ def _validate_sources(data: dict[str, Any], doc: Document) -> tuple[dict[str, An
         if raw.get("kind") not in SOURCE_KINDS:
             continue  # the cross-check reports it
         try:
-            spec = source_class(raw["kind"]).Spec.model_validate(raw)
+            spec = spec_class(raw["kind"]).model_validate(raw)
         except ValidationError as exc:
             problems += problems_from(exc, doc, ("sources", i))
             continue

@@ -15,8 +15,17 @@ import importlib
 from typing import Any
 
 KINDS = {"http_json": "agent.sources.http_json", "sql": "agent.sources.sql", "file_drop": "agent.sources.file_drop"}
+# A kind whose settings live apart from its fetching code, so that validating them imports less.
+SPECS = {"sql": "agent.sources.sqlspec"}
 
 
 def source_class(kind: str) -> Any:
     """The class implementing a source kind (``KeyError`` for an unknown kind)."""
     return importlib.import_module(KINDS[kind]).SOURCE
+
+
+def spec_class(kind: str) -> Any:
+    """The settings model of a source kind (``KeyError`` for an unknown kind); the kind's libraries need not load."""
+    if kind in SPECS:
+        return importlib.import_module(SPECS[kind]).SPEC
+    return source_class(kind).Spec

@@ -37,156 +37,31 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Any
 from urllib.parse import quote
 
-import sqlglot
-from pydantic import AfterValidator, Field, model_validator
 from sqlalchemy import Date, String, bindparam, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
-from sqlglot import exp
 
-from agent.domain.models import Duration
 from agent.domain.periods import Period
-from agent.domain.secrets import Secret, SecretValue, redact
+from agent.domain.secrets import SecretValue, redact
 from agent.sources.base import (
     FetchResult,
     Record,
-    SeriesName,
-    SeriesSpec,
     Source,
     SourceError,
-    SourceSpec,
     first_line,
     make_record,
     period_values,
     unit_code,
 )
+from agent.sources.sqlspec import BIND_NAMES, READ_ONLY_SQL, SqlSeries, SqlSpec
 
 BINDS = {"period_start": Date, "period_end": Date, "period_last_day": Date, "period": String, "period_name": String}
-READ_ONLY_SQL = {
-    "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
-    "mysql": "SET SESSION TRANSACTION READ ONLY",
-    "mariadb": "SET SESSION TRANSACTION READ ONLY",
-}
+assert tuple(BINDS) == BIND_NAMES
 MAX_ROWS = 100_000  # one row per unit of a province is a few thousand at most
-# sqlglot's dialect for each SQLAlchemy backend (others are parsed as generic SQL).
-DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite", "mssql": "tsql",
-            "oracle": "oracle"}
-# Anything in a query's tree that writes, locks, or is not a plain query.
-WRITES: tuple[type, ...] = (exp.DML, exp.DDL, exp.Merge, exp.Into, exp.Lock, exp.Command, exp.Set,
-                                            exp.Copy, exp.Transaction, exp.Commit, exp.Grant, exp.Pragma, exp.Use,
-                                            exp.TruncateTable, exp.Alter)
-
-
-def check_read_only_select(query: str, backend: str) -> None:
-    """A single SELECT that writes nothing anywhere (a CTE included), parsed in the database's dialect."""
-    dialect = DIALECTS.get(backend)
-    try:
-        statements = [s for s in sqlglot.parse(query, read=dialect) if s is not None]
-    except sqlglot.errors.SqlglotError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"the query does not parse as {dialect or 'SQL'}: {first[:200]}") from None
-    if not statements:
-        raise ValueError("the query is empty (a comment only?)")
-    if len(statements) != 1:
-        raise ValueError(f"a query must be a single SELECT; this is {len(statements)} statements")
-    statement = statements[0]
-    if not isinstance(statement, exp.Select | exp.SetOperation):
-        raise ValueError(f"a query must be a single SELECT (or WITH ... SELECT); this is {_kind(statement)}")
-    for node in statement.walk():
-        if isinstance(node, WRITES):
-            raise ValueError(f"a query must only read; this one has {_kind(node)} in it")
-
-
-def _kind(node: Any) -> str:
-    if isinstance(node, exp.Command):
-        return f"a {str(node.this).upper()} command"
-    if isinstance(node, exp.Into):
-        return "SELECT ... INTO (it creates a table)"
-    if isinstance(node, exp.Lock):
-        return "a locking clause (FOR UPDATE/SHARE)"
-    return f"an {node.key.upper()}" if node.key[:1] in "aeiou" else f"a {node.key.upper()}"
-
-
-def _check_query(query: str) -> str:
-    unknown = sorted(set(text(query)._bindparams) - set(BINDS))
-    if unknown:
-        raise ValueError(f"unknown bind parameter :{unknown[0]}; known: {', '.join(':' + b for b in BINDS)}")
-    return query
-
-
-def _check_url(raw: str) -> str:
-    try:
-        url = make_url(raw)
-    except ArgumentError:
-        raise ValueError("not an SQLAlchemy URL (dialect+driver://user@host:port/database)") from None
-    if url.password is not None:
-        raise ValueError("the password does not belong in the URL; use password: with a secret reference")
-    try:
-        url.get_dialect()
-    except NoSuchModuleError:
-        raise ValueError(f"unknown SQL dialect {url.drivername!r}") from None
-    if url.get_backend_name() == "sqlite" and (not url.database or url.database == ":memory:"
-                                               or url.database.startswith("file:")):
-        raise ValueError("a SQLite source needs a database file: sqlite:///path/to/file.db")
-    return raw
-
-
-class SqlSeries(SeriesSpec):
-    query: Annotated[str, AfterValidator(_check_query)]
-    unit: str | None = Field(None, description="Column holding the unit code (none: a province total)")
-    rows: Literal["one", "per_unit"] | None = Field(
-        None, description="What the query returns: one (a province total, exactly one row; the default without "
-                          "unit) or per_unit (one row per unit code; the default with unit). Any other result, "
-                          "or a column the series does not map, is refused")
-
-    @model_validator(mode="after")
-    def _rows_match_unit(self):
-        if self.rows == "per_unit" and self.unit is None:
-            raise ValueError("rows: per_unit needs unit: (the column holding the unit code)")
-        if self.rows == "one" and self.unit is not None:
-            raise ValueError("rows: one is a province total; it takes no unit: column")
-        return self
-
-    @property
-    def expected_rows(self) -> str:
-        return self.rows or ("per_unit" if self.unit else "one")
-
-    @property
-    def columns(self) -> list[str]:
-        return [c for c in (self.unit, self.numerator, self.denominator, self.value) if c]
-
-
-class SqlSpec(SourceSpec):
-    kind: Literal["sql"]
-    url: Annotated[str, AfterValidator(_check_url)]
-    password: Secret | None = None
-    read_only: Literal["session", "account"] = Field(
-        "session", description="session: the agent makes the session read-only (SQLite, PostgreSQL, MySQL); "
-                               "account: the database account can only read (other dialects)")
-    query_timeout: Duration | None = Field(
-        None, description="Longest one query may run; one that runs longer fails its series only (default: the "
-                          "source's timeout shared by the queries of a fetch, series x periods)")
-    series: dict[SeriesName, SqlSeries] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _read_only_possible(self):
-        backend = make_url(self.url).get_backend_name()
-        if self.read_only == "session" and backend != "sqlite" and backend not in READ_ONLY_SQL:
-            raise ValueError(f"the agent cannot make a {backend} session read-only; use a read-only account "
-                             "and say read_only: account")
-        for name, series in self.series.items():
-            try:
-                check_read_only_select(series.query, backend)
-            except ValueError as exc:
-                raise ValueError(f"series {name}: {exc}") from None
-        if self.query_timeout is not None and self.query_timeout > self.timeout:
-            raise ValueError(f"query_timeout ({self.query_timeout:g}s) is longer than the timeout "
-                             f"({self.timeout:g}s)")
-        return self
 
 
 class SqlSource(Source):

@@ -132,6 +132,7 @@ TABLE: dict[str, Kinds] = {
                                              "test_postgresql_session_cannot_be_made_read_write",
                                              "test_postgresql_write_hidden_in_a_function_is_refused_by_the_server",
                                              "test_postgresql_wrong_password_never_shows_it")),
+    "test_start_order.py": Kinds(INTEG),
     "test_state.py": Kinds(INTEG, _each(UNIT, "test_a_snapshot_can_be_read_while_probes_go_on",
                                         "test_counters_and_history_round_trip_and_later_saves_write_only_what_changed",
                                         "test_the_debounced_state_carries_over_so_down_after_holds_across_a_restart",
