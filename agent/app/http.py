@@ -218,6 +218,7 @@ class Responder:
         if endpoints.exposition is None and path != "/-/healthy" and is_route(path):
             return Reply(503, STARTING, headers={"Retry-After": "1"})
         if path == "/metrics":
+            assert endpoints.exposition is not None  # answered 503 above until the agent is built
             return _metrics_reply(*endpoints.exposition.render_encoded(
                 request.headers.get("accept"), request.headers.get("accept-encoding")))
         if path == "/":
