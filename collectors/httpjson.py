@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import ssl
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -256,13 +257,26 @@ def _why_not(step: JSONPath, parents: list[Any]) -> tuple[str, str]:
     return "wrong_type", f"cannot take {step} from {'/'.join(kinds)}"
 
 
+def _jsonpath_parser() -> Any:
+    """This thread's jsonpath-ng parser: ``jsonpath_ng.ext.parse`` builds a new one for every path (2 ms,
+    a tenth of a second for a province's 50 paths); PLY's parser keeps state while it parses, so one per thread."""
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        from jsonpath_ng.ext.parser import ExtendedJsonPathParser  # its tables cost 60 ms to import: only when read
+
+        parser = _PARSERS.parser = ExtendedJsonPathParser()
+    return parser
+
+
+_PARSERS = threading.local()
+
+
 def parse_jsonpath(text: str) -> JSONPath:
     """jsonpath-ng's expression (with its extensions: filters, arithmetic); ValueError when it cannot be read."""
     from jsonpath_ng.exceptions import JSONPathError
-    from jsonpath_ng.ext import parse  # its parser tables cost 60 ms to import: only when a JSONPath is read
 
     try:
-        return parse(text)
+        return _jsonpath_parser().parse(text)
     except (JSONPathError, ValueError, TypeError, AttributeError) as exc:  # the parser raises several kinds
         raise ValueError(f"invalid JSONPath {text!r}: {first_line(exc)}") from None
 
