@@ -21,11 +21,9 @@ configuration needs only this module's path compiler.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
-import ssl
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -44,6 +42,8 @@ from jsonpath_ng.jsonpath import (
 from agent.domain.secrets import SecretValue, redact
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 # Callers log each API's state changes; httpx would log every request's full URL (query tokens too) at INFO.
@@ -79,6 +79,8 @@ _CONTEXTS: dict[tuple[str | None, int, bool], ssl.SSLContext] = {}
 
 
 def ssl_context(ca_file: str | None, tls_verify: bool) -> ssl.SSLContext:
+    import ssl
+
     import httpx
 
     key = (ca_file, os.stat(ca_file).st_mtime_ns if ca_file else 0, tls_verify)
@@ -127,6 +129,8 @@ class JsonClient:
             raise HttpJsonError("bad_response", f"the body is not JSON: {first_line(exc, 120)}") from None
 
     async def _body(self, url: str, params: Mapping[str, str] | None, deadline: float | None) -> bytearray:
+        import asyncio  # here, not at the top: check-config reads this module's paths, not the network
+
         import httpx
 
         body = bytearray()
