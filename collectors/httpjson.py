@@ -21,11 +21,10 @@ configuration needs only this module's path compiler.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
-import ssl
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -43,6 +42,8 @@ from jsonpath_ng.jsonpath import (
 from agent.domain.secrets import SecretValue, redact
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 # Callers log each API's state changes; httpx would log every request's full URL (query tokens too) at INFO.
@@ -78,6 +79,8 @@ _CONTEXTS: dict[tuple[str | None, int, bool], ssl.SSLContext] = {}
 
 
 def ssl_context(ca_file: str | None, tls_verify: bool) -> ssl.SSLContext:
+    import ssl
+
     import httpx
 
     key = (ca_file, os.stat(ca_file).st_mtime_ns if ca_file else 0, tls_verify)
@@ -126,6 +129,8 @@ class JsonClient:
             raise HttpJsonError("bad_response", f"the body is not JSON: {first_line(exc, 120)}") from None
 
     async def _body(self, url: str, params: Mapping[str, str] | None, deadline: float | None) -> bytearray:
+        import asyncio  # here, not at the top: check-config reads this module's paths, not the network
+
         import httpx
 
         body = bytearray()
@@ -256,13 +261,26 @@ def _why_not(step: JSONPath, parents: list[Any]) -> tuple[str, str]:
     return "wrong_type", f"cannot take {step} from {'/'.join(kinds)}"
 
 
+def _jsonpath_parser() -> Any:
+    """This thread's jsonpath-ng parser: ``jsonpath_ng.ext.parse`` builds a new one for every path (2 ms,
+    a tenth of a second for a province's 50 paths); PLY's parser keeps state while it parses, so one per thread."""
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        from jsonpath_ng.ext.parser import ExtendedJsonPathParser  # its tables cost 60 ms to import: only when read
+
+        parser = _PARSERS.parser = ExtendedJsonPathParser()
+    return parser
+
+
+_PARSERS = threading.local()
+
+
 def parse_jsonpath(text: str) -> JSONPath:
     """jsonpath-ng's expression (with its extensions: filters, arithmetic); ValueError when it cannot be read."""
     from jsonpath_ng.exceptions import JSONPathError
-    from jsonpath_ng.ext import parse  # its parser tables cost 60 ms to import: only when a JSONPath is read
 
     try:
-        return parse(text)
+        return _jsonpath_parser().parse(text)
     except (JSONPathError, ValueError, TypeError, AttributeError) as exc:  # the parser raises several kinds
         raise ValueError(f"invalid JSONPath {text!r}: {first_line(exc)}") from None
 

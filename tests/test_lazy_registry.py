@@ -59,6 +59,21 @@ def test_check_config_of_bac_giang_validates_every_kind_without_their_libraries(
     assert loaded == []
 
 
+def test_check_config_of_bac_giang_loads_no_kind_s_probe() -> None:
+    """Every kind has light models and the sources import asyncio only to run: check-config imports no probe
+    module (psutil, icmplib, the sip client), nor asyncio or ssl."""
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import sys
+        from agent.app.cli import main
+        assert main(["check-config", "config/provinces/bac-giang.yml", "--skip-secrets"]) == 0
+        probes = [m for m in sys.modules if m.startswith("collectors.") and m.endswith(".probe")]
+        print(sorted(probes + [m for m in ("psutil", "icmplib", "asyncio", "ssl") if m in sys.modules]))
+        """)], cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "EGOV_AGENT_PROBE_ALLOW": "127.0.0.0/8"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_a_configured_kind_is_loaded_to_run_it(tmp_path: Path) -> None:
     config = icmp_only().collector("snmp", interval="30s", timeout="5s").write(tmp_path / "snmp.yml")
     assert "pysnmp" in loaded_modules(f"""

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from collectors.api import ProbeResult
-from collectors.httpjson import HttpJsonError, JsonClient, JsonField
+from collectors.httpjson import HttpJsonError, JsonClient, JsonField, parse_jsonpath
 from collectors.lab_addresses import AddressPool
 from collectors.mcu.lab import McuSimulator
 from collectors.mcu.probe import McuCollector, McuParams, McuSettings
@@ -179,3 +179,34 @@ def test_the_deadline_ends_a_fetch_whose_body_dribbles(dribbling: str) -> None:
 
     reason, seconds = asyncio.run(run())
     assert reason == "timeout" and seconds < 2.0, (reason, seconds)
+
+
+PATHS = ["$.don_vi[*].ma_don_vi", "$.ports.total", "$.registrations[?(@.protocol == 'sip')].id",
+         "$.a[0].b", "$..ten", "$.x[*].y + 1", "$.rows[?(@.n > 2)]"]
+
+
+def test_one_reused_jsonpath_parser_reads_as_jsonpath_ng_s_own() -> None:
+    """parse_jsonpath keeps one parser per thread: each path reads as jsonpath_ng.ext.parse reads it, in any
+    order and thread, also after a path that does not parse."""
+    from jsonpath_ng.ext import parse
+
+    document = {"don_vi": [{"ma_don_vi": "a", "ten": "A"}], "ports": {"total": 4}, "a": [{"b": 1}],
+                "registrations": [{"protocol": "sip", "id": 7}, {"protocol": "h323", "id": 8}],
+                "x": [{"y": 1}], "rows": [{"n": 1}, {"n": 3}]}
+
+    def read(path: str) -> tuple[str, list[object]]:
+        expression = parse_jsonpath(path)
+        return repr(expression), [m.value for m in expression.find(document)]
+
+    expected = {p: (repr(parse(p)), [m.value for m in parse(p).find(document)]) for p in PATHS}
+    for path in [*PATHS, *reversed(PATHS)]:
+        assert read(path) == expected[path]
+        with pytest.raises(ValueError, match="invalid JSONPath"):
+            parse_jsonpath("$.a[")
+    got: dict[str, tuple[str, list[object]]] = {}
+    threads = [threading.Thread(target=lambda p=p: got.__setitem__(p, read(p))) for p in PATHS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert got == expected

@@ -147,6 +147,10 @@ def _merge(into: Document, extra: Document, errors: list[Problem]) -> None:
         if extra.data is not None:
             errors.append(Problem(extra.files[0], 1, "", "an included file must be a mapping"))
         return
+    positions: dict[Any, list[tuple[Path_, tuple[str, int]]]] = {}  # by top-level key: one pass, not one per key
+    for path, position in extra.where.items():
+        if path:
+            positions.setdefault(path[0], []).append((path, position))
     for key, value in extra.data.items():
         if key not in into.data:
             into.data[key] = value
@@ -166,9 +170,7 @@ def _merge(into: Document, extra: Document, errors: list[Problem]) -> None:
             file, line = extra.where.get((key,), (extra.files[0], None))
             errors.append(Problem(file, line, key, "already set in another file"))
             continue
-        for path, position in extra.where.items():
-            if not path or path[0] != key:
-                continue
+        for path, position in positions.get(key, ()):
             if offset is not None and len(path) > 1 and isinstance(path[1], int):
                 path = (key, path[1] + offset, *path[2:])
             into.where.setdefault(path, position)

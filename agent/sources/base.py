@@ -10,7 +10,6 @@ secrets out of any library text quoted in them.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import string
 import threading
@@ -164,6 +163,8 @@ class SourceContext:
         return self._threads
 
     async def run_blocking(self, fn: Callable[[], T]) -> T:
+        import asyncio  # here, not at the top: check-config validates the sources without running them
+
         state = {"started": False, "dropped": False}
 
         def counted() -> T:

@@ -5,6 +5,7 @@ from collectors.api import KindDescriptor
 DESCRIPTOR = KindDescriptor(
     kind="host",
     collector="collectors.host.probe:HostCollector",
+    models="collectors.host.models",
     simulator="collectors.host.lab:HostSimulator",
     panels="collectors.host.panels:panels",
     order=70,

@@ -15,21 +15,11 @@ import shutil
 import subprocess
 
 import psutil
-from pydantic import Field
 
-from agent.domain.models import StrictModel
 from collectors.api import Collector, Family, NoSettings, ProbeResult, Sample
+from collectors.host.models import HostParams
 
 _PSEUDO_FILESYSTEMS = {"tmpfs", "devtmpfs", "overlay", "squashfs", "proc", "sysfs", "cgroup", "cgroup2"}
-
-
-class HostParams(StrictModel):
-    mountpoints: list[str] | None = Field(
-        None, description="Mount points to report; default every real (non-pseudo) filesystem."
-    )
-    interfaces: list[str] | None = Field(None, description="Network interfaces; default all but loopback.")
-    processes: list[str] = Field(default_factory=list, description="Process names that must be running.")
-    systemd_units: list[str] = Field(default_factory=list, description="Units that must be active.")
 
 
 def _unit_states(units: list[str], timeout: float) -> dict[str, str] | None:

@@ -54,7 +54,6 @@ import struct
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Literal
 
 from icmplib import (
     DestinationUnreachable,
@@ -69,11 +68,9 @@ from icmplib import (
     async_resolve,
 )
 from icmplib.utils import unique_identifier
-from pydantic import Field
 
-from agent.domain.models import Share, StrictModel
-from agent.domain.netaddr import ProbeHost
 from collectors.api import ANSWER_TIME, Collector, Family, ProbeResult, Sample
+from collectors.icmp.models import IcmpParams, IcmpSettings, UpRule  # noqa: F401 (UpRule: importers of the probe)
 
 log = logging.getLogger(__name__)
 
@@ -86,25 +83,6 @@ SOL_RAW = 255  # Linux; the socket module does not name it
 DEADLINE_MARGIN = 0.05  # seconds kept back from the timeout to account the probe before it is cancelled
 RECEIVE_SIZE = 2048  # a whole reply to the largest echo (1,500 bytes); errors quote only 28 bytes of it
 DRAIN_BATCH = 4096  # packets read per wake-up at most: a flood cannot hold the loop; the rest wake it again
-
-
-class IcmpParams(StrictModel):
-    host: ProbeHost
-    count: int = Field(5, ge=1, le=1000, description="Echo requests per probe")
-    interval: float = Field(0.5, gt=0, le=60, description="Seconds between echo requests")
-    payload_size: int = Field(56, ge=0, le=1472, description="Bytes of payload per echo (1472 fills a 1500 MTU)")
-
-
-class UpRule(StrictModel):
-    """Up while the echo loss over the last ``over_probes`` probes is below ``max_loss``."""
-
-    max_loss: Share = Field(0.5, gt=0)
-    over_probes: int = Field(3, ge=1, le=100)
-
-
-class IcmpSettings(StrictModel):
-    privileged: Literal["auto", True, False] = "auto"
-    up_rule: UpRule = UpRule()
 
 
 @dataclass

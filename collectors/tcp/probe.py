@@ -11,16 +11,8 @@ import contextlib
 import errno
 import time
 
-from pydantic import Field
-
-from agent.domain.models import StrictModel
-from agent.domain.netaddr import ProbeHost
 from collectors.api import Collector, Family, NoSettings, ProbeResult, Sample
-
-
-class TcpParams(StrictModel):
-    host: ProbeHost
-    port: int = Field(ge=1, le=65535)
+from collectors.tcp.models import TcpParams
 
 
 def _reason_for(exc: OSError) -> str:
