@@ -482,7 +482,9 @@ class Exposition:
     class of machine, and probes change the store many times a second. So once ``start`` is called
     a background thread re-renders each format that scrapers asked for, whenever the store changed,
     at most every ``max(min_interval, 10 × last render time)`` (a 10 % CPU ceiling for rendering),
-    and a scrape is served the latest rendering at once: data at most a couple of seconds old,
+    where a full render (every target formatted for the first time: after start or a reload, once per
+    configuration) is not charged: at 40,000 targets its pause hid the first round for a minute.
+    A scrape is served the latest rendering at once: data at most a couple of seconds old,
     never a scrape that waits on a render or a probe. Without ``start`` (``egov-agent once``)
     every call renders fresh data.
     """
@@ -507,8 +509,11 @@ class Exposition:
         self._gzip_lock = threading.Lock()
         self._wanted: dict[str, tuple[Callable, float]] = {}
         self._stop = threading.Event()
+        self._refreshing = threading.Lock()  # the refresh thread and a ready-time refresh take turns
         self._thread: threading.Thread | None = None
         self.last_render_seconds = 0.0
+        self.pace_seconds = 0.0  # the render CPU the refresh thread's pause is charged for (10 x this)
+        self._full = False  # the last compose formatted every target for the first time
 
     def _key(self) -> tuple[int, int]:
         return (self.collector.version(), int(time.monotonic() // CACHE_SECONDS))
@@ -527,6 +532,7 @@ class Exposition:
             snap, status = self.collector.latest()
             body = self.compose(snap, status, content_type, encoder)
             self.last_render_seconds = time.thread_time() - started
+            self.pace_seconds = 0.0 if self._full else self.last_render_seconds
             if compress:
                 compressed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)  # (zlib lets go of the GIL)
                 with self._gzip_lock:
@@ -539,12 +545,14 @@ class Exposition:
         """What ``encoder(self.registry)`` renders from ``snap``, with the per-target families from their
         cached lines (exporters/target_text.py), then every other collector of the registry in its order;
         ``process=False`` leaves out the process and platform families (whose values change by the call)."""
+        self._full = False
         extra = [metric for c in self.registry.collectors if c is not self.collector
                  and (process or c not in (self.process, self.platform)) for metric in c.collect()]
         if not fast_format(content_type) or not self.targets.supports(snap.view):
             # a format or names the renderers here cannot vouch for: the library renders it all
             return bytes(encoder(Only([*self.collector.metrics(snap, status), *extra])))
         self.targets.update(snap.view, snap.states)
+        self._full = self.targets.first_time > 0 and self.targets.first_time == self.targets.reformatted
         end = encoder(Only([]))  # OpenMetrics' "# EOF", or nothing
         return b"".join([self.families.render(self.collector.head(snap, status), content_type, encoder),
                          *self.targets.render(content_type, encoder),
@@ -615,7 +623,13 @@ class Exposition:
         return self._thread is None or self._thread.is_alive()
 
     def _refresh_loop(self) -> None:
-        while not self._stop.wait(max(self.min_interval, 10 * self.last_render_seconds)):
+        while not self._stop.wait(max(self.min_interval, 10 * self.pace_seconds)):
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Render every format a scraper asked for, now (the refresh thread, and once the agent turns ready:
+        the first scrape after /-/ready shows the whole first round, not a rendering from before it)."""
+        with self._refreshing:
             now = time.monotonic()
             for wanted, (encoder, asked) in list(self._wanted.items()):
                 content_type, gzipped, _ = wanted.partition(";gzip")

@@ -48,6 +48,7 @@ class TargetText:
         self._view: object = None
         self._headers: dict[tuple[str, object], bytes] = {}
         self.reformatted = 0  # targets formatted again by the last update (for the bench)
+        self.first_time = 0  # of those, the ones formatted for the first time (a full render: after start or reload)
 
     # -- per view ----------------------------------------------------------------------------------
     def supports(self, view: object) -> bool:
@@ -106,13 +107,14 @@ class TargetText:
         """Re-format the targets whose record is not the one formatted last time."""
         self._prepare(view)
         cache, parts, joined = self._cache, self._parts, self._joined
-        reorder, count = False, 0
+        reorder, count, first_time = False, 0, 0
         for i, target_id in enumerate(self._ids):
             state = states.get(target_id)
             old = cache[i]
             if old is not None and old.state is state:
                 continue
             count += 1
+            first_time += old is None
             lines = self._format(i, state)
             own = tuple(k for k in lines if isinstance(k, str))
             if old is not None:
@@ -136,6 +138,7 @@ class TargetText:
                 joined.pop(key, None)
             cache[i] = _Cached(state, own)
         self.reformatted = count
+        self.first_time = first_time
         if reorder:  # families appear in the order their first sample does, walking the targets
             order: dict[str, None] = {}
             for entry in cache:

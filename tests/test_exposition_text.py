@@ -133,3 +133,21 @@ def test_every_registered_collector_is_rendered(agent: Agent) -> None:
                                   if not t.startswith((b"# TYPE process_", b"# TYPE python_"))]
     finally:
         agent.exposition.registry.unregister(stats)
+
+
+def test_a_full_render_does_not_pace_the_next_one_but_an_incremental_one_does() -> None:
+    """The refresh thread waits 10 x the charged render CPU: a full render's (once per configuration) pause
+    left the first round unshown for over a minute at 40,000 targets; incremental renders keep the ceiling."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("EGOV_AGENT_PROBE_ALLOW")
+        fresh = Agent(load_config(REPO / "config" / "provinces" / "bac-giang.yml", resolve_secrets=False))
+    encoder, content_type = choose_encoder("")
+    exposition = fresh.exposition
+    exposition._render(content_type, encoder)
+    assert exposition.targets.first_time == exposition.targets.reformatted == len(fresh.snapshots.view.targets)
+    assert exposition.last_render_seconds > 0 and exposition.pace_seconds == 0
+    for i, target_id in enumerate(list(fresh.snapshots.view.targets)[::3]):
+        probe(fresh, target_id, i, 0)
+    exposition._render(content_type, encoder)
+    assert exposition.targets.first_time == 0 and exposition.targets.reformatted > 0
+    assert exposition.pace_seconds == exposition.last_render_seconds > 0

@@ -131,7 +131,13 @@ class Service:
                     self.notifier.status(text)
             await asyncio.sleep(interval)
 
-    def first_round(self) -> None:
+    async def first_round(self) -> None:
+        # Render before /-/ready turns 200: the rendering a scraper reads then shows the whole first round
+        # (the refresh thread's last one may be from before most of it, with its pause still running).
+        try:
+            await asyncio.to_thread(self.agent.exposition.refresh)
+        except Exception:  # a render that fails must not keep the agent unready; the refresh thread logs its own
+            log.exception("rendering /metrics at the end of the first round failed")
         self.first_round_done.set()
         self._status = self._status_text()
         self.notifier.ready(self._status)
