@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from agent.app.listen import DEFAULT_PORT, parse_listen
 from agent.app.malloc import tune as tune_malloc
@@ -29,6 +29,11 @@ from agent.domain.models import parse_duration
 from agent.domain.netaddr import ProbeNotAllowed
 from agent.domain.version import __version__
 from agent.engine.sharding import Shard
+
+if TYPE_CHECKING:  # loaded by the commands that use them, after run's listener opens
+    from agent.app.http import ReloadGuard
+    from agent.app.webconfig import WebConfigSource
+    from agent.app.webserver import Limits
 
 log = logging.getLogger("egov-agent")
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
@@ -167,10 +172,9 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
     if checked is None:
         _load(config_path)  # its errors too, in the same run
         return EXIT_CONFIG
-    shard, save_every, web, (limits, reloads) = checked
     from agent.app import daemon
 
-    listener = daemon.open_endpoint(listen, web, limits, reloads)
+    listener = daemon.open_endpoint(listen, checked.web, checked.limits, checked.reloads)
     if listener is None:
         return EXIT_FAILURE
     # SIGTERM while the configuration loads stops as cleanly as later on (exit 0); the service installs its
@@ -187,7 +191,7 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
         if state_file is None:
             log.warning("no --storage.state-file: availability windows and probe counters start empty at every "
                         "restart")
-        agent = Agent(loaded, shard, Path(state_file) if state_file else None, save_every, workers)
+        agent = Agent(loaded, checked.shard, Path(state_file) if state_file else None, checked.save_every, workers)
     except _Terminated:
         log.info("SIGTERM received: stopping")
         daemon.close_endpoint(listener.server)
@@ -204,8 +208,18 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
     return EXIT_OK if daemon.serve(agent, listener, before_exit) else EXIT_FAILURE
 
 
+class RunOptions(NamedTuple):
+    """``run``'s flags and web configuration, checked."""
+
+    shard: Shard | None
+    save_every: float
+    web: WebConfigSource
+    limits: Limits
+    reloads: ReloadGuard
+
+
 def _run_options(listen: str, web_config: str | None, shard_text: str | None, state_save_interval: str,
-                 http: argparse.Namespace | None, workers: int):
+                 http: argparse.Namespace | None, workers: int) -> RunOptions | None:
     """``run``'s flags and web configuration, checked before anything opens; None (after saying why) if invalid."""
     shard = _shard(shard_text)
     if shard is False:
@@ -232,10 +246,10 @@ def _run_options(listen: str, web_config: str | None, shard_text: str | None, st
     http_options = _http_options(http)
     if http_options is None:
         return None
-    return shard, save_every, web, http_options
+    return RunOptions(shard, save_every, web, *http_options)
 
 
-def _http_options(args: argparse.Namespace | None):
+def _http_options(args: argparse.Namespace | None) -> tuple[Limits, ReloadGuard] | None:
     """The endpoint's limits and reload policy from the --web.* flags (defaults without them); None if invalid."""
     from agent.app.http import ReloadGuard
     from agent.app.webserver import Limits
@@ -257,7 +271,7 @@ def _http_options(args: argparse.Namespace | None):
             ReloadGuard(args.web_enable_lifecycle, durations["--web.reload-min-interval"]))
 
 
-def _load_web(path: str | None):
+def _load_web(path: str | None) -> WebConfigSource | None:
     from agent.app.webconfig import WebConfigSource
 
     try:
