@@ -114,6 +114,59 @@ def test_sqlite_is_opened_read_only(tmp_path: Path, sqlite_db: Path) -> None:
         assert db.execute("SELECT count(*) FROM ho_so_thang WHERE ma_don_vi = 'x'").fetchone() == (0,)
 
 
+def test_the_fetch_runs_in_a_child_so_sqlalchemy_never_enters_the_agent(tmp_path: Path, sqlite_db: Path) -> None:
+    path = sqlite_config(tmp_path)
+    code = ("import asyncio, sys; from agent.config.loading import load_config; "
+            "from agent.engine.units import UnitIndex; from agent.sources.runner import SourceRunner; "
+            f"loaded = load_config({str(path)!r}); "
+            "runner = SourceRunner.from_config(loaded, set(UnitIndex(loaded.config).units)); "
+            "up = asyncio.run(runner.fetch('dvc')); _, snap = runner.snapshot('dvc'); "
+            "print(up, sum(r.numerator for r in snap.data['online']['year'][1]), "
+            "sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", f"{float(expected('year')[0])}", "[]"]
+
+
+def test_a_fetch_process_that_dies_is_counted_and_the_next_fetch_starts_another(tmp_path: Path,
+                                                                                sqlite_db: Path) -> None:
+    """The child is killed while SQLite makes it wait for a writer's lock: the fetch fails as
+    ``fetch_process``, the values are kept, and the next fetch (a new child) works."""
+    import asyncio
+
+    import psutil
+
+    loaded = load_config(sqlite_config(tmp_path, timeout="30s"))
+    runner = fetch(loaded)
+    _, before = runner.snapshot("dvc")
+
+    async def killed_fetch() -> bool:
+        task = asyncio.create_task(runner.fetch("dvc"))
+        for _ in range(600):
+            children = [c for c in psutil.Process().children(recursive=True)
+                        if "agent.sources.child" in " ".join(c.cmdline())]
+            if children:
+                await asyncio.sleep(1.0)  # inside its query, waiting on the lock
+                children[0].kill()
+                break
+            await asyncio.sleep(0.05)
+        return await task
+
+    writer = sqlite3.connect(sqlite_db, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")
+    try:
+        assert asyncio.run(killed_fetch()) is False
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    state = runner.states["dvc"]
+    assert dict(state.errors) == {"fetch_process": 1} and state.last_error == "fetch_process"
+    _, kept = runner.snapshot("dvc")
+    assert kept.data == before.data
+    assert asyncio.run(runner.fetch("dvc")) is True
+    assert runner.states["dvc"].up
+
 @pytest.mark.parametrize(("query", "reason", "message"), [
     ("SELECT ma_don_vi, truc_tuyen FROM ho_so_thang WHERE thang >= :period_start", "missing_field",
      "series online: the query returns no column 'tong'"),
@@ -469,6 +522,8 @@ URLS = [
     "postgresql+nosuch://u@db/x", "postgresql+psycopg://u@db:notaport/x", "postgresql+psycopg://u@db:٣/x",
     "postgresql+psycopg://u@db/x\nmore", "not a url", "", "://u@h/x", "postgresql+psycopg://u@h/x?a=1&a=2",
     "POSTGRESQL://u@h/x", "postgresql+psycopg://u%3Ap@h/x", "postgresql+psycopg://u@h/x#frag",
+    "postgresql+psycopg://u%2Fv%40w+x%20y@db:5432/d%20b/c%3F", "mysql+pymysql://u@[fe80::1%25eth0]:3306/d",
+    "postgresql+psycopg://@db/x", "postgresql+psycopg://db:/x", "postgresql+psycopg://u@/x?host=/run/postgresql",
 ]
 
 
@@ -481,7 +536,7 @@ def _outcome(check, url: str) -> str:
 
 @pytest.mark.parametrize("url", URLS + [u.replace("@", "@@", 1) for u in URLS] + [u + "/" for u in URLS])
 def test_the_url_check_without_sqlalchemy_is_sqlalchemys(url: str) -> None:
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import URL, make_url
 
     from agent.sources import sqlspec
 
@@ -491,6 +546,13 @@ def test_the_url_check_without_sqlalchemy_is_sqlalchemys(url: str) -> None:
         parsed = make_url(url)
         assert known == (parsed.drivername, parsed.password, parsed.database)
         assert sqlspec.backend_name(url) == parsed.get_backend_name()
+    if _outcome(sqlspec._check_url, url).startswith("ok "):  # what the source logs and contacts: make_url's reading
+        parsed = make_url(url)
+        parts = sqlspec.url_parts(url)
+        assert (parts.drivername, parts.username, parts.host, parts.port, parts.database) == (
+            parsed.drivername, parsed.username, parsed.host, parsed.port, parsed.database)
+        assert parts.render() == URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port,
+                                            parsed.database).render_as_string()
 
 
 def test_every_known_driver_loads_in_sqlalchemy() -> None:

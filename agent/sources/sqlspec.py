@@ -12,8 +12,9 @@ parameters are found with SQLAlchemy's TextClause pattern (the tests compare the
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import sqlglot
 from pydantic import AfterValidator, Field, model_validator
@@ -112,10 +113,50 @@ def known_url(raw: str) -> tuple[str, str | None, str | None] | None:
     m = URL_PATTERN.match(raw)
     if m is None or m.end() != len(raw) or m["name"] not in KNOWN_DRIVERS:
         return None
-    if m["port"] and not (m["port"].isascii() and m["port"].isdigit()):
+    # an empty port ("db:/x") too: SQLAlchemy refuses it
+    if m["port"] is not None and not (m["port"].isascii() and m["port"].isdigit()):
         return None
     password, database = m["password"], m["database"]
     return m["name"], None if password is None else unquote(password), None if database is None else unquote(database)
+
+
+@dataclass(frozen=True)
+class SqlUrl:
+    """A URL's parts as ``make_url`` reads them, less the password and the query (what logs may show)."""
+
+    drivername: str
+    username: str | None
+    host: str | None
+    port: int | None
+    database: str | None
+
+    def render(self) -> str:
+        """``URL.create(drivername, username, None, host, port, database).render_as_string()``, as SQLAlchemy
+        writes it (tests/test_sources_sql.py compares the two)."""
+        out = self.drivername + "://"
+        if self.username is not None:
+            out += quote(self.username, safe=" +") + "@"
+        if self.host is not None:
+            out += f"[{self.host}]" if ":" in self.host else self.host
+        if self.port is not None:
+            out += f":{self.port}"
+        if self.database is not None:
+            out += "/" + quote(self.database, safe=" +/")
+        return out
+
+
+def url_parts(raw: str) -> SqlUrl:
+    """The parts of a URL the settings accepted: read with make_url's pattern where ``known_url`` vouches for
+    it, by SQLAlchemy itself otherwise (so that the long-running agent does not import it for the usual URLs)."""
+    m = URL_PATTERN.match(raw)
+    if known_url(raw) is not None and m is not None:
+        username, database = m["username"], m["database"]
+        return SqlUrl(m["name"], None if username is None else unquote(username), m["ipv4host"] or m["ipv6host"],
+                      int(m["port"]) if m["port"] else None, None if database is None else unquote(database))
+    from sqlalchemy.engine import make_url
+
+    url = make_url(raw)
+    return SqlUrl(url.drivername, url.username, url.host, url.port, url.database)
 
 
 def backend_name(url: str) -> str:
