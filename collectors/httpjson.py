@@ -40,6 +40,7 @@ from jsonpath_ng.jsonpath import (
 )
 
 from agent.domain.secrets import SecretValue, redact
+from collectors.lazyimport import HTTPX_CLI, masked
 
 if TYPE_CHECKING:
     import ssl
@@ -81,7 +82,8 @@ _CONTEXTS: dict[tuple[str | None, int, bool], ssl.SSLContext] = {}
 def ssl_context(ca_file: str | None, tls_verify: bool) -> ssl.SSLContext:
     import ssl
 
-    import httpx
+    with masked(HTTPX_CLI):
+        import httpx
 
     key = (ca_file, os.stat(ca_file).st_mtime_ns if ca_file else 0, tls_verify)
     context = _CONTEXTS.get(key)
@@ -109,7 +111,8 @@ class JsonClient:
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
-        import httpx
+        with masked(HTTPX_CLI):
+            import httpx
 
         if self._client is None:
             headers = dict(self._headers)
@@ -131,7 +134,8 @@ class JsonClient:
     async def _body(self, url: str, params: Mapping[str, str] | None, deadline: float | None) -> bytearray:
         import asyncio  # here, not at the top: check-config reads this module's paths, not the network
 
-        import httpx
+        with masked(HTTPX_CLI):
+            import httpx
 
         body = bytearray()
         try:
@@ -161,7 +165,8 @@ class JsonClient:
 
 
 def _http_reason(exc: httpx.HTTPError) -> str:
-    import httpx
+    with masked(HTTPX_CLI):
+        import httpx
 
     cause: BaseException | None = exc
     while cause is not None:

@@ -13,11 +13,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from agent.config.schema import QueryServer
 from agent.domain.secrets import redact
 from agent.sources.base import mask_url
+from collectors.lazyimport import HTTPX_CLI, masked
+
+with masked(HTTPX_CLI):  # the status page imports this package: the agent never runs httpx's own CLI
+    import httpx
 
 
 class QueryError(Exception):
