@@ -9,6 +9,8 @@ Prints, each with the load average beside it:
    agent's), then ``egov-agent run`` on the configuration it wrote is started ``--repeat`` times:
    seconds from exec to the first 200 of ``/-/healthy`` and of ``/-/ready``; the last start keeps
    running ``--warmup`` seconds and its RSS (and USS) is read then.
+   The agent's children (source fetches in their own processes) are read at every scrape, and what the
+   sql and file_drop fetch children cost is measured apart, so no memory hides by moving to a child.
 4. Peers from the same run: node_exporter and blackbox_exporter (Debian packages), start to first
    200 and RSS after a few scrapes (blackbox: ICMP probes of the lab's live routers), and the ratio.
 
@@ -19,6 +21,7 @@ Usage: .venv/bin/python bench/start.py [--network 127.93.0.0/16] [--warmup 180] 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import os
 import re
@@ -99,6 +102,15 @@ def memory(pid: int) -> tuple[float, float]:
     return info.rss / 2**20, info.uss / 2**20
 
 
+def children_rss(pid: int) -> float:
+    """RSS of every process the agent started and still runs, in MiB (nothing hides by moving to a child)."""
+    total = 0.0
+    for child in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # it exited meanwhile
+            total += child.memory_info().rss / 2**20
+    return total
+
+
 def first_round(base: str, timeout: float = 60.0) -> str:
     """Once every target was probed once: how many read down per collector (the lab kills ~3% on purpose)."""
     deadline = time.monotonic() + timeout
@@ -152,7 +164,8 @@ IMPORT_STEPS = [
     ("mcu (pysnmp v3arch, httpx)", "REGISTRY['mcu']"),
     ("http (pycurl, cryptography)", "REGISTRY['http']"),
     ("http_json source (httpx, jsonpath)", "from agent.sources import source_class; source_class('http_json')"),
-    ("sql source (sqlalchemy, sqlglot)", "source_class('sql')"),
+    ("sql source (its settings' sqlglot)", "source_class('sql')"),
+    ("sql fetch (sqlalchemy; now only in its child)", "import agent.sources.sqldb"),
     ("file_drop source + openpyxl (now only in its child)", "source_class('file_drop'); from "
                                                             "agent.sources.file_drop import _openpyxl_reader; "
                                                             "_openpyxl_reader()"),
@@ -187,6 +200,26 @@ def source_child(config: Path) -> None:
     seconds, peak, rows = out.stdout.split()
     print(f"  source child (file_drop): {len(books)} workbooks, {rows} rows read in {float(seconds):.2f} s, "
           f"peak RSS {float(peak):.1f} MiB, then it exits   [{load()}]")
+
+
+def sql_child(config: Path) -> None:
+    """What the demo's sql fetches cost in the child process each runs in (agent.sources.sqldb): the whole
+    fetch as the agent makes it, in a fresh interpreter, and the child's peak RSS."""
+    if not (REPO / "agent" / "sources" / "sqldb.py").exists():  # the code before the child
+        return
+    code = ("import asyncio, resource, sys, time; from agent.config.loading import load_config; "
+            "from agent.engine.units import UnitIndex; from agent.sources.runner import SourceRunner; "
+            "loaded = load_config(sys.argv[1]); runner = SourceRunner.from_config(loaded, "
+            "set(UnitIndex(loaded.config).units)); "
+            "ids = [i for i, s in runner.states.items() if s.source.kind == 'sql']; "
+            "t = time.perf_counter(); ups = [asyncio.run(runner.fetch(i)) for i in ids]; "
+            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "
+            "sum(ups), len(ids), 'sqlalchemy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(config)], cwd=REPO, capture_output=True, text=True,
+                         check=True)
+    seconds, peak, up, count, in_agent = out.stdout.split()
+    print(f"  source child (sql): {count} sources fetched ({up} up) in {float(seconds):.2f} s, one child each, "
+          f"peak RSS {float(peak):.1f} MiB, then it exits; sqlalchemy in the agent: {in_agent}   [{load()}]")
 
 
 def check_config_time(repeat: int) -> None:
@@ -237,12 +270,15 @@ def agent_starts(config: Path, host: str, repeat: int, warmup: float) -> float:
             print(f"  at ready: RSS {rss:.1f} MiB (USS {uss:.1f})   [{load()}]")
             print(f"  first round: {first_round(base)}   [{load()}]")
             deadline = time.monotonic() + warmup
+            children: list[float] = []  # RSS of the agent's children (source fetches, workers) at each scrape
             while time.monotonic() < deadline:
                 if proc.poll() is not None:
                     raise SystemExit(f"the agent exited with {proc.returncode}")
                 status(f"{base}/metrics")  # as Prometheus would, every 15 s
+                children.append(children_rss(proc.pid))
                 time.sleep(min(15.0, max(0.0, deadline - time.monotonic())))
             rss, uss = memory(proc.pid)
+            children.append(children_rss(proc.pid))
             probes = 0.0
             with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
                 for line in response.read().decode().splitlines():
@@ -254,6 +290,8 @@ def agent_starts(config: Path, host: str, repeat: int, warmup: float) -> float:
     print(f"/-/ready after exec       {median_of(ready)}   (goal ≤ 5 s)")
     print(f"RSS after {warmup:.0f} s warm-up  {rss:.1f} MiB (USS {uss:.1f}), {probes:.0f} probes done"
           f"   (goal ≤ 80 MiB)   [{load()}]")
+    print(f"  its children (source fetches, workers) at each of {len(children)} scrapes: "
+          f"at most {max(children):.1f} MiB RSS, {children[-1]:.1f} at the end")
     return rss
 
 
@@ -308,6 +346,7 @@ def main() -> None:
     if args.lab_config:
         rss = agent_starts(args.lab_config, host, args.repeat, args.warmup)
         source_child(args.lab_config)
+        sql_child(args.lab_config)
         peers(args.lab_config, host, rss)
         return
     with tempfile.TemporaryDirectory(prefix="egov-start-") as tmp:
@@ -316,6 +355,7 @@ def main() -> None:
             print(f"lab ready (pid {lab.pid}, its own process); agent on {host}   [{load()}]")
             rss = agent_starts(config, host, args.repeat, args.warmup)
             source_child(config)
+            sql_child(config)
             peers(config, host, rss)
         finally:
             stop(lab)
