@@ -208,7 +208,7 @@ def test_sql_settings_are_validated(tmp_path: Path, url: str, extra: str, messag
 COLUMNS = "'c1' AS ma_don_vi, 1 AS truc_tuyen, 1 AS tong"
 
 
-@pytest.mark.parametrize(("query", "message"), [
+REFUSED_QUERIES = [
     ("DELETE FROM ho_so_thang", "a query must be a single SELECT (or WITH ... SELECT); this is a DELETE"),
     (f"SELECT {COLUMNS}; DROP TABLE ho_so_thang", "a query must be a single SELECT; this is 2 statements"),
     (f"SELECT {COLUMNS}; SELECT {COLUMNS}", "a query must be a single SELECT; this is 2 statements"),
@@ -226,7 +226,10 @@ COLUMNS = "'c1' AS ma_don_vi, 1 AS truc_tuyen, 1 AS tong"
     ("SELECT ma_don_vi, FROM", "the query does not parse as postgres"),
     ("-- nothing but a comment", "the query is empty"),
     (f"SELECT {COLUMNS} WHERE :since > 0", "unknown bind parameter :since"),
-])
+]
+
+
+@pytest.mark.parametrize(("query", "message"), REFUSED_QUERIES)
 def test_only_a_single_read_only_select_passes_check_config(tmp_path: Path, query: str, message: str) -> None:
     url = "postgresql+psycopg://egov_ro@127.0.0.1:5432/dvc"
     path = province(tmp_path, SOURCE.format(url=url, password="", query=query.replace('"', '\\"'), timeout="5s"),
@@ -258,6 +261,40 @@ def test_check_config_refuses_the_statements_of_the_issue(tmp_path: Path) -> Non
 def test_read_only_selects_pass_check_config(tmp_path: Path, query: str) -> None:
     url = "postgresql+psycopg://egov_ro@127.0.0.1:5432/dvc"
     load_config(province(tmp_path, SOURCE.format(url=url, password="", query=query, timeout="5s"), KPIS))
+
+
+def test_run_parses_the_queries_in_a_child_with_the_same_verdicts(tmp_path: Path) -> None:
+    """``egov-agent run`` (parse_queries_in_child) checks the queries in a child process, so sqlglot never enters
+    the agent; every query gets the verdict and message it gets in check-config's own process."""
+    url = "postgresql+psycopg://egov_ro@127.0.0.1:5432/dvc"
+    queries = [q for q, _ in REFUSED_QUERIES] + [f"WITH t AS (SELECT {COLUMNS}) SELECT * FROM t", QUERY]
+    paths = []
+    for i, query in enumerate(queries):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        paths.append(str(province(folder, SOURCE.format(url=url, password="", query=query, timeout="5s"), KPIS)))
+    code = ("import json, sys; from agent.config.loading import load_config; from agent.config.yamlsource import "
+            "ConfigError; from agent.sources.sqlspec import parse_queries_in_child\n"
+            "def verdict(path):\n"
+            "    try:\n        load_config(path, resolve_secrets=False)\n        return 'ok'\n"
+            "    except ConfigError as exc:\n        return str(exc)\n"
+            "parse_queries_in_child(sys.argv[1] == 'child')\n"
+            "print(json.dumps([[verdict(p) for p in sys.argv[2:]], 'sqlglot' in sys.modules]))")
+
+    def verdicts(where: str) -> tuple[list[str], bool]:
+        done = subprocess.run([sys.executable, "-c", code, where, *paths], cwd=REPO, capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert done.returncode == 0, done.stderr
+        import json
+
+        return json.loads(done.stdout)
+
+    (here, sqlglot_here), (there, sqlglot_loaded) = verdicts("here"), verdicts("child")
+    assert sqlglot_here
+    assert there == here and not sqlglot_loaded
+    assert here[-2:] == ["ok", "ok"]
+    for (_, message), verdict in zip(REFUSED_QUERIES, here, strict=False):
+        assert message in verdict
 
 
 # --- what a query returns: NULL is no value, shapes are stated, series fail alone ----------------------

@@ -182,6 +182,9 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
     on_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main else None
     try:
+        from agent.sources.sqlspec import parse_queries_in_child
+
+        parse_queries_in_child()  # a long-running process: sqlglot checks the sql queries in a child, for good
         loaded = _load(config_path)
         if loaded is None:
             daemon.close_endpoint(listener.server)

@@ -6,22 +6,22 @@ The URL is read with SQLAlchemy's own grammar (``make_url``'s pattern, repeated 
 without SQLAlchemy only when it is whole and names a dialect in ``KNOWN_DRIVERS`` (each checked against
 SQLAlchemy in tests/test_sources_sql.py); any other URL, and every refusal of form or dialect, goes
 through SQLAlchemy itself, so what is refused, and how it is said, is SQLAlchemy's as before. Bind
-parameters are found with SQLAlchemy's TextClause pattern (the tests compare the two).
+parameters are found with SQLAlchemy's TextClause pattern (the tests compare the two). Each query is
+parsed with sqlglot (agent.sources.sqlcheck): here, or in a child process in ``egov-agent run``.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import quote, unquote
 
-import sqlglot
 from pydantic import AfterValidator, Field, model_validator
-from sqlglot import exp
 
 from agent.domain.models import Duration
 from agent.domain.secrets import Secret
+from agent.sources import child
 from agent.sources.base import SeriesName, SeriesSpec, SourceSpec
 
 BIND_NAMES = ("period_start", "period_end", "period_last_day", "period", "period_name")
@@ -30,13 +30,6 @@ READ_ONLY_SQL = {
     "mysql": "SET SESSION TRANSACTION READ ONLY",
     "mariadb": "SET SESSION TRANSACTION READ ONLY",
 }
-# sqlglot's dialect for each SQLAlchemy backend (others are parsed as generic SQL).
-DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite", "mssql": "tsql",
-            "oracle": "oracle"}
-# Anything in a query's tree that writes, locks, or is not a plain query.
-WRITES: tuple[type, ...] = (exp.DML, exp.DDL, exp.Merge, exp.Into, exp.Lock, exp.Command, exp.Set,
-                                            exp.Copy, exp.Transaction, exp.Commit, exp.Grant, exp.Pragma, exp.Use,
-                                            exp.TruncateTable, exp.Alter)
 # SQLAlchemy's dialects that load without their driver installed (the tests load each with SQLAlchemy).
 KNOWN_DRIVERS = frozenset({
     "sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "postgresql+pg8000",
@@ -66,34 +59,30 @@ URL_PATTERN = re.compile(
 BIND_PATTERN = re.compile(r"(?<![:\w\x5c]):(\w+)(?![:\w])", re.UNICODE)
 
 
-def check_read_only_select(query: str, backend: str) -> None:
-    """A single SELECT that writes nothing anywhere (a CTE included), parsed in the database's dialect."""
-    dialect = DIALECTS.get(backend)
+# Where the queries are parsed: in this process (check-config and the other commands that exit), or in a
+# short-lived child (``egov-agent run``, which says so with parse_queries_in_child(), so that sqlglot's
+# ~7 MiB never stay in the long-running agent). The same code and the same messages either way.
+_PARSE_IN_CHILD = False
+PARSE_TIMEOUT = 60.0  # seconds: a child that cannot parse a few queries in this time is stuck
+
+
+def parse_queries_in_child(enabled: bool = True) -> None:
+    """This process runs for long: parse the sql sources' queries in a child process from now on."""
+    global _PARSE_IN_CHILD
+    _PARSE_IN_CHILD = enabled
+
+
+def read_only_problem(queries: list[tuple[str, str]], backend: str) -> tuple[str, str] | None:
+    """(series, why) for the first query that is not a single read-only SELECT (agent.sources.sqlcheck)."""
+    if not _PARSE_IN_CHILD:
+        from agent.sources.sqlcheck import first_problem
+
+        return first_problem(queries, backend)
     try:
-        statements = [s for s in sqlglot.parse(query, read=dialect) if s is not None]
-    except sqlglot.errors.SqlglotError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"the query does not parse as {dialect or 'SQL'}: {first[:200]}") from None
-    if not statements:
-        raise ValueError("the query is empty (a comment only?)")
-    if len(statements) != 1:
-        raise ValueError(f"a query must be a single SELECT; this is {len(statements)} statements")
-    statement = statements[0]
-    if not isinstance(statement, exp.Select | exp.SetOperation):
-        raise ValueError(f"a query must be a single SELECT (or WITH ... SELECT); this is {_kind(statement)}")
-    for node in statement.walk():
-        if isinstance(node, WRITES):
-            raise ValueError(f"a query must only read; this one has {_kind(node)} in it")
-
-
-def _kind(node: Any) -> str:
-    if isinstance(node, exp.Command):
-        return f"a {str(node.this).upper()} command"
-    if isinstance(node, exp.Into):
-        return "SELECT ... INTO (it creates a table)"
-    if isinstance(node, exp.Lock):
-        return "a locking clause (FOR UPDATE/SHARE)"
-    return f"an {node.key.upper()}" if node.key[:1] in "aeiou" else f"a {node.key.upper()}"
+        answer = child.call("agent.sources.sqlcheck", "first_problem", (queries, backend), PARSE_TIMEOUT)
+    except child.ChildFailed as exc:
+        raise ValueError(f"the queries could not be checked: {exc.message}") from None
+    return None if answer is None else (str(answer[0]), str(answer[1]))
 
 
 def bind_names(query: str) -> set[str]:
@@ -242,11 +231,9 @@ class SqlSpec(SourceSpec):
         if self.read_only == "session" and backend != "sqlite" and backend not in READ_ONLY_SQL:
             raise ValueError(f"the agent cannot make a {backend} session read-only; use a read-only account "
                              "and say read_only: account")
-        for name, series in self.series.items():
-            try:
-                check_read_only_select(series.query, backend)
-            except ValueError as exc:
-                raise ValueError(f"series {name}: {exc}") from None
+        problem = read_only_problem([(name, series.query) for name, series in self.series.items()], backend)
+        if problem is not None:
+            raise ValueError(f"series {problem[0]}: {problem[1]}")
         if self.query_timeout is not None and self.query_timeout > self.timeout:
             raise ValueError(f"query_timeout ({self.query_timeout:g}s) is longer than the timeout "
                              f"({self.timeout:g}s)")
