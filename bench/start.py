@@ -164,11 +164,12 @@ IMPORT_STEPS = [
     ("mcu (pysnmp v3arch, httpx)", "REGISTRY['mcu']"),
     ("http (pycurl, cryptography)", "REGISTRY['http']"),
     ("http_json source (httpx, jsonpath)", "from agent.sources import source_class; source_class('http_json')"),
-    ("sql source (its settings' sqlglot)", "source_class('sql')"),
-    ("sql fetch (sqlalchemy; now only in its child)", "import agent.sources.sqldb"),
+    ("sql source (its settings; sqlglot and sqlalchemy only in children)", "source_class('sql')"),
     ("file_drop source + openpyxl (now only in its child)", "source_class('file_drop'); from "
                                                             "agent.sources.file_drop import _openpyxl_reader; "
                                                             "_openpyxl_reader()"),
+    ("sql query check: sqlglot (check-config; in a child under run)", "import agent.sources.sqlcheck"),
+    ("sql fetch: sqlalchemy (now only in its child)", "import agent.sources.sqldb"),
 ]
 
 
@@ -204,22 +205,39 @@ def source_child(config: Path) -> None:
 
 def sql_child(config: Path) -> None:
     """What the demo's sql fetches cost in the child process each runs in (agent.sources.sqldb): the whole
-    fetch as the agent makes it, in a fresh interpreter, and the child's peak RSS."""
+    fetch as the agent makes it, in a fresh interpreter, and the child's peak RSS, polled every 5 ms
+    (getrusage's ru_maxrss would count the RSS of the parent it was forked from)."""
     if not (REPO / "agent" / "sources" / "sqldb.py").exists():  # the code before the child
         return
-    code = ("import asyncio, resource, sys, time; from agent.config.loading import load_config; "
+    code = ("import asyncio, sys, threading, time, psutil; from agent.config.loading import load_config; "
             "from agent.engine.units import UnitIndex; from agent.sources.runner import SourceRunner; "
             "loaded = load_config(sys.argv[1]); runner = SourceRunner.from_config(loaded, "
             "set(UnitIndex(loaded.config).units)); "
-            "ids = [i for i, s in runner.states.items() if s.source.kind == 'sql']; "
-            "t = time.perf_counter(); ups = [asyncio.run(runner.fetch(i)) for i in ids]; "
-            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "
-            "sum(ups), len(ids), 'sqlalchemy' in sys.modules)")
+            "ids = [i for i, s in runner.states.items() if s.source.kind == 'sql']; peak = [0.0]; done = [];\n"
+            "def poll():\n"
+            "    me = psutil.Process()\n"
+            "    while not done:\n"
+            "        for c in me.children(recursive=True):\n"
+            "            try: peak[0] = max(peak[0], c.memory_info().rss / 2**20)\n"
+            "            except psutil.Error: pass\n"
+            "        time.sleep(0.005)\n"
+            "threading.Thread(target=poll, daemon=True).start(); t = time.perf_counter()\n"
+            "ups = [asyncio.run(runner.fetch(i)) for i in ids]; fetched = time.perf_counter() - t; "
+            "fetch_peak = peak[0]; peak[0] = 0.0\n"
+            "from agent.sources import sqlspec; sqlspec.parse_queries_in_child(); t = time.perf_counter()\n"
+            "for i in ids:\n"
+            "    source = runner.states[i].source\n"
+            "    sqlspec.read_only_problem([(n, s.query) for n, s in source.spec.series.items()], source.backend)\n"
+            "done.append(1)\n"
+            "print(fetched, fetch_peak, (time.perf_counter() - t) / len(ids), peak[0], sum(ups), len(ids), "
+            "'sqlalchemy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(config)], cwd=REPO, capture_output=True, text=True,
                          check=True)
-    seconds, peak, up, count, in_agent = out.stdout.split()
+    seconds, peak, check, check_peak, up, count, in_agent = out.stdout.split()
     print(f"  source child (sql): {count} sources fetched ({up} up) in {float(seconds):.2f} s, one child each, "
           f"peak RSS {float(peak):.1f} MiB, then it exits; sqlalchemy in the agent: {in_agent}   [{load()}]")
+    print(f"  query check child (sqlglot, at run's load): {float(check):.2f} s per sql source, peak RSS "
+          f"{float(check_peak):.1f} MiB   [{load()}]")
 
 
 def check_config_time(repeat: int) -> None:
