@@ -50,6 +50,32 @@ def test_an_icmp_only_agent_loads_neither_pysnmp_nor_pycurl(tmp_path: Path) -> N
     assert loaded == []
 
 
+def test_plain_http_probes_load_pycurl_but_not_cryptography(tmp_path: Path) -> None:
+    """cryptography and service_identity load with the first HTTPS certificate read, not with the http kind."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        config = (icmp_only().collector("http", interval="30s", timeout="5s")
+                  .target("w1", "c1", "http", params={"url": url}).write(tmp_path / "http.yml"))
+        loaded = loaded_modules(f"""
+            import asyncio
+            from agent.config.loading import load_config
+            from agent.app.runtime import Agent
+            agent = Agent(load_config({str(config)!r}))
+            asyncio.run(agent.collect_once())
+            body = agent.exposition.render(None)[0].decode()
+            assert any('http_status_code' in line and line.endswith(' 200.0') for line in body.splitlines())
+            """)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert loaded == ["pycurl"]
+
+
 def test_check_config_of_bac_giang_validates_every_kind_without_their_libraries() -> None:
     loaded = loaded_modules("""
         import sys

@@ -37,17 +37,17 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pycurl
-from cryptography import x509
-from service_identity import CertificateError, VerificationError
-from service_identity.cryptography import verify_certificate_hostname, verify_certificate_ip_address
 
 from agent.domain.netaddr import allowed_networks, check_allowed
 from collectors.api import Collector, Family, ProbeResult, Sample
 from collectors.http.models import BasicAuth, ClientCertificate, HttpParams, HttpSettings
+
+if TYPE_CHECKING:  # cryptography and service_identity (~8.7 MiB) load with the first HTTPS certificate read
+    from cryptography import x509
 
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 
@@ -420,6 +420,8 @@ def _present_certificate(curl: pycurl.Curl, client: ClientCertificate) -> None:
 
 def _client_cert_expiry(client: ClientCertificate) -> list[Sample]:
     """The agent's own certificate's end of validity, so it can be renewed before every portal refuses it."""
+    from cryptography import x509
+
     try:
         cert = x509.load_pem_x509_certificate(client.cert_file.read_bytes())
     except (OSError, ValueError):
@@ -493,6 +495,10 @@ def _certificates(curl: pycurl.Curl) -> list[x509.Certificate]:
         chain = curl.getinfo(pycurl.INFO_CERTINFO) or []
     except pycurl.error:
         return []
+    if not chain:
+        return []
+    from cryptography import x509  # here, not at the top: only HTTPS probes read certificates
+
     for fields in chain:
         pem = dict(fields).get("Cert")
         if not pem:
@@ -505,6 +511,9 @@ def _certificates(curl: pycurl.Curl) -> list[x509.Certificate]:
 
 
 def _names_host(cert: x509.Certificate, host: str) -> bool:
+    from service_identity import CertificateError, VerificationError
+    from service_identity.cryptography import verify_certificate_hostname, verify_certificate_ip_address
+
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
