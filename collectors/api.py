@@ -10,6 +10,8 @@ kind, one ``probe`` coroutine.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import ClassVar, Generic, Literal, TypeVar
 
@@ -19,6 +21,16 @@ MetricType = Literal["gauge", "counter", "info"]
 
 
 ANSWER_TIME = 1.0  # seconds: a live device on the province's network answers a probe well within this
+
+# Set by the scheduler around a target's first probe (agent/engine/scheduler.py): called by a collector whose
+# ``answers_early`` is true as soon as its target has answered, which tells readiness that this probe is worth
+# waiting for until it ends, and that one which has not answered within ANSWER_TIME is not.
+ANSWER_HOOK: ContextVar[Callable[[], None] | None] = ContextVar("egov_answer_hook", default=None)
+
+
+def answer_hook() -> Callable[[], None] | None:
+    """What to call once the probed target has answered (None outside a first probe): take it at the probe's start."""
+    return ANSWER_HOOK.get()
 
 
 @dataclass(frozen=True)
@@ -139,6 +151,10 @@ class Collector(ABC, Generic[ParamsT, SettingsT]):
     families: ClassVar[tuple[Family, ...]] = ()
     # Counters of the collector as a whole, not of one target (SNMP replies dropped on a shared socket).
     self_families: ClassVar[tuple[Family, ...]] = ()
+    # True when a probe calls :func:`answer_hook`'s hook at its target's first answer, which comes well before
+    # the probe ends (ICMP: the first of its echoes' replies). Readiness then waits ANSWER_TIME for that first
+    # answer, and ``answer_time`` only for a probe that got one: a dead link is not waited for past ANSWER_TIME.
+    answers_early: ClassVar[bool] = False
 
     def __init__(self, settings: SettingsT) -> None:
         self.settings = settings

@@ -53,6 +53,7 @@ import socket
 import struct
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from icmplib import (
@@ -69,7 +70,7 @@ from icmplib import (
 )
 from icmplib.utils import unique_identifier
 
-from collectors.api import ANSWER_TIME, Collector, Family, ProbeResult, Sample
+from collectors.api import ANSWER_TIME, Collector, Family, ProbeResult, Sample, answer_hook
 from collectors.icmp.models import IcmpParams, IcmpSettings, UpRule  # noqa: F401 (UpRule: importers of the probe)
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,7 @@ class IcmpCollector(Collector[IcmpParams, IcmpSettings]):
     kind = "icmp"
     Params = IcmpParams
     Settings = IcmpSettings
+    answers_early = True  # the first echo reply says the link answers; the probe ends after the last echo
     families = (
         Family("icmp_echo_requests", "counter", "ICMP echo requests sent (or that could not leave: no route)."),
         Family("icmp_echo_replies", "counter", "ICMP echo replies received in time."),
@@ -302,6 +304,7 @@ class IcmpCollector(Collector[IcmpParams, IcmpSettings]):
     async def probe(self, target_id: str, params: IcmpParams, timeout: float) -> ProbeResult:
         loop = asyncio.get_running_loop()
         started = loop.time()
+        answered = answer_hook()
         deadline = started + max(timeout - DEADLINE_MARGIN, timeout * 0.5)
         try:
             address = await asyncio.wait_for(_resolve(str(params.host)), max(deadline - loop.time(), 0.01))
@@ -326,6 +329,8 @@ class IcmpCollector(Collector[IcmpParams, IcmpSettings]):
                     await asyncio.sleep(delay)
                 try:
                     echoes.append(pinger.send(address, params.payload_size))
+                    if answered is not None:
+                        echoes[-1].reply.add_done_callback(_on_echo_reply(answered))
                 except ICMPSocketError as exc:
                     send_errors[_send_reason(exc)] += 1
             pending = [e.reply for e in echoes]
@@ -386,6 +391,14 @@ class IcmpCollector(Collector[IcmpParams, IcmpSettings]):
         pingers, self._pingers = list(self._pingers.values()), {}
         for pinger in pingers:
             await pinger.close()
+
+
+def _on_echo_reply(answered: Callable[[], None]) -> Callable[[asyncio.Future], None]:
+    """A reply future's callback that calls ``answered`` for an echo reply (an ICMP error is no answer of the link)."""
+    def done(reply: asyncio.Future) -> None:
+        if not reply.cancelled() and reply_error(reply.result()) is None:
+            answered()
+    return done
 
 
 async def _resolve(host: str) -> str:
