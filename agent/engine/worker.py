@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ import time
 
 from agent.config.loading import LoadedConfig
 from agent.config.schema import TargetSpec
+from agent.domain import gcpause
 from agent.domain.logs import DEFAULT_RATE, setup_logging
 from agent.engine import wire
 from agent.engine.loopwatch import LoopStatus
@@ -103,6 +105,8 @@ class WorkerScheduler(Scheduler):
     def _settled(self, target: TargetSpec) -> None:
         if target.id in self._pending:
             self.outbox.put(("d", target.id))
+            if len(self._pending) == 1:  # the last: every target's state (caches, history) is built
+                gcpause.keep_alive_objects()
         super()._settled(target)
 
 
@@ -124,14 +128,17 @@ async def serve(sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    first = await wire.read(reader)
-    if not first:
-        return
-    _, loaded, ids, share_of = first[-1]
-    outbox = Outbox(writer)
-    collectors = collectors_for(loaded, {})
-    scheduler = WorkerScheduler(outbox, loaded, ForwardingStore(outbox), collectors, _targets(loaded, ids),
-                                share_of)
+    with gcpause.paused():  # unpickling 20,000 targets: every object is kept (agent/domain/gcpause.py)
+        first = await wire.read(reader)
+        if not first:
+            return
+        _, loaded, ids, share_of = first[-1]
+        outbox = Outbox(writer)
+        collectors = collectors_for(loaded, {})
+        scheduler = WorkerScheduler(outbox, loaded, ForwardingStore(outbox), collectors, _targets(loaded, ids),
+                                    share_of)
+        gc.collect()  # nothing probes yet: the one full collection that costs nothing
+        gcpause.keep_alive_objects()
     probing = asyncio.create_task(scheduler.run_forever(), name="scheduler")
     stopping = asyncio.create_task(stop.wait())
     try:
