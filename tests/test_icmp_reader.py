@@ -129,3 +129,24 @@ def test_an_echo_reply_counts_only_from_the_pinged_address(router_ns: RouterName
     replies = [s.value for s in result.samples if s.family == "icmp_echo_replies"]
     assert replies == [2], result.detail
     assert result.detail.startswith("2/4 replies"), result.detail
+
+
+def test_echo_requests_are_built_as_icmplib_builds_them():
+    """The pinger builds its echo requests itself (checksum share of the payload computed once): byte for byte
+    what icmplib's own ``_create_packet`` makes, for both families, every payload size, odd ones included."""
+    import random
+
+    from icmplib import ICMPv4Socket, ICMPv6Socket
+
+    from collectors.icmp.probe import _word_sum, echo_request
+
+    rng = random.Random(15)
+    for cls in (ICMPv4Socket, ICMPv6Socket):
+        icmplib_socket = cls.__new__(cls)  # no socket opened: _create_packet reads only its class constants
+        icmplib_socket._sock = None  # what its close (and __del__) looks at
+        for _ in range(2000):
+            size = rng.choice([0, 1, 2, 55, 56, 57, 1472, rng.randrange(0, 1500)])
+            payload = rng.randbytes(size) if rng.random() < 0.8 else b"\xff" * size
+            ident, sequence = rng.randrange(0x10000), rng.choice([0, 0xFFFF, rng.randrange(0x10000)])
+            ours = echo_request(cls._ICMP_ECHO_REQUEST << 8, ident, sequence, payload, _word_sum(payload))
+            assert ours == icmplib_socket._create_packet(ident, sequence, payload), (cls, size, ident, sequence)

@@ -17,6 +17,7 @@ from agent.config.checks import cross_check
 from agent.config.errors import problems_from
 from agent.config.schema import Config
 from agent.config.yamlsource import ConfigError, Document, Path_, Problem, format_path, load_document
+from agent.domain import gcpause
 from agent.domain.rawdata import as_mapping, mappings
 from agent.domain.secrets import RESOLVE_SECRETS
 from agent.sources import KINDS as SOURCE_KINDS
@@ -95,7 +96,8 @@ def load_config(path: str | Path, resolve_secrets: bool = True, load_kinds: bool
     """
     token = RESOLVE_SECRETS.set(resolve_secrets)
     try:
-        return _load_config(path, load_kinds)
+        with gcpause.paused():  # every object built here is kept: collecting meanwhile finds nothing (gcpause.py)
+            return _load_config(path, load_kinds)
     finally:
         RESOLVE_SECRETS.reset(token)
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from agent.config.loading import LoadedConfig
 from agent.config.schema import TargetSpec
-from agent.domain import logs
+from agent.domain import gcpause, logs
 from agent.engine import wire
 from agent.engine.loopwatch import LoopStatus
 from agent.engine.scheduler import note_change
@@ -103,6 +103,7 @@ class WorkerPool:
         self._retired: Counter[tuple[str, str, tuple[str, ...]]] = Counter()  # dead workers' own counters
         self.restarts = 0
         self._publish()
+        gcpause.keep_alive_objects()  # the configuration and the store: scanned by every full collection else
 
     # -- configuration -------------------------------------------------------------------------
     def up_count(self) -> int:
@@ -238,7 +239,8 @@ class WorkerPool:
         elif kind == "d":
             self._pending.discard(message[1])
             self.store.set_first_round_pending(len(self._pending))
-            if not self._pending:
+            if not self._pending and not self.first_round.is_set():
+                gcpause.keep_alive_objects()  # every target's record and rendered text now exist, for good
                 self.first_round.set()
         elif kind == "s":
             self.store.record_skip(message[1], message[2])
