@@ -433,15 +433,19 @@ def _period_groups(loaded: LoadedConfig, now: dt.date) -> list[dict[str, Any]]:
         ratio = (f'sum_over_time({up}{{period="{kind}"}}[{days}d])\n'
                  f'/ (sum_over_time({seen}{{period="{kind}"}}[{days}d]) > 0)')
         kept = coverage[kind] = [{"record": share, "expr": ratio}]
+        numerator = "kpi:egov_kpi_period_coverage_numerator:sum"
         for kpi, measure, size in coverages:
             minimum = measure.connected_min_up if measure.connected_min_up is not None else reporting.connected_min_up
             connected = (f'sum by (province, kpi, period, period_start) ({share}{{kpi="{kpi.id}",period="{kind}"}} '
                          f'>= bool {minimum:g})')
+            # The members are counted once; the denominator and the ratio read that count back (a group's rules
+            # run in order, each seeing what the ones before it recorded), not every member again.
+            counted = f'{numerator}{{kpi="{kpi.id}",period="{kind}"}}'
             kept += [
-                {"record": "kpi:egov_kpi_period_coverage_numerator:sum", "expr": connected},
-                {"record": "kpi:egov_kpi_period_coverage_denominator:sum", "expr": f"{connected} * 0 + {size}"},
+                {"record": numerator, "expr": connected},
+                {"record": "kpi:egov_kpi_period_coverage_denominator:sum", "expr": f"{counted} * 0 + {size}"},
                 {"record": "kpi:egov_kpi_period_coverage:ratio", "labels": {"connected_min_up": f"{minimum:g}"},
-                 "expr": f"{connected} / {size}"},
+                 "expr": f"{counted} / {size}"},
             ]
     # One group per period kind: each reads every target or member over its whole period, side by side.
     groups = [{"name": "egov_reporting_periods", "interval": "1m", "rules": periods}]

@@ -452,7 +452,8 @@ def test_an_ops_objective_is_never_reported_as_a_plan_target(tmp_path: Path) -> 
 def test_the_period_form_counts_a_unit_connected_only_if_up_most_of_the_period(tmp_path: Path) -> None:
     """«230/230 xã kết nối» over a quarter, by hand: in 60 minutes c2 is up all the time (100% ≥ 95%),
     c1 half of it (50% < 95%), and c3 reports nothing (no data counts against). Connected: 1 of the
-    3 communes the inventory holds, whatever answered."""
+    3 communes the inventory holds, whatever answered. The denominator and the ratio read the recorded count back
+    within the same evaluation, so they carry the count's labels and agree with it."""
     loaded = load_config(province().write(tmp_path / "province.yml"), resolve_secrets=False)
     path = tmp_path / "rules.yml"
     # now=0: the current quarter is the one holding t=0, where promtool's series start; the hourly
@@ -486,6 +487,11 @@ def test_the_period_form_counts_a_unit_connected_only_if_up_most_of_the_period(t
             exp_samples:
               - labels: '{{__name__="kpi:egov_kpi_period_coverage_numerator:sum", {period}}}'
                 value: 1
+          - expr: kpi:egov_kpi_period_coverage_denominator:sum{{period="quarter"}}
+            eval_time: 60m
+            exp_samples:
+              - labels: '{{__name__="kpi:egov_kpi_period_coverage_denominator:sum", {period}}}'
+                value: 3
           - expr: kpi:egov_kpi_period_coverage:ratio{{period="quarter"}}
             eval_time: 60m
             exp_samples:
