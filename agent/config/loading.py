@@ -8,6 +8,9 @@ problem, each with file, line and key.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +98,28 @@ def load_config(path: str | Path, resolve_secrets: bool = True, load_kinds: bool
     """
     token = RESOLVE_SECRETS.set(resolve_secrets)
     try:
-        return _load_config(path, load_kinds)
+        with _collector_paused():
+            return _load_config(path, load_kinds)
     finally:
         RESOLVE_SECRETS.reset(token)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a configuration loads.
+
+    A load allocates ~150,000 objects that live on (the YAML nodes, the data, the models) and makes almost no
+    cycles: the collector's passes over them found nothing and cost Bắc Giang's check-config ~0.05 s of its
+    0.3 s. Reference counting still frees everything as before; a cycle made meanwhile waits for the next pass
+    after the load.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _load_config(path: str | Path, load_kinds: bool) -> LoadedConfig:
