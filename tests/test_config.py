@@ -276,3 +276,79 @@ def test_a_secret_missing_for_many_targets_is_one_error_with_the_count_and_a_hin
     skipped = subprocess.run([*AGENT, "check-config", "--skip-secrets", str(path)], capture_output=True, text=True,
                              cwd=REPO, timeout=60)
     assert "EGOV_TEST_UNSET_COMMUNITY" not in skipped.stderr and "hint:" not in skipped.stderr
+
+
+def _eager_positions(path: Path) -> tuple[dict, list[str]]:
+    """Every value's position, recorded as the loader did before it read them from the nodes on demand: a walk
+    of each file's tree, an included file's list items shifted after the including file's, the first file to
+    hold a path keeping it."""
+    import yaml
+
+    def walk(node, at, where):
+        where[at] = (str(file), node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            yaml.constructor.SafeConstructor().flatten_mapping(node)
+            for key_node, value_node in node.value:
+                key = key_node.value if key_node.tag.endswith(":str") else yaml.safe_load(key_node.value)
+                walk(value_node, (*at, str(key)), where)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*at, i), where)
+
+    file = path
+    where: dict = {}
+    walk(yaml.compose(path.read_text(), Loader=yaml.CSafeLoader), (), where)
+    data = yaml.load(path.read_text(), Loader=yaml.CSafeLoader)
+    files = [str(path)]
+    lengths = {k: len(v) for k, v in data.items() if isinstance(v, list)}
+    for name in data.get("include", []):
+        extra, extra_files = _eager_positions(path.parent / name)
+        extra_data = yaml.load((path.parent / name).read_text(), Loader=yaml.CSafeLoader)
+        shift = dict(lengths)
+        for key, value in extra_data.items():
+            if key != "include" and isinstance(value, list):
+                lengths[key] = lengths.get(key, 0) + len(value)
+        for at, position in extra.items():
+            if not at or at[0] == "include":
+                continue
+            if len(at) > 1 and isinstance(at[1], int) and at[0] in shift:
+                at = (at[0], at[1] + shift[at[0]], *at[2:])
+            where.setdefault(at, position)
+        files += extra_files
+    return where, files
+
+
+def test_positions_are_read_from_the_nodes_as_a_full_walk_records_them(tmp_path: Path) -> None:
+    """The loader keeps each file's nodes and finds a path's line when asked; it must give every position the
+    eager walk gave, across includes (lists joined, mappings merged), integer keys, anchors and merge keys."""
+    from agent.config.yamlsource import load_document
+
+    write_config(tmp_path / "more.yml", """\
+include: [deeper.yml]
+targets:
+  - {id: t2, unit: c1, collector: tcp, params: {host: 127.0.0.1, port: 80}}
+  - id: t3
+    unit: c1
+collectors:
+  icmp: &icmp {interval: 30s}
+  sip: {<<: *icmp, timeout: 5s}
+extra_map: {1: one, false: no, 2.5: x}
+""")
+    write_config(tmp_path / "deeper.yml", "targets:\n  - id: t4\n  - id: t5\n    tags: [a, b]\nkpis:\n  - id: k\n")
+    write_config(tmp_path / "c.yml", BASE + "include: [more.yml]\n")
+    shipped = REPO / "config" / "provinces" / "bac-giang.yml"
+    for path, every in ((tmp_path / "c.yml", 1), (shipped, 9)):
+        doc = load_document(path)
+        where, files = _eager_positions(path)
+        assert doc.files == files
+        assert doc.positions() == where
+
+        def eager_locate(at, where=where, files=files):
+            for end in range(len(at), -1, -1):
+                if at[:end] in where:
+                    return where[at[:end]]
+            return (files[0], None)
+
+        for at in list(where)[::every]:
+            for probe in (at, (*at, "id"), (*at, 0), (*at, 10**6), (*at, "no_such_key")):
+                assert doc.locate(probe) == eager_locate(probe), probe

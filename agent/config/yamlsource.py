@@ -1,13 +1,16 @@
 """YAML loading that remembers where every value came from (file and line), with includes.
 
-Validation errors must point at ``bac-giang.yml:412``, not at a Python traceback, so the loader
-keeps a map from each value's path (``("kpis", 3, "targets", 0, "deadline")``) to its position.
-Dates stay strings here (the schema parses them), so ``2020-13-01`` becomes a clear validation
-error instead of a crash inside the YAML library.
+Validation errors must point at ``bac-giang.yml:412``, not at a Python traceback, so a
+:class:`Document` can say where each value's path (``("kpis", 3, "targets", 0, "deadline")``) was
+written. It keeps each file's YAML nodes and reads a position from them only when asked: a valid
+configuration asks for a handful (its warnings, its includes), so the 17,000 positions of Bắc Giang
+are no longer recorded on every load. Dates stay strings here (the schema parses them), so
+``2020-13-01`` becomes a clear validation error instead of a crash inside the YAML library.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ import yaml
 Path_ = tuple[str | int, ...]
 MAX_INCLUDE_DEPTH = 8
 _STR = "tag:yaml.org,2002:str"
-_RESOLVED: dict[tuple[Any, Any], str] = {}  # (plain scalar, implicit flags) -> tag, shared by every load
+_SCALAR, _MAPPING, _SEQUENCE = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
 
 
 # libyaml's parser when PyYAML was built with it (the wheels are): 8× faster than the pure-Python one on
@@ -25,25 +28,32 @@ _RESOLVED: dict[tuple[Any, Any], str] = {}  # (plain scalar, implicit flags) -> 
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _Loader(_Base):  # type: ignore[valid-type,misc]
-    """SafeLoader without the implicit timestamp type."""
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        # A province file repeats the same plain scalars thousands of times (keys, collector names, units):
-        # the regular expressions run once per distinct one.
-        if kind is not yaml.ScalarNode:
-            return super().resolve(kind, value, implicit)
-        key = (value, implicit)
-        tag = _RESOLVED.get(key)
-        if tag is None:
-            tag = _RESOLVED[key] = super().resolve(kind, value, implicit)
-        return tag
+class _Resolver(yaml.resolver.Resolver):
+    """SafeLoader's implicit types without the timestamp."""
 
 
-_Loader.yaml_implicit_resolvers = {
+_Resolver.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+@functools.cache
+def _resolve(kind: Any, value: Any, implicit: Any) -> str:
+    """A node's tag. A province file repeats the same plain scalars thousands of times (keys, collector
+    names, units): the regular expressions run once per distinct one, and a repeat is a C-level cache hit
+    that costs the parser no Python call."""
+    return _Resolver().resolve(kind, value, implicit)
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
+    """SafeLoader without the implicit timestamp type."""
+
+    yaml_implicit_resolvers = _Resolver.yaml_implicit_resolvers
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.resolve = _resolve  # the instance's, so the parser's self.resolve(...) finds the cache first
 
 
 @dataclass(frozen=True)
@@ -68,18 +78,99 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+@dataclass(frozen=True)
+class _Part:
+    """One file's node tree, and the top-level keys of the merged document it holds.
+
+    ``keys`` maps each key to the offset of its items in the merged list (an included file's ``targets``
+    follow the including file's); None: the document's own file, which holds every key of its tree, the
+    root included, at offset 0.
+    """
+
+    file: str
+    root: yaml.Node
+    loader: Any  # constructs a key that is not a plain string (``1:``, ``true:``), as the walk did
+    keys: dict[Any, int] | None = None
+
+    def reach(self, path: Path_) -> tuple[int, int]:
+        """(how many of ``path``'s parts this file holds, the line of the deepest); depth -1: not even the root."""
+        node, depth = self.root, 0
+        if self.keys is not None and (not path or not isinstance(path[0], str) or path[0] not in self.keys):
+            return -1, 0
+        for i, part in enumerate(path):
+            if isinstance(node, _MAPPING):
+                child = self._value(node, part)
+            elif isinstance(node, _SEQUENCE) and isinstance(part, int) and not isinstance(part, bool):
+                index = part - (self.keys[path[0]] if self.keys is not None and i == 1 else 0)
+                child = node.value[index] if 0 <= index < len(node.value) else None
+            else:
+                child = None
+            if child is None:
+                break
+            node, depth = child, i + 1
+        return depth, node.start_mark.line + 1
+
+    def _value(self, node: yaml.MappingNode, part: str | int) -> yaml.Node | None:
+        if not isinstance(part, str):
+            return None
+        for key_node, value_node in node.value:
+            if isinstance(key_node, _SCALAR) and key_node.tag == _STR:
+                if key_node.value == part:
+                    return value_node
+                continue
+            key = self.loader.construct_object(key_node)
+            if isinstance(key, str | int | float | bool) and str(key) == part:
+                return value_node
+        return None
+
+
 @dataclass
 class Document:
     data: Any
-    where: dict[Path_, tuple[str, int]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    parts: list[_Part] = field(default_factory=list)
 
     def locate(self, path: Path_) -> tuple[str, int | None]:
-        """Position of the deepest known prefix of ``path``."""
-        for end in range(len(path), -1, -1):
-            if path[:end] in self.where:
-                return self.where[path[:end]]
-        return (self.files[0] if self.files else "<config>", None)
+        """Position of the deepest known prefix of ``path`` (the first file holding it, when several do)."""
+        best: tuple[int, str, int | None] = (-1, self.files[0] if self.files else "<config>", None)
+        for part in self.parts:
+            depth, line = part.reach(path)
+            if depth > best[0]:
+                best = (depth, part.file, line)
+        return best[1], best[2]
+
+    def position(self, path: Path_, file: str | None = None) -> tuple[str, int | None]:
+        """Position of ``path`` itself; ``file`` (default the document's first), without a line, when no file
+        holds it."""
+        for part in self.parts:
+            depth, line = part.reach(path)
+            if depth == len(path):
+                return part.file, line
+        return (file or (self.files[0] if self.files else "<config>"), None)
+
+    def positions(self) -> dict[Path_, tuple[str, int]]:
+        """Every path's position, as :meth:`locate` gives it (the tests compare the two ways)."""
+        out: dict[Path_, tuple[str, int]] = {}
+        for part in self.parts:
+            _positions(part, part.root, (), out)
+        return out
+
+
+def _positions(part: _Part, node: yaml.Node, path: Path_, out: dict[Path_, tuple[str, int]]) -> None:
+    if len(path) == 1 and part.keys is not None and path[0] not in part.keys:
+        return
+    if path or part.keys is None:
+        out.setdefault(path, (part.file, node.start_mark.line + 1))
+    if isinstance(node, _MAPPING):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, _SCALAR) and key_node.tag == _STR \
+                else part.loader.construct_object(key_node)
+            if isinstance(key, str | int | float | bool):
+                _positions(part, value_node, (*path, str(key)), out)
+    elif isinstance(node, _SEQUENCE):
+        offset = part.keys[path[0]] if part.keys is not None and len(path) == 1 else 0
+        for i, item in enumerate(node.value):
+            _positions(part, item, (*path, i + offset), out)
 
 
 def format_path(path: Path_) -> str:
@@ -89,33 +180,36 @@ def format_path(path: Path_) -> str:
     return out
 
 
-def _scalar(loader: _Loader, node: yaml.Node) -> Any:
-    """A string is its node's text (most of a province file); other types go through the constructor."""
-    if node.tag == _STR and isinstance(node, yaml.ScalarNode):
-        return node.value
-    return loader.construct_object(node)
-
-
-def _walk(loader: _Loader, node: yaml.Node, path: Path_, file: str, doc: Document, errors: list[Problem]):
-    doc.where[path] = (file, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
+def _build(loader: _Loader, node: yaml.Node, file: str, errors: list[Problem], path: tuple[Any, ...] = ()) -> Any:
+    """The node's value. A string is its node's text (most of a province file); other scalars go through the
+    constructor. ``path`` is the node's, as a tuple to format only when a key is bad."""
+    if isinstance(node, _MAPPING):
         loader.flatten_mapping(node)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(loader, key_node)
-            if not isinstance(key, str | int | float | bool):
-                errors.append(Problem(file, key_node.start_mark.line + 1, format_path(path),
-                                      "mapping keys must be plain scalars"))
-                continue
+            if isinstance(key_node, _SCALAR) and key_node.tag == _STR:
+                key = key_node.value
+            else:
+                key = loader.construct_object(key_node)
+                if not isinstance(key, str | int | float | bool):
+                    errors.append(Problem(file, key_node.start_mark.line + 1, format_path(path),
+                                          "mapping keys must be plain scalars"))
+                    continue
             if key in result:
                 errors.append(Problem(file, key_node.start_mark.line + 1, format_path((*path, str(key))),
                                       "duplicate key"))
                 continue
-            result[key] = _walk(loader, value_node, (*path, str(key)), file, doc, errors)
+            if isinstance(value_node, _SCALAR) and value_node.tag == _STR:
+                result[key] = value_node.value
+            else:
+                result[key] = _build(loader, value_node, file, errors, (*path, str(key)))
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_walk(loader, item, (*path, i), file, doc, errors) for i, item in enumerate(node.value)]
-    return _scalar(loader, node)
+    if isinstance(node, _SEQUENCE):
+        return [item.value if isinstance(item, _SCALAR) and item.tag == _STR
+                else _build(loader, item, file, errors, (*path, i)) for i, item in enumerate(node.value)]
+    if node.tag == _STR and isinstance(node, _SCALAR):
+        return node.value
+    return loader.construct_object(node)
 
 
 def _parse_file(path: Path, errors: list[Problem]) -> Document:
@@ -131,7 +225,8 @@ def _parse_file(path: Path, errors: list[Problem]) -> Document:
     try:
         node = loader.get_single_node()
         if node is not None:
-            doc.data = _walk(loader, node, (), name, doc, errors)
+            doc.data = _build(loader, node, name, errors)
+            doc.parts.append(_Part(name, node, loader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -147,33 +242,29 @@ def _merge(into: Document, extra: Document, errors: list[Problem]) -> None:
         if extra.data is not None:
             errors.append(Problem(extra.files[0], 1, "", "an included file must be a mapping"))
         return
-    positions: dict[Any, list[tuple[Path_, tuple[str, int]]]] = {}  # by top-level key: one pass, not one per key
-    for path, position in extra.where.items():
-        if path:
-            positions.setdefault(path[0], []).append((path, position))
+    offsets: dict[Any, int] = {}  # each merged key -> where its items start in the joined list
     for key, value in extra.data.items():
         if key not in into.data:
             into.data[key] = value
-            offset: int | None = None
+            offsets[key] = 0
         elif isinstance(into.data[key], list) and isinstance(value, list):
-            offset = len(into.data[key])
+            offsets[key] = len(into.data[key])
             into.data[key].extend(value)
         elif isinstance(into.data[key], dict) and isinstance(value, dict):
             clash = sorted(set(into.data[key]) & set(value))
             if clash:
-                file, line = extra.where.get((key, clash[0]), (extra.files[0], None))
+                file, line = extra.position((key, clash[0]))
                 errors.append(Problem(file, line, f"{key}.{clash[0]}", "already set in another file"))
                 continue
             into.data[key].update(value)
-            offset = None
+            offsets[key] = 0
         else:
-            file, line = extra.where.get((key,), (extra.files[0], None))
+            file, line = extra.position((key,))
             errors.append(Problem(file, line, key, "already set in another file"))
             continue
-        for path, position in positions.get(key, ()):
-            if offset is not None and len(path) > 1 and isinstance(path[1], int):
-                path = (key, path[1] + offset, *path[2:])
-            into.where.setdefault(path, position)
+    for part in extra.parts:
+        held = offsets if part.keys is None else {k: part.keys[k] + offsets[k] for k in offsets if k in part.keys}
+        into.parts.append(_Part(part.file, part.root, part.loader, dict(held)))
     into.files.extend(extra.files)
 
 
@@ -192,11 +283,11 @@ def load_document(path: str | Path, _depth: int = 0, _seen: tuple[Path, ...] = (
     if isinstance(includes, str):
         includes = [includes]
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
-        file, line = doc.where.get(("include",), (str(path), None))
+        file, line = doc.position(("include",), str(path))
         raise ConfigError([Problem(file, line, "include", "expected a list of file names")])
     for i, name in enumerate(includes):
         target = (resolved.parent / name).resolve()
-        file, line = doc.where.get(("include", i), (str(path), None))
+        file, line = doc.position(("include", i), str(path))
         if target in _seen or target == resolved:
             errors.append(Problem(file, line, f"include[{i}]", f"include cycle through {name}"))
             continue
