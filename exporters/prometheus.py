@@ -533,10 +533,12 @@ class Exposition:
             body = self.compose(snap, status, content_type, encoder)
             self.last_render_seconds = time.thread_time() - started
             self.pace_seconds = 0.0 if self._full else self.last_render_seconds
-            if compress:
-                compressed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)  # (zlib lets go of the GIL)
-                with self._gzip_lock:
+            compressed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0) if compress else None  # (zlib lets
+            with self._gzip_lock:  # go of the GIL) An older rendering's gzip would keep that rendering alive too.
+                if compressed is not None:
                     self._gzipped[content_type] = (body, compressed)
+                else:
+                    self._gzipped.pop(content_type, None)
             self._cache[content_type] = (key, body)
             return body
 

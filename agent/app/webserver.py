@@ -129,6 +129,9 @@ class _Workers:
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
             job()
+            # An idle worker would otherwise keep its last job, and through its future the reply, alive until
+            # the next request: a /metrics body (4 MB for the demo) per worker, up to 8 stale renderings.
+            del job
 
     def run(self, loop: asyncio.AbstractEventLoop, work: Callable[[], Any]) -> asyncio.Future:
         future = loop.create_future()
