@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from support.sources import Api, exposition, fetch, kpi, province
 from agent.config.loading import load_config
 from agent.domain.periods import ReportingSpec, current_periods
 
+REPO = Path(__file__).resolve().parent.parent
 TOKEN = "s3cret-token-for-the-test"
 BG = ReportingSpec(quarter_start_month=12, quarter_start_day=10)
 # Per unit: (documents sent electronically, all documents sent) in one month.
@@ -199,3 +203,55 @@ def test_the_running_agent_keeps_values_then_flags_them_stale(tmp_path: Path, ap
     log = agent.log.read_text()
     assert "fetch failed (auth)" in log
     assert TOKEN not in log and TOKEN not in text
+
+
+def test_the_fetch_runs_in_a_child_so_httpx_never_enters_the_agent(tmp_path: Path, api: Api, monkeypatch) -> None:
+    """The agent's side of a good fetch: the records arrive (numerator 168 × 12 months for the year, by
+    hand from MONTHLY), while httpx, anyio and httpcore were imported only by the child that made the GETs."""
+    path = config(tmp_path, api, monkeypatch)
+    code = ("import asyncio, sys; from agent.config.loading import load_config; "
+            "from agent.engine.units import UnitIndex; from agent.sources.runner import SourceRunner; "
+            f"loaded = load_config({str(path)!r}); "
+            "runner = SourceRunner.from_config(loaded, set(UnitIndex(loaded.config).units)); "
+            "up = asyncio.run(runner.fetch('qlvb')); _, snap = runner.snapshot('qlvb'); "
+            "print(up, sum(r.numerator for r in snap.data['edoc']['year'][1]), "
+            "sorted({m.split('.')[0] for m in sys.modules} & {'httpx', 'httpcore', 'anyio'}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", f"{float((90 + 45 + 10 + 15 + 8) * 12)}", "[]"]
+    assert len(api.requests) == 3  # one GET per period, made by the child
+
+
+def test_an_api_that_never_answers_is_a_timeout_and_the_child_is_gone(tmp_path: Path, api: Api,
+                                                                       monkeypatch) -> None:
+    """The second fetch meets an API that holds the request open: the fetch fails as ``timeout`` within the
+    source's 1 s (plus the child's grace), the first fetch's values are kept, and no fetch process is left."""
+    import asyncio
+
+    import psutil
+
+    answered = {"n": 0}
+
+    def first_then_hang(query: dict[str, str]):
+        answered["n"] += 1
+        if answered["n"] > 3:  # three periods per fetch
+            time.sleep(30)
+        return qlvb_body(query)
+
+    api.bodies["/api/thong-ke"] = first_then_hang
+    loaded = load_config(config(tmp_path, api, monkeypatch, interval="1s"))
+    runner = fetch(loaded)
+    _, before = runner.snapshot("qlvb")
+    started = time.monotonic()
+    assert asyncio.run(runner.fetch("qlvb")) is False
+    waited = time.monotonic() - started
+    assert waited < 1 + 2.0 + 1.5, waited  # the timeout, the child's grace, a slow machine's start
+    state = runner.states["qlvb"]
+    assert state.last_error == "timeout" and dict(state.errors) == {"timeout": 1}
+    _, kept = runner.snapshot("qlvb")
+    assert kept.data == before.data
+    deadline = time.monotonic() + 5
+    while any("agent.sources.child" in " ".join(c.cmdline()) for c in psutil.Process().children(recursive=True)):
+        assert time.monotonic() < deadline, "the fetch process outlived its fetch"
+        time.sleep(0.1)

@@ -18,7 +18,18 @@ import pickle
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.sources.base import FetchResult
+
+# Seconds a fetch's child may run past the fetch's deadline to answer what its peer stopped there.
+GRACE = 2.0
+
+# What a source's fetch answers across the process boundary: plain data and the agent's own Record,
+# never a library's object. ("ok", data, no_value, failed) with failed as series -> (reason, message),
+# or ("failed", reason, message) when the whole fetch failed.
+FetchAnswer = tuple[Any, ...]
 
 
 class ChildFailed(Exception):
@@ -54,6 +65,34 @@ def call(module: str, function: str, args: tuple[Any, ...], timeout: float) -> A
     if status == "error" and isinstance(value, tuple) and len(value) == 2:
         raise ChildFailed("raised", str(value[1]), str(value[0]))
     raise ChildFailed("bad_answer", "the fetch process answered something that is not an answer")
+
+
+def fetch(module: str, function: str, args: tuple[Any, ...], deadline: float) -> FetchResult:
+    """A source's fetch, ``module.function(*args)`` answering a :data:`FetchAnswer`, in a child (blocking).
+
+    The child gets until ``deadline`` (``time.monotonic()``) plus :data:`GRACE`; its failures become the
+    sources' reasons: ``timeout`` (killed), ``internal_error`` (it raised: a bug, its type only) or
+    ``fetch_process`` (it crashed or answered garbage)."""
+    from agent.sources.base import FetchResult, SourceError
+
+    try:
+        answer = call(module, function, args, deadline + GRACE - time.monotonic())
+    except ChildFailed as exc:
+        if exc.what == "timeout":
+            raise SourceError("timeout", exc.message) from None
+        if exc.what == "raised":
+            raise SourceError("internal_error", exc.type_name or "the fetch process raised") from None
+        raise SourceError("fetch_process", exc.message) from None
+    if answer[0] == "failed":
+        raise SourceError(answer[1], answer[2])
+    _, data, no_value, failed = answer
+    return FetchResult(data, failed={name: SourceError(*why) for name, why in failed.items()}, no_value=no_value)
+
+
+def answer_of(result: FetchResult) -> FetchAnswer:
+    """In the child: a fetch's result as the plain :data:`FetchAnswer` :func:`fetch` reads."""
+    failed = {name: (error.reason, error.message) for name, error in result.failed.items()}
+    return "ok", result.data, result.no_value, failed
 
 
 def describe(exc: BaseException) -> str:

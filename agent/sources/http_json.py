@@ -13,10 +13,20 @@ A body that is not JSON, lacks a mapped field or holds text where a number belon
 whole fetch with a labelled error naming the path: partial figures would skew a province's rate,
 so the previous good values are kept instead. Credentials never follow a redirect (redirects are
 not followed) and never appear in logs or errors.
+
+Each fetch runs in a short-lived child process (agent.sources.child running :func:`fetch_in_child`,
+from the runner's thread pool), as sql fetches do: a source fetches every 30 minutes or hour, and
+httpx with anyio and httpcore (~12 MiB) would otherwise stay in the long-running agent for good. The
+child gets the settings (the credentials among them) on its stdin, never its command line, and
+answers the records or the failure's reason and message; one killed at the fetch's timeout counts
+as ``timeout``, one that dies as ``fetch_process``, and the previous values are kept either way.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -25,12 +35,14 @@ from pydantic import AfterValidator, Field, FilePath, model_validator
 from agent.domain.httpauth import AuthSpec, check_api_url
 from agent.domain.periods import Period
 from agent.domain.secrets import SecretValue
+from agent.sources import child
 from agent.sources.base import (
     FetchResult,
     Record,
     SeriesName,
     SeriesSpec,
     Source,
+    SourceContext,
     SourceError,
     SourceSpec,
     check_template,
@@ -113,7 +125,18 @@ class HttpJsonSource(Source):
                                       peer="the API")
         return self._client
 
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
     async def fetch(self, periods: dict[str, Period]) -> FetchResult:
+        deadline = time.monotonic() + self.spec.timeout
+        return await self.context.run_blocking(
+            lambda: child.fetch("agent.sources.http_json", "fetch_in_child", (self.spec, periods, deadline), deadline))
+
+    async def fetch_here(self, periods: dict[str, Period]) -> FetchResult:
+        """The fetch itself, in this process: what the child runs."""
         # One period after the other: gentle on the province's server, and a refusal stops the rest.
         data: dict[str, dict[str, list[Record]]] = {name: {} for name in self.spec.series}
         for kind in periods:
@@ -157,6 +180,25 @@ class HttpJsonSource(Source):
             except ValueError as exc:
                 raise SourceError("wrong_type", f"{at}: {exc}") from None
         return records
+
+
+def fetch_in_child(spec: HttpJsonSpec, periods: dict[str, Period], deadline: float) -> child.FetchAnswer:
+    """In the child: one fetch of every series and period, ended at ``deadline`` (``time.monotonic()``)."""
+    source = HttpJsonSource(spec, SourceContext(Path.cwd(), "UTC"))
+
+    async def bounded() -> FetchResult:
+        try:
+            return await asyncio.wait_for(source.fetch_here(periods), max(0.0, deadline - time.monotonic()))
+        finally:
+            await source.close()
+
+    try:
+        result = asyncio.run(bounded())
+    except TimeoutError:
+        return "failed", "timeout", f"no complete answer within {spec.timeout:g}s"
+    except SourceError as exc:
+        return "failed", exc.reason, exc.message
+    return child.answer_of(result)
 
 
 def _tidy(path: str) -> str:

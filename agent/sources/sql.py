@@ -44,11 +44,8 @@ from typing import Any
 from agent.domain.periods import Period
 from agent.domain.secrets import SecretValue
 from agent.sources import child
-from agent.sources.base import FetchResult, Source, SourceError
+from agent.sources.base import FetchResult, Source
 from agent.sources.sqlspec import SqlSpec, url_parts
-
-# Seconds the child may run past the fetch's deadline to answer a query the database stopped there.
-GRACE = 2.0
 
 
 class SqlSource(Source):
@@ -83,19 +80,8 @@ class SqlSource(Source):
 
     def _fetch(self, periods: dict[str, Period], deadline: float) -> FetchResult:
         """One fetch in a child process; its answer back as a FetchResult, or the failure as a SourceError."""
-        try:
-            answer = child.call("agent.sources.sqldb", "fetch", (self.spec, self._sqlite_path(), periods, deadline),
-                                deadline + GRACE - time.monotonic())
-        except child.ChildFailed as exc:
-            if exc.what == "timeout":
-                raise SourceError("timeout", exc.message) from None
-            if exc.what == "raised":  # a bug, not the database: its type only, as the runner logs one in-process
-                raise SourceError("internal_error", exc.type_name or "the fetch process raised") from None
-            raise SourceError("fetch_process", exc.message) from None
-        if answer[0] == "failed":
-            raise SourceError(answer[1], answer[2])
-        _, data, no_value, failed = answer
-        return FetchResult(data, failed={name: SourceError(*why) for name, why in failed.items()}, no_value=no_value)
+        return child.fetch("agent.sources.sqldb", "fetch", (self.spec, self._sqlite_path(), periods, deadline),
+                           deadline)
 
     # -- in-process access to the database, for the tests that prove writes are refused -------------
     def database(self) -> Any:

@@ -38,6 +38,7 @@ from agent.sources.base import (
     period_values,
     unit_code,
 )
+from agent.sources.child import FetchAnswer, answer_of
 from agent.sources.sqlspec import BIND_NAMES, READ_ONLY_SQL, SqlSeries, SqlSpec
 
 BINDS = {"period_start": Date, "period_end": Date, "period_last_day": Date, "period": String, "period_name": String}
@@ -229,14 +230,9 @@ def _session_read_only(statement: str):
 
 # --- in the child ----------------------------------------------------------------------------
 
-# What a fetch answers across the process boundary: plain data and the agent's own Record, never a
-# library's object. ("ok", data, no_value, failed) with failed as series -> (reason, message), or
-# ("failed", reason, message) when the whole fetch failed.
-Answer = tuple[Any, ...]
 
-
-def fetch(spec: SqlSpec, sqlite_path: str, periods: dict[str, Period], deadline: float) -> Answer:
-    """In the child: one fetch of every series and period, as an :data:`Answer`."""
+def fetch(spec: SqlSpec, sqlite_path: str, periods: dict[str, Period], deadline: float) -> FetchAnswer:
+    """In the child: one fetch of every series and period, as agent.sources.child reads it back."""
     database = SqlDatabase(spec, sqlite_path)
     try:
         result = database.fetch(periods, deadline)
@@ -244,5 +240,4 @@ def fetch(spec: SqlSpec, sqlite_path: str, periods: dict[str, Period], deadline:
         return "failed", exc.reason, exc.message
     finally:
         database.close()
-    failed = {name: (error.reason, error.message) for name, error in result.failed.items()}
-    return "ok", result.data, result.no_value, failed
+    return answer_of(result)
