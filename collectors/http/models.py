@@ -1,4 +1,4 @@
-"""The http collector's configuration models, apart from pycurl and cryptography.
+"""The http collector's configuration models, apart from pycurl and the certificate reader.
 
 ``check-config`` validates a portal's params with these without loading libcurl or OpenSSL
 bindings; the collector (collectors/http.py) loads them only when an agent probes.

@@ -17,8 +17,8 @@ TLS gives three separate signals, not one: the certificate's expiry time, whethe
 trusted, and whether it names the host. The request itself is always made with libcurl verifying
 both (unless ``tls_verify: false``), so credentials never go to an unverified peer; when the
 hostname check fails first, a second handshake without the hostname check (and no request) tells
-whether the chain is good; the hostname signal comes from ``service_identity`` (RFC 6125) on the
-leaf certificate, whichever check failed.
+whether the chain is good; the expiry and the hostname signal (RFC 6125) come from the leaf
+certificate libcurl hands over, read by ``collectors.http.certs``, whichever check failed.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import concurrent.futures
 import contextlib
 import functools
 import html
-import ipaddress
 import re
 import ssl
 import threading
@@ -37,17 +36,15 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import pycurl
 
 from agent.domain.netaddr import allowed_networks, check_allowed
 from collectors.api import Collector, Family, ProbeResult, Sample
+from collectors.http import certs
 from collectors.http.models import BasicAuth, ClientCertificate, HttpParams, HttpSettings
-
-if TYPE_CHECKING:  # cryptography and service_identity (~8.7 MiB) load with the first HTTPS certificate read
-    from cryptography import x509
 
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 
@@ -118,7 +115,7 @@ class _Hop:
     content_type: str = ""
     handshake_done: bool = False
     client_cert: bool = False  # the agent presented its client certificate on this hop
-    certs: list[x509.Certificate] = field(default_factory=list)
+    leaf: certs.Leaf | None = None  # the peer's certificate, read from libcurl's certificate info
 
 
 @dataclass
@@ -266,7 +263,7 @@ class _Probe:
         hop.content_type = curl.getinfo(pycurl.CONTENT_TYPE) or ""
         hop.times, hop.first_byte, hop.total = _phases(curl, parts.scheme == "https", hop.status > 0)
         if parts.scheme == "https":
-            hop.certs = _certificates(curl)
+            hop.leaf = _leaf(curl)
             hop.handshake_done = float(curl.getinfo(pycurl.APPCONNECT_TIME)) > 0
         return hop
 
@@ -299,11 +296,10 @@ class _Probe:
     def _tls_signals(self, curl: pycurl.Curl, url: str, hop: _Hop, deadline: float) -> _Tls:
         parts = urlsplit(url)
         tls = _Tls()
-        if parts.scheme != "https" or not hop.certs:
+        if parts.scheme != "https" or hop.leaf is None:
             return tls
-        leaf = hop.certs[0]
-        tls.expiry = leaf.not_valid_after_utc.timestamp()
-        tls.hostname_valid = _names_host(leaf, parts.hostname or "")
+        tls.expiry = hop.leaf.not_after
+        tls.hostname_valid = certs.names_host(hop.leaf, parts.hostname or "")
         verified = self.params.tls_verify
         if verified and (not hop.error or hop.handshake_done):
             tls.chain_valid = True  # libcurl verified chain and host name before sending the request
@@ -420,13 +416,13 @@ def _present_certificate(curl: pycurl.Curl, client: ClientCertificate) -> None:
 
 def _client_cert_expiry(client: ClientCertificate) -> list[Sample]:
     """The agent's own certificate's end of validity, so it can be renewed before every portal refuses it."""
-    from cryptography import x509
-
     try:
-        cert = x509.load_pem_x509_certificate(client.cert_file.read_bytes())
-    except (OSError, ValueError):
+        leaf = certs.read_pem(client.cert_file.read_bytes())
+    except OSError:
+        leaf = None
+    if leaf is None:
         return []  # the probe itself says tls_client_cert_error
-    return [Sample("http_tls_client_cert_expiry_timestamp_seconds", cert.not_valid_after_utc.timestamp())]
+    return [Sample("http_tls_client_cert_expiry_timestamp_seconds", leaf.not_after)]
 
 
 def _port_of(parts: Any) -> int:
@@ -488,44 +484,18 @@ def _phases(curl: pycurl.Curl, tls: bool, answered: bool) -> tuple[dict[str, flo
     return out, first_byte, total
 
 
-def _certificates(curl: pycurl.Curl) -> list[x509.Certificate]:
-    """The peer's chain, leaf first, from libcurl's certificate info (PEM under the key ``Cert``)."""
-    out = []
+def _leaf(curl: pycurl.Curl) -> certs.Leaf | None:
+    """The peer's certificate: the first of libcurl's chain (PEM under the key ``Cert``) that decodes."""
     try:
         chain = curl.getinfo(pycurl.INFO_CERTINFO) or []
     except pycurl.error:
-        return []
-    if not chain:
-        return []
-    from cryptography import x509  # here, not at the top: only HTTPS probes read certificates
-
+        return None
     for fields in chain:
         pem = dict(fields).get("Cert")
-        if not pem:
-            continue
-        try:
-            out.append(x509.load_pem_x509_certificate(pem.encode("ascii")))
-        except ValueError:
-            continue
-    return out
-
-
-def _names_host(cert: x509.Certificate, host: str) -> bool:
-    from service_identity import CertificateError, VerificationError
-    from service_identity.cryptography import verify_certificate_hostname, verify_certificate_ip_address
-
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        ip = None
-    try:
-        if ip is not None:
-            verify_certificate_ip_address(cert, str(ip))
-        else:
-            verify_certificate_hostname(cert, host)
-    except (VerificationError, CertificateError):
-        return False
-    return True
+        leaf = certs.read_pem(pem) if pem else None
+        if leaf is not None:
+            return leaf
+    return None
 
 
 def _tls_samples(tls: _Tls) -> list[Sample]:

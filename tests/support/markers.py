@@ -64,6 +64,7 @@ TABLE: dict[str, Kinds] = {
     "test_faults_tls_client.py": Kinds(INTEG, _each(
         UNIT, "test_a_missing_certificate_file_is_a_configuration_error_naming_the_field")),
     "test_http_auth.py": Kinds(INTEG),
+    "test_http_certs.py": Kinds(UNIT),
     "test_http_collector.py": Kinds(INTEG),
     "test_http_config.py": Kinds(UNIT, _each(INTEG, "test_bac_giang_portals_validate_with_the_province_units")),
     "test_http_outcomes.py": Kinds(INTEG),
