@@ -162,14 +162,16 @@ IMPORT_STEPS = [
                                         "('icmp', 'tcp', 'sip', 'host')]"),
     ("snmp, power (pysnmp)", "[REGISTRY[k] for k in ('snmp', 'power')]"),
     ("mcu (pysnmp v3arch, httpx)", "REGISTRY['mcu']"),
-    ("http (pycurl, cryptography)", "REGISTRY['http']"),
-    ("http_json source (httpx, jsonpath)", "from agent.sources import source_class; source_class('http_json')"),
+    ("http (pycurl; pyasn1-modules for certificates)", "REGISTRY['http']"),
+    ("http_json source (jsonpath; httpx only in its fetch child)", "from agent.sources import source_class; "
+                                                                  "source_class('http_json')"),
     ("sql source (its settings; sqlglot and sqlalchemy only in children)", "source_class('sql')"),
     ("file_drop source + openpyxl (now only in its child)", "source_class('file_drop'); from "
                                                             "agent.sources.file_drop import _openpyxl_reader; "
                                                             "_openpyxl_reader()"),
     ("sql query check: sqlglot (check-config; in a child under run)", "import agent.sources.sqlcheck"),
     ("sql fetch: sqlalchemy (now only in its child)", "import agent.sources.sqldb"),
+    ("http_json fetch: httpx (now only in its child)", "import httpx"),
 ]
 
 

@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from support.province import Province
 
 from collectors import REGISTRY, discover_kinds
@@ -50,30 +51,48 @@ def test_an_icmp_only_agent_loads_neither_pysnmp_nor_pycurl(tmp_path: Path) -> N
     assert loaded == []
 
 
-def test_plain_http_probes_load_pycurl_but_not_cryptography(tmp_path: Path) -> None:
-    """cryptography and service_identity load with the first HTTPS certificate read, not with the http kind."""
+def test_https_probes_load_pycurl_but_neither_cryptography_nor_service_identity(tmp_path: Path) -> None:
+    """An HTTPS portal's certificate is read with pyasn1 (collectors/http/certs.py): its expiry and the
+    hostname signal come out, and cryptography with service_identity (8.9 MiB) never load in the agent."""
     import http.server
+    import ssl
     import threading
 
+    import trustme
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(context)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    expiry = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes()).not_valid_after_utc.timestamp()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        url = f"https://127.0.0.1:{server.server_address[1]}/"
         config = (icmp_only().collector("http", interval="30s", timeout="5s")
-                  .target("w1", "c1", "http", params={"url": url}).write(tmp_path / "http.yml"))
+                  .target("w1", "c1", "http", params={"url": url, "ca_bundle": str(bundle)})
+                  .write(tmp_path / "http.yml"))
         loaded = loaded_modules(f"""
-            import asyncio
+            import asyncio, sys
             from agent.config.loading import load_config
             from agent.app.runtime import Agent
             agent = Agent(load_config({str(config)!r}))
             asyncio.run(agent.collect_once())
-            body = agent.exposition.render(None)[0].decode()
-            assert any('http_status_code' in line and line.endswith(' 200.0') for line in body.splitlines())
+            lines = agent.exposition.render(None)[0].decode().splitlines()
+            def value(name):
+                return [float(line.rsplit(' ', 1)[1]) for line in lines if line.startswith(name + '{{')]
+            assert value('egov_http_status_code') == [200.0], lines
+            assert value('egov_http_tls_cert_expiry_timestamp_seconds') == [{expiry!r}]
+            assert value('egov_http_tls_hostname_valid') == [1.0] and value('egov_http_tls_chain_valid') == [1.0]
+            assert 'service_identity' not in sys.modules
             """)
     finally:
         server.shutdown()
         server.server_close()
-    assert loaded == ["pycurl"]
+    assert loaded == ["pyasn1", "pycurl"]
 
 
 def test_check_config_of_bac_giang_validates_every_kind_without_their_libraries() -> None:
@@ -132,3 +151,12 @@ def test_every_package_under_collectors_that_declares_a_kind_is_found() -> None:
     for kind, descriptor in kinds.items():
         assert descriptor.kind == kind
         assert REGISTRY[kind].kind == kind
+
+
+def test_the_web_server_and_its_pages_load_no_http_client() -> None:
+    """The status page names the report's areas (exporters.report.words): the report's query client keeps
+    httpx for a report, so the long-running agent, which never writes one, does not hold it."""
+    assert loaded_modules("""
+        import agent.app.daemon, exporters.status_page, exporters.unit_page
+        import exporters.report
+        """) == []

@@ -24,7 +24,6 @@ as ``timeout``, one that dies as ``fetch_process``, and the previous values are 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -184,6 +183,7 @@ class HttpJsonSource(Source):
 
 def fetch_in_child(spec: HttpJsonSpec, periods: dict[str, Period], deadline: float) -> child.FetchAnswer:
     """In the child: one fetch of every series and period, ended at ``deadline`` (``time.monotonic()``)."""
+    import asyncio  # here: check-config imports this module and needs no event loop
     source = HttpJsonSource(spec, SourceContext(Path.cwd(), "UTC"))
 
     async def bounded() -> FetchResult:
