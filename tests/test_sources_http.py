@@ -255,3 +255,28 @@ def test_an_api_that_never_answers_is_a_timeout_and_the_child_is_gone(tmp_path: 
     while any("agent.sources.child" in " ".join(c.cmdline()) for c in psutil.Process().children(recursive=True)):
         assert time.monotonic() < deadline, "the fetch process outlived its fetch"
         time.sleep(0.1)
+
+
+def test_sources_first_fetch_after_the_first_round_is_ready(tmp_path: Path, api: Api, monkeypatch,
+                                                           start_agent) -> None:
+    """A source fetching every second and an ICMP target whose first probe takes its 5 echoes 0.5 s apart:
+    the fetch's child (~0.4 s of CPU) waits until the first round is ready, so it never takes the cores
+    from the probes that decide up and down."""
+    from support.province import write_config
+    from support.sources import units
+
+    monkeypatch.setenv("EGOV_TEST_QLVB_TOKEN", TOKEN)
+    head = (units().collector("icmp", interval="30s", timeout="3s")
+            .target("r1", "c1", "icmp", params={"host": "127.0.0.1"}))
+    path = write_config(tmp_path / "province.yml", head.yaml() + "sources:\n" + SOURCE.format(
+        base=api.base, env="EGOV_TEST_QLVB_TOKEN", interval="1s", timeout="1s", stale="1h") + "kpis:\n" + KPIS)
+    agent = start_agent(path)  # returns at /-/ready (polled every 0.1 s): the child needs ~0.3 s to start
+    assert api.requests == []
+    deadline = time.monotonic() + 15
+    while not api.requests:
+        assert time.monotonic() < deadline, "no fetch within 15 s"
+        time.sleep(0.1)
+    agent.stop()
+    log = agent.log.read_text()
+    ready = log.index("first collection round started")
+    assert ready < log.index("source qlvb"), log
