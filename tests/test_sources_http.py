@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from support.exposition import parse_samples, sample
-from support.sources import Api, exposition, fetch, kpi, province
+from support.sources import Api, exposition, fetch, fetch_elsewhere, kpi, province
 
 from agent.config.loading import load_config
 from agent.domain.periods import ReportingSpec, current_periods
 
-REPO = Path(__file__).resolve().parent.parent
 TOKEN = "s3cret-token-for-the-test"
 BG = ReportingSpec(quarter_start_month=12, quarter_start_day=10)
 # Per unit: (documents sent electronically, all documents sent) in one month.
@@ -209,17 +205,8 @@ def test_the_fetch_runs_in_a_child_so_httpx_never_enters_the_agent(tmp_path: Pat
     """The agent's side of a good fetch: the records arrive (numerator 168 × 12 months for the year, by
     hand from MONTHLY), while httpx, anyio and httpcore were imported only by the child that made the GETs."""
     path = config(tmp_path, api, monkeypatch)
-    code = ("import asyncio, sys; from agent.config.loading import load_config; "
-            "from agent.engine.units import UnitIndex; from agent.sources.runner import SourceRunner; "
-            f"loaded = load_config({str(path)!r}); "
-            "runner = SourceRunner.from_config(loaded, set(UnitIndex(loaded.config).units)); "
-            "up = asyncio.run(runner.fetch('qlvb')); _, snap = runner.snapshot('qlvb'); "
-            "print(up, sum(r.numerator for r in snap.data['edoc']['year'][1]), "
-            "sorted({m.split('.')[0] for m in sys.modules} & {'httpx', 'httpcore', 'anyio'}))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", f"{float((90 + 45 + 10 + 15 + 8) * 12)}", "[]"]
+    up, total, held = fetch_elsewhere(path, "qlvb", "edoc", {"httpx", "httpcore", "anyio"})
+    assert (up, total, held) == (True, (90 + 45 + 10 + 15 + 8) * 12, [])
     assert len(api.requests) == 3  # one GET per period, made by the child
 
 

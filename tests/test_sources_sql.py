@@ -23,7 +23,7 @@ import pytest
 from support.exposition import sample
 from support.net import free_port
 from support.paths import REPO
-from support.sources import exposition, fetch, kpi, province
+from support.sources import exposition, fetch, fetch_elsewhere, kpi, province
 
 from agent.config.loading import load_config
 from agent.config.yamlsource import ConfigError
@@ -115,18 +115,8 @@ def test_sqlite_is_opened_read_only(tmp_path: Path, sqlite_db: Path) -> None:
 
 
 def test_the_fetch_runs_in_a_child_so_sqlalchemy_never_enters_the_agent(tmp_path: Path, sqlite_db: Path) -> None:
-    path = sqlite_config(tmp_path)
-    code = ("import asyncio, sys; from agent.config.loading import load_config; "
-            "from agent.engine.units import UnitIndex; from agent.sources.runner import SourceRunner; "
-            f"loaded = load_config({str(path)!r}); "
-            "runner = SourceRunner.from_config(loaded, set(UnitIndex(loaded.config).units)); "
-            "up = asyncio.run(runner.fetch('dvc')); _, snap = runner.snapshot('dvc'); "
-            "print(up, sum(r.numerator for r in snap.data['online']['year'][1]), "
-            "sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", f"{float(expected('year')[0])}", "[]"]
+    up, total, held = fetch_elsewhere(sqlite_config(tmp_path), "dvc", "online", {"sqlalchemy"})
+    assert (up, total, held) == (True, float(expected("year")[0]), [])
 
 
 def test_a_fetch_process_that_dies_is_counted_and_the_next_fetch_starts_another(tmp_path: Path,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +19,7 @@ from agent.config.loading import LoadedConfig, load_config
 from agent.engine.units import UnitIndex
 from agent.sources.runner import SourceRunner
 from support.exposition import parse_samples
+from support.paths import REPO
 from support.province import Province, write_config
 
 
@@ -66,6 +69,24 @@ def fetch(loaded: LoadedConfig, times: int = 1) -> SourceRunner:
             await runner.close()
     asyncio.run(main())
     return runner
+
+
+def fetch_elsewhere(path: Path, source: str, series: str, packages: set[str]) -> tuple[bool, float, list[str]]:
+    """One fetch of ``source`` in a fresh interpreter, as the agent makes it: whether it succeeded, the sum of
+    ``series``' numerators for the year, and which of ``packages`` that interpreter then held (a fetch
+    made in its child process leaves none)."""
+    code = ("import asyncio, sys; from agent.config.loading import load_config; "
+            "from agent.engine.units import UnitIndex; from agent.sources.runner import SourceRunner; "
+            f"loaded = load_config({str(path)!r}); "
+            "runner = SourceRunner.from_config(loaded, set(UnitIndex(loaded.config).units)); "
+            f"up = asyncio.run(runner.fetch({source!r})); _, snap = runner.snapshot({source!r}); "
+            f"print(json.dumps([up, sum(r.numerator for r in snap.data[{series!r}]['year'][1]), "
+            f"sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(packages)!r}))]))")
+    done = subprocess.run([sys.executable, "-c", "import json; " + code], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    up, total, held = json.loads(done.stdout.strip().splitlines()[-1])
+    return up, total, held
 
 
 def exposition(path: Path) -> dict:
