@@ -11,23 +11,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent.config.schema import QueryServer
 from agent.domain.secrets import redact
 from agent.sources.base import mask_url
 from collectors.lazyimport import HTTPX_CLI, masked
-
-if TYPE_CHECKING:
-    import httpx
-
-
-def _httpx() -> Any:
-    """httpx, at the first report: the status page imports this package, and the long-running agent
-    (which never writes a report) need not hold httpx (~12 MiB) for it, nor ever run httpx's own CLI."""
-    with masked(HTTPX_CLI):
-        import httpx
-    return httpx
 
 
 class QueryError(Exception):
@@ -56,19 +45,24 @@ class QueryClient:
         headers = {"Accept": "application/json", "User-Agent": "egov-agent-report"}
         auth = server.auth.for_httpx(headers) if server.auth is not None else None
         verify: Any = server.ca_file if server.ca_file else server.tls_verify
-        self._httpx = _httpx()
-        self._client: httpx.Client = self._httpx.Client(headers=headers, auth=auth, verify=verify,
-                                                        timeout=server.timeout, follow_redirects=False)
+        with masked(HTTPX_CLI):  # here, at the first report: the status page imports this package, and the
+            import httpx  # running agent, which never writes a report, need not hold httpx (~12 MiB)
+
+        self._client = httpx.Client(headers=headers, auth=auth, verify=verify, timeout=server.timeout,
+                                    follow_redirects=False)
 
     def _secrets(self) -> list:
         return self.server.auth.secrets() if self.server.auth is not None else []
 
     def query(self, expr: str, at: float) -> LoggedQuery:
         """An instant query at ``at``; the answer is also kept in the log."""
+        with masked(HTTPX_CLI):
+            import httpx
+
         where = mask_url(self.url)
         try:
             response = self._client.post(f"{self.url}/api/v1/query", data={"query": expr, "time": f"{at:.3f}"})
-        except self._httpx.HTTPError as exc:
+        except httpx.HTTPError as exc:
             text = redact(str(exc) or type(exc).__name__, self._secrets())
             raise QueryError(f"cannot reach the query API at {where}: {text}") from None
         if response.status_code in (401, 403):
