@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtensionOID, NameOID
 from service_identity import CertificateError, VerificationError
 from service_identity.cryptography import verify_certificate_hostname, verify_certificate_ip_address
 
@@ -29,7 +29,10 @@ def make(dns: list[str] = (), ips: list[str] = (), not_after: dt.datetime | None
                .not_valid_after(not_after or dt.datetime(2031, 6, 30, 12, 0, 1, tzinfo=UTC)))
     if san:
         names = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        # cryptography 51 refuses to build an empty subjectAltName, so that one is written as its DER (30 00)
+        san_ext = (x509.SubjectAlternativeName(names) if names
+                   else x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x30\x00"))
+        builder = builder.add_extension(san_ext, critical=False)
     return builder.sign(KEY, hashes.SHA256())
 
 
