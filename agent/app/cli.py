@@ -174,14 +174,18 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
         return EXIT_CONFIG
     from agent.app import daemon
 
-    listener = daemon.open_endpoint(listen, checked.web, checked.limits, checked.reloads)
-    if listener is None:
-        return EXIT_FAILURE
     # SIGTERM while the configuration loads stops as cleanly as later on (exit 0); the service installs its
-    # own handlers once it runs, and the caller's (the demo's) are given back before.
+    # own handlers once it runs, and the caller's (the demo's) are given back before. The handler is in place
+    # before the listener opens and inside the try: a SIGTERM sent as soon as /-/healthy answers lands in it.
     on_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main else None
+    previous = signal.getsignal(signal.SIGTERM) if on_main else None
+    listener: daemon.Listener | None = None
     try:
+        if on_main:
+            signal.signal(signal.SIGTERM, _raise_terminated)
+        listener = daemon.open_endpoint(listen, checked.web, checked.limits, checked.reloads)
+        if listener is None:
+            return EXIT_FAILURE
         from agent.sources.sqlspec import parse_queries_in_child
 
         parse_queries_in_child()  # a long-running process: sqlglot checks the sql queries in a child, for good
@@ -197,13 +201,15 @@ def run_agent(config_path: str, listen: str, web_config: str | None = None, shar
         agent = Agent(loaded, checked.shard, Path(state_file) if state_file else None, checked.save_every, workers)
     except _Terminated:
         log.info("SIGTERM received: stopping")
-        daemon.close_endpoint(listener.server)
+        if listener is not None:
+            daemon.close_endpoint(listener.server)
         log.info("stopped")
         if previous is _raise_terminated:
             raise  # the demo's: it stops its lab
         return EXIT_OK
     except BaseException:
-        daemon.close_endpoint(listener.server)
+        if listener is not None:
+            daemon.close_endpoint(listener.server)
         raise
     finally:
         if on_main:
