@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.engine.history import History
 from agent.engine.store import HISTORY_POINTS, Store, TargetState
 
 log = logging.getLogger(__name__)
@@ -262,5 +263,5 @@ def _state(probes: object, up: object, failures: object, since: tuple[object, ob
     # The debounced state carries over, so down_after holds across a restart: a target that was up and
     # fails its first probe after it stays up until the failures in a row reach down_after.
     return TargetState(probes_total=probes, up_total=up, failures=Counter(reasons), down_since=float(down_since),
-                       history=tuple(kept[-HISTORY_POINTS:]), up=bool(judged_up), failed_in_row=failed_in_row,
+                       history=History(kept[-HISTORY_POINTS:]), up=bool(judged_up), failed_in_row=failed_in_row,
                        up_since=float(up_since))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 
+from agent.engine.history import History
 from agent.engine.loopwatch import LoopStatus
 from collectors.api import Family, ProbeResult, Sample
 
@@ -49,7 +50,7 @@ class TargetState:
     failures: Mapping[str, int] = field(default_factory=lambda: _frozen({}))  # failed probes by reason
     down_since: float = 0.0  # when the current failure run began; 0 after a success
     # (unix time, probes_total, up_total), thinned so it spans the longest availability window.
-    history: tuple[tuple[float, int, int], ...] = ()
+    history: History = field(default_factory=History)
     up: bool = False  # the debounced state coverage, counts and egov_target_up read
     failed_in_row: int = 0  # failed probes since the last success
     up_since: float = 0.0  # when ``up`` last became true; 0 while down
@@ -58,8 +59,8 @@ class TargetState:
         # Built from a Counter (the state file, the store): keep a read-only copy, never the caller's.
         if type(self.failures) is not MappingProxyType:
             object.__setattr__(self, "failures", _frozen(self.failures))
-        if type(self.history) is not tuple:
-            object.__setattr__(self, "history", tuple(self.history))
+        if type(self.history) is not History:
+            object.__setattr__(self, "history", History(self.history))
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,8 @@ class _LiveTarget:
     up_total: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     down_since: float = 0.0
-    # A tuple replaced (never changed in place) when a point is added, so freezing it copies nothing.
-    history: tuple[tuple[float, int, int], ...] = ()
+    # Replaced (never changed in place) when a point is added, so freezing it copies nothing.
+    history: History = field(default_factory=History)
     up: bool = False
     failed_in_row: int = 0
     up_since: float = 0.0
@@ -213,8 +214,9 @@ class Store:
                 state.up_total += 1
             else:
                 state.failures[result.reason or "unknown"] += 1
-            if not state.history or now - state.history[-1][0] >= self._history_step:
-                state.history = (*state.history[-(HISTORY_POINTS - 1):], (now, state.probes_total, state.up_total))
+            last = state.history.last_time
+            if last is None or now - last >= self._history_step:
+                state.history = state.history.appended((now, state.probes_total, state.up_total), HISTORY_POINTS)
 
             stats = self._collector(collector)
             stats.probes_total += 1
@@ -306,13 +308,7 @@ class Store:
 
 def window_counts(state: TargetState, window: float, now: float) -> tuple[int, int]:
     """(up probes, all probes) in the last ``window`` seconds, or since the agent started."""
-    start = now - window
-    baseline: tuple[float, int, int] | None = None
-    for point in state.history:
-        if point[0] <= start:
-            baseline = point
-        else:
-            break
+    baseline = state.history.last_at_or_before(now - window)
     if baseline is None:  # the agent has run for less than the window: count from the beginning
         return (state.up_total, state.probes_total)
     return (state.up_total - baseline[2], state.probes_total - baseline[1])

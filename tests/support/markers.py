@@ -113,6 +113,7 @@ TABLE: dict[str, Kinds] = {
     "test_sharding.py": Kinds(INTEG, _each(UNIT, "test_parse", "test_every_unit_belongs_to_exactly_one_shard")),
     "test_sip_lab.py": Kinds(INTEG),
     "test_sip_sipp.py": Kinds(INTEG),
+    "test_history.py": Kinds(UNIT),
     "test_snapshots.py": Kinds(INTEG),
     "test_snmp_ber.py": Kinds(INTEG, _each(UNIT, "test_unusual_encodings_agree_or_are_refused",
                                            "test_an_agent_reads_a_getbulk_whose_repetitions_exceed_its_varbinds")),
