@@ -56,9 +56,14 @@ def free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def status(url: str) -> int | None:
+# What a scraping Prometheus sends (scrape_protocols' default, and gzip): the renderings the agent then keeps.
+PROMETHEUS_HEADERS = {"Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+                      "Accept-Encoding": "gzip"}
+
+
+def status(url: str, headers: dict[str, str] | None = None) -> int | None:
     try:
-        with urllib.request.urlopen(url, timeout=1) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=1) as response:
             response.read()
             return response.status
     except urllib.error.HTTPError as exc:
@@ -271,14 +276,51 @@ def start_lab(network: str, workdir: Path) -> tuple[subprocess.Popen, Path]:
     return lab, config
 
 
-def agent_starts(config: Path, host: str, repeat: int, warmup: float) -> float:
+def aged_state_file(config: Path, path: Path) -> int:
+    """A state file as the agent leaves it after a day or more: every target's history full (HISTORY_POINTS
+    points a step apart, ending now), so the RSS after warm-up includes what the history grows to."""
+    from agent.app.runtime import longest_window
+    from agent.config.loading import load_config
+    from agent.engine.state import StateFile
+    from agent.engine.store import HISTORY_POINTS, TargetState
+
+    loaded = load_config(config, resolve_secrets=False)
+    step = max(longest_window(loaded) / (HISTORY_POINTS - 2), 1.0)
+    now = time.time()
+    start = now - step * (HISTORY_POINTS - 1)
+    probes = int(step * (HISTORY_POINTS - 1) / 60)  # one a minute
+    states = {target.id: TargetState(probes_total=probes, up_total=probes, up=True, up_since=start,
+                                     history=[(start + step * i, i * probes // (HISTORY_POINTS - 1),
+                                               i * probes // (HISTORY_POINTS - 1)) for i in range(HISTORY_POINTS)])
+              for target in loaded.config.targets}
+    state = StateFile(path, loaded.config.province.code)
+    try:
+        state.save(states)
+    finally:
+        state.close()
+    return len(states)
+
+
+def agent_starts(config: Path, host: str, repeat: int, warmup: float, scrape: str, aged: bool) -> float:
+    headers = PROMETHEUS_HEADERS if scrape == "prometheus" else {}
+    with tempfile.TemporaryDirectory(prefix="egov-start-state-") as tmp:
+        state = Path(tmp) / "state.db"
+        if aged:
+            targets = aged_state_file(config, state)
+            print(f"  the last start restores a full history ({targets} targets) from {state}   [{load()}]")
+        return _agent_starts(config, host, repeat, warmup, headers, state if aged else None)
+
+
+def _agent_starts(config: Path, host: str, repeat: int, warmup: float, headers: dict[str, str],
+                  state: Path | None) -> float:
     healthy, ready = [], []
     for i in range(repeat):
         port = free_port(host)
         base = f"http://{host}:{port}"
+        aged = ["--storage.state-file", str(state)] if state is not None and i == repeat - 1 else []
         proc, (to_healthy, to_ready) = timed_start(
-            [*AGENT, "run", "--config", str(config), "--web.listen-address", f"{host}:{port}", "--log.level", "error"],
-            [f"{base}/-/healthy", f"{base}/-/ready"])
+            [*AGENT, "run", "--config", str(config), "--web.listen-address", f"{host}:{port}", "--log.level", "error",
+             *aged], [f"{base}/-/healthy", f"{base}/-/ready"])
         healthy.append(to_healthy)
         ready.append(to_ready)
         print(f"  start {i + 1}: /-/healthy {to_healthy:.2f} s, /-/ready {to_ready:.2f} s   [{load()}]")
@@ -294,7 +336,7 @@ def agent_starts(config: Path, host: str, repeat: int, warmup: float) -> float:
             while time.monotonic() < deadline:
                 if proc.poll() is not None:
                     raise SystemExit(f"the agent exited with {proc.returncode}")
-                status(f"{base}/metrics")  # as Prometheus would, every 15 s
+                status(f"{base}/metrics", headers)  # every 15 s, as Prometheus would (--scrape)
                 children.append(children_rss(proc.pid))
                 time.sleep(min(15.0, max(0.0, deadline - time.monotonic())))
             rss, uss = memory(proc.pid)
@@ -308,7 +350,8 @@ def agent_starts(config: Path, host: str, repeat: int, warmup: float) -> float:
             stop(proc)
     print(f"/-/healthy after exec     {median_of(healthy)}   (goal ≤ 1 s)")
     print(f"/-/ready after exec       {median_of(ready)}   (goal ≤ 5 s)")
-    print(f"RSS after {warmup:.0f} s warm-up  {rss:.1f} MiB (USS {uss:.1f}), {probes:.0f} probes done"
+    how = f"scraped {'as Prometheus does' if headers else 'as text, no gzip'}, history {'full' if state else 'empty'}"
+    print(f"RSS after {warmup:.0f} s warm-up  {rss:.1f} MiB (USS {uss:.1f}), {probes:.0f} probes done, {how}"
           f"   (goal ≤ 80 MiB)   [{load()}]")
     print(f"  its children (source fetches, workers) at each of {len(children)} scrapes: "
           f"at most {max(children):.1f} MiB RSS, {children[-1]:.1f} at the end")
@@ -354,6 +397,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="agent starts (and import/check-config runs)")
     parser.add_argument("--skip-demo", action="store_true", help="only imports and check-config")
     parser.add_argument("--lab-config", type=Path, help="the configuration a lab already running wrote (no new lab)")
+    parser.add_argument("--scrape", choices=("prometheus", "plain"), default="prometheus",
+                        help="the warm-up's scrapes: Prometheus's headers (OpenMetrics, gzip) or none (text format)")
+    parser.add_argument("--aged", action="store_true",
+                        help="the last start restores a state file whose histories are full (the agent after a day)")
     args = parser.parse_args()
     os.environ["EGOV_AGENT_PROBE_ALLOW"] = "127.0.0.0/8,::1/128"
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M %Z')}")
@@ -364,7 +411,7 @@ def main() -> None:
         return
     host = str(ipaddress.ip_network(args.network).network_address + 1)
     if args.lab_config:
-        rss = agent_starts(args.lab_config, host, args.repeat, args.warmup)
+        rss = agent_starts(args.lab_config, host, args.repeat, args.warmup, args.scrape, args.aged)
         source_child(args.lab_config)
         sql_child(args.lab_config)
         peers(args.lab_config, host, rss)
@@ -373,7 +420,7 @@ def main() -> None:
         lab, config = start_lab(args.network, Path(tmp))
         try:
             print(f"lab ready (pid {lab.pid}, its own process); agent on {host}   [{load()}]")
-            rss = agent_starts(config, host, args.repeat, args.warmup)
+            rss = agent_starts(config, host, args.repeat, args.warmup, args.scrape, args.aged)
             source_child(config)
             sql_child(config)
             peers(config, host, rss)

@@ -475,6 +475,22 @@ class _Registry(CollectorRegistry):
         self.collectors.remove(collector)
 
 
+@dataclass
+class _Rendering:
+    """One rendering of /metrics in one format: the text, its gzip, or both.
+
+    Prometheus always asks for gzip, so where no scraper asked for the text uncompressed in the last ten
+    minutes only the gzip is kept (at Bắc Giang 0.3 MB instead of 4 MB more); a scrape without gzip then
+    gets the text decompressed once, and from then on it is kept beside the gzip again."""
+
+    key: tuple[int, int]
+    body: bytes | None
+    gzipped: bytes | None  # never both None
+
+
+WANTED_FOR = 600.0  # seconds: a format (or its gzip, or its plain text) nobody asked for that long is not kept
+
+
 class Exposition:
     """Renders /metrics in the negotiated format from a cache a scrape never has to wait for.
 
@@ -502,12 +518,10 @@ class Exposition:
         self.targets = TargetText(target_families, _family)
         self.families = Families()  # the other families' headers, kept
         self._render_lock = threading.Lock()
-        self._cache: dict[str, tuple[tuple[int, int], bytes]] = {}
-        # The gzip of each cached rendering, beside the rendering it was made from: a scrape compresses
-        # nothing that an earlier scrape (or the refresh thread) compressed already.
-        self._gzipped: dict[str, tuple[bytes, bytes]] = {}
-        self._gzip_lock = threading.Lock()
-        self._wanted: dict[str, tuple[Callable, float]] = {}
+        self._cache: dict[str, _Rendering] = {}  # content type -> its latest rendering
+        self._gzip_lock = threading.Lock()  # concurrent scrapes of a new rendering compress it once
+        # (content type, "" | "gzip" | "plain") -> (encoder, when a scraper last asked for it)
+        self._wanted: dict[tuple[str, str], tuple[Callable, float]] = {}
         self._stop = threading.Event()
         self._refreshing = threading.Lock()  # the refresh thread and a ready-time refresh take turns
         self._thread: threading.Thread | None = None
@@ -518,14 +532,15 @@ class Exposition:
     def _key(self) -> tuple[int, int]:
         return (self.collector.version(), int(time.monotonic() // CACHE_SECONDS))
 
-    def _render(self, content_type: str, encoder: Callable, compress: bool = False) -> bytes:
+    def _render(self, content_type: str, encoder: Callable, compress: bool = False) -> _Rendering:
         """The rendering for the store as it is; with ``compress`` its gzip is made before the rendering is
-        served, so no scrape of a fresh rendering compresses it itself (30-60 ms for 20,000 series)."""
+        served, so no scrape of a fresh rendering compresses it itself (30-60 ms for 20,000 series), and the
+        text itself is kept only if a scraper asked for it uncompressed lately."""
         with self._render_lock:  # one rendering at a time; concurrent scrapes share it
             key = self._key()
             cached = self._cache.get(content_type)
-            if cached is not None and cached[0] == key:
-                return cached[1]
+            if cached is not None and cached.key == key:
+                return cached
             # CPU time, not wall time: a starved process renders slowly by the clock, and 10 x that wall
             # time froze /metrics for minutes while the agent was overloaded (tests/test_overload.py).
             started = time.thread_time()
@@ -534,13 +549,64 @@ class Exposition:
             self.last_render_seconds = time.thread_time() - started
             self.pace_seconds = 0.0 if self._full else self.last_render_seconds
             compressed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0) if compress else None  # (zlib lets
-            with self._gzip_lock:  # go of the GIL) An older rendering's gzip would keep that rendering alive too.
-                if compressed is not None:
-                    self._gzipped[content_type] = (body, compressed)
-                else:
-                    self._gzipped.pop(content_type, None)
-            self._cache[content_type] = (key, body)
-            return body
+            plain = compressed is None or (content_type, "plain") in self._wanted  # go of the GIL)
+            rendering = _Rendering(key, body if plain else None, compressed)
+            self._cache[content_type] = rendering
+            return rendering
+
+    def _latest(self, accept: str | None, variant: str) -> tuple[_Rendering, str]:
+        """The rendering a scrape of ``accept`` is served (``variant``: "gzip" or "plain", what it asked for)."""
+        encoder, content_type = choose_encoder(accept or "")
+        now = time.monotonic()
+        self._wanted[(content_type, "")] = (encoder, now)
+        self._wanted[(content_type, variant)] = (encoder, now)
+        cached = self._cache.get(content_type)
+        if self._thread is not None and cached is not None:
+            return cached, content_type
+        return self._render(content_type, encoder), content_type
+
+    def render(self, accept: str | None) -> tuple[bytes, str]:
+        rendering, content_type = self._latest(accept, "plain")
+        return self._plain(rendering), content_type
+
+    def render_encoded(self, accept: str | None, accept_encoding: str | None) -> tuple[bytes, str, str | None]:
+        """``render``, gzipped when the scraper accepts it: (body, content type, content encoding or None)."""
+        if not accepts_gzip(accept_encoding):
+            return (*self.render(accept), None)
+        rendering, content_type = self._latest(accept, "gzip")
+        return self._gzip(rendering), content_type, "gzip"
+
+    def cached(self, accept: str | None, accept_encoding: str | None) -> tuple[bytes, str, str | None] | None:
+        """``render_encoded``'s answer if it is ready-made (rendered, and gzipped when asked), else None:
+        what the HTTP loop can send at once, without waiting for a worker thread or the GIL twice more."""
+        if self._thread is None:
+            return None
+        encoder, content_type = choose_encoder(accept or "")
+        cached = self._cache.get(content_type)
+        if cached is None:
+            return None
+        gzipped = accepts_gzip(accept_encoding)
+        now = time.monotonic()
+        self._wanted[(content_type, "")] = (encoder, now)
+        self._wanted[(content_type, "gzip" if gzipped else "plain")] = (encoder, now)
+        if gzipped:
+            return None if cached.gzipped is None else (cached.gzipped, content_type, "gzip")
+        return None if cached.body is None else (cached.body, content_type, None)
+
+    def _gzip(self, rendering: _Rendering) -> bytes:
+        with self._gzip_lock:
+            if rendering.gzipped is None:
+                assert rendering.body is not None  # a rendering keeps its text unless it has its gzip
+                rendering.gzipped = gzip.compress(rendering.body, compresslevel=GZIP_LEVEL, mtime=0)
+            return rendering.gzipped
+
+    @staticmethod
+    def _plain(rendering: _Rendering) -> bytes:
+        body = rendering.body
+        if body is None:  # only its gzip was kept: the first plain scrape since pays for one decompression
+            assert rendering.gzipped is not None
+            body = rendering.body = gzip.decompress(rendering.gzipped)
+        return body
 
     def compose(self, snap: Snapshot[AgentView], status: ConfigStatus, content_type: str, encoder: Callable,
                 process: bool = True) -> bytes:
@@ -560,52 +626,6 @@ class Exposition:
                          *self.targets.render(content_type, encoder),
                          self.families.render([*self.collector.tail(snap, status), *extra], content_type, encoder),
                          end])
-
-    def render(self, accept: str | None) -> tuple[bytes, str]:
-        encoder, content_type = choose_encoder(accept or "")
-        self._wanted[content_type] = (encoder, time.monotonic())
-        cached = self._cache.get(content_type)
-        if self._thread is not None and cached is not None:
-            return cached[1], content_type
-        return self._render(content_type, encoder), content_type
-
-    def render_encoded(self, accept: str | None, accept_encoding: str | None) -> tuple[bytes, str, str | None]:
-        """``render``, gzipped when the scraper accepts it: (body, content type, content encoding or None)."""
-        body, content_type = self.render(accept)
-        if not accepts_gzip(accept_encoding):
-            return body, content_type, None
-        self._wanted[content_type + ";gzip"] = (self._wanted[content_type][0], time.monotonic())
-        return self._gzip(content_type, body), content_type, "gzip"
-
-    def cached(self, accept: str | None, accept_encoding: str | None) -> tuple[bytes, str, str | None] | None:
-        """``render_encoded``'s answer if it is ready-made (rendered, and gzipped when asked), else None:
-        what the HTTP loop can send at once, without waiting for a worker thread or the GIL twice more."""
-        if self._thread is None:
-            return None
-        encoder, content_type = choose_encoder(accept or "")
-        cached = self._cache.get(content_type)
-        if cached is None:
-            return None
-        now = time.monotonic()
-        self._wanted[content_type] = (encoder, now)
-        if not accepts_gzip(accept_encoding):
-            return cached[1], content_type, None
-        self._wanted[content_type + ";gzip"] = (encoder, now)
-        compressed = self._gzipped.get(content_type)
-        if compressed is None or compressed[0] is not cached[1]:
-            return None
-        return compressed[1], content_type, "gzip"
-
-    def _gzip(self, content_type: str, body: bytes) -> bytes:
-        with self._gzip_lock:  # concurrent scrapes of a new rendering compress it once
-            cached = self._gzipped.get(content_type)
-            if cached is not None and cached[0] is body:
-                return cached[1]
-            compressed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
-            current = self._cache.get(content_type)
-            if cached is None or (current is not None and current[1] is body):  # not an older one's over a newer
-                self._gzipped[content_type] = (body, compressed)
-            return compressed
 
     def invalidate(self) -> None:
         """Drop cached renderings (after a reload): the next scrape shows the new configuration."""
@@ -633,11 +653,11 @@ class Exposition:
         the first scrape after /-/ready shows the whole first round, not a rendering from before it)."""
         with self._refreshing:
             now = time.monotonic()
-            for wanted, (encoder, asked) in list(self._wanted.items()):
-                content_type, gzipped, _ = wanted.partition(";gzip")
-                if now - asked > 600:  # nobody scraped this format for ten minutes: stop rendering it
-                    self._wanted.pop(wanted, None)
-                    (self._gzipped if gzipped else self._cache).pop(content_type, None)
+            for (content_type, variant), (encoder, asked) in list(self._wanted.items()):
+                if now - asked > WANTED_FOR:  # nobody asked for this for ten minutes: stop rendering (or keeping) it
+                    self._wanted.pop((content_type, variant), None)
+                    if not variant:
+                        self._cache.pop(content_type, None)
                     continue
-                if not gzipped:
-                    self._render(content_type, encoder, compress=content_type + ";gzip" in self._wanted)
+                if not variant:
+                    self._render(content_type, encoder, compress=(content_type, "gzip") in self._wanted)

@@ -9,6 +9,7 @@ the others reused), then linted by promtool.
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import subprocess
 from dataclasses import replace
@@ -151,3 +152,38 @@ def test_a_full_render_does_not_pace_the_next_one_but_an_incremental_one_does() 
     exposition._render(content_type, encoder)
     assert exposition.targets.first_time == 0 and exposition.targets.reformatted > 0
     assert exposition.pace_seconds == exposition.last_render_seconds > 0
+
+
+def test_where_every_scraper_asks_for_gzip_only_the_gzip_is_kept() -> None:
+    """Prometheus always asks for gzip: the refresh thread then keeps the 0.3 MB gzip, not the 4 MB text
+    beside it. A scraper without gzip is still served at once after one decompression, and from then on the
+    text is kept again."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("EGOV_AGENT_PROBE_ALLOW")
+        fresh = Agent(load_config(REPO / "config" / "provinces" / "bac-giang.yml", resolve_secrets=False))
+    exposition = fresh.exposition
+    exposition.min_interval = 3600.0  # the refresh thread runs, but only the refresh() calls here render
+    exposition.start()
+    om = "application/openmetrics-text; version=1.0.0"
+    targets = list(fresh.snapshots.view.targets)
+    try:
+        body, content_type, encoding = exposition.render_encoded(om, "gzip")
+        assert encoding == "gzip" and content_type.startswith("application/openmetrics-text")
+        assert gzip.decompress(body).endswith(b"# EOF\n")
+        probe(fresh, targets[0], 1, 1)
+        exposition.refresh()
+        kept = exposition._cache[content_type]
+        assert kept.body is None and kept.gzipped is not None  # the text went with the rendering it came from
+        assert exposition.cached(om, "gzip") == (kept.gzipped, content_type, "gzip")
+        assert exposition.cached(om, None) is None  # not ready-made: a worker decompresses it
+        text, _, encoding = exposition.render_encoded(om, None)
+        assert encoding is None and text == gzip.decompress(kept.gzipped) and text.endswith(b"# EOF\n")
+        assert b'target="' + targets[0].encode() in text
+        probe(fresh, targets[1], 2, 1)
+        exposition.refresh()
+        both = exposition._cache[content_type]
+        assert both is not kept and both.body is not None and both.gzipped == gzip.compress(
+            both.body, compresslevel=6, mtime=0)
+        assert exposition.cached(om, None) == (both.body, content_type, None)
+    finally:
+        exposition.stop()
