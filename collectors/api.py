@@ -90,14 +90,14 @@ class Family:
     labels: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per sample, target or member: no __dict__ each
 class Sample:
     family: str
     value: float
     labels: tuple[str, ...] = ()  # values, in the order of Family.labels
 
 
-@dataclass
+@dataclass(slots=True)  # one per sample, target or member: no __dict__ each
 class ProbeResult:
     """What one probe of one target found.
 

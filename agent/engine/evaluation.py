@@ -64,7 +64,7 @@ class GroupValue:
     denominator: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per sample, target or member: no __dict__ each
 class MemberValue:
     """One unit of a coverage KPI's inventory: covered by its own data, or not."""
 

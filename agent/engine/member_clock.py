@@ -20,7 +20,7 @@ from dataclasses import dataclass
 MAX_GAP = 120.0  # seconds; observations come every few seconds
 
 
-@dataclass
+@dataclass(slots=True)  # one per sample, target or member: no __dict__ each
 class MemberTime:
     last_seen: float
     last_up: bool
