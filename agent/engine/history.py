@@ -2,8 +2,8 @@
 
 The store keeps up to 512 points per target (``(unix time, probes_total, up_total)``), one every
 1/510 of the longest availability window. As tuples of a float and two ints that is ~150 bytes a
-point: at Bắc Giang's 1,170 targets ~86 MiB once the history is full, a day after start. Two arrays
-hold the same points in 24 bytes each (~14 MiB full).
+point: at Bắc Giang's 1,170 targets ~89 MiB once the history is full, a day after start. Two arrays
+hold the same points in 24 bytes each (~15 MiB full).
 
 A History never changes once built (``appended`` gives a new one), so a snapshot shares it with the
 live record and a render thread can walk it while probes go on: the property the tuple it replaces had.

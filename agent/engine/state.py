@@ -141,31 +141,28 @@ class StateFile:
         return len(states)
 
     def _read(self, db: sqlite3.Connection, target_ids: set[str], now: float) -> dict[str, TargetState]:
+        states: dict[str, TargetState] = {}
+        skipped: list[str] = []
         try:
             rows = db.execute("SELECT id, probes, up, failures, down_since, judged_up, failed_in_row, up_since "
                               "FROM targets").fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise StateFileError(f"state file {self.path}: not a readable state file ({exc})") from exc
-        states: dict[str, TargetState] = {}
-        skipped: list[str] = []
-        for target, probes, up, failures, down_since, judged_up, failed_in_row, up_since in rows:
-            if target not in target_ids:
-                continue  # no longer configured: dropped at the next save
-            # One target's points at a time (the primary key's order): all of them as tuples at once were
-            # ~90 MB for 1,170 full histories, and the allocator kept most of it after they were freed.
-            try:
+            for target, probes, up, failures, down_since, judged_up, failed_in_row, up_since in rows:
+                if target not in target_ids:
+                    continue  # no longer configured: dropped at the next save
+                # One target's points at a time (the primary key's order): all 600k of 1,170 full histories as
+                # tuples at once left ~22 MiB with the allocator after they were freed (bench/start.py --aged).
                 points = db.execute("SELECT t, probes, up FROM history WHERE target = ? ORDER BY t",
                                     (target,)).fetchall()
-            except sqlite3.DatabaseError as exc:
-                raise StateFileError(f"state file {self.path}: not a readable state file ({exc})") from exc
-            state = _state(probes, up, failures, (down_since, up_since), judged_up, failed_in_row, points, now)
-            if state is None:
-                skipped.append(target)
-                continue
-            states[target] = state
-            history = state.history
-            self._saved[target] = _Saved(_row(state), history[0][0] if history else 0.0,
-                                         history[-1][0] if history else 0.0)
+                state = _state(probes, up, failures, (down_since, up_since), judged_up, failed_in_row, points, now)
+                if state is None:
+                    skipped.append(target)
+                    continue
+                states[target] = state
+                history = state.history
+                self._saved[target] = _Saved(_row(state), history[0][0] if history else 0.0,
+                                             history[-1][0] if history else 0.0)
+        except sqlite3.DatabaseError as exc:
+            raise StateFileError(f"state file {self.path}: not a readable state file ({exc})") from exc
         if skipped:
             log.warning("state file %s: ignored the inconsistent saved state of %d targets: %s%s", self.path,
                         len(skipped), ", ".join(skipped[:5]), " …" if len(skipped) > 5 else "",
