@@ -70,6 +70,23 @@ def test_a_child_that_hangs_is_killed_at_its_deadline() -> None:
     assert children() == []
 
 
+def test_a_started_call_runs_beside_the_caller_and_a_cancelled_one_is_killed() -> None:
+    """``start`` returns at once with the child at work (the caller validates meanwhile); ``cancel`` kills a
+    child whose answer is no longer wanted, and waits for it, so none is left behind."""
+    started = time.monotonic()
+    running = child.start("time", "sleep", (60,), 30)
+    answering = child.start("os.path", "join", ("a", "b"), 30)
+    assert time.monotonic() - started < 5  # neither call waited for its child
+    assert answering.result() == "a/b"
+    assert len(children()) == 1  # the sleeper, still at work
+    running.cancel()
+    assert children() == []
+    assert time.monotonic() - started < 20
+    with pytest.raises(ChildFailed) as failed:
+        running.result()
+    assert failed.value.what == "crashed" and "killed by signal 9" in failed.value.message
+
+
 def test_a_child_that_exits_without_an_answer_is_refused() -> None:
     with pytest.raises(ChildFailed, match="answered 0 bytes that are not an answer") as failed:
         child.call("os", "_exit", (0,), 30)

@@ -287,6 +287,46 @@ def test_run_parses_the_queries_in_a_child_with_the_same_verdicts(tmp_path: Path
         assert message in verdict
 
 
+def test_run_checks_every_sql_source_in_one_child_started_before_the_validation(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    """At a start or reload, one child parses the queries of every sql source while the rest of the file is
+    validated (agent.sources.sqlspec.prefetched_checks), not one child per source one after the other; the
+    verdicts are the same, and a child whose answer nobody took (a source refused before its queries are
+    checked) does not outlive the load."""
+    import psutil
+
+    from agent.sources import child, sqlspec
+
+    calls: list[str] = []
+    real_start, real_call = child.start, child.call
+    monkeypatch.setattr(child, "start", lambda module, function, *rest: calls.append(f"start {function}")
+                        or real_start(module, function, *rest))
+    monkeypatch.setattr(child, "call", lambda module, function, *rest: calls.append(f"call {function}")
+                        or real_call(module, function, *rest))
+    monkeypatch.setattr(sqlspec, "_PARSE_IN_CHILD", True)
+    url = "postgresql+psycopg://egov_ro@127.0.0.1:5432/dvc"
+    refused, message = REFUSED_QUERIES[0]
+    second = SOURCE.replace("id: dvc", "id: dvc2").format(url=url, password="", query=refused, timeout="5s")
+    path = province(tmp_path, SOURCE.format(url=url, password="", query=QUERY, timeout="5s") + second, KPIS)
+    with pytest.raises(ConfigError) as refusal:
+        load_config(path, resolve_secrets=False)
+    assert calls == ["start first_problems"]
+    assert f"series online: {message}" in str(refusal.value) and str(refusal.value).count("series online") == 1
+    calls.clear()
+    load_config(province(tmp_path, SOURCE.format(url=url, password="", query=QUERY, timeout="5s"), KPIS),
+                resolve_secrets=False)
+    assert calls == ["start first_problems"]
+    calls.clear()
+    # mssql cannot be made read-only by the session: refused before its queries are checked
+    path = province(tmp_path, SOURCE.format(url="mssql+pyodbc://ro@127.0.0.1/dvc", password="", query=QUERY,
+                                            timeout="5s"), KPIS)
+    with pytest.raises(ConfigError, match="cannot make a mssql session read-only"):
+        load_config(path, resolve_secrets=False)
+    assert calls == ["start first_problems"]
+    assert [c for c in psutil.Process().children(recursive=True) if "agent.sources.child" in " ".join(c.cmdline())] \
+        == []
+
+
 # --- what a query returns: NULL is no value, shapes are stated, series fail alone ----------------------
 
 VALUE_KPIS = (kpi("online_all", "{kind: ratio, source: dvc, series: online}")

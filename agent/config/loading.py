@@ -104,6 +104,16 @@ def load_config(path: str | Path, resolve_secrets: bool = True, load_kinds: bool
 
 def _load_config(path: str | Path, load_kinds: bool) -> LoadedConfig:
     doc = load_document(path)
+    raw_sql = [raw for _, raw in mappings(doc.data.get("sources")) if raw.get("kind") == "sql"]
+    if not raw_sql:
+        return _validate(path, doc, load_kinds)
+    from agent.sources.sqlspec import prefetched_checks
+
+    with prefetched_checks(raw_sql):  # sqlglot parses the queries in a child meanwhile, on the other core
+        return _validate(path, doc, load_kinds)
+
+
+def _validate(path: str | Path, doc: Document, load_kinds: bool) -> LoadedConfig:
     if load_kinds and isinstance(doc.data.get("collectors"), dict):
         REGISTRY.load(doc.data["collectors"])
     problems: list[Problem] = []

@@ -17,6 +17,7 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -42,29 +43,71 @@ class ChildFailed(Exception):
         self.type_name = type_name
 
 
+class Started:
+    """A call under way in its child: :meth:`result` waits for the answer, :meth:`cancel` kills the child.
+
+    The request is written and the answer read by a thread that only waits on pipes, so the caller goes on
+    with its own work meanwhile (check-config validates the rest while a child parses the SQL queries)."""
+
+    def __init__(self, module: str, function: str, args: tuple[Any, ...], timeout: float) -> None:
+        request = pickle.dumps((module, function, args), protocol=pickle.HIGHEST_PROTOCOL)
+        self._started = time.monotonic()
+        self._timeout = max(0.1, timeout)
+        self._proc = subprocess.Popen([sys.executable, "-m", "agent.sources.child"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._output: bytes | None = None
+        self._timed_out = False
+        self._thread = threading.Thread(target=self._talk, args=(request,), name="child-call", daemon=True)
+        self._thread.start()
+
+    def _talk(self, request: bytes) -> None:
+        try:
+            self._output, _ = self._proc.communicate(request, timeout=self._timeout)
+        except subprocess.TimeoutExpired:
+            self._timed_out = True
+            self._proc.kill()
+            self._proc.communicate()
+        except (OSError, ValueError):  # cancelled: the child was killed and its pipes closed under us
+            self._proc.kill()
+            self._proc.wait()
+
+    def result(self) -> Any:
+        """The call's answer (blocking), or :class:`ChildFailed`."""
+        self._thread.join()
+        if self._timed_out:
+            raise ChildFailed("timeout", f"the fetch process gave no answer within {self._timeout:.1f}s and was "
+                                         "killed")
+        done = self._proc.returncode
+        if done != 0:
+            how = f"was killed by signal {-done}" if done < 0 else f"exited with status {done}"
+            raise ChildFailed("crashed", f"the fetch process {how} after {time.monotonic() - self._started:.1f}s")
+        output = self._output or b""
+        try:
+            status, value = pickle.loads(output)
+        except Exception:  # truncated, empty or not ours
+            raise ChildFailed("bad_answer", f"the fetch process answered {len(output)} bytes that are not "
+                                            "an answer") from None
+        if status == "ok":
+            return value
+        if status == "error" and isinstance(value, tuple) and len(value) == 2:
+            raise ChildFailed("raised", str(value[1]), str(value[0]))
+        raise ChildFailed("bad_answer", "the fetch process answered something that is not an answer")
+
+    def cancel(self) -> None:
+        """Kill the child if it still runs (its answer is not wanted) and wait for it."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._thread.join()
+
+
+def start(module: str, function: str, args: tuple[Any, ...], timeout: float) -> Started:
+    """``module.function(*args)`` started in a fresh interpreter, killed after ``timeout`` seconds."""
+    return Started(module, function, args, timeout)
+
+
 def call(module: str, function: str, args: tuple[Any, ...], timeout: float) -> Any:
     """``module.function(*args)`` in a fresh interpreter, killed after ``timeout`` seconds (blocking)."""
-    request = pickle.dumps((module, function, args), protocol=pickle.HIGHEST_PROTOCOL)
-    started = time.monotonic()
-    try:
-        done = subprocess.run([sys.executable, "-m", "agent.sources.child"], input=request, capture_output=True,
-                              timeout=max(0.1, timeout), check=False)
-    except subprocess.TimeoutExpired:  # subprocess.run has killed and reaped it
-        raise ChildFailed("timeout", f"the fetch process gave no answer within {timeout:.1f}s and was killed") from None
-    if done.returncode != 0:
-        how = (f"was killed by signal {-done.returncode}" if done.returncode < 0
-               else f"exited with status {done.returncode}")
-        raise ChildFailed("crashed", f"the fetch process {how} after {time.monotonic() - started:.1f}s")
-    try:
-        status, value = pickle.loads(done.stdout)
-    except Exception:  # truncated, empty or not ours
-        raise ChildFailed("bad_answer", f"the fetch process answered {len(done.stdout)} bytes that are not "
-                                        "an answer") from None
-    if status == "ok":
-        return value
-    if status == "error" and isinstance(value, tuple) and len(value) == 2:
-        raise ChildFailed("raised", str(value[1]), str(value[0]))
-    raise ChildFailed("bad_answer", "the fetch process answered something that is not an answer")
+    return start(module, function, args, timeout).result()
 
 
 def fetch(module: str, function: str, args: tuple[Any, ...], deadline: float) -> FetchResult:

@@ -31,6 +31,11 @@ def first_problem(queries: list[tuple[str, str]], backend: str) -> tuple[str, st
     return None
 
 
+def first_problems(jobs: list[tuple[tuple[tuple[str, str], ...], str]]) -> list[tuple[str, str] | None]:
+    """:func:`first_problem` of each (queries, backend): every sql source of a configuration in one child."""
+    return [first_problem(list(queries), backend) for queries, backend in jobs]
+
+
 def check_read_only_select(query: str, backend: str) -> None:
     """A single SELECT that writes nothing anywhere (a CTE included), parsed in the database's dialect."""
     dialect = DIALECTS.get(backend)
