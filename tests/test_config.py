@@ -352,3 +352,37 @@ extra_map: {1: one, false: no, 2.5: x}
         for at in list(where)[::every]:
             for probe in (at, (*at, "id"), (*at, 0), (*at, 10**6), (*at, "no_such_key")):
                 assert doc.locate(probe) == eager_locate(probe), probe
+
+
+def test_models_of_one_shape_share_one_fields_set() -> None:
+    """pydantic keeps on every instance the set of the fields its input named; agent.domain.models keeps one
+    set object per combination. Bắc Giang's ~3,500 models name a few dozen combinations; what pydantic
+    answers from the set (model_fields_set, exclude_unset, model_copy) is each instance's own still."""
+    import gc
+    import pickle
+
+    from pydantic import BaseModel
+
+    from agent.config.yamlsource import load_document
+
+    path = REPO / "config" / "provinces" / "bac-giang.yml"
+    loaded = load_config(path, resolve_secrets=False)
+    models = [o for o in gc.get_objects() if isinstance(o, BaseModel)]
+    assert len(models) > 3000
+    assert len({id(m.__pydantic_fields_set__) for m in models}) < 200
+    raw = load_document(path).data["targets"]
+    by_shape: dict[frozenset[str], int] = {}
+    for target, given in zip(loaded.config.targets, raw, strict=True):
+        assert target.model_fields_set == set(given)  # the keys its YAML entry names, no more, no fewer
+        assert by_shape.setdefault(frozenset(given), id(target.__pydantic_fields_set__)) == \
+            id(target.__pydantic_fields_set__)
+    # two plan targets that leave out the same optional field, and a copy of one that sets it
+    targets = [t for kpi in loaded.config.kpis for t in kpi.targets]
+    first = next(t for t in targets if "text" not in t.model_fields_set)
+    other = next(t for t in targets if t is not first and t.model_fields_set == first.model_fields_set)
+    assert first.__pydantic_fields_set__ is other.__pydantic_fields_set__
+    worded = first.model_copy(update={"text": "tất cả"})
+    assert "text" in worded.model_fields_set and "text" not in other.model_fields_set
+    assert "text" not in other.model_dump(exclude_unset=True)
+    again = pickle.loads(pickle.dumps(other))  # a worker's share of the configuration
+    assert again == other and again.__pydantic_fields_set__ is other.__pydantic_fields_set__
