@@ -47,7 +47,7 @@ class Started:
     """A call under way in its child: :meth:`result` waits for the answer, :meth:`cancel` kills the child.
 
     The request is written and the answer read by a thread that only waits on pipes, so the caller goes on
-    with its own work meanwhile (check-config validates the rest while a child parses the SQL queries)."""
+    with its own work meanwhile (a start validates the configuration while a child parses its SQL queries)."""
 
     def __init__(self, module: str, function: str, args: tuple[Any, ...], timeout: float) -> None:
         request = pickle.dumps((module, function, args), protocol=pickle.HIGHEST_PROTOCOL)

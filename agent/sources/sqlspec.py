@@ -92,10 +92,8 @@ def read_only_problem(queries: list[tuple[str, str]], backend: str) -> tuple[str
     if started is not None:
         try:
             return _answer(started.result())
-        except child.ChildFailed as exc:
-            if _PARSE_IN_CHILD:
-                raise ValueError(f"the queries could not be checked: {exc.message}") from None
-            # in this process, as without the prefetch
+        except child.ChildFailed as exc:  # as a child of its own would have failed
+            raise ValueError(f"the queries could not be checked: {exc.message}") from None
     if not _PARSE_IN_CHILD:
         from agent.sources.sqlcheck import first_problem
 
